@@ -1,0 +1,47 @@
+// swift-tools-version: 6.0
+//
+// One package, two builds:
+//  - host: `swift build` / `swift test` compile everything as normal Swift on x86_64;
+//  - firmware: Toolchain/build.sh turns on Embedded Swift for the whole build
+//    (toolset flags, never per target here) and links `wisp` for aarch64, armv7
+//    hard-float or x86_64 against only libc, libm, libmbedtls and libgpiod.
+import PackageDescription
+
+let package = Package(
+  name: "wisp",
+  products: [
+    .executable(name: "wisp", targets: ["wisp"]),
+  ],
+  targets: [
+    // C libraries, each behind its own small module.
+    .target(name: "CPosix", path: "Sources/CPosix"),
+    .systemLibrary(name: "CMbedTLS", path: "Sources/CMbedTLS"),
+    .systemLibrary(name: "CGpiod", path: "Sources/CGpiod", pkgConfig: "libgpiod"),
+
+    // Platform-free logic: wire protocol, pool, circuits, limits, boards, CLI.
+    .target(name: "WispCore", path: "Sources/WispCore"),
+    // Linux reached through CPosix: UDP sockets, epoll, clock, signals.
+    .target(name: "WispOS", dependencies: ["WispCore", "CPosix"], path: "Sources/WispOS"),
+    // The one module that talks to mbedTLS, and the one that talks to libgpiod.
+    .target(name: "WispTLS", dependencies: ["WispCore", "CMbedTLS"], path: "Sources/WispTLS"),
+    .target(name: "WispGPIO", dependencies: ["WispCore", "CGpiod"], path: "Sources/WispGPIO"),
+
+    .executableTarget(
+      name: "wisp",
+      dependencies: ["WispCore", "WispOS", "WispTLS", "WispGPIO"],
+      path: "Sources/wisp",
+      linkerSettings: [
+        .linkedLibrary("mbedtls"), .linkedLibrary("mbedx509"), .linkedLibrary("mbedcrypto"),
+        .linkedLibrary("gpiod"),
+      ]
+    ),
+    .testTarget(
+      name: "WispCoreTests",
+      dependencies: ["WispCore", "WispOS"],
+      path: "Tests/WispCoreTests"
+    ),
+  ],
+  // The binary uses no Swift concurrency (one event loop per thread); Swift 5 mode
+  // keeps the strict-concurrency checks from flagging plain process-wide state.
+  swiftLanguageModes: [.v5]
+)

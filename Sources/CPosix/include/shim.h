@@ -1,0 +1,87 @@
+// CPosix — the small C shim through which wisp reaches POSIX and Linux.
+//
+// Compiles for the x86_64 host (next to Glibc), and for the Embedded
+// aarch64/armv7 builds where Glibc cannot be imported. Everything that is a
+// macro in C (errno), gated behind _GNU_SOURCE (recvmmsg, sendmmsg) or awkward
+// from Swift (sockaddr juggling, argv capture) is wrapped here as a plain
+// function with fixed-width types.
+#ifndef WISP_SHIM_H
+#define WISP_SHIM_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <errno.h>
+#include <unistd.h>
+#include <fcntl.h>
+#include <string.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <time.h>
+#include <signal.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <netinet/in.h>
+
+/// argc/argv as glibc passed them to the constructor (Embedded Swift has no CommandLine).
+int wisp_argc(void);
+char *const *wisp_argv(void);
+
+/// errno, which is a macro in C.
+int wisp_errno(void);
+void wisp_set_errno(int value);
+
+/// open(2) with a fixed argument list (Swift cannot call variadic C).
+int wisp_open(const char *path, int flags, unsigned int mode);
+
+/// Names in a directory (without . and ..), NUL-separated into `out`; returns bytes used or -errno.
+long wisp_list_dir(const char *path, char *out, size_t cap);
+
+/// CLOCK_MONOTONIC in nanoseconds.
+uint64_t wisp_monotonic_ns(void);
+/// CLOCK_REALTIME in seconds since the epoch.
+int64_t wisp_realtime_s(void);
+
+/// One datagram slot of a batch: the layout of struct mmsghdr without _GNU_SOURCE.
+typedef struct wisp_mmsg {
+  struct msghdr hdr;
+  unsigned int len;
+} wisp_mmsg;
+
+/// recvmmsg(2)/sendmmsg(2) without a timeout; MSG_DONTWAIT is set by the caller's flags.
+int wisp_recvmmsg(int fd, wisp_mmsg *vec, unsigned int n, int flags);
+int wisp_sendmmsg(int fd, wisp_mmsg *vec, unsigned int n, int flags);
+
+/// A non-blocking UDP/IPv4 socket bound to ip:port (host byte order). Returns fd or -errno.
+/// `reuseport` sets SO_REUSEPORT; `bufbytes` > 0 sets SO_RCVBUF and SO_SNDBUF.
+int wisp_udp_open(uint32_t ip, uint16_t port, int reuseport, int bufbytes);
+/// The port a socket is bound to (host byte order), or -errno.
+int wisp_local_port(int fd);
+/// UDP GSO (UDP_SEGMENT) and GRO (UDP_GRO) socket options; 0 or -errno.
+int wisp_udp_enable_gro(int fd);
+/// Size of the GRO segment reported in a received message's control data, or 0.
+int wisp_gro_segment_size(const struct msghdr *msg);
+/// Writes a UDP_SEGMENT control message into `control` (room for CMSG_SPACE(2)); returns its length.
+size_t wisp_put_gso_cmsg(void *control, uint16_t segment);
+/// CMSG_SPACE(sizeof(uint16_t)) and CMSG_SPACE(sizeof(int)).
+size_t wisp_cmsg_space_u16(void);
+size_t wisp_cmsg_space_int(void);
+
+/// epoll: create (close-on-exec), add fd for EPOLLIN with a 64-bit tag, wait.
+int wisp_epoll_create(void);
+int wisp_epoll_add(int epfd, int fd, uint64_t tag);
+/// Waits; writes up to `max` tags into `tags`; returns count or -errno.
+int wisp_epoll_wait(int epfd, uint64_t *tags, int max, int timeout_ms);
+
+/// Blocks SIGINT, SIGTERM, SIGHUP, SIGUSR1 in this thread and returns a non-blocking signalfd.
+int wisp_signalfd(void);
+/// Reads one pending signal number from a signalfd, or 0 when none.
+int wisp_signalfd_read(int fd);
+/// Ignores SIGPIPE.
+void wisp_ignore_sigpipe(void);
+
+/// Peak resident set size (VmHWM) of this process in KiB, or -1.
+long wisp_peak_rss_kb(void);
+
+#endif

@@ -1,0 +1,185 @@
+// CPosix — implementation of the wrappers declared in shim.h.
+#define _GNU_SOURCE
+#include "shim.h"
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <netinet/udp.h>
+#include <arpa/inet.h>
+#include <dirent.h>
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+
+_Static_assert(sizeof(wisp_mmsg) == sizeof(struct mmsghdr), "wisp_mmsg must match struct mmsghdr");
+
+static int saved_argc;
+static char *const *saved_argv;
+
+__attribute__((constructor)) static void wisp_capture_args(int argc, char **argv, char **envp) {
+  (void)envp;
+  saved_argc = argc;
+  saved_argv = argv;
+}
+
+int wisp_argc(void) { return saved_argc; }
+char *const *wisp_argv(void) { return saved_argv; }
+int wisp_errno(void) { return errno; }
+void wisp_set_errno(int value) { errno = value; }
+
+int wisp_open(const char *path, int flags, unsigned int mode) { return open(path, flags, (mode_t)mode); }
+
+uint64_t wisp_monotonic_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int64_t wisp_realtime_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec;
+}
+
+int wisp_recvmmsg(int fd, wisp_mmsg *vec, unsigned int n, int flags) {
+  return recvmmsg(fd, (struct mmsghdr *)vec, n, flags, NULL);
+}
+
+int wisp_sendmmsg(int fd, wisp_mmsg *vec, unsigned int n, int flags) {
+  return sendmmsg(fd, (struct mmsghdr *)vec, n, flags);
+}
+
+int wisp_udp_open(uint32_t ip, uint16_t port, int reuseport, int bufbytes) {
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  int one = 1;
+  if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) goto fail;
+  if (bufbytes > 0) {
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufbytes, sizeof bufbytes);
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufbytes, sizeof bufbytes);
+  }
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  sa.sin_addr.s_addr = htonl(ip);
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) goto fail;
+  return fd;
+fail:;
+  int e = errno;
+  close(fd);
+  return -e;
+}
+
+int wisp_local_port(int fd) {
+  struct sockaddr_in sa;
+  socklen_t len = sizeof sa;
+  if (getsockname(fd, (struct sockaddr *)&sa, &len) < 0) return -errno;
+  return ntohs(sa.sin_port);
+}
+
+int wisp_udp_enable_gro(int fd) {
+  int one = 1;
+  if (setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one) < 0) return -errno;
+  return 0;
+}
+
+int wisp_gro_segment_size(const struct msghdr *msg) {
+  for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)msg); c; c = CMSG_NXTHDR((struct msghdr *)msg, c)) {
+    if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+      int v;
+      memcpy(&v, CMSG_DATA(c), sizeof v);
+      return v;
+    }
+  }
+  return 0;
+}
+
+size_t wisp_put_gso_cmsg(void *control, uint16_t segment) {
+  struct cmsghdr *c = (struct cmsghdr *)control;
+  c->cmsg_level = SOL_UDP;
+  c->cmsg_type = UDP_SEGMENT;
+  c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+  memcpy(CMSG_DATA(c), &segment, sizeof segment);
+  return CMSG_SPACE(sizeof(uint16_t));
+}
+
+size_t wisp_cmsg_space_u16(void) { return CMSG_SPACE(sizeof(uint16_t)); }
+size_t wisp_cmsg_space_int(void) { return CMSG_SPACE(sizeof(int)); }
+
+int wisp_epoll_create(void) {
+  int fd = epoll_create1(EPOLL_CLOEXEC);
+  return fd < 0 ? -errno : fd;
+}
+
+int wisp_epoll_add(int epfd, int fd, uint64_t tag) {
+  struct epoll_event ev;
+  memset(&ev, 0, sizeof ev);
+  ev.events = EPOLLIN;
+  ev.data.u64 = tag;
+  return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+int wisp_epoll_wait(int epfd, uint64_t *tags, int max, int timeout_ms) {
+  struct epoll_event evs[16];
+  if (max > 16) max = 16;
+  int n = epoll_wait(epfd, evs, max, timeout_ms);
+  if (n < 0) return -errno;
+  for (int i = 0; i < n; i++) tags[i] = evs[i].data.u64;
+  return n;
+}
+
+int wisp_signalfd(void) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  sigaddset(&set, SIGUSR1);
+  if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0) return -errno;
+  int fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+  return fd < 0 ? -errno : fd;
+}
+
+int wisp_signalfd_read(int fd) {
+  struct signalfd_siginfo si;
+  ssize_t n = read(fd, &si, sizeof si);
+  if (n != (ssize_t)sizeof si) return 0;
+  return (int)si.ssi_signo;
+}
+
+void wisp_ignore_sigpipe(void) { signal(SIGPIPE, SIG_IGN); }
+
+long wisp_peak_rss_kb(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  if (!f) return -1;
+  char line[256];
+  long kb = -1;
+  while (fgets(line, sizeof line, f)) {
+    if (strncmp(line, "VmHWM:", 6) == 0) { kb = strtol(line + 6, NULL, 10); break; }
+  }
+  fclose(f);
+  return kb;
+}
+
+long wisp_list_dir(const char *path, char *out, size_t cap) {
+  DIR *d = opendir(path);
+  if (!d) return -errno;
+  size_t used = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    size_t n = strlen(e->d_name) + 1;
+    if (used + n > cap) { closedir(d); return -ENOBUFS; }
+    memcpy(out + used, e->d_name, n);
+    used += n;
+  }
+  closedir(d);
+  return (long)used;
+}

@@ -1,0 +1,246 @@
+// The command-line grammar of `wisp`. Runs on host and device.
+//
+//   wisp [--version | -V | --help | -h]
+//   wisp COMMAND [OPTION...] [ARG...]
+//
+// Options are `--name VALUE`, `--name=VALUE` or a bare `--name` for switches.
+// Anything the grammar does not know is a `UsageError`: the entry point prints
+// it on one line, then the usage, and exits 2.
+
+/// The subcommands of `wisp`.
+public enum Subcommand: Equatable, Sendable {
+  case help, version, run, demo, selftest, boards, bench
+}
+
+/// One option a command accepts.
+public struct OptionSpec: Sendable {
+  public let name: StaticString
+  /// The value's placeholder in help (`ADDR:PORT`), or nil for a switch.
+  public let value: StaticString?
+  public let help: StaticString
+  public init(_ name: StaticString, _ value: StaticString?, _ help: StaticString) {
+    self.name = name
+    self.value = value
+    self.help = help
+  }
+}
+
+/// One subcommand's name, options and positional arguments.
+public struct CommandSpec: Sendable {
+  public let command: Subcommand
+  public let name: StaticString
+  public let summary: StaticString
+  public let options: [OptionSpec]
+  public let positionals: StaticString?
+  public let maxPositionals: Int
+}
+
+/// A command line the grammar rejected.
+public struct UsageError: Error, Equatable {
+  public let message: String
+  /// The command whose usage should be printed, if known.
+  public let command: Subcommand?
+  public init(_ message: String, command: Subcommand? = nil) {
+    self.message = message
+    self.command = command
+  }
+}
+
+/// A parsed command line.
+public struct Invocation {
+  public var command: Subcommand
+  /// Options in the order given, as (option name, value); switches have an empty value.
+  public var options: [(name: String, value: String)] = []
+  public var positionals: [String] = []
+
+  public init(command: Subcommand) { self.command = command }
+
+  /// The last value given for `name`.
+  public func value(_ name: StaticString) -> String? {
+    var found: String? = nil
+    for o in options where o.name.is(name) { found = o.value }
+    return found
+  }
+
+  /// Every value given for a repeatable option.
+  public func values(_ name: StaticString) -> [String] {
+    var all: [String] = []
+    for o in options where o.name.is(name) { all.append(o.value) }
+    return all
+  }
+
+  /// Whether a switch was given.
+  public func has(_ name: StaticString) -> Bool {
+    for o in options where o.name.is(name) { return true }
+    return false
+  }
+}
+
+public enum Arguments {
+  /// Every command with its options; `wisp help` prints this table.
+  public static let commands: [CommandSpec] = [
+    CommandSpec(command: .run, name: "run", summary: "run a node: relay circuits on one UDP port",
+                options: [
+                  OptionSpec("--listen", "ADDR:PORT", "UDP address to serve (default 127.0.0.1:7400)"),
+                  OptionSpec("--board", "NAME", "board whose defaults to use (default generic)"),
+                  OptionSpec("--pool", "N", "packet buffers allocated at start"),
+                  OptionSpec("--circuits", "N", "forwarding table capacity"),
+                  OptionSpec("--batch", "N", "datagrams per recvmmsg/sendmmsg (1-64, default 32)"),
+                  OptionSpec("--rate-mbit", "N", "node rate cap in Mbit/s (0 = none)"),
+                  OptionSpec("--circuit-rate-mbit", "N", "per-circuit rate cap in Mbit/s (0 = none)"),
+                  OptionSpec("--quota-gb", "N", "monthly quota in GB (0 = none)"),
+                  OptionSpec("--quota-reset-day", "D", "day of month the quota resets (1-28)"),
+                  OptionSpec("--exit", "ADDR:PORT", "allow exit traffic to this UDP destination (repeatable)"),
+                  OptionSpec("--gso", "on|off", "use UDP GSO/GRO where the kernel has it (default on)"),
+                  OptionSpec("--name", "NAME", "name shown in logs and status"),
+                  OptionSpec("--stats-interval", "SECONDS", "print a status line every N seconds (0 = never)"),
+                  OptionSpec("--duration", "SECONDS", "stop by itself after N seconds (0 = run until signalled)"),
+                ],
+                positionals: nil, maxPositionals: 0),
+    CommandSpec(command: .demo, name: "demo", summary: "a local demo mesh on loopback (what `make run` starts)",
+                options: [
+                  OptionSpec("--seconds", "N", "how long to send traffic (default 10)"),
+                  OptionSpec("--forever", nil, "keep running until Ctrl-C"),
+                  OptionSpec("--base-port", "PORT", "first UDP port of the demo nodes (default 7401)"),
+                ],
+                positionals: nil, maxPositionals: 0),
+    CommandSpec(command: .selftest, name: "selftest", summary: "check the core types inside this very binary",
+                options: [], positionals: nil, maxPositionals: 0),
+    CommandSpec(command: .boards, name: "boards", summary: "list the boards this build knows",
+                options: [], positionals: nil, maxPositionals: 0),
+    CommandSpec(command: .bench, name: "bench", summary: "traffic generator and sink used by `make bench`",
+                options: [
+                  OptionSpec("--role", "gen|sink", "generate frames into a circuit, or count them"),
+                  OptionSpec("--target", "ADDR:PORT", "node to build the circuit through (gen)"),
+                  OptionSpec("--sink", "ADDR:PORT", "where the circuit ends (gen) / where to listen (sink)"),
+                  OptionSpec("--size", "BYTES", "payload size"),
+                  OptionSpec("--count", "N", "frames to send (gen)"),
+                  OptionSpec("--seconds", "N", "stop after N seconds"),
+                ],
+                positionals: nil, maxPositionals: 0),
+    CommandSpec(command: .version, name: "version", summary: "print version, target triple and build flavour",
+                options: [], positionals: nil, maxPositionals: 0),
+    CommandSpec(command: .help, name: "help", summary: "show help for wisp or one command",
+                options: [], positionals: "[COMMAND]", maxPositionals: 1),
+  ]
+
+  public static func spec(_ command: Subcommand) -> CommandSpec {
+    for c in commands where c.command == command { return c }
+    fatalError("no spec for command")  // programmer error: every Subcommand has a spec
+  }
+
+  static func lookup(_ name: String) -> CommandSpec? {
+    for c in commands where name.is(c.name) { return c }
+    return nil
+  }
+
+  /// Parses argv without the program name.
+  public static func parse(_ args: [String]) throws(UsageError) -> Invocation {
+    guard let first = args.first else {
+      throw UsageError("no command given")
+    }
+    if first.is("--version") || first.is("-V") {
+      if args.count > 1 { throw UsageError("'--version' takes no arguments") }
+      return Invocation(command: .version)
+    }
+    if first.is("--help") || first.is("-h") {
+      var inv = Invocation(command: .help)
+      inv.positionals = Array(args.dropFirst())
+      if inv.positionals.count > 1 { throw UsageError("'--help' takes at most one command name") }
+      return inv
+    }
+    if first.hasBytePrefix("-") {
+      throw UsageError("unknown option '\(first)'")
+    }
+    guard let spec = lookup(first) else {
+      throw UsageError("unknown command '\(first)'")
+    }
+    var inv = Invocation(command: spec.command)
+    var i = 1
+    var onlyPositionals = false
+    while i < args.count {
+      let arg = args[i]
+      i += 1
+      if !onlyPositionals && arg.is("--") { onlyPositionals = true; continue }
+      if !onlyPositionals && (arg.is("--help") || arg.is("-h")) {
+        var help = Invocation(command: .help)
+        help.positionals = [first]
+        return help
+      }
+      if !onlyPositionals && arg.hasBytePrefix("-") && arg.utf8.count > 1 {
+        // Split --name=value.
+        var name = arg
+        var inlineValue: String? = nil
+        if let eq = arg.utf8.firstIndex(of: 61) {  // '='
+          name = String(arg.utf8[arg.utf8.startIndex..<eq])!
+          inlineValue = String(arg.utf8[arg.utf8.index(after: eq)...])!
+        }
+        guard let opt = spec.options.first(where: { name.is($0.name) }) else {
+          throw UsageError("unknown option '\(name)' for 'wisp \(spec.name)'", command: spec.command)
+        }
+        if opt.value == nil {
+          if inlineValue != nil {
+            throw UsageError("option '\(name)' takes no value", command: spec.command)
+          }
+          inv.options.append((name: name, value: ""))
+        } else if let v = inlineValue {
+          if v.isEmpty { throw UsageError("option '\(name)' needs a value", command: spec.command) }
+          inv.options.append((name: name, value: v))
+        } else {
+          guard i < args.count else {
+            throw UsageError("option '\(name)' needs a value", command: spec.command)
+          }
+          inv.options.append((name: name, value: args[i]))
+          i += 1
+        }
+        continue
+      }
+      inv.positionals.append(arg)
+    }
+    if inv.positionals.count > spec.maxPositionals {
+      throw UsageError("unexpected argument '\(inv.positionals[spec.maxPositionals])' for 'wisp \(spec.name)'",
+                       command: spec.command)
+    }
+    if spec.command == .help, let topic = inv.positionals.first, lookup(topic) == nil {
+      throw UsageError("unknown command '\(topic)'")
+    }
+    return inv
+  }
+
+  /// One-line usage of all of wisp, or of one command.
+  public static func usage(_ command: Subcommand?) -> String {
+    guard let command else { return "usage: wisp COMMAND [OPTION...]   (wisp help lists the commands)" }
+    let s = spec(command)
+    var line = "usage: wisp \(s.name)"
+    if !s.options.isEmpty { line += " [OPTION...]" }
+    if let p = s.positionals { line += " \(p)" }
+    return line
+  }
+
+  /// Full help text: every command, or one command's options.
+  public static func help(_ topic: String?) -> String {
+    if let topic, let s = lookup(topic) {
+      var out = usage(s.command) + "\n\n\(s.summary)\n"
+      if !s.options.isEmpty { out += "\noptions:\n" }
+      for o in s.options {
+        var left = "  \(o.name)"
+        if let v = o.value { left += " \(v)" }
+        out += pad(left, 30) + "\(o.help)\n"
+      }
+      return out
+    }
+    var out = "wisp \(Build.version): a relay node for a bandwidth mesh\n\nusage: wisp COMMAND [OPTION...]\n\ncommands:\n"
+    for c in commands {
+      out += pad("  \(c.name)", 14) + "\(c.summary)\n"
+    }
+    out += "\n'wisp help COMMAND' shows a command's options; '--version' prints the build.\n"
+    return out
+  }
+
+  static func pad(_ s: String, _ width: Int) -> String {
+    var s = s
+    if s.utf8.count >= width { return s + " " }
+    while s.utf8.count < width { s += " " }
+    return s
+  }
+}

@@ -1,0 +1,24 @@
+// Dispatch of parsed commands to their implementations.
+import WispCore
+import WispOS
+import WispTLS
+import WispGPIO
+
+enum Commands {
+  static func dispatch(_ inv: Invocation) -> Int32 {
+    switch inv.command {
+    case .version:
+      Console.out("wisp \(Build.version) \(Build.triple) \(Build.flavour)")
+      Console.out("libraries: \(TLSLibrary.version), libgpiod \(GPIOLibrary.version)")
+      return 0
+    case .help:
+      Console.out(Arguments.help(inv.positionals.first))
+      return 0
+    case .selftest:
+      return SelfTest.run()
+    case .boards, .run, .demo, .bench:
+      Console.err("wisp: '\(Arguments.spec(inv.command).name)' is not built yet")
+      return 1
+    }
+  }
+}

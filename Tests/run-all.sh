@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Tests/run-all.sh — every test of wisp (what `make test` and CI run).
+#
+# Each step prints PASS or FAIL; the last line is "N passed, M failed" and the
+# exit status is non-zero if any step failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export WISP_ROOT=$PWD
+passed=0 failed=0 failures=()
+logdir=$(mktemp -d /tmp/wisp-test.XXXXXX)
+
+step() {  # step NAME COMMAND...
+  local name=$1; shift
+  local start=$SECONDS
+  echo "=== $name"
+  if "$@" >"$logdir/$name.log" 2>&1; then
+    passed=$((passed + 1)); echo "PASS $name ($((SECONDS - start)) s)"
+    grep -E '^(firmware|bench|e2e|smoke|check) ' "$logdir/$name.log" || true
+  else
+    failed=$((failed + 1)); failures+=("$name"); echo "FAIL $name ($((SECONDS - start)) s)"
+    tail -n 60 "$logdir/$name.log"
+  fi
+}
+
+step host-unit-tests swift test
+step firmware-build Toolchain/build.sh x86_64 aarch64 armv7
+for t in Tests/e2e/*.sh; do
+  step "$(basename "$t" .sh)" "$t"
+done
+
+echo
+[ ${#failures[@]} -eq 0 ] || echo "failed steps: ${failures[*]} (logs in $logdir)"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
