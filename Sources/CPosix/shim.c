@@ -6,6 +6,9 @@
 #include <netinet/udp.h>
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <sys/random.h>
+#include <pthread.h>
+#include <linux/filter.h>
 
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
@@ -182,4 +185,39 @@ long wisp_list_dir(const char *path, char *out, size_t cap) {
   }
   closedir(d);
   return (long)used;
+}
+
+int wisp_getrandom(void *buf, size_t len) {
+  size_t off = 0;
+  while (off < len) {
+    ssize_t n = getrandom((char *)buf + off, len - off, 0);
+    if (n < 0) { if (errno == EINTR) continue; return -errno; }
+    off += (size_t)n;
+  }
+  return 0;
+}
+
+int wisp_thread_spawn(void *(*fn)(void *), void *arg, unsigned long *out) {
+  pthread_t t;
+  int r = pthread_create(&t, NULL, fn, arg);
+  if (r != 0) return -r;
+  *out = (unsigned long)t;
+  return 0;
+}
+
+int wisp_thread_join(unsigned long handle) { return -pthread_join((pthread_t)handle, NULL); }
+
+static int stop_flag;
+void wisp_stop_request(void) { __atomic_store_n(&stop_flag, 1, __ATOMIC_SEQ_CST); }
+int wisp_stop_requested(void) { return __atomic_load_n(&stop_flag, __ATOMIC_SEQ_CST); }
+
+int wisp_attach_reuseport_cbpf(int fd, uint32_t mask) {
+  struct sock_filter code[] = {
+    { BPF_LD | BPF_W | BPF_ABS, 0, 0, 4 },   /* A = circuit id (big-endian u32 at payload offset 4) */
+    { BPF_ALU | BPF_AND | BPF_K, 0, 0, mask }, /* A &= shard mask */
+    { BPF_RET | BPF_A, 0, 0, 0 },            /* socket index in the reuseport group */
+  };
+  struct sock_fprog prog = { .len = 3, .filter = code };
+  if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog) < 0) return -errno;
+  return 0;
 }

@@ -92,6 +92,8 @@ public enum Arguments {
                   OptionSpec("--quota-reset-day", "D", "day of month the quota resets (1-28)"),
                   OptionSpec("--exit", "ADDR:PORT", "allow exit traffic to this UDP destination (repeatable)"),
                   OptionSpec("--gso", "on|off", "use UDP GSO/GRO where the kernel has it (default on)"),
+                  OptionSpec("--shards", "N", "event loops, one per core (SO_REUSEPORT; default 1)"),
+                  OptionSpec("--idle-timeout", "SECONDS", "remove circuits idle this long (default 120)"),
                   OptionSpec("--name", "NAME", "name shown in logs and status"),
                   OptionSpec("--stats-interval", "SECONDS", "print a status line every N seconds (0 = never)"),
                   OptionSpec("--duration", "SECONDS", "stop by itself after N seconds (0 = run until signalled)"),

@@ -16,7 +16,9 @@ enum Commands {
       return 0
     case .selftest:
       return SelfTest.run()
-    case .boards, .run, .demo, .bench:
+    case .run:
+      return Node.main(inv)
+    case .boards, .demo, .bench:
       Console.err("wisp: '\(Arguments.spec(inv.command).name)' is not built yet")
       return 1
     }

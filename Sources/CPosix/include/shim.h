@@ -38,6 +38,21 @@ int wisp_open(const char *path, int flags, unsigned int mode);
 /// Names in a directory (without . and ..), NUL-separated into `out`; returns bytes used or -errno.
 long wisp_list_dir(const char *path, char *out, size_t cap);
 
+/// getrandom(2): fills buf from the kernel CSPRNG; 0 or -errno.
+int wisp_getrandom(void *buf, size_t len);
+
+/// Starts a thread running fn(arg); returns 0 and the handle in *out, or -errno.
+int wisp_thread_spawn(void *(*fn)(void *), void *arg, unsigned long *out);
+int wisp_thread_join(unsigned long handle);
+
+/// A process-wide stop flag that every shard's loop polls (atomic).
+void wisp_stop_request(void);
+int wisp_stop_requested(void);
+
+/// Attaches a classic BPF SO_REUSEPORT program choosing socket (circuit id & mask):
+/// the u32 at UDP payload offset 4. 0 or -errno.
+int wisp_attach_reuseport_cbpf(int fd, uint32_t mask);
+
 /// CLOCK_MONOTONIC in nanoseconds.
 uint64_t wisp_monotonic_ns(void);
 /// CLOCK_REALTIME in seconds since the epoch.

@@ -1,0 +1,167 @@
+// The forwarding table: fixed capacity, O(1) lookup, idle expiry. Runs on host and device.
+//
+// A circuit is two *halves*, one per direction: (in endpoint, local id) →
+// (out endpoint, out id). A local id packs where the half lives:
+//
+//   bit 31 ........................................ 0
+//   | random tag | slot index (slotBits) | shard (shardBits) |
+//
+// so a lookup is one array read and two compares, and an id for a slot that is
+// free, reused, or held by another link fails the compare. The shard bits let
+// the kernel's SO_REUSEPORT program steer a frame to the loop that owns its
+// circuit. The tag is drawn from a `RandomSource` fed by the kernel's CSPRNG
+// each time a slot is handed out, so ids are not guessable from outside.
+
+/// Cryptographically strong random numbers (the OS layer feeds it from getrandom).
+public protocol RandomSource {
+  mutating func next32() -> UInt32
+}
+
+/// One direction of a circuit.
+public struct Half {
+  public var localId: UInt32 = 0
+  public var inEndpoint = Endpoint(ip: 0, port: 0)
+  public var outEndpoint = Endpoint(ip: 0, port: 0)
+  /// The id the next node expects; 0 while pending or when `outIsExit`.
+  public var outId: UInt32 = 0
+  /// Index of the other half of the circuit.
+  public var peer: Int32 = -1
+  public var inUse = false
+  /// Waiting for CREATED from the next hop.
+  public var pending = false
+  /// Out is a plain UDP destination: strip the header.
+  public var outIsExit = false
+  /// In is a plain UDP destination: prepend a header.
+  public var inIsExit = false
+  /// Monotonic seconds of the last frame.
+  public var lastActive: UInt32 = 0
+  public var packets: UInt64 = 0
+  public var bytes: UInt64 = 0
+  public var bucket = TokenBucket.unlimited
+}
+
+public final class CircuitTable {
+  /// Halves (2 per circuit).
+  public let capacity: Int
+  public let slotBits: Int
+  public let shardBits: Int
+  public let shard: UInt32
+  private let halves: UnsafeMutablePointer<Half>
+  private let freeStack: UnsafeMutablePointer<Int32>
+  private var freeCount: Int
+  public private(set) var expired: UInt64 = 0
+
+  /// A table for `circuits` circuits, for shard `shard` of `2^shardBits`.
+  public init(circuits: Int, shard: Int = 0, shardBits: Int = 0) {
+    precondition(circuits >= 1 && shardBits >= 0 && shardBits <= 4 && shard < (1 << shardBits), "bad circuit table geometry")
+    capacity = circuits * 2
+    var bits = 1
+    while (1 << bits) < capacity { bits += 1 }
+    precondition(bits + shardBits <= 24, "circuit table too large for 32-bit ids")
+    slotBits = bits
+    self.shardBits = shardBits
+    self.shard = UInt32(shard)
+    halves = .allocate(capacity: capacity)
+    halves.initialize(repeating: Half(), count: capacity)
+    freeStack = .allocate(capacity: capacity)
+    for i in 0..<capacity { freeStack[i] = Int32(capacity - 1 - i) }
+    freeCount = capacity
+  }
+
+  deinit {
+    halves.deinitialize(count: capacity)
+    halves.deallocate()
+    freeStack.deallocate()
+  }
+
+  public var circuitsInUse: Int { (capacity - freeCount) / 2 }
+  public var circuitsFree: Int { freeCount / 2 }
+
+  @inline(__always)
+  public func slot(of id: UInt32) -> Int { Int((id >> UInt32(shardBits)) & ((1 << UInt32(slotBits)) - 1)) }
+
+  /// The half with `id` that `from` may use, or nil. O(1).
+  @inline(__always)
+  public func lookup(_ id: UInt32, from: Endpoint) -> Int? {
+    let s = slot(of: id)
+    if s >= capacity { return nil }
+    let h = halves + s
+    if !h.pointee.inUse || h.pointee.localId != id || h.pointee.inEndpoint != from { return nil }
+    return s
+  }
+
+  /// Direct access to a half (index from `lookup` or `allocate`).
+  @inline(__always)
+  public func half(_ index: Int) -> UnsafeMutablePointer<Half> { halves + index }
+
+  /// Allocates both halves of a circuit: forward (in `prev` → out `next`) and backward.
+  /// Returns (forward, backward) indices, or nil when the table is full.
+  public func allocate<R: RandomSource>(prev: Endpoint, next: Endpoint, prevId: UInt32, nowSec: UInt32,
+                                        random: inout R) -> (Int, Int)? {
+    if freeCount < 2 { return nil }
+    freeCount -= 2
+    let f = Int(freeStack[freeCount + 1])
+    let b = Int(freeStack[freeCount])
+    halves[f] = Half()
+    halves[b] = Half()
+    halves[f].localId = makeId(f, &random)
+    halves[b].localId = makeId(b, &random)
+    halves[f].inEndpoint = prev
+    halves[f].outEndpoint = next
+    halves[f].peer = Int32(b)
+    halves[f].inUse = true
+    halves[f].lastActive = nowSec
+    halves[b].inEndpoint = next
+    halves[b].outEndpoint = prev
+    halves[b].outId = prevId
+    halves[b].peer = Int32(f)
+    halves[b].inUse = true
+    halves[b].lastActive = nowSec
+    return (f, b)
+  }
+
+  private func makeId<R: RandomSource>(_ slot: Int, _ random: inout R) -> UInt32 {
+    let low = UInt32(slot) << UInt32(shardBits) | shard
+    let tagShift = UInt32(slotBits + shardBits)
+    while true {
+      let id = (random.next32() << tagShift) | low
+      if id != 0 { return id }
+    }
+  }
+
+  /// Frees both halves of the circuit that `index` belongs to.
+  public func free(_ index: Int) {
+    let p = Int(halves[index].peer)
+    release(index)
+    if p >= 0 { release(p) }
+  }
+
+  private func release(_ i: Int) {
+    if !halves[i].inUse { return }
+    halves[i].inUse = false
+    halves[i].localId = 0
+    freeStack[freeCount] = Int32(i)
+    freeCount += 1
+  }
+
+  /// Frees circuits whose both halves have been idle for `idleSec`. Returns how many.
+  @discardableResult
+  public func expire(nowSec: UInt32, idleSec: UInt32) -> Int {
+    var n = 0
+    for i in 0..<capacity where halves[i].inUse {
+      let p = Int(halves[i].peer)
+      let last = max(halves[i].lastActive, halves[p].lastActive)
+      if nowSec &- last >= idleSec {
+        free(i)
+        n += 1
+      }
+    }
+    expired &+= UInt64(n)
+    return n
+  }
+
+  /// Calls `body` with every half in use (for status).
+  public func forEachInUse(_ body: (Int, Half) -> Void) {
+    for i in 0..<capacity where halves[i].inUse { body(i, halves[i]) }
+  }
+}

@@ -1,0 +1,62 @@
+// Constants of wisp. Runs on host and device.
+//
+// Protocol constants are fixed by WIRE-PROTOCOL.md: changing one is a new protocol
+// version. Implementation constants are tunable defaults.
+
+public enum Wire {
+  // MARK: protocol constants (WIRE-PROTOCOL.md)
+  public static let versionByte: UInt8 = 0xD1           // first byte of every v1 frame
+  public static let versionRangeLow: UInt8 = 0xD0       // 0xD0–0xDF: wisp frames of some version
+  public static let versionRangeHigh: UInt8 = 0xDF
+  public static let dtlsLow: UInt8 = 20                 // RFC 7983: DTLS records start 20–63
+  public static let dtlsHigh: UInt8 = 63
+  public static let headerSize = 8                      // version, type, body length, circuit id
+  public static let maxDatagram = 1472                  // 1500-byte MTU minus IPv4 and UDP headers
+  public static let maxBody = maxDatagram - headerSize  // 1464
+  public static let hopSize = 8                         // kind, 0, port, IPv4
+  public static let maxHops = 3                         // nested hops in one CREATE
+  public static let pingMin = 8                         // PING/PONG body bounds
+  public static let pingMax = 64
+}
+
+/// Frame types (WIRE-PROTOCOL.md, "Frame types").
+public enum FrameType: UInt8 {
+  case data = 0x01
+  case create = 0x02
+  case created = 0x03
+  case destroy = 0x04
+  case ping = 0x05
+  case pong = 0x06
+  case receipt = 0x07
+  case refused = 0x08
+}
+
+/// Hop kinds in a CREATE body.
+public enum HopKind: UInt8 {
+  case extend = 1
+  case exit = 2
+}
+
+/// REFUSED reasons.
+public enum RefuseReason: UInt8 {
+  case tableFull = 1, quotaReached = 2, exitNotAllowed = 3, noService = 4, rateLimited = 5
+  case malformed = 6, unreachable = 7
+}
+
+/// DESTROY reasons.
+public enum DestroyReason: UInt8 {
+  case normal = 0, idle = 1, shutdown = 2, nextHopGone = 3
+}
+
+public enum Defaults {
+  // MARK: implementation constants (tunable)
+  public static let port: UInt16 = 7400                 // default UDP port of a node
+  public static let bufferSize = 2048                   // bytes per pool buffer (≥ headroom + max datagram)
+  public static let headroom = 64                       // bytes kept before a received datagram
+  public static let poolPackets = 4096                  // packet buffers when no board says otherwise
+  public static let circuits = 4096                     // forwarding table capacity (halves = 2x)
+  public static let links = 1024                        // peer addresses the node keeps
+  public static let batch = 32                          // datagrams per recvmmsg/sendmmsg
+  public static let circuitIdleSeconds: UInt64 = 120    // idle circuits are removed after this
+  public static let timers = 64                         // timer queue capacity
+}

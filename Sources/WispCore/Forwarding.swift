@@ -1,0 +1,271 @@
+// What a node does with one datagram. Runs on host and device.
+//
+// The pipeline (the loop in WispOS/RelayLoop.swift calls stage 3 for each datagram):
+//   1. receive a batch of datagrams into pool buffers (recvmmsg)
+//   2. classify each by source: a permitted exit destination's reply, or a frame
+//   3. `Forwarder.handle`: decode and bounds-check (Frame.decode), look the circuit
+//      up (O(1)), apply the node and circuit rate caps and the quota, and rewrite
+//      the frame *in place* into what must be sent: same buffer, a new circuit id,
+//      or a header stripped (exit) or prepended (exit reply), or a reply
+//   4. [link encryption: the session layer seals here, once sessions land]
+//   5. queue the rewritten datagram in the send batch (drop + count when full)
+//   6. send the batch (sendmmsg), return every buffer to the pool
+//
+// Nothing here allocates: every table is fixed-capacity and every output is
+// written over the input.
+
+/// What to do with a handled datagram.
+public enum Verdict: Equatable {
+  /// Send `length` bytes starting `offset` bytes from the datagram's start
+  /// (negative: a header was prepended into headroom) to `to`.
+  case send(to: Endpoint, offset: Int, length: Int)
+  /// Dropped and counted under `reason`.
+  case drop(DropReason)
+  /// Consumed with nothing to send (e.g. a DESTROY at the circuit's end).
+  case consumed
+}
+
+/// Node-wide traffic counters.
+public struct TrafficCounters {
+  public var received: UInt64 = 0
+  public var forwardedPackets: UInt64 = 0
+  public var forwardedBytes: UInt64 = 0
+  public var circuitsCreated: UInt64 = 0
+  public var circuitsDestroyed: UInt64 = 0
+  public var pings: UInt64 = 0
+  public var pongs: UInt64 = 0
+  public init() {}
+}
+
+/// Forwarding limits a node owner sets.
+public struct Limits {
+  public var nodeMbit: UInt64 = 0
+  public var circuitMbit: UInt64 = 0
+  public var quotaBytes: UInt64 = 0
+  public var quotaResetDay: Int = 1
+  public var idleSeconds: UInt32 = UInt32(Defaults.circuitIdleSeconds)
+  public init() {}
+}
+
+/// The forwarding logic of one shard: circuit table, exit map, limits and counters.
+public final class Forwarder<R: RandomSource> {
+  public let circuits: CircuitTable
+  public var drops = DropCounters()
+  public var traffic = TrafficCounters()
+  public var quota: Quota
+  public private(set) var limits: Limits
+  var nodeBucket: TokenBucket
+  var random: R
+  /// This node's own endpoint (never extended to, to avoid loops).
+  public let local: Endpoint
+  /// Exit destinations the policy allows, and the circuit (backward half) each one currently serves.
+  public private(set) var exits: [(endpoint: Endpoint, half: Int32)]
+
+  public init(circuits: Int, local: Endpoint, limits: Limits, allowedExits: [Endpoint], random: R,
+              nowEpoch: Int64, shard: Int = 0, shardBits: Int = 0) {
+    self.circuits = CircuitTable(circuits: circuits, shard: shard, shardBits: shardBits)
+    self.local = local
+    self.limits = limits
+    self.random = random
+    nodeBucket = TokenBucket(mbit: limits.nodeMbit)
+    quota = Quota(limitBytes: limits.quotaBytes, resetDay: limits.quotaResetDay, nowEpoch: nowEpoch)
+    exits = allowedExits.map { (endpoint: $0, half: -1) }
+  }
+
+  /// Applies new rate limits (SIGHUP); the quota's usage is kept.
+  public func update(limits new: Limits, nowEpoch: Int64) {
+    if new.nodeMbit != limits.nodeMbit { nodeBucket = TokenBucket(mbit: new.nodeMbit) }
+    if new.quotaBytes != limits.quotaBytes || new.quotaResetDay != limits.quotaResetDay {
+      let used = quota.used
+      quota = Quota(limitBytes: new.quotaBytes, resetDay: new.quotaResetDay, nowEpoch: nowEpoch)
+      quota.restore(used: used, periodStart: quota.periodStart)
+    }
+    limits = new
+  }
+
+  /// Index in `exits` of a permitted destination, or nil.
+  @inline(__always)
+  func exitIndex(_ e: Endpoint) -> Int? {
+    for i in 0..<exits.count where exits[i].endpoint == e { return i }
+    return nil
+  }
+
+  /// Handles one datagram of `length` bytes at `p` from `from`. The buffer has at
+  /// least `Defaults.headroom` bytes before `p` and `Wire.maxDatagram` after it.
+  @inline(__always)
+  public func handle(_ p: UnsafeMutableRawPointer, length: Int, from: Endpoint, nowNs: UInt64) -> Verdict {
+    traffic.received &+= 1
+    // 2. A reply from an exit destination carries no wisp header.
+    if !exits.isEmpty, let x = exitIndex(from) {
+      return exitReply(p, length: length, exit: x, nowNs: nowNs)
+    }
+    // 3. Decode and bounds-check.
+    let header: FrameHeader
+    switch Frame.decode(p, length: length) {
+    case .success(let h): header = h
+    case .failure(let reason): return drop(reason)
+    }
+    switch header.type {
+    case .data: return data(p, header: header, from: from, nowNs: nowNs)
+    case .create: return create(p, header: header, from: from, nowNs: nowNs)
+    case .created: return created(p, header: header, from: from, nowNs: nowNs)
+    case .refused: return refused(p, header: header, from: from)
+    case .destroy: return destroy(p, header: header, from: from)
+    case .ping:
+      traffic.pings &+= 1
+      p.storeBytes(of: FrameType.pong.rawValue, toByteOffset: 1, as: UInt8.self)
+      return .send(to: from, offset: 0, length: length)
+    case .pong:
+      traffic.pongs &+= 1
+      return .consumed
+    case .receipt: return drop(.receiptUnsupported)
+    }
+  }
+
+  @inline(__always)
+  func drop(_ reason: DropReason) -> Verdict {
+    drops.count(reason)
+    return .drop(reason)
+  }
+
+  /// Rate caps, quota and counters for `bytes` of payload on half `h`.
+  @inline(__always)
+  func admit(_ h: UnsafeMutablePointer<Half>, bytes: Int, nowNs: UInt64) -> DropReason? {
+    if quota.limit != 0 && quota.reached { return .quotaReached }
+    if !nodeBucket.take(bytes, nowNs: nowNs) { return .rateLimited }
+    if !h.pointee.bucket.take(bytes, nowNs: nowNs) { return .rateLimited }
+    quota.add(bytes)
+    h.pointee.packets &+= 1
+    h.pointee.bytes &+= UInt64(bytes)
+    h.pointee.lastActive = UInt32(truncatingIfNeeded: nowNs / 1_000_000_000)
+    traffic.forwardedPackets &+= 1
+    traffic.forwardedBytes &+= UInt64(bytes)
+    return nil
+  }
+
+  @inline(__always)
+  func data(_ p: UnsafeMutableRawPointer, header: FrameHeader, from: Endpoint, nowNs: UInt64) -> Verdict {
+    guard let i = circuits.lookup(header.circuit, from: from) else { return drop(.unknownCircuit) }
+    let h = circuits.half(i)
+    if h.pointee.pending { return drop(.circuitPending) }
+    if let reason = admit(h, bytes: header.bodyLength, nowNs: nowNs) { return drop(reason) }
+    if h.pointee.outIsExit {
+      return .send(to: h.pointee.outEndpoint, offset: Wire.headerSize, length: header.bodyLength)
+    }
+    Frame.store32(p, 4, h.pointee.outId)
+    return .send(to: h.pointee.outEndpoint, offset: 0, length: Wire.headerSize + header.bodyLength)
+  }
+
+  func exitReply(_ p: UnsafeMutableRawPointer, length: Int, exit x: Int, nowNs: UInt64) -> Verdict {
+    let hi = exits[x].half
+    if hi < 0 { return drop(.unknownCircuit) }
+    if length > Wire.maxBody { return drop(.oversized) }
+    let h = circuits.half(Int(hi))
+    if !h.pointee.inUse || !h.pointee.inIsExit { return drop(.unknownCircuit) }
+    if let reason = admit(h, bytes: length, nowNs: nowNs) { return drop(reason) }
+    Frame.encodeHeader(p - Wire.headerSize, type: .data, bodyLength: length, circuit: h.pointee.outId)
+    return .send(to: h.pointee.outEndpoint, offset: -Wire.headerSize, length: length + Wire.headerSize)
+  }
+
+  /// Rewrites the datagram into REFUSED(reason) for the CREATE's sender.
+  func refuse(_ p: UnsafeMutableRawPointer, id: UInt32, to: Endpoint, _ reason: RefuseReason, count: DropReason) -> Verdict {
+    drops.count(count)
+    let n = Frame.encodeHeader(p, type: .refused, bodyLength: 1, circuit: id)
+    p.storeBytes(of: reason.rawValue, toByteOffset: Wire.headerSize, as: UInt8.self)
+    return .send(to: to, offset: 0, length: n)
+  }
+
+  func create(_ p: UnsafeMutableRawPointer, header: FrameHeader, from: Endpoint, nowNs: UInt64) -> Verdict {
+    let id = header.circuit
+    if id == 0 { return drop(.badBody) }
+    if header.bodyLength == 0 { return refuse(p, id: id, to: from, .noService, count: .refusedCreate) }
+    let body = p + Wire.headerSize
+    guard let hop = Frame.decodeHop(body, length: header.bodyLength) else {
+      return refuse(p, id: id, to: from, .malformed, count: .badBody)
+    }
+    if quota.reached { return refuse(p, id: id, to: from, .quotaReached, count: .quotaReached) }
+    let e = hop.endpoint
+    let top = e.ip >> 24
+    if e == local || e.ip == 0 || e.ip == 0xFFFF_FFFF || (top >= 224 && top <= 239) {
+      return refuse(p, id: id, to: from, .unreachable, count: .refusedCreate)
+    }
+    var exitSlot: Int? = nil
+    if hop.kind == .exit {
+      guard let x = exitIndex(e) else { return refuse(p, id: id, to: from, .exitNotAllowed, count: .exitNotAllowed) }
+      exitSlot = x
+    }
+    let nowSec = UInt32(truncatingIfNeeded: nowNs / 1_000_000_000)
+    guard let (f, b) = circuits.allocate(prev: from, next: e, prevId: id, nowSec: nowSec, random: &random) else {
+      return refuse(p, id: id, to: from, .tableFull, count: .refusedCreate)
+    }
+    traffic.circuitsCreated &+= 1
+    let fh = circuits.half(f)
+    let bh = circuits.half(b)
+    if limits.circuitMbit > 0 {
+      fh.pointee.bucket = TokenBucket(mbit: limits.circuitMbit, nowNs: nowNs)
+      bh.pointee.bucket = TokenBucket(mbit: limits.circuitMbit, nowNs: nowNs)
+    }
+    if let x = exitSlot {
+      // The exit serves one circuit at a time: a newer circuit takes its replies.
+      exits[x].half = Int32(b)
+      fh.pointee.outIsExit = true
+      bh.pointee.inIsExit = true
+      let n = Frame.encodeHeader(p, type: .created, bodyLength: 4, circuit: id)
+      Frame.store32(p, Wire.headerSize, fh.pointee.localId)
+      return .send(to: from, offset: 0, length: n)
+    }
+    // Extend: the nested hop becomes the next node's CREATE body, in place.
+    fh.pointee.pending = true
+    let rest = hop.restLength
+    if rest > 0 { (body).copyMemory(from: body + Wire.hopSize, byteCount: rest) }
+    let n = Frame.encodeHeader(p, type: .create, bodyLength: rest, circuit: bh.pointee.localId)
+    return .send(to: e, offset: 0, length: n)
+  }
+
+  func created(_ p: UnsafeMutableRawPointer, header: FrameHeader, from: Endpoint, nowNs: UInt64) -> Verdict {
+    guard let b = circuits.lookup(header.circuit, from: from) else { return drop(.unexpectedReply) }
+    let bh = circuits.half(b)
+    let fh = circuits.half(Int(bh.pointee.peer))
+    if !fh.pointee.pending { return drop(.unexpectedReply) }
+    let next = Frame.load32(p, Wire.headerSize)
+    if next == 0 { return drop(.badBody) }
+    fh.pointee.outId = next
+    fh.pointee.pending = false
+    Frame.store32(p, 4, bh.pointee.outId)
+    Frame.store32(p, Wire.headerSize, fh.pointee.localId)
+    return .send(to: bh.pointee.outEndpoint, offset: 0, length: Wire.headerSize + 4)
+  }
+
+  func refused(_ p: UnsafeMutableRawPointer, header: FrameHeader, from: Endpoint) -> Verdict {
+    guard let b = circuits.lookup(header.circuit, from: from) else { return drop(.unexpectedReply) }
+    let bh = circuits.half(b)
+    if !circuits.half(Int(bh.pointee.peer)).pointee.pending { return drop(.unexpectedReply) }
+    let prev = bh.pointee.outEndpoint
+    Frame.store32(p, 4, bh.pointee.outId)
+    circuits.free(b)
+    return .send(to: prev, offset: 0, length: Wire.headerSize + 1)
+  }
+
+  func destroy(_ p: UnsafeMutableRawPointer, header: FrameHeader, from: Endpoint) -> Verdict {
+    guard let i = circuits.lookup(header.circuit, from: from) else { return drop(.unknownCircuit) }
+    let h = circuits.half(i).pointee
+    let peer = circuits.half(Int(h.peer)).pointee
+    for x in 0..<exits.count where exits[x].half == Int32(i) || exits[x].half == h.peer { exits[x].half = -1 }
+    circuits.free(i)
+    traffic.circuitsDestroyed &+= 1
+    if h.outIsExit || h.pending || peer.inIsExit && h.outIsExit { return .consumed }
+    Frame.store32(p, 4, h.outId)
+    return .send(to: h.outEndpoint, offset: 0, length: Wire.headerSize + 1)
+  }
+
+  /// Once a second: expire idle circuits, roll the quota period over.
+  public func tick(nowNs: UInt64, nowEpoch: Int64) {
+    let n = circuits.expire(nowSec: UInt32(truncatingIfNeeded: nowNs / 1_000_000_000), idleSec: limits.idleSeconds)
+    if n > 0 {
+      for x in 0..<exits.count where exits[x].half >= 0 && !circuits.half(Int(exits[x].half)).pointee.inUse {
+        exits[x].half = -1
+      }
+    }
+    quota.rollover(nowEpoch: nowEpoch)
+  }
+}

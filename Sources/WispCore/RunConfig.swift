@@ -1,0 +1,69 @@
+// Options of `wisp run`, from the command line over board defaults. Runs on host and device.
+
+public struct RunConfig {
+  public var listen = Endpoint(ip: 0x7F00_0001, port: Defaults.port)
+  public var name = "wisp"
+  public var poolPackets = Defaults.poolPackets
+  public var circuits = Defaults.circuits
+  public var batch = Defaults.batch
+  public var shards = 1
+  public var gso = true
+  public var limits = Limits()
+  public var exits: [Endpoint] = []
+  public var statsIntervalSec: UInt64 = 0
+  public var durationSec: UInt64 = 0
+
+  public init() {}
+
+  /// Applies a board's sizes (before command-line options).
+  public mutating func apply(board: Board) {
+    poolPackets = board.poolPackets
+    circuits = board.circuits
+  }
+
+  /// Reads `wisp run` options. Errors name the option and what it accepts.
+  public static func from(_ inv: Invocation, board: Board? = nil) throws(UsageError) -> RunConfig {
+    var c = RunConfig()
+    if let board { c.apply(board: board) }
+    func number(_ name: StaticString, _ lo: UInt64, _ hi: UInt64) throws(UsageError) -> UInt64? {
+      guard let text = inv.value(name) else { return nil }
+      guard let n = parseDecimal(text), n >= lo, n <= hi else {
+        throw UsageError("option '\(name)' must be a whole number from \(lo) to \(hi), not '\(text)'", command: .run)
+      }
+      return n
+    }
+    if let t = inv.value("--listen") {
+      guard let e = Endpoint(t) else {
+        throw UsageError("option '--listen' must be IPv4 ADDR:PORT (e.g. 0.0.0.0:7400), not '\(t)'", command: .run)
+      }
+      c.listen = e
+    }
+    if let n = inv.value("--name") { c.name = n }
+    if let n = try number("--pool", 64, 1 << 20) { c.poolPackets = Int(n) }
+    if let n = try number("--circuits", 1, 1 << 20) { c.circuits = Int(n) }
+    if let n = try number("--batch", 1, 64) { c.batch = Int(n) }
+    if let n = try number("--shards", 1, 16) { c.shards = Int(n) }
+    if let n = try number("--rate-mbit", 0, 100_000) { c.limits.nodeMbit = n }
+    if let n = try number("--circuit-rate-mbit", 0, 100_000) { c.limits.circuitMbit = n }
+    if let n = try number("--quota-gb", 0, 1_000_000) { c.limits.quotaBytes = n * 1_000_000_000 }
+    if let n = try number("--quota-reset-day", 1, 28) { c.limits.quotaResetDay = Int(n) }
+    if let n = try number("--idle-timeout", 1, 86_400) { c.limits.idleSeconds = UInt32(n) }
+    if let n = try number("--stats-interval", 0, 86_400) { c.statsIntervalSec = n }
+    if let n = try number("--duration", 0, 10 * 365 * 86_400) { c.durationSec = n }
+    if let g = inv.value("--gso") {
+      if g.is("on") { c.gso = true } else if g.is("off") { c.gso = false } else {
+        throw UsageError("option '--gso' must be on or off, not '\(g)'", command: .run)
+      }
+    }
+    for t in inv.values("--exit") {
+      guard let e = Endpoint(t) else {
+        throw UsageError("option '--exit' must be IPv4 ADDR:PORT, not '\(t)'", command: .run)
+      }
+      c.exits.append(e)
+    }
+    if c.poolPackets < c.batch * 4 {
+      throw UsageError("option '--pool' must be at least 4x '--batch' (\(c.batch * 4))", command: .run)
+    }
+    return c
+  }
+}

@@ -1,0 +1,30 @@
+// Logging to stderr as `level=… msg=… key=value`, with repeats rate-limited. Runs on host and device.
+import CPosix
+
+public enum Log {
+  public static var name = "wisp"
+  /// Per-message-kind suppression: at most `burst` lines per 10 s for one key.
+  static var keys: [(key: StaticString, windowStart: UInt64, count: Int, suppressed: Int)] = []
+  static let burst = 5
+
+  public static func info(_ msg: StaticString, _ fields: String = "") { emit("info", msg, fields) }
+  public static func warn(_ msg: StaticString, _ fields: String = "") { emit("warn", msg, fields) }
+  public static func error(_ msg: StaticString, _ fields: String = "") { emit("error", msg, fields) }
+
+  static func emit(_ level: StaticString, _ msg: StaticString, _ fields: String) {
+    let now = wisp_monotonic_ns()
+    var extra = ""
+    var found = false
+    for i in 0..<keys.count where keys[i].key.utf8Start == msg.utf8Start {
+      found = true
+      if now - keys[i].windowStart > 10_000_000_000 {
+        if keys[i].suppressed > 0 { extra = " suppressed=\(keys[i].suppressed)" }
+        keys[i] = (msg, now, 0, 0)
+      }
+      keys[i].count += 1
+      if keys[i].count > burst { keys[i].suppressed += 1; return }
+    }
+    if !found && keys.count < 64 { keys.append((msg, now, 1, 0)) }
+    Console.err("\(name): level=\(level) msg=\"\(msg)\"\(fields.isEmpty ? "" : " ")\(fields)\(extra)")
+  }
+}
