@@ -1,0 +1,188 @@
+// The forwarding logic, driven with datagrams as the loop would hand them over.
+import Testing
+@testable import WispCore
+
+/// A datagram in a pool-like buffer with headroom.
+final class Datagram {
+  var storage = [UInt8](repeating: 0, count: Defaults.bufferSize)
+  var length: Int
+  init(_ bytes: [UInt8]) {
+    length = bytes.count
+    for (i, b) in bytes.enumerated() { storage[Defaults.headroom + i] = b }
+  }
+  func handle<R>(_ f: Forwarder<R>, from: Endpoint, nowNs: UInt64 = 1_000_000_000) -> (Verdict, [UInt8]) {
+    storage.withUnsafeMutableBytes { raw in
+      let p = raw.baseAddress! + Defaults.headroom
+      let v = f.handle(p, length: length, from: from, nowNs: nowNs)
+      if case .send(_, let off, let len) = v {
+        return (v, Array(UnsafeRawBufferPointer(start: p + off, count: len)))
+      }
+      return (v, [])
+    }
+  }
+}
+
+func hopBytes(_ kind: UInt8, _ e: Endpoint) -> [UInt8] {
+  [kind, 0, UInt8(e.port >> 8), UInt8(e.port & 255), UInt8(e.ip >> 24), UInt8((e.ip >> 16) & 255), UInt8((e.ip >> 8) & 255), UInt8(e.ip & 255)]
+}
+func u32(_ b: [UInt8], _ o: Int) -> UInt32 { UInt32(b[o]) << 24 | UInt32(b[o + 1]) << 16 | UInt32(b[o + 2]) << 8 | UInt32(b[o + 3]) }
+
+let client = Endpoint(ip: 0x7F00_0001, port: 5000)
+let nodeA = Endpoint(ip: 0x7F00_0001, port: 7001)
+let nodeB = Endpoint(ip: 0x7F00_0001, port: 7002)
+let service = Endpoint(ip: 0x7F00_0001, port: 9000)
+
+func node(_ local: Endpoint, exits: [Endpoint] = [], limits: Limits = Limits(), circuits: Int = 16) -> Forwarder<CountingRandom> {
+  Forwarder(circuits: circuits, local: local, limits: limits, allowedExits: exits, random: CountingRandom(), nowEpoch: 1_700_000_000)
+}
+
+@Suite struct ForwarderTests {
+  /// client → A → B (exit) → service, and back.
+  @Test func twoHopCircuitWithExit() {
+    let a = node(nodeA)
+    let b = node(nodeB, exits: [service])
+    // CREATE {extend B, {exit service}} from the client to A.
+    let (v1, out1) = Datagram(bytes(2, 0xC1, hopBytes(1, nodeB) + hopBytes(2, service))).handle(a, from: client)
+    guard case .send(let to1, _, _) = v1 else { Issue.record("A did not extend"); return }
+    #expect(to1 == nodeB)
+    #expect(out1[1] == 2 && out1.count == 16)        // CREATE with the inner hop only
+    let aBack = u32(out1, 4)
+    // B: exit allowed, answers CREATED at once.
+    let (v2, out2) = Datagram(out1).handle(b, from: nodeA)
+    guard case .send(let to2, _, _) = v2 else { Issue.record("B did not answer"); return }
+    #expect(to2 == nodeA && out2[1] == 3 && u32(out2, 4) == aBack)
+    // A turns it into CREATED for the client.
+    let (v3, out3) = Datagram(out2).handle(a, from: nodeB)
+    guard case .send(let to3, _, _) = v3 else { Issue.record("A did not relay CREATED"); return }
+    #expect(to3 == client && out3[1] == 3 && u32(out3, 4) == 0xC1)
+    let aFwd = u32(out3, 8)
+    // DATA client → A → B → service as plain UDP.
+    let (v4, out4) = Datagram(bytes(1, aFwd, Array("hello".utf8))).handle(a, from: client)
+    guard case .send(let to4, _, _) = v4 else { Issue.record("A dropped DATA"); return }
+    #expect(to4 == nodeB)
+    let (v5, out5) = Datagram(out4).handle(b, from: nodeA)
+    #expect(v5 == .send(to: service, offset: 8, length: 5))
+    #expect(out5 == Array("hello".utf8))
+    // The reply: plain UDP from the service gets a header at B, back to the client.
+    let (v6, out6) = Datagram(Array("world".utf8)).handle(b, from: service)
+    guard case .send(let to6, let off6, _) = v6 else { Issue.record("B dropped the reply"); return }
+    #expect(to6 == nodeA && off6 == -8)
+    let (v7, out7) = Datagram(out6).handle(a, from: nodeB)
+    guard case .send(let to7, _, _) = v7 else { Issue.record("A dropped the reply"); return }
+    #expect(to7 == client && u32(out7, 4) == 0xC1 && Array(out7[8...]) == Array("world".utf8))
+    #expect(a.traffic.forwardedPackets == 2 && b.traffic.forwardedPackets == 2)
+    #expect(a.traffic.forwardedBytes == 10)
+    // DESTROY from the client tears down A's circuit and goes on to B.
+    let (v8, out8) = Datagram(bytes(4, aFwd, [0])).handle(a, from: client)
+    #expect(v8 != .consumed)
+    #expect(a.circuits.circuitsInUse == 0)
+    _ = Datagram(out8).handle(b, from: nodeA)
+    #expect(b.circuits.circuitsInUse == 0)
+  }
+
+  @Test func refusals() {
+    let a = node(nodeA, exits: [service], circuits: 1)
+    func refuse(_ body: [UInt8], _ reason: UInt8, _ counter: DropReason) {
+      let before = a.drops[counter]
+      let (v, out) = Datagram(bytes(2, 0x77, body)).handle(a, from: client)
+      #expect(v == .send(to: client, offset: 0, length: 9))
+      #expect(out[1] == 8 && u32(out, 4) == 0x77 && out[8] == reason, "reason \(reason)")
+      #expect(a.drops[counter] == before + 1)
+    }
+    refuse([], 4, .refusedCreate)                                          // no local service
+    refuse(hopBytes(2, Endpoint(ip: 0x7F00_0001, port: 53)), 3, .exitNotAllowed)
+    refuse(hopBytes(1, nodeA), 7, .refusedCreate)                          // to itself
+    refuse(hopBytes(1, Endpoint(ip: 0xE000_0001, port: 5)), 7, .refusedCreate)  // multicast
+    refuse(hopBytes(9, nodeB), 6, .badBody)
+    #expect(a.circuits.circuitsInUse == 0)
+    _ = Datagram(bytes(2, 0x78, hopBytes(1, nodeB))).handle(a, from: client)
+    refuse(hopBytes(1, nodeB), 1, .refusedCreate)                          // table full
+  }
+
+  @Test func refusedTravelsBackAndFrees() {
+    let a = node(nodeA)
+    let (_, out1) = Datagram(bytes(2, 0xC1, hopBytes(1, nodeB))).handle(a, from: client)
+    let (v, out) = Datagram(bytes(8, u32(out1, 4), [3])).handle(a, from: nodeB)
+    #expect(v == .send(to: client, offset: 0, length: 9))
+    #expect(u32(out, 4) == 0xC1 && out[8] == 3)
+    #expect(a.circuits.circuitsInUse == 0)
+  }
+
+  @Test func dataBeforeCreatedAndStrangers() {
+    let a = node(nodeA)
+    let (_, out1) = Datagram(bytes(2, 0xC1, hopBytes(1, nodeB))).handle(a, from: client)
+    let back = u32(out1, 4)
+    // DATA toward the client on the back half works at once (the client is known)...
+    let (vb, _) = Datagram(bytes(1, back, [1])).handle(a, from: nodeB)
+    #expect(vb == .send(to: client, offset: 0, length: 9))
+    // ...but a stranger using the same id is dropped.
+    let (vs, _) = Datagram(bytes(1, back, [1])).handle(a, from: service)
+    #expect(vs == .drop(.unknownCircuit))
+    // Unsolicited CREATED and duplicate CREATED.
+    #expect(Datagram(bytes(3, 0x1234, [0, 0, 0, 1])).handle(a, from: nodeB).0 == .drop(.unexpectedReply))
+    _ = Datagram(bytes(3, back, [0, 0, 0, 9])).handle(a, from: nodeB)
+    #expect(Datagram(bytes(3, back, [0, 0, 0, 9])).handle(a, from: nodeB).0 == .drop(.unexpectedReply))
+    #expect(Datagram(bytes(3, back, [0, 0, 0, 9])).handle(a, from: nodeB).0 == .drop(.unexpectedReply))
+    #expect(a.drops[.unexpectedReply] == 3)
+  }
+
+  @Test func pendingCircuitDropsForwardData() {
+    let a = node(nodeA)
+    _ = Datagram(bytes(2, 0xC1, hopBytes(1, nodeB))).handle(a, from: client)
+    // The client cannot know the forward id before CREATED; probing every slot finds nothing usable.
+    var pending = 0, unknown = 0
+    for id in UInt32(1)...4096 {
+      let (v, _) = Datagram(bytes(1, id, [0])).handle(a, from: client)
+      if v == .drop(.circuitPending) { pending += 1 } else if v == .drop(.unknownCircuit) { unknown += 1 }
+    }
+    #expect(pending <= 1)
+    #expect(unknown >= 4095)
+  }
+
+  @Test func rateCapAndQuota() {
+    var l = Limits()
+    l.circuitMbit = 1   // 125,000 B/s, burst max(6250, 5888) bytes
+    let a = node(nodeA, exits: [service], limits: l)
+    let (_, out) = Datagram(bytes(2, 0xC1, hopBytes(2, service))).handle(a, from: client)
+    let fwd = u32(out, 8)
+    var sent = 0
+    for _ in 0..<20 {
+      if case .send = Datagram(bytes(1, fwd, [UInt8](repeating: 0, count: 1000))).handle(a, from: client, nowNs: 5).0 { sent += 1 }
+    }
+    #expect(sent == 6)
+    #expect(a.drops[.rateLimited] == 14)
+
+    var q = Limits()
+    q.quotaBytes = 3000
+    let b = node(nodeB, exits: [service], limits: q)
+    let (_, outB) = Datagram(bytes(2, 0xC2, hopBytes(2, service))).handle(b, from: client)
+    let fwdB = u32(outB, 8)
+    for _ in 0..<5 { _ = Datagram(bytes(1, fwdB, [UInt8](repeating: 0, count: 1000))).handle(b, from: client) }
+    #expect(b.traffic.forwardedBytes == 3000)
+    #expect(b.drops[.quotaReached] == 2)
+    let (v, o) = Datagram(bytes(2, 0xC3, hopBytes(2, service))).handle(b, from: client)
+    #expect(v == .send(to: client, offset: 0, length: 9) && o[8] == 2)   // REFUSED quota reached
+  }
+
+  @Test func pingIsEchoedAsPong() {
+    let a = node(nodeA)
+    let body: [UInt8] = [1, 2, 3, 4, 5, 6, 7, 8, 9]
+    let (v, out) = Datagram(bytes(5, 0, body)).handle(a, from: client)
+    #expect(v == .send(to: client, offset: 0, length: 17))
+    #expect(out[1] == 6 && Array(out[8...]) == body)
+  }
+
+  @Test func garbageNeverCrashes() {
+    let a = node(nodeA, exits: [service])
+    var r = CountingRandom()
+    for n in 0..<3000 {
+      var g = [UInt8](repeating: 0, count: Int(r.next32() % 1600))
+      for i in 0..<g.count { g[i] = UInt8(truncatingIfNeeded: r.next32()) }
+      if n % 3 == 0 && !g.isEmpty { g[0] = 0xD1 }          // make many look like frames
+      if n % 6 == 0 && g.count > 1 { g[1] = UInt8(1 + n % 8) }
+      _ = Datagram(g).handle(a, from: client)
+    }
+    #expect(a.drops.total > 2500)
+    #expect(a.traffic.received == 3000)
+  }
+}
