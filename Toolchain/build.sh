@@ -33,24 +33,28 @@ install_sdk() {
   fi
 }
 
+log=$(mktemp /tmp/wisp-build.XXXXXX)
+trap 'rm -f "$log"' EXIT
 for t in "${targets[@]}"; do
   case $t in
     x86_64)
       gnu=x86_64-linux-gnu strip=strip
+      rm -f .build-embedded-x86_64/release/wisp
       swift build -c release --product wisp --scratch-path .build-embedded-x86_64 \
         -Xswiftc -enable-experimental-feature -Xswiftc Embedded -Xswiftc -O \
         -Xcc -ffunction-sections -Xcc -fdata-sections \
         -Xlinker -L$emb/x86_64-unknown-linux-gnu -Xlinker -lswiftUnicodeDataTables -Xlinker -lm \
-        -Xlinker --gc-sections 2>&1 | grep -vE '^(\[|Building|Compiling|Write|Planning)' || true
+        -Xlinker --gc-sections >"$log" 2>&1 || { grep -E 'error' "$log" >&2; echo "build.sh: $t build failed" >&2; exit 1; }
       bin=.build-embedded-x86_64/release/wisp ;;
     aarch64|armv7)
       if [ $t = aarch64 ]; then gnu=aarch64-linux-gnu triple=aarch64-none-none-elf
       else gnu=arm-linux-gnueabihf triple=armv7-none-none-eabi; fi
       strip=$gnu-strip
       install_sdk
+      rm -f .build-embedded-$t/$triple/release/wisp
       swift build -c release --product wisp --scratch-path .build-embedded-$t \
         --swift-sdks-path "$sdks" --swift-sdk $triple \
-        --pkg-config-path /usr/lib/$gnu/pkgconfig 2>&1 | grep -vE '^(\[|Building|Compiling|Write|Planning)' || true
+        --pkg-config-path /usr/lib/$gnu/pkgconfig >"$log" 2>&1 || { grep -E 'error' "$log" >&2; echo "build.sh: $t build failed" >&2; exit 1; }
       bin=.build-embedded-$t/$triple/release/wisp ;;
     *) echo "build.sh: unknown target '$t' (known: x86_64 aarch64 armv7)" >&2; exit 2 ;;
   esac

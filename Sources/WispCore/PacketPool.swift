@@ -20,7 +20,8 @@ public final class PacketPool {
     self.capacity = capacity
     self.bufferSize = bufferSize
     memory = UnsafeMutableRawPointer.allocate(byteCount: capacity * bufferSize, alignment: 64)
-    memory.initializeMemory(as: UInt8.self, repeating: 0, count: capacity * bufferSize)
+    // Not zero-filled: the kernel maps the pages lazily, so resident memory follows the
+    // buffers actually in use (a LIFO free stack keeps reusing the same few).
     freeStack = .allocate(capacity: capacity)
     for i in 0..<capacity { freeStack[i] = Int32(capacity - 1 - i) }
     available = capacity

@@ -57,7 +57,7 @@ final class Node {
                                  signals: k == 0)
         let now = wisp_monotonic_ns()
         loop.timers.schedule(RelayLoop.TimerID.tick.rawValue, at: now + 1_000_000_000, every: 1_000_000_000)
-        loop.onEvent = { [unowned self] loop, event in self.handle(loop, event) }
+        loop.onEvent = { loop, event in self.handle(loop, event) }  // cycle broken in run()
         loops.append(loop)
       } catch {
         Log.error("cannot start event loop", "error=\"\(error.description)\"")
@@ -90,6 +90,7 @@ final class Node {
     main.run()
     wisp_stop_request()
     for t in threads { _ = wisp_thread_join(t) }
+    for l in loops { l.onEvent = nil }
     Log.info("stopped", summary())
     return 0
   }
