@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <sys/random.h>
 #include <pthread.h>
+#include <poll.h>
 #include <linux/filter.h>
 
 #ifndef UDP_SEGMENT
@@ -220,4 +221,33 @@ int wisp_attach_reuseport_cbpf(int fd, uint32_t mask) {
   struct sock_fprog prog = { .len = 3, .filter = code };
   if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog) < 0) return -errno;
   return 0;
+}
+
+long wisp_sendto(int fd, const void *buf, size_t len, uint32_t ip, uint16_t port) {
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  sa.sin_addr.s_addr = htonl(ip);
+  ssize_t n;
+  do { n = sendto(fd, buf, len, MSG_DONTWAIT, (struct sockaddr *)&sa, sizeof sa); } while (n < 0 && errno == EINTR);
+  return n < 0 ? -errno : n;
+}
+
+long wisp_recvfrom(int fd, void *buf, size_t len, uint32_t *ip, uint16_t *port) {
+  struct sockaddr_in sa;
+  socklen_t sl = sizeof sa;
+  ssize_t n;
+  do { n = recvfrom(fd, buf, len, MSG_DONTWAIT, (struct sockaddr *)&sa, &sl); } while (n < 0 && errno == EINTR);
+  if (n < 0) return -errno;
+  *ip = ntohl(sa.sin_addr.s_addr);
+  *port = ntohs(sa.sin_port);
+  return n;
+}
+
+int wisp_poll_in(int fd, int timeout_ms) {
+  struct pollfd p = { .fd = fd, .events = POLLIN };
+  int r;
+  do { r = poll(&p, 1, timeout_ms); } while (r < 0 && errno == EINTR);
+  return r < 0 ? -errno : r;
 }

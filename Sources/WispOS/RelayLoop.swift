@@ -123,6 +123,7 @@ public final class RelayLoop {
         switch TimerID(rawValue: id) {
         case .tick:
           forwarder.tick(nowNs: later, nowEpoch: wisp_realtime_s())
+          if wisp_stop_requested() != 0 { running = false }  // another shard asked all to stop
           onEvent?(self, .tick)
         case .stats: onEvent?(self, .stats)
         case .stop: onEvent?(self, .stop)

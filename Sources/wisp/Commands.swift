@@ -18,7 +18,9 @@ enum Commands {
       return SelfTest.run()
     case .run:
       return Node.main(inv)
-    case .boards, .demo, .bench:
+    case .demo:
+      return Demo.main(inv)
+    case .boards, .bench:
       Console.err("wisp: '\(Arguments.spec(inv.command).name)' is not built yet")
       return 1
     }

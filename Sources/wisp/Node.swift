@@ -98,7 +98,7 @@ final class Node {
   func handle(_ loop: RelayLoop, _ event: RelayLoop.Event) {
     switch event {
     case .tick:
-      if wisp_stop_requested() != 0 { loop.stop() }
+      break
     case .stats:
       Console.err(statusLine())
     case .stop:

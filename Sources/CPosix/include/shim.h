@@ -53,6 +53,13 @@ int wisp_stop_requested(void);
 /// the u32 at UDP payload offset 4. 0 or -errno.
 int wisp_attach_reuseport_cbpf(int fd, uint32_t mask);
 
+/// sendto(2) to an IPv4 address (host order); bytes sent or -errno.
+long wisp_sendto(int fd, const void *buf, size_t len, uint32_t ip, uint16_t port);
+/// recvfrom(2) from IPv4, non-blocking; bytes or -errno; source in *ip/*port (host order).
+long wisp_recvfrom(int fd, void *buf, size_t len, uint32_t *ip, uint16_t *port);
+/// poll(2) one fd for input; 1 ready, 0 timeout, -errno.
+int wisp_poll_in(int fd, int timeout_ms);
+
 /// CLOCK_MONOTONIC in nanoseconds.
 uint64_t wisp_monotonic_ns(void);
 /// CLOCK_REALTIME in seconds since the epoch.
