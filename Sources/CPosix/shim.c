@@ -214,11 +214,14 @@ int wisp_stop_requested(void) { return __atomic_load_n(&stop_flag, __ATOMIC_SEQ_
 
 int wisp_attach_reuseport_cbpf(int fd, uint32_t mask) {
   struct sock_filter code[] = {
-    { BPF_LD | BPF_W | BPF_ABS, 0, 0, 4 },   /* A = circuit id (big-endian u32 at payload offset 4) */
+    { BPF_LD | BPF_B | BPF_ABS, 0, 0, 0 },     /* A = first byte of the UDP payload */
+    { BPF_JMP | BPF_JEQ | BPF_K, 1, 0, 0xD1 }, /* a wisp v1 frame? skip one */
+    { BPF_RET | BPF_K, 0, 0, 0 },              /* anything else (DTLS, exit replies): shard 0 */
+    { BPF_LD | BPF_W | BPF_ABS, 0, 0, 4 },     /* A = circuit id (big-endian u32 at offset 4) */
     { BPF_ALU | BPF_AND | BPF_K, 0, 0, mask }, /* A &= shard mask */
-    { BPF_RET | BPF_A, 0, 0, 0 },            /* socket index in the reuseport group */
+    { BPF_RET | BPF_A, 0, 0, 0 },              /* socket index in the reuseport group */
   };
-  struct sock_fprog prog = { .len = 3, .filter = code };
+  struct sock_fprog prog = { .len = 6, .filter = code };
   if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog) < 0) return -errno;
   return 0;
 }
@@ -251,3 +254,5 @@ int wisp_poll_in(int fd, int timeout_ms) {
   do { r = poll(&p, 1, timeout_ms); } while (r < 0 && errno == EINTR);
   return r < 0 ? -errno : r;
 }
+
+long wisp_cpu_count(void) { long n = sysconf(_SC_NPROCESSORS_ONLN); return n < 1 ? 1 : n; }

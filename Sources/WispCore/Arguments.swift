@@ -82,7 +82,7 @@ public enum Arguments {
     CommandSpec(command: .run, name: "run", summary: "run a node: relay circuits on one UDP port",
                 options: [
                   OptionSpec("--listen", "ADDR:PORT", "UDP address to serve (default 127.0.0.1:7400)"),
-                  OptionSpec("--board", "NAME", "board whose defaults to use (default generic)"),
+                  OptionSpec("--board", "NAME|FILE", "board whose sizes to use (Board/NAME/board.conf or a file)"),
                   OptionSpec("--pool", "N", "packet buffers allocated at start"),
                   OptionSpec("--circuits", "N", "forwarding table capacity"),
                   OptionSpec("--batch", "N", "datagrams per recvmmsg/sendmmsg (1-64, default 32)"),
@@ -92,7 +92,7 @@ public enum Arguments {
                   OptionSpec("--quota-reset-day", "D", "day of month the quota resets (1-28)"),
                   OptionSpec("--exit", "ADDR:PORT", "allow exit traffic to this UDP destination (repeatable)"),
                   OptionSpec("--gso", "on|off", "use UDP GSO/GRO where the kernel has it (default on)"),
-                  OptionSpec("--shards", "N", "event loops, one per core (SO_REUSEPORT; default 1)"),
+                  OptionSpec("--shards", "N", "event loops on SO_REUSEPORT sockets (default: one per core; 1 for an exit)"),
                   OptionSpec("--idle-timeout", "SECONDS", "remove circuits idle this long (default 120)"),
                   OptionSpec("--name", "NAME", "name shown in logs and status"),
                   OptionSpec("--stats-interval", "SECONDS", "print a status line every N seconds (0 = never)"),

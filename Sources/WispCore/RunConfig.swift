@@ -6,7 +6,8 @@ public struct RunConfig {
   public var poolPackets = Defaults.poolPackets
   public var circuits = Defaults.circuits
   public var batch = Defaults.batch
-  public var shards = 1
+  /// Event loops; nil = one per core (or 1 when the node is an exit).
+  public var shards: Int? = nil
   public var gso = true
   public var limits = Limits()
   public var exits: [Endpoint] = []
@@ -19,11 +20,20 @@ public struct RunConfig {
   public mutating func apply(board: Board) {
     poolPackets = board.poolPackets
     circuits = board.circuits
+    cores = board.cores
   }
 
+  /// Cores to shard over when `shards` is not given.
+  public var cores = 1
+
+  /// The shard count in effect. Exit replies carry no circuit id, so the kernel cannot
+  /// steer them to the shard that owns their circuit: an exit node runs one shard.
+  public var effectiveShards: Int { shards ?? (exits.isEmpty ? cores : 1) }
+
   /// Reads `wisp run` options. Errors name the option and what it accepts.
-  public static func from(_ inv: Invocation, board: Board? = nil) throws(UsageError) -> RunConfig {
+  public static func from(_ inv: Invocation, board: Board? = nil, cores: Int = 1) throws(UsageError) -> RunConfig {
     var c = RunConfig()
+    c.cores = cores
     if let board { c.apply(board: board) }
     func number(_ name: StaticString, _ lo: UInt64, _ hi: UInt64) throws(UsageError) -> UInt64? {
       guard let text = inv.value(name) else { return nil }
@@ -60,6 +70,10 @@ public struct RunConfig {
         throw UsageError("option '--exit' must be IPv4 ADDR:PORT, not '\(t)'", command: .run)
       }
       c.exits.append(e)
+    }
+    if let s = c.shards, s > 1, !c.exits.isEmpty {
+      throw UsageError("'--shards' above 1 cannot be combined with '--exit' (exit replies carry no circuit id to steer by)",
+                       command: .run)
     }
     if c.poolPackets < c.batch * 4 {
       throw UsageError("option '--pool' must be at least 4x '--batch' (\(c.batch * 4))", command: .run)

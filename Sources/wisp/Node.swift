@@ -19,9 +19,18 @@ final class Node {
   init(config: RunConfig) { self.config = config }
 
   static func main(_ inv: Invocation) -> Int32 {
+    var board: Board? = nil
+    if let name = inv.value("--board") {
+      switch BoardFiles.load(name) {
+      case .success(let b): board = b
+      case .failure(let e):
+        Console.err("wisp: \(e.message)")
+        return 2
+      }
+    }
     let config: RunConfig
     do {
-      config = try RunConfig.from(inv)
+      config = try RunConfig.from(inv, board: board, cores: Int(wisp_cpu_count()))
     } catch {
       Console.err("wisp: \(error.message)")
       Console.err(Arguments.usage(.run))
@@ -34,17 +43,18 @@ final class Node {
 
   func run() -> Int32 {
     wisp_ignore_sigpipe()
+    let shards = config.effectiveShards
     var shardBits = 0
-    while (1 << shardBits) < config.shards { shardBits += 1 }
-    let perShardPool = max(config.poolPackets / config.shards, config.batch * 4)
-    let perShardCircuits = max(config.circuits / config.shards, 1)
-    for k in 0..<config.shards {
-      let fd = wisp_udp_open(config.listen.ip, config.listen.port, config.shards > 1 ? 1 : 0, 4 << 20)
+    while (1 << shardBits) < shards { shardBits += 1 }
+    let perShardPool = max(config.poolPackets / shards, config.batch * 4)
+    let perShardCircuits = max(config.circuits / shards, 1)
+    for k in 0..<shards {
+      let fd = wisp_udp_open(config.listen.ip, config.listen.port, shards > 1 ? 1 : 0, 4 << 20)
       if fd < 0 {
         Log.error("cannot open UDP socket", "addr=\(config.listen.text) error=\"\(Errno(-fd).description)\"")
         return 1
       }
-      if k == 0 && config.shards > 1 {
+      if k == 0 && shards > 1 {
         let r = wisp_attach_reuseport_cbpf(fd, UInt32((1 << shardBits) - 1))
         if r < 0 { Log.error("cannot attach shard steering program", "error=\"\(Errno(-r).description)\""); return 1 }
       }
@@ -74,7 +84,7 @@ final class Node {
       main.timers.schedule(RelayLoop.TimerID.stop.rawValue, at: now + config.durationSec * 1_000_000_000)
     }
     lastStats = (now, 0, 0)
-    Log.info("listening", "addr=\(config.listen.text) shards=\(config.shards) pool=\(perShardPool)x\(Defaults.bufferSize)B"
+    Log.info("listening", "addr=\(config.listen.text) shards=\(shards) pool=\(perShardPool)x\(Defaults.bufferSize)B"
                + " circuits=\(perShardCircuits) batch=\(config.batch) gso=\(config.gso ? "on" : "off")"
                + " exits=\(config.exits.count) version=\(Build.version)")
     for k in 1..<max(loops.count, 1) where k < loops.count {
@@ -145,7 +155,20 @@ final class Node {
     lastStats = (now, t.packets, t.bytes)
     return "status node=\(config.name) uptime_s=\((now - startNs) / 1_000_000_000) circuits=\(t.circuits)"
       + " pps=\(pps) mbit_s=\(formatFixed(kbit, decimals: 3)) forwarded=\(t.packets) bytes=\(t.bytes)"
-      + " drops=\(t.drops.total) [\(t.drops.summary)]"
+      + " drops=\(t.drops.total) [\(t.drops.summary)]" + quotaStatus()
+  }
+
+  /// " quota=used/limit" and why new circuits are refused, when a quota is set.
+  func quotaStatus() -> String {
+    let q = loops[0].forwarder.quota
+    if q.limit == 0 { return "" }
+    var used: UInt64 = 0
+    for l in loops { used += l.forwarder.quota.used }
+    var s = " quota_used=\(used) quota_limit=\(q.limit)"
+    if loops.contains(where: { $0.forwarder.quota.reached }) {
+      s += " refusing_new_circuits=\"monthly quota reached; resets on day \(q.resetDay)\""
+    }
+    return s
   }
 
   func summary() -> String {

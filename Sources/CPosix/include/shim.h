@@ -60,6 +60,9 @@ long wisp_recvfrom(int fd, void *buf, size_t len, uint32_t *ip, uint16_t *port);
 /// poll(2) one fd for input; 1 ready, 0 timeout, -errno.
 int wisp_poll_in(int fd, int timeout_ms);
 
+/// Online CPU cores (at least 1).
+long wisp_cpu_count(void);
+
 /// CLOCK_MONOTONIC in nanoseconds.
 uint64_t wisp_monotonic_ns(void);
 /// CLOCK_REALTIME in seconds since the epoch.
