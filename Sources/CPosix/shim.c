@@ -9,6 +9,7 @@
 #include <sys/random.h>
 #include <pthread.h>
 #include <poll.h>
+#include <sys/un.h>
 #include <linux/filter.h>
 
 #ifndef UDP_SEGMENT
@@ -256,3 +257,98 @@ int wisp_poll_in(int fd, int timeout_ms) {
 }
 
 long wisp_cpu_count(void) { long n = sysconf(_SC_NPROCESSORS_ONLN); return n < 1 ? 1 : n; }
+
+static int fill_sun(struct sockaddr_un *sa, const char *path, socklen_t *len) {
+  size_t n = strlen(path);
+  if (n == 0 || n >= sizeof sa->sun_path) return -ENAMETOOLONG;
+  memset(sa, 0, sizeof *sa);
+  sa->sun_family = AF_UNIX;
+  memcpy(sa->sun_path, path, n);
+  if (path[0] == '@') sa->sun_path[0] = 0;  /* abstract namespace */
+  *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+  return 0;
+}
+
+int wisp_unix_listen(const char *path) {
+  struct sockaddr_un sa;
+  socklen_t len;
+  int r = fill_sun(&sa, path, &len);
+  if (r < 0) return r;
+  struct stat st;
+  if (path[0] != '@' && lstat(path, &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) return -EEXIST;  /* never delete a file that is not a socket */
+    unlink(path);
+  }
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  if (bind(fd, (struct sockaddr *)&sa, len) < 0 || listen(fd, 16) < 0) { int e = errno; close(fd); return -e; }
+  if (path[0] != '@') chmod(path, 0666);
+  return fd;
+}
+
+int wisp_unix_connect(const char *path) {
+  struct sockaddr_un sa;
+  socklen_t len;
+  int r = fill_sun(&sa, path, &len);
+  if (r < 0) return r;
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  if (connect(fd, (struct sockaddr *)&sa, len) < 0) { int e = errno; close(fd); return -e; }
+  return fd;
+}
+
+int wisp_tcp_listen(uint32_t ip, uint16_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  sa.sin_addr.s_addr = htonl(ip);
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 16) < 0) { int e = errno; close(fd); return -e; }
+  return fd;
+}
+
+int wisp_accept(int fd) {
+  int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+  return c < 0 ? -errno : c;
+}
+
+long wisp_read_timeout(int fd, void *buf, size_t len, int timeout_ms) {
+  int r = wisp_poll_in(fd, timeout_ms);
+  if (r <= 0) return r;
+  ssize_t n;
+  do { n = read(fd, buf, len); } while (n < 0 && errno == EINTR);
+  return n < 0 ? -errno : n;
+}
+
+int wisp_write_all(int fd, const void *buf, size_t len, int timeout_ms) {
+  size_t off = 0;
+  while (off < len) {
+    struct pollfd p = { .fd = fd, .events = POLLOUT };
+    if (poll(&p, 1, timeout_ms) <= 0) return -ETIMEDOUT;
+    ssize_t n = send(fd, (const char *)buf + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0) { if (errno == EINTR || errno == EAGAIN) continue; return -errno; }
+    off += (size_t)n;
+  }
+  return 0;
+}
+
+int wisp_sd_notify(const char *msg) {
+  const char *path = getenv("NOTIFY_SOCKET");
+  if (!path || !*path) return 0;
+  struct sockaddr_un sa;
+  socklen_t len;
+  int r = fill_sun(&sa, path, &len);
+  if (r < 0) return r;
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  ssize_t n = sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa, len);
+  int e = errno;
+  close(fd);
+  return n < 0 ? -e : 1;
+}
+
+int wisp_unlink(const char *path) { return unlink(path) < 0 ? -errno : 0; }

@@ -9,7 +9,7 @@
 
 /// The subcommands of `wisp`.
 public enum Subcommand: Equatable, Sendable {
-  case help, version, run, demo, selftest, boards, bench
+  case help, version, run, demo, selftest, boards, config, status
 }
 
 /// One option a command accepts.
@@ -81,7 +81,11 @@ public enum Arguments {
   public static let commands: [CommandSpec] = [
     CommandSpec(command: .run, name: "run", summary: "run a node: relay circuits on one UDP port",
                 options: [
+                  OptionSpec("--config", "FILE", "configuration file (default /etc/wisp/wisp.conf if it exists)"),
                   OptionSpec("--listen", "ADDR:PORT", "UDP address to serve (default 127.0.0.1:7400)"),
+                  OptionSpec("--state-dir", "DIR", "identity key and credit journal (default /var/lib/wisp)"),
+                  OptionSpec("--status-socket", "PATH", "UNIX socket for 'wisp status' (default $RUNTIME_DIRECTORY/status.sock)"),
+                  OptionSpec("--metrics", "ADDR:PORT|off", "Prometheus endpoint on loopback (default off)"),
                   OptionSpec("--board", "NAME|FILE", "board whose sizes to use (Board/NAME/board.conf or a file)"),
                   OptionSpec("--pool", "N", "packet buffers allocated at start"),
                   OptionSpec("--circuits", "N", "forwarding table capacity"),
@@ -106,20 +110,18 @@ public enum Arguments {
                   OptionSpec("--base-port", "PORT", "first UDP port of the demo nodes (default 7401)"),
                 ],
                 positionals: nil, maxPositionals: 0),
+    CommandSpec(command: .config, name: "config", summary: "check a configuration file: wisp config check [FILE]",
+                options: [], positionals: "check [FILE]", maxPositionals: 2),
+    CommandSpec(command: .status, name: "status", summary: "ask a running node for its status",
+                options: [
+                  OptionSpec("--json", nil, "machine-readable output"),
+                  OptionSpec("--socket", "PATH", "the node's status socket (default /run/wisp/status.sock)"),
+                ],
+                positionals: nil, maxPositionals: 0),
     CommandSpec(command: .selftest, name: "selftest", summary: "check the core types inside this very binary",
                 options: [], positionals: nil, maxPositionals: 0),
     CommandSpec(command: .boards, name: "boards", summary: "list the boards this build knows",
                 options: [], positionals: nil, maxPositionals: 0),
-    CommandSpec(command: .bench, name: "bench", summary: "traffic generator and sink used by `make bench`",
-                options: [
-                  OptionSpec("--role", "gen|sink", "generate frames into a circuit, or count them"),
-                  OptionSpec("--target", "ADDR:PORT", "node to build the circuit through (gen)"),
-                  OptionSpec("--sink", "ADDR:PORT", "where the circuit ends (gen) / where to listen (sink)"),
-                  OptionSpec("--size", "BYTES", "payload size"),
-                  OptionSpec("--count", "N", "frames to send (gen)"),
-                  OptionSpec("--seconds", "N", "stop after N seconds"),
-                ],
-                positionals: nil, maxPositionals: 0),
     CommandSpec(command: .version, name: "version", summary: "print version, target triple and build flavour",
                 options: [], positionals: nil, maxPositionals: 0),
     CommandSpec(command: .help, name: "help", summary: "show help for wisp or one command",

@@ -83,6 +83,16 @@ public final class Forwarder<R: RandomSource> {
     limits = new
   }
 
+  /// Replaces the exit policy (SIGHUP). Destinations that stay keep their circuit.
+  public func setExits(_ allowed: [Endpoint]) {
+    var next: [(endpoint: Endpoint, half: Int32)] = []
+    for e in allowed {
+      let old = exitIndex(e).map { exits[$0].half } ?? -1
+      next.append((endpoint: e, half: old))
+    }
+    exits = next
+  }
+
   /// Index in `exits` of a permitted destination, or nil.
   @inline(__always)
   func exitIndex(_ e: Endpoint) -> Int? {
@@ -150,6 +160,8 @@ public final class Forwarder<R: RandomSource> {
     if h.pointee.pending { return drop(.circuitPending) }
     if let reason = admit(h, bytes: header.bodyLength, nowNs: nowNs) { return drop(reason) }
     if h.pointee.outIsExit {
+      // The policy may have changed since the circuit was built (SIGHUP).
+      if exitIndex(h.pointee.outEndpoint) == nil { return drop(.exitNotAllowed) }
       return .send(to: h.pointee.outEndpoint, offset: Wire.headerSize, length: header.bodyLength)
     }
     Frame.store32(p, 4, h.pointee.outId)

@@ -12,6 +12,18 @@ public struct RunConfig {
   public var limits = Limits()
   public var exits: [Endpoint] = []
   public var statsIntervalSec: UInt64 = 0
+  /// Board named by the config file (the command line's --board wins).
+  public var boardName: String? = nil
+  public var stateDir = "/var/lib/wisp"
+  /// UNIX socket for `wisp status`; nil = none.
+  public var statusSocket: String? = nil
+  /// Prometheus endpoint (loopback only); nil = off.
+  public var metrics: Endpoint? = nil
+  /// Send WATCHDOG=1 to systemd when it asks for it (WATCHDOG_USEC).
+  public var watchdog = true
+  public var leds = LEDLines()
+  /// The config file in use, for SIGHUP.
+  public var configPath: String? = nil
   public var durationSec: UInt64 = 0
 
   public init() {}
@@ -21,6 +33,11 @@ public struct RunConfig {
     poolPackets = board.poolPackets
     circuits = board.circuits
     cores = board.cores
+    leds.chip = board.gpioChip
+    leds.status = board.ledStatus
+    leds.activity = board.ledActivity
+    leds.error = board.ledError
+    leds.activeLow = board.ledActiveLow
   }
 
   /// Cores to shard over when `shards` is not given.
@@ -35,6 +52,12 @@ public struct RunConfig {
     var c = RunConfig()
     c.cores = cores
     if let board { c.apply(board: board) }
+    return try from(inv, over: c)
+  }
+
+  /// Command-line options over `base` (board and config file already applied).
+  public static func from(_ inv: Invocation, over base: RunConfig) throws(UsageError) -> RunConfig {
+    var c = base
     func number(_ name: StaticString, _ lo: UInt64, _ hi: UInt64) throws(UsageError) -> UInt64? {
       guard let text = inv.value(name) else { return nil }
       guard let n = parseDecimal(text), n >= lo, n <= hi else {
@@ -49,6 +72,16 @@ public struct RunConfig {
       c.listen = e
     }
     if let n = inv.value("--name") { c.name = n }
+    if let d = inv.value("--state-dir") { c.stateDir = d }
+    if let s = inv.value("--status-socket") { c.statusSocket = s.is("none") ? nil : s }
+    if let m = inv.value("--metrics") {
+      if m.is("off") { c.metrics = nil } else {
+        guard let e = Endpoint(m), e.isLoopback else {
+          throw UsageError("option '--metrics' must be off or a loopback ADDR:PORT, not '\(m)'", command: .run)
+        }
+        c.metrics = e
+      }
+    }
     if let n = try number("--pool", 64, 1 << 20) { c.poolPackets = Int(n) }
     if let n = try number("--circuits", 1, 1 << 20) { c.circuits = Int(n) }
     if let n = try number("--batch", 1, 64) { c.batch = Int(n) }
@@ -65,6 +98,7 @@ public struct RunConfig {
         throw UsageError("option '--gso' must be on or off, not '\(g)'", command: .run)
       }
     }
+    if !inv.values("--exit").isEmpty { c.exits = [] }
     for t in inv.values("--exit") {
       guard let e = Endpoint(t) else {
         throw UsageError("option '--exit' must be IPv4 ADDR:PORT, not '\(t)'", command: .run)

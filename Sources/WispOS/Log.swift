@@ -7,11 +7,25 @@ public enum Log {
   static var keys: [(key: StaticString, windowStart: UInt64, count: Int, suppressed: Int)] = []
   static let burst = 5
 
+  /// The latest warnings and errors (for status), oldest first.
+  public private(set) static var recent: [String] = []
+
   public static func info(_ msg: StaticString, _ fields: String = "") { emit("info", msg, fields) }
   public static func warn(_ msg: StaticString, _ fields: String = "") { emit("warn", msg, fields) }
   public static func error(_ msg: StaticString, _ fields: String = "") { emit("error", msg, fields) }
 
-  static func emit(_ level: StaticString, _ msg: StaticString, _ fields: String) {
+  /// Escapes a value for `key="value"` and JSON strings.
+  public static func quote(_ s: String) -> String {
+    var out = [UInt8]()
+    for b in s.utf8 {
+      if b == 34 || b == 92 { out.append(92); out.append(b) }
+      else if b < 32 { out.append(32) }
+      else { out.append(b) }
+    }
+    return String(decoding: out, as: UTF8.self)
+  }
+
+  static func emit(_ level: String, _ msg: StaticString, _ fields: String) {
     let now = wisp_monotonic_ns()
     var extra = ""
     var found = false
@@ -25,6 +39,11 @@ public enum Log {
       if keys[i].count > burst { keys[i].suppressed += 1; return }
     }
     if !found && keys.count < 64 { keys.append((msg, now, 1, 0)) }
-    Console.err("\(name): level=\(level) msg=\"\(msg)\"\(fields.isEmpty ? "" : " ")\(fields)\(extra)")
+    let line = "level=\(level) msg=\"\(msg)\"\(fields.isEmpty ? "" : " ")\(fields)\(extra)"
+    if !level.is("info") {
+      if recent.count == 8 { recent.removeFirst() }
+      recent.append(line)
+    }
+    Console.err("\(name): \(line)")
   }
 }

@@ -18,8 +18,8 @@ import CPosix
 import WispCore
 
 public final class RelayLoop {
-  public enum TimerID: Int { case tick = 1, stats = 2, stop = 3 }
-  public enum Event { case tick, stats, stop, signal(Int32) }
+  public enum TimerID: Int { case tick = 1, stats = 2, stop = 3, watchdog = 4 }
+  public enum Event { case tick, stats, stop, watchdog, signal(Int32), readable(UInt64) }
 
   public let fd: Int32
   public let pool: PacketPool
@@ -103,6 +103,12 @@ public final class RelayLoop {
 
   public func stop() { running = false }
 
+  /// Adds `fd` to this loop's epoll set; readiness arrives as `.readable(tag)` (tag ≥ 16).
+  public func watch(_ fd: Int32, tag: UInt64) throws(Errno) {
+    precondition(tag >= 16, "tags below 16 are the loop's own")
+    _ = try retryingNegErrno { wisp_epoll_add(epfd, fd, tag) }
+  }
+
   /// Runs until `stop()` (from a timer or signal handler).
   public func run() {
     var tags = [UInt64](repeating: 0, count: 4)
@@ -114,7 +120,7 @@ public final class RelayLoop {
       if n < 0 && -n != EINTR { fatalError("epoll_wait failed") }  // only on a bad epoll fd
       if n > 0 {
         for i in 0..<Int(n) {
-          if tagp[i] == 0 { drain() } else { readSignals() }
+          if tagp[i] == 0 { drain() } else if tagp[i] == 1 { readSignals() } else { onEvent?(self, .readable(tagp[i])) }
         }
       }
       // 7. timers
@@ -127,6 +133,7 @@ public final class RelayLoop {
           onEvent?(self, .tick)
         case .stats: onEvent?(self, .stats)
         case .stop: onEvent?(self, .stop)
+        case .watchdog: onEvent?(self, .watchdog)
         case .none: break
         }
       }

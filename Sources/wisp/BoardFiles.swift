@@ -30,6 +30,26 @@ enum BoardFiles {
   }
 }
 
+extension BoardFiles {
+  /// `wisp boards`: every board found, with its target.
+  static func list() -> Int32 {
+    var any = false
+    for root in roots {
+      guard let names = try? Files.list(root) else { continue }
+      for n in names where !n.utf8.contains(46) || root.is("/usr/share/wisp/boards") {
+        let name = root.is("Board") ? n : String(n.utf8.prefix(n.utf8.count - 5))!
+        if case .success(let b) = load(root.is("Board") ? "Board/\(n)/board.conf" : "\(root)/\(n)") {
+          Console.out("\(name)  \(b.target.name)  \(b.description)")
+          any = true
+        }
+      }
+      if any { return 0 }
+    }
+    Console.err("wisp: no board files found in \(roots.joined(separator: " or "))")
+    return 1
+  }
+}
+
 struct BoardLoadError: Error {
   let message: String
   init(_ m: String) { message = m }

@@ -20,9 +20,12 @@ enum Commands {
       return Node.main(inv)
     case .demo:
       return Demo.main(inv)
-    case .boards, .bench:
-      Console.err("wisp: '\(Arguments.spec(inv.command).name)' is not built yet")
-      return 1
+    case .config:
+      return ConfigLoader.check(inv)
+    case .boards:
+      return BoardFiles.list()
+    case .status:
+      return StatusClient.main(inv)
     }
   }
 }

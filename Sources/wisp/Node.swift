@@ -15,26 +15,26 @@ final class Node {
   var threads: [UInt] = []
   let startNs = wisp_monotonic_ns()
   var lastStats: (ns: UInt64, packets: UInt64, bytes: UInt64) = (0, 0, 0)
+  var lastRate: (ns: UInt64, packets: UInt64, bytes: UInt64, pps: UInt64, kbit: UInt64) = (0, 0, 0, 0, 0)
+  var statusFd: Int32 = -1
+  var metricsFd: Int32 = -1
+  var current: RunConfig
+  static let statusTag: UInt64 = 16
+  static let metricsTag: UInt64 = 17
 
-  init(config: RunConfig) { self.config = config }
+  init(config: RunConfig) {
+    self.config = config
+    current = config
+  }
 
   static func main(_ inv: Invocation) -> Int32 {
-    var board: Board? = nil
-    if let name = inv.value("--board") {
-      switch BoardFiles.load(name) {
-      case .success(let b): board = b
-      case .failure(let e):
-        Console.err("wisp: \(e.message)")
-        return 2
-      }
-    }
     let config: RunConfig
-    do {
-      config = try RunConfig.from(inv, board: board, cores: Int(wisp_cpu_count()))
-    } catch {
-      Console.err("wisp: \(error.message)")
-      Console.err(Arguments.usage(.run))
-      return 2
+    switch ConfigLoader.forRun(inv) {
+    case .success(let c): config = c
+    case .failure(let f):
+      Console.err("wisp: \(f.message)")
+      if f.exitCode == 2 { Console.err(Arguments.usage(.run)) }
+      return f.exitCode
     }
     Log.name = "wisp[\(config.name)]"
     let node = Node(config: config)
@@ -84,6 +84,31 @@ final class Node {
       main.timers.schedule(RelayLoop.TimerID.stop.rawValue, at: now + config.durationSec * 1_000_000_000)
     }
     lastStats = (now, 0, 0)
+    lastRate = (now, 0, 0, 0, 0)
+    if let path = config.statusSocket {
+      statusFd = wisp_unix_listen(path)
+      if statusFd < 0 {
+        Log.warn("no status socket", "path=\(path) error=\"\(Errno(-statusFd).description)\"")
+      } else {
+        try? main.watch(statusFd, tag: Node.statusTag)
+      }
+    }
+    if let m = config.metrics {
+      metricsFd = wisp_tcp_listen(m.ip, m.port)
+      if metricsFd < 0 {
+        Log.warn("no metrics endpoint", "addr=\(m.text) error=\"\(Errno(-metricsFd).description)\"")
+      } else {
+        try? main.watch(metricsFd, tag: Node.metricsTag)
+      }
+    }
+    // systemd: watchdog at half the interval it asks for, READY once the port is bound.
+    if config.watchdog, let usecText = ProcessInfo.environment("WATCHDOG_USEC"), let usec = parseDecimal(usecText), usec > 0 {
+      let pidOK = ProcessInfo.environment("WATCHDOG_PID").map { parseDecimal($0) == UInt64(getpid()) } ?? true
+      if pidOK {
+        main.timers.schedule(RelayLoop.TimerID.watchdog.rawValue, at: now, every: usec * 500)
+      }
+    }
+    _ = wisp_sd_notify("READY=1\nSTATUS=relaying on \(config.listen.text)")
     Log.info("listening", "addr=\(config.listen.text) shards=\(shards) pool=\(perShardPool)x\(Defaults.bufferSize)B"
                + " circuits=\(perShardCircuits) batch=\(config.batch) gso=\(config.gso ? "on" : "off")"
                + " exits=\(config.exits.count) version=\(Build.version)")
@@ -98,9 +123,15 @@ final class Node {
       threads.append(handle)
     }
     main.run()
+    _ = wisp_sd_notify("STOPPING=1")
     wisp_stop_request()
     for t in threads { _ = wisp_thread_join(t) }
     for l in loops { l.onEvent = nil }
+    if statusFd >= 0, let path = config.statusSocket {
+      close(statusFd)
+      if !path.hasBytePrefix("@") { _ = wisp_unlink(path) }
+    }
+    if metricsFd >= 0 { close(metricsFd) }
     Log.info("stopped", summary())
     return 0
   }
@@ -109,6 +140,10 @@ final class Node {
     switch event {
     case .tick:
       break
+    case .watchdog:
+      _ = wisp_sd_notify("WATCHDOG=1")
+    case .readable(let tag):
+      if tag == Node.statusTag { serveStatus() } else if tag == Node.metricsTag { serveMetrics() }
     case .stats:
       Console.err(statusLine())
     case .stop:
@@ -121,8 +156,103 @@ final class Node {
       } else if s == SIGUSR1 {
         Console.err(statusLine())
       } else if s == SIGHUP {
-        Log.info("SIGHUP: nothing to reload (no config file in use)")
+        reload()
       }
+    }
+  }
+
+  /// SIGHUP: re-read the config file; keep the old one if the new one is invalid.
+  func reload() {
+    guard let path = current.configPath else {
+      Log.info("SIGHUP: no config file in use, nothing to reload")
+      return
+    }
+    _ = wisp_sd_notify("RELOADING=1")
+    defer { _ = wisp_sd_notify("READY=1") }
+    switch ConfigLoader.load(path: path, boardOverride: nil, inv: nil) {
+    case .failure(let f):
+      Log.error("reload failed, keeping the running config", "error=\"\(Log.quote(f.message))\"")
+    case .success(let new):
+      if new.listen != current.listen || new.effectiveShards != current.effectiveShards || new.poolPackets != current.poolPackets
+        || new.circuits != current.circuits {
+        Log.warn("listen, shards, pool and circuits take effect on restart")
+      }
+      let now = wisp_realtime_s()
+      for l in loops {
+        l.forwarder.update(limits: new.limits, nowEpoch: now)
+        l.forwarder.setExits(new.exits)
+      }
+      var kept = current
+      kept.limits = new.limits
+      kept.exits = new.exits
+      kept.statsIntervalSec = new.statsIntervalSec
+      current = kept
+      Log.info("reloaded", "file=\(path) rate_mbit=\(new.limits.nodeMbit) circuit_rate_mbit=\(new.limits.circuitMbit)"
+                 + " quota_bytes=\(new.limits.quotaBytes) exits=\(new.exits.count)")
+    }
+  }
+
+  func snapshot() -> StatusSnapshot {
+    let t = totals()
+    let now = wisp_monotonic_ns()
+    if now - lastRate.ns >= 1_000_000_000 {
+      let dt = now - lastRate.ns
+      lastRate = (now, t.packets, t.bytes, (t.packets - lastRate.packets) * 1_000_000_000 / dt,
+                  (t.bytes - lastRate.bytes) * 8 * 1_000_000 / dt)
+    }
+    var s = StatusSnapshot()
+    s.name = config.name
+    s.listen = config.listen.text
+    s.uptimeSec = (now - startNs) / 1_000_000_000
+    s.shards = loops.count
+    s.circuits = t.circuits
+    s.circuitsCreated = t.created
+    s.packets = t.packets
+    s.bytes = t.bytes
+    s.pps = lastRate.pps
+    s.kbitPerSec = lastRate.kbit
+    s.drops = t.drops
+    for l in loops {
+      s.quotaUsed += l.forwarder.quota.used
+      s.quotaReached = s.quotaReached || l.forwarder.quota.reached
+      s.poolFree += l.pool.available
+      s.poolSize += l.pool.capacity
+    }
+    s.quotaLimit = current.limits.quotaBytes
+    s.quotaResetDay = current.limits.quotaResetDay
+    s.recentErrors = Log.recent
+    return s
+  }
+
+  /// Answers every waiting `wisp status` client (bounded work per wake-up).
+  func serveStatus() {
+    for _ in 0..<8 {
+      let c = wisp_accept(statusFd)
+      if c < 0 { return }
+      var req = [UInt8](repeating: 0, count: 64)
+      let n = req.withUnsafeMutableBytes { wisp_read_timeout(c, $0.baseAddress, $0.count, 100) }
+      var reply = n > 0 && req[0] == 106 ? snapshot().json() : snapshot().text()  // 'j'son
+      _ = reply.withUTF8 { wisp_write_all(c, $0.baseAddress, $0.count, 200) }
+      close(c)
+    }
+  }
+
+  /// Answers Prometheus scrapes: any GET gets the metrics.
+  func serveMetrics() {
+    for _ in 0..<8 {
+      let c = wisp_accept(metricsFd)
+      if c < 0 { return }
+      var req = [UInt8](repeating: 0, count: 1024)
+      let n = req.withUnsafeMutableBytes { wisp_read_timeout(c, $0.baseAddress, $0.count, 100) }
+      var reply: String
+      if n >= 4 && req[0] == 71 && req[1] == 69 && req[2] == 84 && req[3] == 32 {  // "GET "
+        let body = snapshot().prometheus()
+        reply = "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body
+      } else {
+        reply = "HTTP/1.0 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n"
+      }
+      _ = reply.withUTF8 { wisp_write_all(c, $0.baseAddress, $0.count, 200) }
+      close(c)
     }
   }
 

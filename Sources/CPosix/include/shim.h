@@ -63,6 +63,24 @@ int wisp_poll_in(int fd, int timeout_ms);
 /// Online CPU cores (at least 1).
 long wisp_cpu_count(void);
 
+/// A listening UNIX stream socket at `path` (a stale socket file is replaced, mode 0666),
+/// non-blocking; fd or -errno.
+int wisp_unix_listen(const char *path);
+/// Connects to a UNIX stream socket; fd or -errno.
+int wisp_unix_connect(const char *path);
+/// A listening TCP socket on ip:port (host order), non-blocking; fd or -errno.
+int wisp_tcp_listen(uint32_t ip, uint16_t port);
+/// accept4 non-blocking; fd or -errno.
+int wisp_accept(int fd);
+/// Reads up to len bytes, waiting at most timeout_ms; bytes or -errno (0 = closed/timeout).
+long wisp_read_timeout(int fd, void *buf, size_t len, int timeout_ms);
+/// Writes all bytes (blocking up to timeout_ms per chunk); 0 or -errno.
+int wisp_write_all(int fd, const void *buf, size_t len, int timeout_ms);
+/// sd_notify(3) without libsystemd: sends `msg` to $NOTIFY_SOCKET. 1 sent, 0 no socket, -errno.
+int wisp_sd_notify(const char *msg);
+/// unlink(2); 0 or -errno.
+int wisp_unlink(const char *path);
+
 /// CLOCK_MONOTONIC in nanoseconds.
 uint64_t wisp_monotonic_ns(void);
 /// CLOCK_REALTIME in seconds since the epoch.

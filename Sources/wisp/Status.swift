@@ -1,0 +1,116 @@
+// What a running node reports: for people (`wisp status`), for scripts (`--json`) and
+// for Prometheus (the metrics endpoint). One snapshot feeds all three.
+import CPosix
+import WispCore
+import WispOS
+
+struct StatusSnapshot {
+  var name = ""
+  var version = Build.version
+  var listen = ""
+  var uptimeSec: UInt64 = 0
+  var shards = 1
+  var circuits = 0
+  var circuitsCreated: UInt64 = 0
+  var packets: UInt64 = 0
+  var bytes: UInt64 = 0
+  var pps: UInt64 = 0
+  var kbitPerSec: UInt64 = 0
+  var drops = DropCounters()
+  var quotaUsed: UInt64 = 0
+  var quotaLimit: UInt64 = 0
+  var quotaReached = false
+  var quotaResetDay = 1
+  var poolFree = 0
+  var poolSize = 0
+  var ledState = "console"
+  var recentErrors: [String] = []
+
+  /// Lines for people.
+  func text() -> String {
+    var s = "wisp \(version) node '\(name)' on \(listen), up \(uptimeSec) s, \(shards) shard(s)\n"
+    s += "identity:  not configured (sessions not built yet)\n"
+    s += "peers:     none known (RTT probing not built yet)\n"
+    s += "circuits:  \(circuits) open, \(circuitsCreated) created since start\n"
+    s += "traffic:   \(packets) packets, \(bytes) bytes relayed; now \(pps) packets/s, \(formatFixed(kbitPerSec, decimals: 3)) Mbit/s\n"
+    s += "credit:    not tracked yet (credit journal not built yet)\n"
+    if quotaLimit > 0 {
+      s += "quota:     \(quotaUsed) of \(quotaLimit) bytes this period (resets on day \(quotaResetDay))"
+      s += quotaReached ? " - REACHED: refusing new circuits\n" : "\n"
+    } else {
+      s += "quota:     none\n"
+    }
+    s += "pool:      \(poolFree) of \(poolSize) packet buffers free\n"
+    s += "leds:      \(ledState)\n"
+    s += "drops:     \(drops.total) [\(drops.summary)]\n"
+    s += "errors:    \(recentErrors.isEmpty ? "none" : "")\n"
+    for e in recentErrors { s += "  \(e)\n" }
+    return s
+  }
+
+  /// One JSON object for scripts.
+  func json() -> String {
+    var s = "{\"name\":\"\(Log.quote(name))\",\"version\":\"\(version)\",\"listen\":\"\(listen)\",\"uptime_s\":\(uptimeSec)"
+    s += ",\"shards\":\(shards),\"identity\":null,\"peers\":[],\"sessions\":0"
+    s += ",\"circuits\":{\"open\":\(circuits),\"created\":\(circuitsCreated)}"
+    s += ",\"traffic\":{\"packets\":\(packets),\"bytes\":\(bytes),\"packets_per_s\":\(pps),\"kbit_per_s\":\(kbitPerSec)}"
+    s += ",\"credit\":null"
+    s += ",\"quota\":{\"used_bytes\":\(quotaUsed),\"limit_bytes\":\(quotaLimit),\"reached\":\(quotaReached),\"reset_day\":\(quotaResetDay)}"
+    s += ",\"pool\":{\"free\":\(poolFree),\"size\":\(poolSize)},\"leds\":\"\(Log.quote(ledState))\",\"drops\":{"
+    var first = true
+    for r in DropReason.allCases {
+      s += (first ? "" : ",") + "\"\(r.name)\":\(drops[r])"
+      first = false
+    }
+    s += "},\"last_errors\":["
+    for (i, e) in recentErrors.enumerated() { s += (i == 0 ? "" : ",") + "\"\(Log.quote(e))\"" }
+    return s + "]}\n"
+  }
+
+  /// Prometheus text exposition format 0.0.4.
+  func prometheus() -> String {
+    var s = ""
+    func metric(_ name: String, _ type: StaticString, _ help: StaticString, _ value: UInt64, _ labels: String = "") {
+      s += "# HELP wisp_\(name) \(help)\n# TYPE wisp_\(name) \(type)\n"
+      s += "wisp_\(name)\(labels.isEmpty ? "" : "{\(labels)}") \(value)\n"
+    }
+    metric("up_seconds", "gauge", "Seconds since the node started.", uptimeSec)
+    metric("circuits_open", "gauge", "Circuits in the forwarding table.", UInt64(circuits))
+    metric("circuits_created_total", "counter", "Circuits created since start.", circuitsCreated)
+    metric("forwarded_packets_total", "counter", "Packets relayed.", packets)
+    metric("forwarded_bytes_total", "counter", "Payload bytes relayed.", bytes)
+    metric("quota_used_bytes", "gauge", "Bytes counted against this period's quota.", quotaUsed)
+    metric("quota_limit_bytes", "gauge", "The monthly quota (0 = none).", quotaLimit)
+    metric("pool_free_buffers", "gauge", "Free packet buffers.", UInt64(poolFree))
+    s += "# HELP wisp_dropped_packets_total Datagrams dropped, by reason.\n# TYPE wisp_dropped_packets_total counter\n"
+    for r in DropReason.allCases { s += "wisp_dropped_packets_total{reason=\"\(r.name)\"} \(drops[r])\n" }
+    return s
+  }
+}
+
+/// `wisp status [--json] [--socket PATH]`.
+enum StatusClient {
+  static func main(_ inv: Invocation) -> Int32 {
+    var path = inv.value("--socket") ?? "/run/wisp/status.sock"
+    if inv.value("--socket") == nil, let rt = ProcessInfo.environment("RUNTIME_DIRECTORY") { path = rt + "/status.sock" }
+    let fd = wisp_unix_connect(path)
+    if fd < 0 {
+      Console.err("wisp: cannot reach a running node at \(path): \(Errno(-fd).description) (is wisp running? --socket PATH)")
+      return 1
+    }
+    defer { close(fd) }
+    let req = inv.has("--json") ? "json\n" : "status\n"
+    var r = req
+    _ = r.withUTF8 { wisp_write_all(fd, $0.baseAddress, $0.count, 1000) }
+    var out = [UInt8]()
+    var buf = [UInt8](repeating: 0, count: 4096)
+    while out.count < 1 << 20 {
+      let n = buf.withUnsafeMutableBytes { wisp_read_timeout(fd, $0.baseAddress, $0.count, 2000) }
+      if n <= 0 { break }
+      out.append(contentsOf: buf[0..<Int(n)])
+    }
+    if out.isEmpty { Console.err("wisp: the node at \(path) did not answer"); return 1 }
+    Console.write(1, String(decoding: out, as: UTF8.self))
+    return 0
+  }
+}
