@@ -16,6 +16,8 @@ enum Commands {
       return 0
     case .selftest:
       return SelfTest.run()
+    case .leds:
+      return LedsCommand.run(inv)
     case .boards, .run, .demo, .bench:
       Console.err("wisp: '\(Arguments.spec(inv.command).name)' is not built yet")
       return 1
