@@ -27,8 +27,9 @@ enum LedsCommand {
     guard let verb = inv.positionals.first else { return usage("say 'test' or 'show STATE'") }
     var state: LEDState? = nil
     if verb.is("show") {
-      guard inv.positionals.count == 2, let s = LEDState(name: inv.positionals[1]) else {
-        return usage("'show' needs a state: \(stateNames())")
+      guard inv.positionals.count == 2 else { return usage("'show' needs a state: \(stateNames())") }
+      guard let s = LEDState(name: inv.positionals[1]) else {
+        return usage("unknown state '\(inv.positionals[1])' (known: \(stateNames()))")
       }
       state = s
     } else if !verb.is("test") || inv.positionals.count != 1 {
