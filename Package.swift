@@ -19,7 +19,8 @@ let package = Package(
     .systemLibrary(name: "CGpiod", path: "Sources/CGpiod", pkgConfig: "libgpiod"),
 
     // Platform-free logic: wire protocol, pool, circuits, limits, boards, CLI.
-    .target(name: "WispCore", path: "Sources/WispCore"),
+    .target(name: "WispCore", path: "Sources/WispCore",
+            exclude: ["WIRE-PROTOCOL.md", "LED-PATTERNS.md", "CONFIG.md"]),
     // Linux reached through CPosix: UDP sockets, epoll, clock, signals.
     .target(name: "WispOS", dependencies: ["WispCore", "CPosix"], path: "Sources/WispOS"),
     // The one module that talks to mbedTLS, and the one that talks to libgpiod.

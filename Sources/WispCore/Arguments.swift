@@ -9,7 +9,7 @@
 
 /// The subcommands of `wisp`.
 public enum Subcommand: Equatable, Sendable {
-  case help, version, run, demo, selftest, boards, config, status
+  case help, version, run, demo, selftest, boards, config, status, leds
 }
 
 /// One option a command accepts.
@@ -122,6 +122,17 @@ public enum Arguments {
                 options: [], positionals: nil, maxPositionals: 0),
     CommandSpec(command: .boards, name: "boards", summary: "list the boards this build knows",
                 options: [], positionals: nil, maxPositionals: 0),
+    CommandSpec(command: .leds, name: "leds", summary: "check the status LEDs: walk every pattern, or hold one state",
+                options: [
+                  OptionSpec("--board", "NAME|PATH", "board file giving the chip, lines and polarity"),
+                  OptionSpec("--chip", "LABEL", "GPIO chip label (or name, path, number)"),
+                  OptionSpec("--lines", "A,B,C", "status,activity,error lines (1-3; names or offsets)"),
+                  OptionSpec("--active-low", nil, "LEDs light when the line is low"),
+                  OptionSpec("--console", nil, "show the LEDs as text instead of GPIO"),
+                  OptionSpec("--step-ms", "N", "test: how long each state is shown (default 5000)"),
+                  OptionSpec("--seconds", "N", "show: how long to hold the state (default 10)"),
+                ],
+                positionals: "test | show STATE", maxPositionals: 2),
     CommandSpec(command: .version, name: "version", summary: "print version, target triple and build flavour",
                 options: [], positionals: nil, maxPositionals: 0),
     CommandSpec(command: .help, name: "help", summary: "show help for wisp or one command",

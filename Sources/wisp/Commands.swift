@@ -26,6 +26,8 @@ enum Commands {
       return BoardFiles.list()
     case .status:
       return StatusClient.main(inv)
+    case .leds:
+      return LedsCommand.run(inv)
     }
   }
 }
