@@ -18,8 +18,8 @@ import CPosix
 import WispCore
 
 public final class RelayLoop {
-  public enum TimerID: Int { case tick = 1, stats = 2, stop = 3, watchdog = 4 }
-  public enum Event { case tick, stats, stop, watchdog, signal(Int32), readable(UInt64) }
+  public enum TimerID: Int { case tick = 1, stats = 2, stop = 3, watchdog = 4, leds = 5 }
+  public enum Event { case tick, stats, stop, watchdog, leds, signal(Int32), readable(UInt64) }
 
   public let fd: Int32
   public let pool: PacketPool
@@ -134,6 +134,7 @@ public final class RelayLoop {
         case .stats: onEvent?(self, .stats)
         case .stop: onEvent?(self, .stop)
         case .watchdog: onEvent?(self, .watchdog)
+        case .leds: onEvent?(self, .leds)
         case .none: break
         }
       }

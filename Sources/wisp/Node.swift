@@ -19,6 +19,7 @@ final class Node {
   var statusFd: Int32 = -1
   var metricsFd: Int32 = -1
   var current: RunConfig
+  var leds: NodeLEDs? = nil
   static let statusTag: UInt64 = 16
   static let metricsTag: UInt64 = 17
 
@@ -108,6 +109,10 @@ final class Node {
         main.timers.schedule(RelayLoop.TimerID.watchdog.rawValue, at: now, every: usec * 500)
       }
     }
+    let ledPanel = NodeLEDs(lines: config.leds)
+    ledPanel.set(.selfTest, true)   // lamp test for the first second
+    leds = ledPanel
+    main.timers.schedule(RelayLoop.TimerID.leds.rawValue, at: now)
     _ = wisp_sd_notify("READY=1\nSTATUS=relaying on \(config.listen.text)")
     Log.info("listening", "addr=\(config.listen.text) shards=\(shards) pool=\(perShardPool)x\(Defaults.bufferSize)B"
                + " circuits=\(perShardCircuits) batch=\(config.batch) gso=\(config.gso ? "on" : "off")"
@@ -124,6 +129,7 @@ final class Node {
     }
     main.run()
     _ = wisp_sd_notify("STOPPING=1")
+    leds?.shutdown(nowNs: wisp_monotonic_ns())
     wisp_stop_request()
     for t in threads { _ = wisp_thread_join(t) }
     for l in loops { l.onEvent = nil }
@@ -139,7 +145,17 @@ final class Node {
   func handle(_ loop: RelayLoop, _ event: RelayLoop.Event) {
     switch event {
     case .tick:
-      break
+      if let leds {
+        let now = wisp_monotonic_ns()
+        if now - startNs >= 1_000_000_000 { leds.set(.selfTest, false); leds.set(.ready, true) }
+        leds.set(.quotaReached, loops.contains { $0.forwarder.quota.reached })
+      }
+    case .leds:
+      if let leds {
+        let now = wisp_monotonic_ns()
+        let next = leds.update(nowNs: now, packets: totals().packets)
+        loop.timers.schedule(RelayLoop.TimerID.leds.rawValue, at: next)
+      }
     case .watchdog:
       _ = wisp_sd_notify("WATCHDOG=1")
     case .readable(let tag):
@@ -221,6 +237,7 @@ final class Node {
     s.quotaLimit = current.limits.quotaBytes
     s.quotaResetDay = current.limits.quotaResetDay
     s.recentErrors = Log.recent
+    s.ledState = leds?.summary ?? "off"
     return s
   }
 
