@@ -8,7 +8,9 @@
  *   gen --port P --ping [--timeout S]       PING until a PONG comes back (exit 0) or not (1)
  *
  * Common: --size BODY (payload bytes, 0..1464, default 64), --duration S (default 3),
- * --count N (most DATA frames to send), --batch N (sendmmsg batch, 1..64, default 32).
+ * --count N (most DATA frames to send), --batch N (sendmmsg batch, 1..64, default 32),
+ * --sockets K (circuit mode: K source sockets/ports, circuits split evenly; lets a relay
+ * that shards by SO_REUSEPORT hash spread the load; default 1).
  * Every loop is bounded by a count and by time. Prints one line on stdout:
  *
  *   gen sent N bytes B seconds T circuits K refused R failed F
@@ -16,7 +18,7 @@
 #include "common.h"
 #include <poll.h>
 
-static int fd;
+static int fd; /* the socket in use (one of socks[]) */
 
 static void usage(void) {
   fprintf(stderr, "usage: gen --port P (--raw [--id ID] | --circuit --sink-port Q [--circuits N]"
@@ -134,7 +136,7 @@ static void handshake(uint16_t sink_port, int n, double timeout,
 }
 
 int main(int argc, char **argv) {
-  long port = 0, sink_port = 0, size = 64, batch = 32, circuits = 1, raw_id = 1;
+  long port = 0, sink_port = 0, size = 64, batch = 32, circuits = 1, raw_id = 1, nsock = 1;
   long long count = 4000000000LL;
   double duration = 3, create_timeout = 5, timeout = 3;
   int mode = 0; /* 1 raw, 2 circuit, 3 ping */
@@ -149,6 +151,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(o, "--size")) size = arg_long(o, v, 0, MAX_BODY), i++;
     else if (!strcmp(o, "--batch")) batch = arg_long(o, v, 1, MAX_BATCH), i++;
     else if (!strcmp(o, "--circuits")) circuits = arg_long(o, v, 1, 1000000), i++;
+    else if (!strcmp(o, "--sockets")) nsock = arg_long(o, v, 1, 16), i++;
     else if (!strcmp(o, "--count")) count = arg_long(o, v, 0, 0x7fffffffffffL), i++;
     else if (!strcmp(o, "--duration")) duration = arg_double(o, v, 0, 600), i++;
     else if (!strcmp(o, "--create-timeout")) create_timeout = arg_double(o, v, 0.1, 120), i++;
@@ -156,30 +159,47 @@ int main(int argc, char **argv) {
     else usage();
   }
   if (!port || !mode || (mode == 2 && !sink_port)) usage();
+  if (mode != 2) nsock = 1;
+  if (nsock > circuits) nsock = circuits;
   setvbuf(stdout, NULL, _IOLBF, 0);
-  fd = udp_socket(0, 4 << 20, 0);
   struct sockaddr_in to = loopback((uint16_t)port);
-  /* A connected socket skips the per-datagram route lookup (cheaper generator) and only
-   * accepts datagrams from the relay. */
-  if (connect(fd, (struct sockaddr *)&to, sizeof to) != 0) die("connect 127.0.0.1");
+  int socks[16];
+  for (int k = 0; k < nsock; k++) {
+    socks[k] = udp_socket(0, 4 << 20, 0);
+    /* A connected socket skips the per-datagram route lookup (cheaper generator) and only
+     * accepts datagrams from the relay. */
+    if (connect(socks[k], (struct sockaddr *)&to, sizeof to) != 0) die("connect 127.0.0.1");
+  }
+  fd = socks[0];
   if (mode == 3) return ping(timeout);
 
-  uint32_t *fwd = calloc((size_t)circuits, sizeof *fwd);
+  /* fwd[k*per .. k*per+nc[k]) are the relay's ids for the circuits made on socks[k]. */
+  long per = (circuits + nsock - 1) / nsock;
+  uint32_t *fwd = calloc((size_t)(per * nsock), sizeof *fwd);
+  int nc[16] = { 0 };
   if (!fwd) die("calloc");
-  int ncirc = 1, refused = 0, failed = 0;
+  int total = 0, refused = 0, failed = 0;
   if (mode == 2) {
-    int done = 0;
-    handshake((uint16_t)sink_port, (int)circuits, create_timeout, fwd, &done, &refused, &failed);
-    int k = 0; /* compact to the circuits that exist */
-    for (int i = 0; i < circuits; i++) if (fwd[i]) fwd[k++] = fwd[i];
-    ncirc = k;
-    fprintf(stderr, "gen: %d/%ld circuits up (%d refused, %d failed)\n", k, circuits, refused, failed);
-    if (!k) {
+    double hs_end = now_s() + create_timeout;
+    for (int k = 0; k < nsock; k++) {
+      int want = (int)(k == nsock - 1 ? circuits - per * k : per), done = 0, r = 0, f = 0;
+      double left = hs_end - now_s();
+      if (want <= 0 || left < 0.1) break;
+      fd = socks[k];
+      uint32_t *mine = fwd + per * k;
+      handshake((uint16_t)sink_port, want, left, mine, &done, &r, &f);
+      int j = 0; /* compact to the circuits that exist */
+      for (int i = 0; i < want; i++) if (mine[i]) mine[j++] = mine[i];
+      nc[k] = j; total += j; refused += r; failed += f;
+    }
+    fprintf(stderr, "gen: %d/%ld circuits up (%d refused, %d failed)\n", total, circuits, refused, failed);
+    if (!total) {
       printf("gen sent 0 bytes 0 seconds 0 circuits 0 refused %d failed %d\n", refused, failed);
       return 1;
     }
   } else {
     fwd[0] = (uint32_t)raw_id;
+    nc[0] = total = 1;
   }
 
   static uint8_t bufs[MAX_BATCH][MAX_DGRAM];
@@ -192,21 +212,26 @@ int main(int argc, char **argv) {
     memset(&m[k].msg_hdr, 0, sizeof m[k].msg_hdr);
     m[k].msg_hdr.msg_iov = &iov[k]; m[k].msg_hdr.msg_iovlen = 1;
   }
-  unsigned long long sent = 0, errs = 0, rr = 0;
+  unsigned long long sent = 0, errs = 0, rr[16] = { 0 };
+  unsigned turn = 0;
   double start = now_s(), end = start + duration;
   /* Bounded by --count and by --duration (checked every batch). */
   while (sent < (unsigned long long)count) {
     if (now_s() >= end) break;
     int n = (int)batch;
     if ((unsigned long long)n > (unsigned long long)count - sent) n = (int)(count - sent);
-    if (ncirc > 1)
-      for (int k = 0; k < n; k++) put_u32(bufs[k] + 4, fwd[rr++ % (unsigned)ncirc]);
-    int r = sendmmsg(fd, m, (unsigned)n, 0);
+    int k = (int)(turn++ % (unsigned)nsock); /* sockets take turns, one batch each */
+    if (!nc[k]) continue;
+    if (total > 1) {
+      uint32_t *mine = fwd + per * k;
+      for (int j = 0; j < n; j++) put_u32(bufs[j] + 4, mine[rr[k]++ % (unsigned)nc[k]]);
+    }
+    int r = sendmmsg(socks[k], m, (unsigned)n, 0);
     if (r > 0) sent += (unsigned long long)r;
     else if (++errs > 1000000) break;
   }
   double span = now_s() - start;
   printf("gen sent %llu bytes %llu seconds %.3f circuits %d refused %d failed %d\n", sent,
-         sent * (unsigned long long)size, span, ncirc, refused, failed);
+         sent * (unsigned long long)size, span, total, refused, failed);
   return 0;
 }
