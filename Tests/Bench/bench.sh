@@ -9,6 +9,7 @@
 #   BENCH_SIZES="64 512 1400"
 #   BENCH_CIRCUIT_CAPACITY=32768   --circuits given to every wisp run
 #   BENCH_NO_PIN=1         do not pin processes to CPUs
+#   BENCH_REPEAT=2         runs per relay and size in the main table (the best one counts)
 #
 # Prints a table, then one line per figure: `bench NAME VALUE UNIT` (or `bench NAME n/a`
 # where a figure could not be measured). Exits non-zero when any wisp figure is n/a or a
@@ -25,6 +26,8 @@ WISP=${WISP_BIN:-$root/.build-firmware/x86_64/wisp}
 DUR=${BENCH_DURATION:-3}
 SIZES=${BENCH_SIZES:-64 512 1400}
 CAP=${BENCH_CIRCUIT_CAPACITY:-32768}
+REPEAT=${BENCH_REPEAT:-2}
+case $REPEAT in [1-5]) ;; *) echo "bench: BENCH_REPEAT must be 1..5" >&2; exit 2 ;; esac
 case $DUR in [1-9]|[12][0-9]|30) ;; *) echo "bench: BENCH_DURATION must be 1..30" >&2; exit 2 ;; esac
 
 # ---------------------------------------------------------------- processes and clean-up
@@ -134,7 +137,8 @@ wisp_has() { [ $wisp_ok = 1 ] && grep -q -- "$1" <<<"$run_help"; }
 #            --sockets K (generator source sockets), --alloc (LD_PRELOAD the counter and
 #            bracket it), --rss (read VmHWM while the relay runs), --pin-both (relay may
 #            use both CPUs), --dur S (seconds of traffic instead of BENCH_DURATION)
-# Sets: r_pps r_gbps (sink-measured; empty = n/a), r_rss (kB), r_allocs, r_note.
+# Sets: r_pps r_gbps (sink-measured; empty = n/a), r_offered (generator's packets/s),
+# r_rss (kB), r_allocs, r_note.
 run_relay() {
   local kind=$1 size=$2; shift 2
   local circuits=1 gso= shards= sockets=1 alloc=0 rss=0 both=0 dur=$DUR
@@ -151,7 +155,7 @@ run_relay() {
     esac
     shift
   done
-  r_pps= r_gbps= r_rss= r_allocs= r_note=
+  r_pps= r_gbps= r_rss= r_allocs= r_note= r_offered=
   local sp rp gp sport rport life=$((dur + 12))
   local pin=("${pin_relay[@]}"); [ $both = 1 ] && pin=("${pin_both[@]}")
   new_port; sport=$port
@@ -212,6 +216,9 @@ run_relay() {
     return 1
   fi
   local line
+  line=$(grep '^gen sent' "$log.gen")
+  set -- $line # gen sent N bytes B seconds T ...
+  r_offered=$(awk -v n="$3" -v t="$7" 'BEGIN { if (t > 0) printf "%.0f", n / t }')
   line=$(grep '^sink packets' "$log.sink")
   set -- $line
   # sink packets N bytes B seconds T pps X gbps Y creates C other O
@@ -266,16 +273,34 @@ optional=() # figures whose n/a is a skip, not a failure
 echo "wisp bench: $DUR s per run, $pin_note, sizes $SIZES" >&2
 [ $wisp_ok = 1 ] || echo "bench: wisp column n/a: $wisp_why" >&2
 
+# Main table: for each size the three relays take turns, REPEAT rounds, and the best run
+# of each counts (other jobs on a shared machine only ever make a run slower). A run where
+# the relay forwarded nearly all the generator offered was limited by the generator, not
+# the relay: its figure is a lower bound and a note says so.
+declare -A best_pps best_gbps best_off
 for size in $SIZES; do
-  for kind in wisp baseline socat; do
-    if [ $kind = wisp ] && [ $wisp_ok = 0 ]; then
-      put relay_pps_${kind}_$size "" pps; put relay_gbps_${kind}_$size "" Gbit/s; continue
-    fi
-    echo "bench: $kind, $size-byte payloads ..." >&2
-    run_relay $kind "$size" || notes+=("$kind $size: $r_note")
-    put relay_pps_${kind}_$size "$r_pps" pps
-    put relay_gbps_${kind}_$size "$r_gbps" Gbit/s
+  for ((round = 1; round <= REPEAT; round++)); do
+    for kind in wisp baseline socat; do
+      [ $kind = wisp ] && [ $wisp_ok = 0 ] && continue
+      echo "bench: $kind, $size-byte payloads, run $round/$REPEAT ..." >&2
+      if run_relay $kind "$size"; then
+        if awk -v a="$r_pps" -v b="${best_pps[$kind]:-0}" 'BEGIN { exit !(a > b) }'; then
+          best_pps[$kind]=$r_pps best_gbps[$kind]=$r_gbps best_off[$kind]=$r_offered
+        fi
+      else
+        notes+=("$kind $size run $round: $r_note")
+      fi
+    done
   done
+  for kind in wisp baseline socat; do
+    put relay_pps_${kind}_$size "${best_pps[$kind]:-}" pps
+    put relay_gbps_${kind}_$size "${best_gbps[$kind]:-}" Gbit/s
+    if [ -n "${best_pps[$kind]:-}" ] &&
+       awk -v a="${best_pps[$kind]}" -v o="${best_off[$kind]}" 'BEGIN { exit !(a >= 0.95 * o) }'; then
+      notes+=("$kind $size: forwarded ≥95% of the offered ${best_off[$kind]} pps — generator-limited, a lower bound")
+    fi
+  done
+  unset best_pps best_gbps best_off; declare -A best_pps best_gbps best_off
   put relay_ratio_baseline_$size "$(ratio "${fig[relay_pps_wisp_$size]}" "${fig[relay_pps_baseline_$size]}")" x
   put relay_ratio_socat_$size "$(ratio "${fig[relay_pps_wisp_$size]}" "${fig[relay_pps_socat_$size]}")" x
 done
