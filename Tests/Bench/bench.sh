@@ -176,6 +176,9 @@ run_relay() {
     wisp)
       local args=(run --listen "127.0.0.1:$rport" --circuits "$CAP" --duration "$life" --stats-interval 0)
       [ -n "$gso" ] && args+=(--gso "$gso")
+      # One event loop unless a run asks otherwise: the baseline and socat are single-
+      # threaded and pinned to one CPU, so wisp gets the same single core.
+      [ -z "$shards" ] && wisp_has --shards && shards=1
       [ -n "$shards" ] && args+=(--shards "$shards")
       if [ $alloc = 1 ]; then
         MALLOC_COUNT_FILE=$log.mc LD_PRELOAD=$build/malloc_count.so \
@@ -347,6 +350,11 @@ else
     put $n "" ""
   done
 fi
+
+# Other CPU-heavy processes on this machine make every figure lower and noisier: name them.
+busy=$(ps -eo pcpu=,comm= --sort=-pcpu 2>/dev/null |
+  awk '$1 >= 15 && $2 !~ /^(gen|sink|baseline_relay|socat|wisp|taskset|ps|awk)$/ { printf "%s %s%%, ", $2, $1 }')
+[ -n "$busy" ] && notes+=("other busy processes (lifetime CPU): ${busy%, } — figures are lower and noisier than on an idle machine")
 
 # ---------------------------------------------------------------- report
 v() { local x=${fig[$1]:-}; echo "${x:-n/a}"; }
