@@ -17,15 +17,16 @@ public protocol RandomSource {
   mutating func next32() -> UInt32
 }
 
-/// One direction of a circuit.
+/// One direction of a circuit. All-zero bytes are a valid free half: the table is
+/// zero-allocated, so slots never used never become resident memory.
 public struct Half {
   public var localId: UInt32 = 0
   public var inEndpoint = Endpoint(ip: 0, port: 0)
   public var outEndpoint = Endpoint(ip: 0, port: 0)
   /// The id the next node expects; 0 while pending or when `outIsExit`.
   public var outId: UInt32 = 0
-  /// Index of the other half of the circuit.
-  public var peer: Int32 = -1
+  /// Index of the other half of the circuit (meaningful while `inUse`).
+  public var peer: Int32 = 0
   public var inUse = false
   /// Waiting for CREATED from the next hop.
   public var pending = false
@@ -37,7 +38,8 @@ public struct Half {
   public var lastActive: UInt32 = 0
   public var packets: UInt64 = 0
   public var bytes: UInt64 = 0
-  public var bucket = TokenBucket.unlimited
+  /// Per-circuit rate cap level (the rate itself is the node's `circuitRate`).
+  public var bucket = BucketLevel()
 }
 
 public final class CircuitTable {
@@ -49,6 +51,8 @@ public final class CircuitTable {
   private let halves: UnsafeMutablePointer<Half>
   private let freeStack: UnsafeMutablePointer<Int32>
   private var freeCount: Int
+  /// Slots at and above this index have never been used (still untouched zero pages).
+  private var highWater = 0
   public private(set) var expired: UInt64 = 0
 
   /// A table for `circuits` circuits, for shard `shard` of `2^shardBits`.
@@ -61,21 +65,29 @@ public final class CircuitTable {
     slotBits = bits
     self.shardBits = shardBits
     self.shard = UInt32(shard)
-    halves = .allocate(capacity: capacity)
-    halves.initialize(repeating: Half(), count: capacity)
-    freeStack = .allocate(capacity: capacity)
-    for i in 0..<capacity { freeStack[i] = Int32(capacity - 1 - i) }
-    freeCount = capacity
+    // calloc: the kernel hands out zero pages lazily, and zero bytes are a free Half.
+    halves = zeroedAllocation(capacity)
+    freeStack = zeroedAllocation(capacity)
+    freeCount = 0
   }
 
   deinit {
-    halves.deinitialize(count: capacity)
-    halves.deallocate()
-    freeStack.deallocate()
+    freeZeroed(halves)
+    freeZeroed(freeStack)
   }
 
-  public var circuitsInUse: Int { (capacity - freeCount) / 2 }
-  public var circuitsFree: Int { freeCount / 2 }
+  public var circuitsInUse: Int { (highWater - freeCount) / 2 }
+  public var circuitsFree: Int { (capacity - highWater + freeCount) / 2 }
+
+  /// A free slot: a recycled one, else the next never-used one.
+  private func takeSlot() -> Int {
+    if freeCount > 0 {
+      freeCount -= 1
+      return Int(freeStack[freeCount])
+    }
+    highWater += 1
+    return highWater - 1
+  }
 
   @inline(__always)
   public func slot(of id: UInt32) -> Int { Int((id >> UInt32(shardBits)) & ((1 << UInt32(slotBits)) - 1)) }
@@ -98,10 +110,9 @@ public final class CircuitTable {
   /// Returns (forward, backward) indices, or nil when the table is full.
   public func allocate<R: RandomSource>(prev: Endpoint, next: Endpoint, prevId: UInt32, nowSec: UInt32,
                                         random: inout R) -> (Int, Int)? {
-    if freeCount < 2 { return nil }
-    freeCount -= 2
-    let f = Int(freeStack[freeCount + 1])
-    let b = Int(freeStack[freeCount])
+    if freeCount + (capacity - highWater) < 2 { return nil }
+    let f = takeSlot()
+    let b = takeSlot()
     halves[f] = Half()
     halves[b] = Half()
     halves[f].localId = makeId(f, &random)
@@ -132,8 +143,9 @@ public final class CircuitTable {
   /// Frees both halves of the circuit that `index` belongs to.
   public func free(_ index: Int) {
     let p = Int(halves[index].peer)
+    let paired = halves[index].inUse
     release(index)
-    if p >= 0 { release(p) }
+    if paired { release(p) }
   }
 
   private func release(_ i: Int) {
@@ -148,7 +160,7 @@ public final class CircuitTable {
   @discardableResult
   public func expire(nowSec: UInt32, idleSec: UInt32) -> Int {
     var n = 0
-    for i in 0..<capacity where halves[i].inUse {
+    for i in 0..<highWater where halves[i].inUse {
       let p = Int(halves[i].peer)
       let last = max(halves[i].lastActive, halves[p].lastActive)
       if nowSec &- last >= idleSec {
@@ -162,6 +174,6 @@ public final class CircuitTable {
 
   /// Calls `body` with every half in use (for status).
   public func forEachInUse(_ body: (Int, Half) -> Void) {
-    for i in 0..<capacity where halves[i].inUse { body(i, halves[i]) }
+    for i in 0..<highWater where halves[i].inUse { body(i, halves[i]) }
   }
 }

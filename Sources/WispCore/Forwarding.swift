@@ -55,6 +55,8 @@ public final class Forwarder<R: RandomSource> {
   public var quota: Quota
   public private(set) var limits: Limits
   var nodeBucket: TokenBucket
+  /// The per-circuit cap (each half keeps its own level).
+  var circuitRate: TokenRate
   var random: R
   /// This node's own endpoint (never extended to, to avoid loops).
   public let local: Endpoint
@@ -68,6 +70,7 @@ public final class Forwarder<R: RandomSource> {
     self.limits = limits
     self.random = random
     nodeBucket = TokenBucket(mbit: limits.nodeMbit)
+    circuitRate = TokenRate(mbit: limits.circuitMbit)
     quota = Quota(limitBytes: limits.quotaBytes, resetDay: limits.quotaResetDay, nowEpoch: nowEpoch)
     exits = allowedExits.map { (endpoint: $0, half: -1) }
   }
@@ -75,6 +78,7 @@ public final class Forwarder<R: RandomSource> {
   /// Applies new rate limits (SIGHUP); the quota's usage is kept.
   public func update(limits new: Limits, nowEpoch: Int64) {
     if new.nodeMbit != limits.nodeMbit { nodeBucket = TokenBucket(mbit: new.nodeMbit) }
+    circuitRate = TokenRate(mbit: new.circuitMbit)
     if new.quotaBytes != limits.quotaBytes || new.quotaResetDay != limits.quotaResetDay {
       let used = quota.used
       quota = Quota(limitBytes: new.quotaBytes, resetDay: new.quotaResetDay, nowEpoch: nowEpoch)
@@ -143,7 +147,7 @@ public final class Forwarder<R: RandomSource> {
   func admit(_ h: UnsafeMutablePointer<Half>, bytes: Int, nowNs: UInt64) -> DropReason? {
     if quota.limit != 0 && quota.reached { return .quotaReached }
     if !nodeBucket.take(bytes, nowNs: nowNs) { return .rateLimited }
-    if !h.pointee.bucket.take(bytes, nowNs: nowNs) { return .rateLimited }
+    if !h.pointee.bucket.take(bytes, nowNs: nowNs, rate: circuitRate) { return .rateLimited }
     quota.add(bytes)
     h.pointee.packets &+= 1
     h.pointee.bytes &+= UInt64(bytes)
@@ -213,10 +217,6 @@ public final class Forwarder<R: RandomSource> {
     traffic.circuitsCreated &+= 1
     let fh = circuits.half(f)
     let bh = circuits.half(b)
-    if limits.circuitMbit > 0 {
-      fh.pointee.bucket = TokenBucket(mbit: limits.circuitMbit, nowNs: nowNs)
-      bh.pointee.bucket = TokenBucket(mbit: limits.circuitMbit, nowNs: nowNs)
-    }
     if let x = exitSlot {
       // The exit serves one circuit at a time: a newer circuit takes its replies.
       exits[x].half = Int32(b)

@@ -1,39 +1,72 @@
-// A token bucket in bytes, refilled from a monotonic nanosecond clock. Runs on host and device.
+// Token buckets in bytes, refilled from a monotonic nanosecond clock. Runs on host and device.
+//
+// A `TokenRate` (bytes/s and burst) is shared; a `BucketLevel` (16 bytes: tokens and
+// the last refill) is kept per node or per circuit. An all-zero level is valid: its
+// first use refills it to the full burst, so a zero-filled circuit table needs no set-up.
 
-public struct TokenBucket {
+public struct TokenRate: Equatable {
   /// Bytes per second; 0 means unlimited.
-  public private(set) var rate: UInt64
+  public let rate: UInt64
   /// Largest number of bytes that may pass at once.
-  public private(set) var burst: UInt64
-  public private(set) var tokens: UInt64
-  private var lastNs: UInt64
+  public let burst: UInt64
 
-  /// A bucket for `mbit` Mbit/s (0 = unlimited) with `burstMs` of traffic as burst.
-  public init(mbit: UInt64, burstMs: UInt64 = 50, nowNs: UInt64 = 0) {
+  /// `mbit` Mbit/s (0 = unlimited) with `burstMs` of traffic (at least four datagrams) as burst.
+  public init(mbit: UInt64, burstMs: UInt64 = 50) {
     rate = mbit * 125_000
     burst = max(rate * burstMs / 1000, UInt64(Wire.maxDatagram) * 4)
-    tokens = burst
-    lastNs = nowNs
   }
 
-  public static let unlimited = TokenBucket(mbit: 0)
+  public static let unlimited = TokenRate(mbit: 0)
+}
 
-  /// Takes `bytes` if available. Refill is integer arithmetic without overflow:
-  /// elapsed time is capped at one second before multiplying.
+public struct BucketLevel {
+  public private(set) var tokens: UInt64 = 0
+  /// Time of the last refill plus one (0 = never used).
+  private var lastPlusOne: UInt64 = 0
+
+  public init() {}
+
+  /// Takes `bytes` if available at `rate`. Integer refill without overflow: elapsed time
+  /// is capped at one second before multiplying.
   @inline(__always)
-  public mutating func take(_ bytes: Int, nowNs: UInt64) -> Bool {
-    if rate == 0 { return true }
-    if nowNs > lastNs {
-      let elapsed = min(nowNs - lastNs, 1_000_000_000)
-      let add = elapsed * rate / 1_000_000_000
+  public mutating func take(_ bytes: Int, nowNs: UInt64, rate: TokenRate) -> Bool {
+    if rate.rate == 0 { return true }
+    if lastPlusOne == 0 {  // never used: starts full
+      tokens = rate.burst
+      lastPlusOne = nowNs &+ 1
+    } else if nowNs &+ 1 > lastPlusOne {
+      let elapsed = min(nowNs &+ 1 - lastPlusOne, 1_000_000_000)
+      let add = elapsed * rate.rate / 1_000_000_000
       if add > 0 {
-        tokens = min(burst, tokens + add)
-        lastNs = nowNs
+        tokens = min(rate.burst, tokens + add)
+        lastPlusOne = nowNs &+ 1
       }
     }
     let n = UInt64(bytes)
     if tokens < n { return false }
     tokens -= n
     return true
+  }
+}
+
+/// A rate and its level together (the node-wide cap).
+public struct TokenBucket {
+  public let limit: TokenRate
+  var level = BucketLevel()
+
+  /// A bucket for `mbit` Mbit/s (0 = unlimited), full at `nowNs`.
+  public init(mbit: UInt64, burstMs: UInt64 = 50, nowNs: UInt64 = 0) {
+    limit = TokenRate(mbit: mbit, burstMs: burstMs)
+    _ = level.take(0, nowNs: nowNs, rate: limit)
+  }
+
+  public static let unlimited = TokenBucket(mbit: 0)
+  public var rate: UInt64 { limit.rate }
+  public var burst: UInt64 { limit.burst }
+  public var tokens: UInt64 { level.tokens }
+
+  @inline(__always)
+  public mutating func take(_ bytes: Int, nowNs: UInt64) -> Bool {
+    level.take(bytes, nowNs: nowNs, rate: limit)
   }
 }

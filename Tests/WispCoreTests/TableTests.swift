@@ -45,6 +45,24 @@ let c = Endpoint(ip: 0x7F00_0001, port: 3000)
     #expect(t.circuitsInUse == 3)
   }
 
+  @Test func fillDrainRefillRecyclesEverySlot() {
+    var r = CountingRandom()
+    let t = CircuitTable(circuits: 50)
+    var firsts: [Int] = []
+    for _ in 0..<50 { firsts.append(t.allocate(prev: a, next: b, prevId: 1, nowSec: 0, random: &r)!.0) }
+    #expect(t.allocate(prev: a, next: b, prevId: 1, nowSec: 0, random: &r) == nil)
+    #expect(t.circuitsFree == 0)
+    for f in firsts { t.free(f) }
+    #expect(t.circuitsInUse == 0 && t.circuitsFree == 50)
+    var slots = Set<Int>()
+    for _ in 0..<50 {
+      let (f, b2) = t.allocate(prev: a, next: c, prevId: 2, nowSec: 0, random: &r)!
+      slots.insert(f); slots.insert(b2)
+    }
+    #expect(slots.count == 100 && slots.max() == 99)   // recycled, never past capacity
+    #expect(t.allocate(prev: a, next: b, prevId: 1, nowSec: 0, random: &r) == nil)
+  }
+
   @Test func lookupChecksIdAndLink() {
     var r = CountingRandom()
     let t = CircuitTable(circuits: 8)
