@@ -97,6 +97,10 @@ public final class Forwarder<R: RandomSource> {
     exits = next
   }
 
+  /// Whether datagrams from `e` are exit replies (plain UDP, no wisp header).
+  @inline(__always)
+  public func isExitSource(_ e: Endpoint) -> Bool { !exits.isEmpty && exitIndex(e) != nil }
+
   /// Index in `exits` of a permitted destination, or nil.
   @inline(__always)
   func exitIndex(_ e: Endpoint) -> Int? {

@@ -17,3 +17,11 @@ func zeroedAllocation<T>(_ count: Int) -> UnsafeMutablePointer<T> {
 }
 
 func freeZeroed<T>(_ p: UnsafeMutablePointer<T>) { c_free(UnsafeMutableRawPointer(p)) }
+
+extension UnsafeMutableRawPointer {
+  /// `count` zeroed bytes, non-resident until touched; release with `deallocate()`-free `free`.
+  public init(zeroedBytes count: Int) {
+    guard let raw = c_calloc(count, 1) else { fatalError("out of memory at start-up") }
+    self = raw
+  }
+}

@@ -2,12 +2,15 @@
 //
 // Pipeline, in the order of the code below:
 //   1. wait: epoll on the UDP socket and the signalfd, sleeping until the next timer
-//   2. receive: recvmmsg a batch into pool buffers posted in the receive slots
+//   2. receive: recvmmsg a batch into the buffers posted in the receive slots — pool
+//      buffers, or with UDP GRO one 64 KB buffer per slot, where the kernel may put a
+//      run of same-size datagrams from one sender (each segment handled on its own)
 //   3. handle: `Forwarder.handle` decodes, looks up and rewrites each datagram in place
 //   4. [seal: link encryption goes here when sessions land]
-//   5. queue: the buffer moves to the send batch; the receive slot takes a fresh one
-//      from the pool (pool empty → drop, count `pool_exhausted`; batch full → drop,
-//      count `send_queue_full`)
+//   5. queue: the datagram joins the send batch. Pool mode: the buffer moves to the
+//      batch and the slot takes a fresh one (pool empty → drop, count `pool_exhausted`).
+//      GRO mode: sent from where it lies, before the slot is reused. A full batch is
+//      sent early.
 //   6. send: sendmmsg the batch, or runs of equal-size datagrams to one next hop as one
 //      UDP GSO send; every sent buffer goes back to the pool
 //   7. timers: idle expiry and quota once a second, status lines, the run's end
@@ -26,6 +29,16 @@ public final class RelayLoop {
   public let forwarder: Forwarder<KernelRandom>
   public let batch: Int
   public var gso: Bool
+  /// UDP GRO granted by the kernel: 64 KB receive slots, segments forwarded in place.
+  public private(set) var gro = false
+  /// Datagrams that arrived coalesced by GRO, and the receives that carried them.
+  public private(set) var groSegments: UInt64 = 0
+  public private(set) var groReceives: UInt64 = 0
+  static let groSlotSize = 65_536
+  let sendCapacity: Int
+  let groArea: UnsafeMutableRawPointer?
+  let rctl: UnsafeMutableRawPointer
+  let rctlSpace: Int
   public var timers = TimerQueue()
   public private(set) var running = true
   /// Called from the loop for timers and signals the owner handles (status, reload).
@@ -65,29 +78,46 @@ public final class RelayLoop {
     if sf >= 0 { _ = try retryingNegErrno { wisp_epoll_add(ep, sf, 1) } }
     epfd = ep
     sigfd = sf
+    let wantGRO = gso && wisp_udp_enable_gro(fd) == 0
+    gro = wantGRO
+    sendCapacity = wantGRO ? batch * 64 : batch
+    // Reserved whole at start; pages become resident only where datagrams land.
+    groArea = wantGRO ? UnsafeMutableRawPointer(zeroedBytes: batch * RelayLoop.groSlotSize) : nil
+    rctlSpace = Int(wisp_cmsg_space_int())
+    rctl = .allocate(byteCount: rctlSpace * batch, alignment: 16)
 
     rmsgs = .allocate(capacity: batch)
     riov = .allocate(capacity: batch)
     raddr = .allocate(capacity: batch)
     rbuf = .allocate(capacity: batch)
-    smsgs = .allocate(capacity: batch)
-    siov = .allocate(capacity: batch)
-    saddr = .allocate(capacity: batch)
-    sbuf = .allocate(capacity: batch)
+    smsgs = .allocate(capacity: sendCapacity)
+    siov = .allocate(capacity: sendCapacity)
+    saddr = .allocate(capacity: sendCapacity)
+    sbuf = .allocate(capacity: sendCapacity)
     ctlSpace = Int(wisp_cmsg_space_u16())
-    sctl = .allocate(byteCount: ctlSpace * batch, alignment: 16)
+    sctl = .allocate(byteCount: ctlSpace * sendCapacity, alignment: 16)
     memset(rmsgs, 0, MemoryLayout<wisp_mmsg>.stride * batch)
-    memset(smsgs, 0, MemoryLayout<wisp_mmsg>.stride * batch)
+    memset(smsgs, 0, MemoryLayout<wisp_mmsg>.stride * sendCapacity)
     memset(raddr, 0, MemoryLayout<sockaddr_in>.stride * batch)
-    memset(saddr, 0, MemoryLayout<sockaddr_in>.stride * batch)
+    memset(saddr, 0, MemoryLayout<sockaddr_in>.stride * sendCapacity)
     for i in 0..<batch {
-      guard let b = pool.take() else { preconditionFailure("pool smaller than a batch") }
-      rbuf[i] = b
-      riov[i] = iovec(iov_base: pool.buffer(b) + Defaults.headroom, iov_len: Wire.maxDatagram + 1)
+      if let area = groArea {
+        rbuf[i] = -1
+        let slot = area + i * RelayLoop.groSlotSize
+        riov[i] = iovec(iov_base: slot + Defaults.headroom, iov_len: RelayLoop.groSlotSize - Defaults.headroom)
+        rmsgs[i].hdr.msg_control = rctl + i * rctlSpace
+        rmsgs[i].hdr.msg_controllen = rctlSpace
+      } else {
+        guard let b = pool.take() else { preconditionFailure("pool smaller than a batch") }
+        rbuf[i] = b
+        riov[i] = iovec(iov_base: pool.buffer(b) + Defaults.headroom, iov_len: Wire.maxDatagram + 1)
+      }
       rmsgs[i].hdr.msg_iov = riov + i
       rmsgs[i].hdr.msg_iovlen = 1
       rmsgs[i].hdr.msg_name = UnsafeMutableRawPointer(raddr + i)
       rmsgs[i].hdr.msg_namelen = socklen_t(MemoryLayout<sockaddr_in>.size)
+    }
+    for i in 0..<sendCapacity {
       smsgs[i].hdr.msg_name = UnsafeMutableRawPointer(saddr + i)
       smsgs[i].hdr.msg_namelen = socklen_t(MemoryLayout<sockaddr_in>.size)
       smsgs[i].hdr.msg_iovlen = 1
@@ -97,6 +127,8 @@ public final class RelayLoop {
   deinit {
     rmsgs.deallocate(); riov.deallocate(); raddr.deallocate(); rbuf.deallocate()
     smsgs.deallocate(); siov.deallocate(); saddr.deallocate(); sbuf.deallocate(); sctl.deallocate()
+    rctl.deallocate()
+    if let g = groArea { free(g) }  // from calloc
     close(epfd)
     if sigfd >= 0 { close(sigfd) }
   }
@@ -171,33 +203,86 @@ public final class RelayLoop {
     let m = rmsgs + i
     let len = Int(m.pointee.len)
     let flags = m.pointee.hdr.msg_flags
+    let segment = gro ? Int(wisp_gro_segment_size(&m.pointee.hdr)) : 0
     m.pointee.hdr.msg_namelen = socklen_t(MemoryLayout<sockaddr_in>.size)
     m.pointee.hdr.msg_flags = 0
-    if flags & Int32(MSG_TRUNC) != 0 || len > Wire.maxDatagram {
+    if gro { m.pointee.hdr.msg_controllen = rctlSpace }
+    if flags & Int32(MSG_TRUNC) != 0 {
       forwarder.drops.count(.oversized)
       return
     }
     let a = raddr[i]
     let from = Endpoint(ip: UInt32(bigEndian: a.sin_addr.s_addr), port: UInt16(bigEndian: a.sin_port))
+    if let area = groArea {
+      let p = area + i * RelayLoop.groSlotSize + Defaults.headroom
+      if segment > 0 && len > segment {
+        // A GRO run: each segment is one datagram. Exit replies get a header prepended,
+        // which would overwrite the previous segment: those are copied to pool buffers.
+        groReceives &+= 1
+        let copy = forwarder.isExitSource(from)
+        var off = 0
+        while off < len {
+          let n = min(segment, len - off)
+          groSegments &+= 1
+          if copy { handleCopy(p + off, length: n, from: from, now: now) } else { handleInPlace(p + off, length: n, from: from, now: now) }
+          off += n
+        }
+      } else {
+        handleInPlace(p, length: len, from: from, now: now)
+      }
+      return
+    }
+    if len > Wire.maxDatagram {
+      forwarder.drops.count(.oversized)
+      return
+    }
     let p = pool.buffer(rbuf[i]) + Defaults.headroom
     // 3. handle
     switch forwarder.handle(p, length: len, from: from, nowNs: now) {
     case .drop, .consumed: return
     case .send(let to, let offset, let length):
       // 4. [seal]
-      // 5. queue
-      if scount == batch { forwarder.drops.count(.sendQueueFull); return }
+      // 5. queue: the buffer goes with the datagram, the slot takes a fresh one.
       guard let fresh = pool.take() else { forwarder.drops.count(.poolExhausted); return }
-      let s = scount
-      scount += 1
-      sbuf[s] = rbuf[i]
-      siov[s] = iovec(iov_base: p + offset, iov_len: length)
-      saddr[s].sin_family = sa_family_t(AF_INET)
-      saddr[s].sin_port = to.port.bigEndian
-      saddr[s].sin_addr.s_addr = to.ip.bigEndian
+      queue(buffer: rbuf[i], p + offset, length, to)
       rbuf[i] = fresh
       riov[i].iov_base = pool.buffer(fresh) + Defaults.headroom
     }
+  }
+
+  /// Steps 3–5 for a datagram sent from where it lies (GRO slots; headroom before it).
+  @inline(__always)
+  func handleInPlace(_ p: UnsafeMutableRawPointer, length: Int, from: Endpoint, now: UInt64) {
+    if length > Wire.maxDatagram { forwarder.drops.count(.oversized); return }
+    if case .send(let to, let offset, let n) = forwarder.handle(p, length: length, from: from, nowNs: now) {
+      queue(buffer: -1, p + offset, n, to)
+    }
+  }
+
+  /// Steps 3–5 for a segment copied into a pool buffer first.
+  func handleCopy(_ src: UnsafeMutableRawPointer, length: Int, from: Endpoint, now: UInt64) {
+    if length > Wire.maxDatagram { forwarder.drops.count(.oversized); return }
+    guard let b = pool.take() else { forwarder.drops.count(.poolExhausted); return }
+    let p = pool.buffer(b) + Defaults.headroom
+    p.copyMemory(from: src, byteCount: length)
+    if case .send(let to, let offset, let n) = forwarder.handle(p, length: length, from: from, nowNs: now) {
+      queue(buffer: b, p + offset, n, to)
+    } else {
+      pool.give(b)
+    }
+  }
+
+  /// Adds a datagram to the send batch (`buffer` -1: not a pool buffer); a full batch is sent first.
+  @inline(__always)
+  func queue(buffer: Int32, _ p: UnsafeMutableRawPointer, _ length: Int, _ to: Endpoint) {
+    if scount == sendCapacity { flush() }
+    let s = scount
+    scount += 1
+    sbuf[s] = buffer
+    siov[s] = iovec(iov_base: p, iov_len: length)
+    saddr[s].sin_family = sa_family_t(AF_INET)
+    saddr[s].sin_port = to.port.bigEndian
+    saddr[s].sin_addr.s_addr = to.ip.bigEndian
   }
 
   /// 6. send the queued batch and give the buffers back.
@@ -255,7 +340,7 @@ public final class RelayLoop {
       for k in sent..<out { lost += UInt64(smsgs[k].hdr.msg_iovlen) }
       forwarder.drops.count(.sendQueueFull, lost)
     }
-    for k in 0..<scount { pool.give(sbuf[k]) }
+    for k in 0..<scount where sbuf[k] >= 0 { pool.give(sbuf[k]) }
     scount = 0
   }
 }

@@ -278,8 +278,8 @@ final class Node {
     loops[0].stop()
   }
 
-  func totals() -> (packets: UInt64, bytes: UInt64, circuits: Int, created: UInt64, drops: DropCounters, gso: UInt64) {
-    var p: UInt64 = 0, b: UInt64 = 0, c = 0, cr: UInt64 = 0, g: UInt64 = 0
+  func totals() -> (packets: UInt64, bytes: UInt64, circuits: Int, created: UInt64, drops: DropCounters, gso: UInt64, gro: UInt64) {
+    var p: UInt64 = 0, b: UInt64 = 0, c = 0, cr: UInt64 = 0, g: UInt64 = 0, r: UInt64 = 0
     var d = DropCounters()
     for l in loops {
       p += l.forwarder.traffic.forwardedPackets
@@ -287,10 +287,11 @@ final class Node {
       c += l.forwarder.circuits.circuitsInUse
       cr += l.forwarder.traffic.circuitsCreated
       g += l.gsoSegments
+      r += l.groSegments
       for r in DropReason.allCases { d.count(r, l.forwarder.drops[r]) }
       d.count(.poolExhausted, 0)
     }
-    return (p, b, c, cr, d, g)
+    return (p, b, c, cr, d, g, r)
   }
 
   func statusLine() -> String {
@@ -322,6 +323,6 @@ final class Node {
     let t = totals()
     let rss = ProcessInfo.peakRSSKiB()
     return "forwarded_packets=\(t.packets) forwarded_bytes=\(t.bytes) circuits_created=\(t.created)"
-      + " circuits_open=\(t.circuits) gso_segments=\(t.gso) peak_rss_kb=\(rss) drops=\(t.drops.total) [\(t.drops.summary)]"
+      + " circuits_open=\(t.circuits) gso_segments=\(t.gso) gro_segments=\(t.gro) peak_rss_kb=\(rss) drops=\(t.drops.total) [\(t.drops.summary)]"
   }
 }

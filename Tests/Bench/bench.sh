@@ -141,7 +141,7 @@ wisp_has() { [ $wisp_ok = 1 ] && grep -q -- "$1" <<<"$run_help"; }
 # r_rss (kB), r_allocs, r_note.
 run_relay() {
   local kind=$1 size=$2; shift 2
-  local circuits=1 gso= shards= sockets=1 alloc=0 rss=0 both=0 dur=$DUR
+  local circuits=1 gso= shards= sockets=1 alloc=0 rss=0 both=0 dur=$DUR gengso=()
   while [ $# -gt 0 ]; do
     case $1 in
       --circuits) circuits=$2; shift ;;
@@ -151,6 +151,7 @@ run_relay() {
       --alloc) alloc=1 ;;
       --rss) rss=1 ;;
       --pin-both) both=1 ;;
+      --gen-gso) gengso=(--gso) ;;
       --dur) dur=$2; shift ;;
     esac
     shift
@@ -201,7 +202,7 @@ run_relay() {
   fi
   local mode=(--raw)
   [ "$kind" = wisp ] && mode=(--circuit --sink-port "$sport" --circuits "$circuits" --sockets "$sockets" --create-timeout 8)
-  "${pin_load[@]}" "$build/gen" "${mode[@]}" --port "$rport" --size "$size" --duration "$dur" \
+  "${pin_load[@]}" "$build/gen" "${mode[@]}" "${gengso[@]}" --port "$rport" --size "$size" --duration "$dur" \
     --batch 32 --count 100000000 >"$log.gen" 2>"$log.generr" &
   gp=$!; pids+=($gp)
   if [ $alloc = 1 ]; then
@@ -328,6 +329,13 @@ if [ $wisp_ok = 1 ]; then
     put relay_pps_wisp_1400_gso_$g "$r_pps" pps
     put relay_gbps_wisp_1400_gso_$g "$r_gbps" Gbit/s
   done
+  # The same with a generator that sends UDP GSO: on loopback the run reaches wisp as one
+  # coalesced datagram (UDP GRO), which it forwards segment by segment, sent with GSO.
+  echo "bench: wisp 1400 bytes, GSO generator (GRO + GSO) ..." >&2
+  run_relay wisp 1400 --gso on --gen-gso || notes+=("gro: $r_note")
+  put relay_pps_wisp_1400_gro_gso "$r_pps" pps
+  put relay_gbps_wisp_1400_gro_gso "$r_gbps" Gbit/s
+  put gro_gain_over_plain_1400 "$(ratio "${fig[relay_pps_wisp_1400_gro_gso]}" "${fig[relay_pps_wisp_1400_gso_off]}")" x
   if wisp_has --shards; then
     for s in 1 2; do
       echo "bench: wisp --shards $s ..." >&2
@@ -345,6 +353,7 @@ if [ $wisp_ok = 1 ]; then
   fi
 else
   for n in allocs_per_packet rss_kb_1k_circuits rss_kb_10k_circuits relay_pps_wisp_1400_gso_off \
+           relay_pps_wisp_1400_gro_gso relay_gbps_wisp_1400_gro_gso gro_gain_over_plain_1400 \
            relay_gbps_wisp_1400_gso_off relay_pps_wisp_1400_gso_on relay_gbps_wisp_1400_gso_on \
            relay_pps_wisp_64_shards_1 relay_pps_wisp_64_shards_2 shard_scaling_2_over_1; do
     put $n "" ""
@@ -376,6 +385,7 @@ printf '%-34s %s\n' "wisp allocations per packet" "$(v allocs_per_packet)" \
   "wisp peak RSS, 10,000 circuits" "$(v rss_kb_10k_circuits) kB" \
   "wisp 1400 B, --gso off" "$(kpps relay_pps_wisp_1400_gso_off) kpps, $(v relay_gbps_wisp_1400_gso_off) Gbit/s" \
   "wisp 1400 B, --gso on" "$(kpps relay_pps_wisp_1400_gso_on) kpps, $(v relay_gbps_wisp_1400_gso_on) Gbit/s" \
+  "wisp 1400 B, GSO generator (GRO)" "$(kpps relay_pps_wisp_1400_gro_gso) kpps, $(v relay_gbps_wisp_1400_gro_gso) Gbit/s" \
   "wisp --shards 2 / --shards 1" "$(v shard_scaling_2_over_1)"
 if [ ${#notes[@]} -gt 0 ] || [ $wisp_ok = 0 ]; then
   echo

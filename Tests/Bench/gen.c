@@ -9,6 +9,7 @@
  *
  * Common: --size BODY (payload bytes, 0..1464, default 64), --duration S (default 3),
  * --count N (most DATA frames to send), --batch N (sendmmsg batch, 1..64, default 32),
+ * --gso (each batch leaves as one UDP GSO send of equal-size segments),
  * --sockets K (circuit mode: K source sockets/ports, circuits split evenly; lets a relay
  * that shards by SO_REUSEPORT hash spread the load; default 1).
  * Every loop is bounded by a count and by time. Prints one line on stdout:
@@ -23,7 +24,7 @@ static int fd; /* the socket in use (one of socks[]) */
 static void usage(void) {
   fprintf(stderr, "usage: gen --port P (--raw [--id ID] | --circuit --sink-port Q [--circuits N]"
                   " [--create-timeout S] | --ping [--timeout S]) [--size B] [--duration S]"
-                  " [--count N] [--batch N]\n");
+                  " [--count N] [--batch N] [--gso]\n");
   exit(2);
 }
 
@@ -137,6 +138,7 @@ static void handshake(uint16_t sink_port, int n, double timeout,
 
 int main(int argc, char **argv) {
   long port = 0, sink_port = 0, size = 64, batch = 32, circuits = 1, raw_id = 1, nsock = 1;
+  int gso = 0; /* --gso: send each batch as one UDP GSO datagram (exercises the relay's GRO) */
   long long count = 4000000000LL;
   double duration = 3, create_timeout = 5, timeout = 3;
   int mode = 0; /* 1 raw, 2 circuit, 3 ping */
@@ -150,6 +152,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(o, "--id")) raw_id = arg_long(o, v, 1, 0xffffffffL), i++;
     else if (!strcmp(o, "--size")) size = arg_long(o, v, 0, MAX_BODY), i++;
     else if (!strcmp(o, "--batch")) batch = arg_long(o, v, 1, MAX_BATCH), i++;
+    else if (!strcmp(o, "--gso")) gso = 1;
     else if (!strcmp(o, "--circuits")) circuits = arg_long(o, v, 1, 1000000), i++;
     else if (!strcmp(o, "--sockets")) nsock = arg_long(o, v, 1, 16), i++;
     else if (!strcmp(o, "--count")) count = arg_long(o, v, 0, 0x7fffffffffffL), i++;
@@ -226,7 +229,24 @@ int main(int argc, char **argv) {
       uint32_t *mine = fwd + per * k;
       for (int j = 0; j < n; j++) put_u32(bufs[j] + 4, mine[rr[k]++ % (unsigned)nc[k]]);
     }
-    int r = sendmmsg(socks[k], m, (unsigned)n, 0);
+    int r;
+    if (gso) {
+      /* One sendmsg carrying the whole batch as UDP GSO segments of one size. */
+      size_t seg = HDR + (size_t)size;
+      if ((size_t)n * seg > 65000) n = (int)(65000 / seg);
+      char ctl[CMSG_SPACE(sizeof(uint16_t))];
+      struct msghdr mh;
+      memset(&mh, 0, sizeof mh);
+      mh.msg_iov = iov; mh.msg_iovlen = (size_t)n;
+      mh.msg_control = ctl; mh.msg_controllen = sizeof ctl;
+      struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+      c->cmsg_level = 17 /* SOL_UDP */; c->cmsg_type = 103 /* UDP_SEGMENT */; c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+      uint16_t gs = (uint16_t)seg;
+      memcpy(CMSG_DATA(c), &gs, sizeof gs);
+      r = sendmsg(socks[k], &mh, 0) > 0 ? n : -1;
+    } else {
+      r = sendmmsg(socks[k], m, (unsigned)n, 0);
+    }
     if (r > 0) sent += (unsigned long long)r;
     else if (++errs > 1000000) break;
   }
