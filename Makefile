@@ -4,7 +4,8 @@
 #   make test                every test: swift test, Embedded builds, qemu-user runs, end-to-end
 #   make firmware [BOARD=b]  Embedded wisp for every target, or for one board's target
 #   make bench               benchmarks (prints a table and `bench NAME VALUE UNIT` lines)
-#   make package             .deb packages            make image   SD-card image
+#   make package             .deb packages (amd64, arm64, armhf) in .build-packages/
+#   make image               SD-card image (not built yet)
 SHELL := /bin/bash
 BOARD ?=
 
@@ -27,7 +28,10 @@ bench: setup
 	@Toolchain/build.sh x86_64
 	@Tests/Bench/bench.sh
 
-package image:
+package: setup
+	@Toolchain/package.sh
+
+image:
 	@echo "make $@: not built yet (see the open issues)" >&2; exit 1
 
 clean:

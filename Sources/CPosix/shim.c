@@ -352,3 +352,11 @@ int wisp_sd_notify(const char *msg) {
 }
 
 int wisp_unlink(const char *path) { return unlink(path) < 0 ? -errno : 0; }
+
+int wisp_fsync_path(const char *path) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -errno;
+  int r = fsync(fd) < 0 ? -errno : 0;
+  close(fd);
+  return r;
+}

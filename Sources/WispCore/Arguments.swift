@@ -110,8 +110,13 @@ public enum Arguments {
                   OptionSpec("--base-port", "PORT", "first UDP port of the demo nodes (default 7401)"),
                 ],
                 positionals: nil, maxPositionals: 0),
-    CommandSpec(command: .config, name: "config", summary: "check a configuration file: wisp config check [FILE]",
-                options: [], positionals: "check [FILE]", maxPositionals: 2),
+    CommandSpec(command: .config, name: "config",
+                summary: "check a configuration file, or import the boot partition's: wisp config check [FILE] | import-boot",
+                options: [
+                  OptionSpec("--from", "FILE", "import-boot: the file to import (default /boot/firmware/wisp.conf)"),
+                  OptionSpec("--to", "FILE", "import-boot: the file to replace (default /etc/wisp/wisp.conf)"),
+                ],
+                positionals: "check [FILE] | import-boot", maxPositionals: 2),
     CommandSpec(command: .status, name: "status", summary: "ask a running node for its status",
                 options: [
                   OptionSpec("--json", nil, "machine-readable output"),

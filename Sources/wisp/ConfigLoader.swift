@@ -60,10 +60,21 @@ enum ConfigLoader {
     return load(path: path, boardOverride: inv.value("--board"), inv: inv)
   }
 
-  /// `wisp config check [FILE]`.
+  /// `wisp config check [FILE]` and `wisp config import-boot [--from FILE] [--to FILE]`.
   static func check(_ inv: Invocation) -> Int32 {
+    if let verb = inv.positionals.first, verb.is("import-boot") {
+      if inv.positionals.count > 1 {
+        Console.err("wisp: 'config import-boot' takes no file argument (use --from/--to)")
+        return 2
+      }
+      return ConfigImport.main(inv)
+    }
     guard let verb = inv.positionals.first, verb.is("check") else {
-      Console.err("wisp: 'config' needs a verb: wisp config check [FILE]")
+      Console.err("wisp: 'config' needs a verb: wisp config check [FILE] | wisp config import-boot [--from FILE] [--to FILE]")
+      return 2
+    }
+    if inv.value("--from") != nil || inv.value("--to") != nil {
+      Console.err("wisp: --from and --to belong to 'wisp config import-boot'")
       return 2
     }
     let path = inv.positionals.count > 1 ? inv.positionals[1] : defaultPath

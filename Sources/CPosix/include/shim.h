@@ -80,6 +80,8 @@ int wisp_write_all(int fd, const void *buf, size_t len, int timeout_ms);
 int wisp_sd_notify(const char *msg);
 /// unlink(2); 0 or -errno.
 int wisp_unlink(const char *path);
+/// fsync(2) of a file or folder by path (a folder after a rename in it); 0 or -errno.
+int wisp_fsync_path(const char *path);
 
 /// CLOCK_MONOTONIC in nanoseconds.
 uint64_t wisp_monotonic_ns(void);
