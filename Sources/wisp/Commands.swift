@@ -20,6 +20,12 @@ enum Commands {
       return Node.main(inv)
     case .demo:
       return Demo.main(inv)
+    case .keygen:
+      return IdentityCommands.keygen(inv)
+    case .id:
+      return IdentityCommands.id(inv)
+    case .tlsProbe:
+      return TLSProbe.main(inv)
     case .boards, .bench:
       Console.err("wisp: '\(Arguments.spec(inv.command).name)' is not built yet")
       return 1
