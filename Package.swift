@@ -23,7 +23,8 @@ let package = Package(
     // Linux reached through CPosix: UDP sockets, epoll, clock, signals.
     .target(name: "WispOS", dependencies: ["WispCore", "CPosix"], path: "Sources/WispOS"),
     // The one module that talks to mbedTLS, and the one that talks to libgpiod.
-    .target(name: "WispTLS", dependencies: ["WispCore", "WispOS", "CMbedTLS"], path: "Sources/WispTLS"),
+    .target(name: "WispTLS", dependencies: ["WispCore", "WispOS", "CMbedTLS"], path: "Sources/WispTLS",
+            exclude: ["SESSIONS.md"]),
     .target(name: "WispGPIO", dependencies: ["WispCore", "CGpiod"], path: "Sources/WispGPIO"),
 
     .executableTarget(

@@ -46,6 +46,8 @@ public final class DTLSSession {
   var verifyRefusal: TLSError?
   /// Whether the peer ended the session with close_notify.
   public private(set) var closedByPeer = false
+  /// Whether the handshake resumed an earlier session (ticket) instead of a full key exchange.
+  public private(set) var resumed = false
   /// Counters for status and tests.
   public private(set) var helloVerifyRequests = 0
   public private(set) var droppedInbound = 0
@@ -95,6 +97,7 @@ public final class DTLSSession {
       case .handshaking:
         let r = mbedtls_ssl_handshake(ssl)
         if r == 0 {
+          resumed = peerFingerprint == nil  // a full handshake always ran the verify callback
           if let refusal = checkResumedPeer() { fail(refusal); return }
           state = .established
           continue
@@ -168,6 +171,21 @@ public final class DTLSSession {
 
   /// "DTLSv1.2".
   public var protocolVersion: String { String(cString: mbedtls_ssl_get_version(ssl)) }
+
+  /// Client: the established session's parameters and ticket, to resume with later
+  /// (`resume(_:)` on a new session to the same server, before its first `step()`).
+  public func savedSession() -> SavedSession? {
+    guard state == .established, config.options.role == .client else { return nil }
+    let saved = SavedSession()
+    return mbedtls_ssl_get_session(ssl, saved.session) == 0 ? saved : nil
+  }
+
+  /// Client: offers `saved` (its ticket) in the first ClientHello. The server falls back to a
+  /// full handshake if it cannot use it; the peer is judged against the pins either way.
+  public func resume(_ saved: SavedSession) throws(TLSError) {
+    precondition(config.options.role == .client, "only clients resume")
+    try check("mbedtls_ssl_set_session", mbedtls_ssl_set_session(ssl, saved.session))
+  }
 
   // MARK: - Internals
 

@@ -27,9 +27,12 @@ struct Pair {
   let wire: Wire
 
   init(serverOptions: DTLSOptions, clientOptions: DTLSOptions) throws {
+    try self.init(serverConfig: try DTLSConfig(options: serverOptions, identity: serverIdentity, random: testRandom),
+                  clientConfig: try DTLSConfig(options: clientOptions, identity: clientIdentity, random: testRandom))
+  }
+
+  init(serverConfig sc: DTLSConfig, clientConfig cc: DTLSConfig) throws {
     let wire = Wire()
-    let sc = try DTLSConfig(options: serverOptions, identity: serverIdentity, random: testRandom)
-    let cc = try DTLSConfig(options: clientOptions, identity: clientIdentity, random: testRandom)
     server = try DTLSSession(config: sc, peerIP: 0x7f00_0001, peerPort: 40000, now: { wire.nowNs },
                              send: { d in if !wire.dropAll { wire.toClient.append(Array(d)) }; return true },
                              deliver: { wire.serverReceived.append(Array($0)) })
@@ -84,6 +87,36 @@ func options(_ role: DTLSRole, pin: Identity?, chacha: Bool = true) -> DTLSOptio
     p.pump()
     #expect(p.server.state == .closed)
     #expect(p.server.closedByPeer)
+  }
+
+  @Test func ticketResumptionSkipsTheKeyExchangeAndKeepsThePins() throws {
+    let sc = try DTLSConfig(options: options(.server, pin: clientIdentity), identity: serverIdentity, random: testRandom)
+    let cc = try DTLSConfig(options: options(.client, pin: serverIdentity), identity: clientIdentity, random: testRandom)
+    let first = try Pair(serverConfig: sc, clientConfig: cc)
+    first.pump()
+    #expect(first.client.state == .established)
+    #expect(!first.client.resumed)
+    let saved = try #require(first.client.savedSession())
+    first.client.close()
+    first.pump()
+
+    let second = try Pair(serverConfig: sc, clientConfig: cc)
+    try second.client.resume(saved)
+    second.pump()
+    #expect(second.client.state == .established, "\(second.client.failure?.description ?? "")")
+    #expect(second.server.state == .established, "\(second.server.failure?.description ?? "")")
+    #expect(second.client.resumed)
+    #expect(second.server.resumed)
+    #expect(second.server.peerFingerprint == clientIdentity.fingerprint)
+    #expect(second.client.peerFingerprint == serverIdentity.fingerprint)
+
+    // A client that no longer pins the server refuses the resumed session too.
+    let stranger = newIdentity()
+    let strict = try DTLSConfig(options: options(.client, pin: stranger), identity: clientIdentity, random: testRandom)
+    let third = try Pair(serverConfig: sc, clientConfig: strict)
+    try third.client.resume(saved)
+    third.pump()
+    #expect(third.client.state == .failed)
   }
 
   @Test func serverOrderDecidesTheSuite() throws {
