@@ -24,7 +24,8 @@ let package = Package(
     // Linux reached through CPosix: UDP sockets, epoll, clock, signals.
     .target(name: "WispOS", dependencies: ["WispCore", "CPosix"], path: "Sources/WispOS"),
     // The one module that talks to mbedTLS, and the one that talks to libgpiod.
-    .target(name: "WispTLS", dependencies: ["WispCore", "CMbedTLS"], path: "Sources/WispTLS"),
+    .target(name: "WispTLS", dependencies: ["WispCore", "WispOS", "CMbedTLS"], path: "Sources/WispTLS",
+            exclude: ["SESSIONS.md"]),
     .target(name: "WispGPIO", dependencies: ["WispCore", "CGpiod"], path: "Sources/WispGPIO"),
 
     .executableTarget(
@@ -40,6 +41,12 @@ let package = Package(
       name: "WispCoreTests",
       dependencies: ["WispCore", "WispOS"],
       path: "Tests/WispCoreTests"
+    ),
+    .testTarget(
+      name: "WispTLSTests",
+      dependencies: ["WispTLS", "WispOS", "WispCore"],
+      path: "Tests/WispTLSTests",
+      linkerSettings: [.linkedLibrary("mbedtls"), .linkedLibrary("mbedx509"), .linkedLibrary("mbedcrypto")]
     ),
   ],
   // The binary uses no Swift concurrency (one event loop per thread); Swift 5 mode

@@ -10,6 +10,7 @@
 /// The subcommands of `wisp`.
 public enum Subcommand: Equatable, Sendable {
   case help, version, run, demo, selftest, boards, config, status, leds
+  case keygen, id, tlsProbe
 }
 
 /// One option a command accepts.
@@ -138,6 +139,30 @@ public enum Arguments {
                   OptionSpec("--seconds", "N", "show: how long to hold the state (default 10)"),
                 ],
                 positionals: "test | show STATE", maxPositionals: 2),
+    CommandSpec(command: .keygen, name: "keygen", summary: "create the node key and certificate (kept if present)",
+                options: [
+                  OptionSpec("--state-dir", "DIR", "where node.key and node.crt live (default /var/lib/wisp)"),
+                  OptionSpec("--force", nil, "replace an existing key, keeping it as node.key.bak-<epoch>"),
+                ],
+                positionals: nil, maxPositionals: 0),
+    CommandSpec(command: .id, name: "id", summary: "print the node's key fingerprint and certificate",
+                options: [
+                  OptionSpec("--state-dir", "DIR", "where node.key and node.crt live (default /var/lib/wisp)"),
+                ],
+                positionals: nil, maxPositionals: 0),
+    CommandSpec(command: .tlsProbe, name: "tls-probe", summary: "one DTLS 1.2 session over UDP, to test peers",
+                options: [
+                  OptionSpec("--role", "server|client", "answer one client, or connect to a server"),
+                  OptionSpec("--listen", "ADDR:PORT", "UDP address to serve (server)"),
+                  OptionSpec("--connect", "ADDR:PORT", "server to connect to (client)"),
+                  OptionSpec("--state-dir", "DIR", "node identity (created if absent; default /var/lib/wisp)"),
+                  OptionSpec("--pin", "HEX", "SHA-256 fingerprint of a peer key to accept (repeatable)"),
+                  OptionSpec("--learn", nil, "client: accept an unpinned server and print its fingerprint"),
+                  OptionSpec("--message", "TEXT", "line the client sends (default 'hello from wisp')"),
+                  OptionSpec("--suite", "chacha|aes", "preferred cipher suite (default chacha)"),
+                  OptionSpec("--timeout", "SECONDS", "give up after this long (default 10)"),
+                ],
+                positionals: nil, maxPositionals: 0),
     CommandSpec(command: .version, name: "version", summary: "print version, target triple and build flavour",
                 options: [], positionals: nil, maxPositionals: 0),
     CommandSpec(command: .help, name: "help", summary: "show help for wisp or one command",

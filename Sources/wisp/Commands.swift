@@ -28,6 +28,12 @@ enum Commands {
       return StatusClient.main(inv)
     case .leds:
       return LedsCommand.run(inv)
+    case .keygen:
+      return IdentityCommands.keygen(inv)
+    case .id:
+      return IdentityCommands.id(inv)
+    case .tlsProbe:
+      return TLSProbe.main(inv)
     }
   }
 }

@@ -1,0 +1,283 @@
+// One DTLS 1.2 session with one peer, over datagrams the caller carries. Runs on host and device.
+//
+// The node's single UDP socket is shared with wisp frames, so mbedTLS owns no socket:
+//   1. the event loop hands each DTLS datagram from this peer to `receive(_:)` (queued,
+//      at most `inboxLimit`; more are dropped and counted, as the network would);
+//   2. it calls `step()`, which drives the handshake and then reads records, passing each
+//      record's plaintext to `deliver`;
+//   3. every datagram mbedTLS writes goes out through `send` (a datagram lost there is
+//      recovered by DTLS retransmission like any other loss);
+//   4. mbedTLS's timers run on the caller's monotonic clock: the loop wakes at `deadlineNs`
+//      and calls `handleTimeout()` (retransmit a flight, or fail an idle session).
+// No threads, no sleeping, no blocking.
+import CMbedTLS
+import WispCore
+
+public final class DTLSSession {
+  public enum State: Equatable {
+    case handshaking, established, closed, failed
+  }
+
+  /// Datagrams queued before `step()` consumes them.
+  public static let inboxLimit = 16
+  /// Plaintext bytes read per call; a larger record arrives in several `deliver` calls.
+  static let readChunk = 2048
+
+  let config: DTLSConfig
+  let ssl: UnsafeMutablePointer<mbedtls_ssl_context>
+  let transportID: [UInt8]
+  let now: () -> UInt64
+  let send: (UnsafeRawBufferPointer) -> Bool
+  let deliver: (UnsafeRawBufferPointer) -> Void
+  let readBuffer: UnsafeMutableRawBufferPointer
+  var inbox: [[UInt8]] = []
+
+  // mbedTLS's timer: started at `timerStartNs`, intermediate and final delays in ms (0 = off).
+  var timerStartNs: UInt64 = 0
+  var timerIntermediateMs: UInt32 = 0
+  var timerFinalMs: UInt32 = 0
+
+  public private(set) var state: State = .handshaking
+  /// Why the session failed (`state == .failed`).
+  public private(set) var failure: TLSError?
+  /// The peer's key fingerprint, once its certificate was seen.
+  public private(set) var peerFingerprint: Fingerprint?
+  /// Set by the verify callback when it refuses the peer.
+  var verifyRefusal: TLSError?
+  /// Whether the peer ended the session with close_notify.
+  public private(set) var closedByPeer = false
+  /// Whether the handshake resumed an earlier session (ticket) instead of a full key exchange.
+  public private(set) var resumed = false
+  /// Counters for status and tests.
+  public private(set) var helloVerifyRequests = 0
+  public private(set) var droppedInbound = 0
+  public private(set) var sendFailures = 0
+
+  /// A session with the peer at `peerIP:peerPort` (host byte order). For a server the address
+  /// is what HelloVerifyRequest cookies are bound to.
+  public init(config: DTLSConfig, peerIP: UInt32, peerPort: UInt16,
+              now: @escaping () -> UInt64,
+              send: @escaping (UnsafeRawBufferPointer) -> Bool,
+              deliver: @escaping (UnsafeRawBufferPointer) -> Void) throws(TLSError) {
+    self.config = config
+    self.transportID = Cookies.transportID(ip: peerIP, port: peerPort)
+    self.now = now
+    self.send = send
+    self.deliver = deliver
+    ssl = .allocate(capacity: 1)
+    mbedtls_ssl_init(ssl)
+    readBuffer = .allocate(byteCount: DTLSSession.readChunk, alignment: 8)
+    try check("mbedtls_ssl_setup", mbedtls_ssl_setup(ssl, config.conf))
+    let me = Unmanaged.passUnretained(self).toOpaque()
+    mbedtls_ssl_set_bio(ssl, me, DTLSSession.sendCallback, DTLSSession.receiveCallback, nil)
+    mbedtls_ssl_set_timer_cb(ssl, me, DTLSSession.setTimerCallback, DTLSSession.getTimerCallback)
+    mbedtls_ssl_set_verify(ssl, PeerVerification.callback, me)
+    mbedtls_ssl_set_mtu(ssl, config.options.mtu)
+    try bindTransportID()
+  }
+
+  deinit {
+    mbedtls_ssl_free(ssl)
+    ssl.deallocate()
+    readBuffer.deallocate()
+  }
+
+  // MARK: - Driving
+
+  /// Queues one datagram from the peer; `step()` consumes it.
+  public func receive(_ datagram: UnsafeRawBufferPointer) {
+    if inbox.count >= DTLSSession.inboxLimit { droppedInbound += 1; return }
+    inbox.append(Array(datagram))
+  }
+
+  /// Advances the session as far as the queued datagrams allow.
+  public func step() {
+    while true {
+      switch state {
+      case .handshaking:
+        let r = mbedtls_ssl_handshake(ssl)
+        if r == 0 {
+          resumed = peerFingerprint == nil  // a full handshake always ran the verify callback
+          if let refusal = checkResumedPeer() { fail(refusal); return }
+          state = .established
+          continue
+        }
+        if r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE { return }
+        if r == MBEDTLS_ERR_SSL_HELLO_VERIFY_REQUIRED {
+          // Server: a cookie was sent; start over statelessly, keeping only the address.
+          helloVerifyRequests += 1
+          if mbedtls_ssl_session_reset(ssl) != 0 { fail(.mbedtls("mbedtls_ssl_session_reset", r)); return }
+          do { try bindTransportID() } catch { fail(error); return }
+          continue
+        }
+        fail(handshakeError(r))
+        return
+      case .established:
+        let n = mbedtls_ssl_read(ssl, readBuffer.baseAddress!.assumingMemoryBound(to: UInt8.self), readBuffer.count)
+        if n > 0 { deliver(UnsafeRawBufferPointer(rebasing: readBuffer[0..<Int(n)])); continue }
+        if n == MBEDTLS_ERR_SSL_WANT_READ || n == MBEDTLS_ERR_SSL_WANT_WRITE { return }
+        if n == 0 || n == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY {
+          closedByPeer = true
+          state = .closed
+          return
+        }
+        if n == MBEDTLS_ERR_SSL_CLIENT_RECONNECT {
+          state = .handshaking  // the peer restarted from the same port; mbedTLS reset itself
+          continue
+        }
+        fail(n == MBEDTLS_ERR_SSL_TIMEOUT ? .idleTimeout : .mbedtls("mbedtls_ssl_read", n))
+        return
+      case .closed, .failed:
+        return
+      }
+    }
+  }
+
+  /// Called by the event loop once `deadlineNs` has passed.
+  public func handleTimeout() { step() }
+
+  /// When the loop must call `handleTimeout()` (monotonic ns), or nil when no timer runs.
+  public var deadlineNs: UInt64? {
+    if timerFinalMs == 0 || state == .closed || state == .failed { return nil }
+    return timerStartNs + UInt64(timerFinalMs) * 1_000_000
+  }
+
+  /// Sends one record of application data (at most the record payload room of the MTU).
+  public func write(_ data: UnsafeRawBufferPointer) throws(TLSError) {
+    precondition(state == .established, "write before the handshake completed")
+    guard let base = data.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return }
+    let r = mbedtls_ssl_write(ssl, base, data.count)
+    if r < 0 { throw TLSError.mbedtls("mbedtls_ssl_write", r) }
+  }
+
+  /// Sends `bytes` as one record.
+  public func write(_ bytes: [UInt8]) throws(TLSError) {
+    precondition(state == .established, "write before the handshake completed")
+    let r = bytes.withUnsafeBufferPointer { mbedtls_ssl_write(ssl, $0.baseAddress, $0.count) }
+    if r < 0 { throw TLSError.mbedtls("mbedtls_ssl_write", r) }
+  }
+
+  /// Sends close_notify (if the session is up) and ends the session.
+  public func close() {
+    if state == .established { _ = mbedtls_ssl_close_notify(ssl) }
+    if state != .failed { state = .closed }
+  }
+
+  /// "TLS-ECDHE-ECDSA-WITH-CHACHA20-POLY1305-SHA256" once established.
+  public var cipherSuite: String {
+    guard let p = mbedtls_ssl_get_ciphersuite(ssl) else { return "none" }
+    return String(cString: p)
+  }
+
+  /// "DTLSv1.2".
+  public var protocolVersion: String { String(cString: mbedtls_ssl_get_version(ssl)) }
+
+  /// Client: the established session's parameters and ticket, to resume with later
+  /// (`resume(_:)` on a new session to the same server, before its first `step()`).
+  public func savedSession() -> SavedSession? {
+    guard state == .established, config.options.role == .client else { return nil }
+    let saved = SavedSession()
+    return mbedtls_ssl_get_session(ssl, saved.session) == 0 ? saved : nil
+  }
+
+  /// Client: offers `saved` (its ticket) in the first ClientHello. The server falls back to a
+  /// full handshake if it cannot use it; the peer is judged against the pins either way.
+  public func resume(_ saved: SavedSession) throws(TLSError) {
+    precondition(config.options.role == .client, "only clients resume")
+    try check("mbedtls_ssl_set_session", mbedtls_ssl_set_session(ssl, saved.session))
+  }
+
+  // MARK: - Internals
+
+  func bindTransportID() throws(TLSError) {
+    guard config.options.role == .server else { return }
+    try check("mbedtls_ssl_set_client_transport_id",
+              transportID.withUnsafeBufferPointer { mbedtls_ssl_set_client_transport_id(ssl, $0.baseAddress, $0.count) })
+  }
+
+  func fail(_ error: TLSError) {
+    failure = error
+    state = .failed
+  }
+
+  /// Called from the verify callback for the peer's leaf certificate.
+  func judgePeer(_ crt: UnsafeMutablePointer<mbedtls_x509_crt>) -> PeerVerification.Verdict {
+    let (verdict, fp) = PeerVerification.judge(crt, options: config.options)
+    peerFingerprint = fp
+    return verdict
+  }
+
+  /// A resumed session skips certificate verification: check the remembered peer again.
+  func checkResumedPeer() -> TLSError? {
+    if peerFingerprint != nil { return nil }
+    guard let crt = mbedtls_ssl_get_peer_cert(ssl) else { return .peerCertificateInvalid("no peer certificate") }
+    switch judgePeer(UnsafeMutablePointer(mutating: crt)) {
+    case .accept: return nil
+    case .refuse(let why): return why
+    }
+  }
+
+  func handshakeError(_ r: Int32) -> TLSError {
+    if let refusal = verifyRefusal { return refusal }
+    if r == MBEDTLS_ERR_SSL_TIMEOUT { return .handshakeTimeout }
+    if r == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE, let msg = ssl.pointee.in_msg {
+      return .peerAlert(DTLSSession.alertName(msg[1]))
+    }
+    return .mbedtls("mbedtls_ssl_handshake", r)
+  }
+
+  static func alertName(_ code: UInt8) -> StaticString {
+    switch code {
+    case 40: return "alert handshake_failure (no common cipher suite or parameters)"
+    case 42: return "alert bad_certificate"
+    case 43: return "alert unsupported_certificate"
+    case 46: return "alert certificate_unknown"
+    case 47: return "alert illegal_parameter"
+    case 48: return "alert unknown_ca (our certificate is not trusted)"
+    case 51: return "alert decrypt_error"
+    case 70: return "alert protocol_version (no common DTLS version)"
+    case 71: return "alert insufficient_security"
+    case 80: return "alert internal_error"
+    default: return "fatal alert"
+    }
+  }
+
+  // MARK: - Callbacks (capture-free; the session comes through the context pointer)
+
+  static let sendCallback: @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<UInt8>?, Int) -> Int32 = {
+    ctx, buf, len in
+    let s = Unmanaged<DTLSSession>.fromOpaque(ctx!).takeUnretainedValue()
+    if !s.send(UnsafeRawBufferPointer(start: buf, count: len)) { s.sendFailures += 1 }
+    return Int32(len)  // a datagram refused by the kernel counts as lost on the wire
+  }
+
+  static let receiveCallback: @convention(c) (UnsafeMutableRawPointer?, UnsafeMutablePointer<UInt8>?, Int) -> Int32 = {
+    ctx, buf, len in
+    let s = Unmanaged<DTLSSession>.fromOpaque(ctx!).takeUnretainedValue()
+    while !s.inbox.isEmpty {
+      let d = s.inbox.removeFirst()
+      if d.count > len { s.droppedInbound += 1; continue }
+      d.withUnsafeBytes { UnsafeMutableRawPointer(buf!).copyMemory(from: $0.baseAddress!, byteCount: d.count) }
+      return Int32(d.count)
+    }
+    return MBEDTLS_ERR_SSL_WANT_READ
+  }
+
+  static let setTimerCallback: @convention(c) (UnsafeMutableRawPointer?, UInt32, UInt32) -> Void = {
+    ctx, intermediate, final in
+    let s = Unmanaged<DTLSSession>.fromOpaque(ctx!).takeUnretainedValue()
+    s.timerStartNs = s.now()
+    s.timerIntermediateMs = intermediate
+    s.timerFinalMs = final
+  }
+
+  /// -1 cancelled, 0 running, 1 intermediate delay passed, 2 final delay passed.
+  static let getTimerCallback: @convention(c) (UnsafeMutableRawPointer?) -> Int32 = { ctx in
+    let s = Unmanaged<DTLSSession>.fromOpaque(ctx!).takeUnretainedValue()
+    if s.timerFinalMs == 0 { return -1 }
+    let elapsedMs = (s.now() &- s.timerStartNs) / 1_000_000
+    if elapsedMs >= UInt64(s.timerFinalMs) { return 2 }
+    if elapsedMs >= UInt64(s.timerIntermediateMs) { return 1 }
+    return 0
+  }
+}

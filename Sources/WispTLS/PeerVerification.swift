@@ -1,0 +1,71 @@
+// Deciding whether to trust a peer: by the pinned fingerprint of its public key.
+// Runs on host and device.
+//
+// mbedTLS builds and checks the peer's chain against a CA list wisp does not have, then
+// calls this for each certificate (deepest first) with the problems it found in `flags`.
+// wisp ignores those (no CA, dates meaningless without an RTC) and decides on the leaf
+// (depth 0) alone:
+//   1. its key must be ECDSA P-256;
+//   2. it must be validly self-signed (a damaged or forged certificate is refused even when
+//      its key is pinned: it is not what the peer's own tooling produced);
+//   3. the SHA-256 of its DER public key must be pinned — or, for a client in learn mode,
+//      it is recorded for the caller to pin.
+// Possession of the private key is then proved by the handshake's own signatures.
+import CMbedTLS
+
+enum PeerVerification {
+  /// `int (*f_vrfy)(void *, mbedtls_x509_crt *, int, uint32_t *)` for `mbedtls_ssl_set_verify`,
+  /// with the session as context.
+  static let callback: @convention(c) (UnsafeMutableRawPointer?, UnsafeMutablePointer<mbedtls_x509_crt>?,
+                                       Int32, UnsafeMutablePointer<UInt32>?) -> Int32 = { ctx, crt, depth, flags in
+    guard let ctx, let crt, let flags else { return MBEDTLS_ERR_X509_BAD_INPUT_DATA }
+    let session = Unmanaged<DTLSSession>.fromOpaque(ctx).takeUnretainedValue()
+    if depth > 0 {
+      flags.pointee = 0  // only the leaf's key matters
+      return 0
+    }
+    switch session.judgePeer(crt) {
+    case .accept:
+      flags.pointee = 0
+    case .refuse(let why):
+      session.verifyRefusal = why
+      flags.pointee = UInt32(MBEDTLS_X509_BADCERT_NOT_TRUSTED)
+    }
+    return 0
+  }
+
+  enum Verdict {
+    case accept
+    case refuse(TLSError)
+  }
+
+  /// Steps 1–3 above for a leaf certificate.
+  static func judge(_ crt: UnsafeMutablePointer<mbedtls_x509_crt>, options: DTLSOptions)
+    -> (Verdict, Fingerprint?)
+  {
+    guard mbedtls_pk_get_type(&crt.pointee.pk) == MBEDTLS_PK_ECKEY,
+          mbedtls_pk_ec(crt.pointee.pk).pointee.grp.id == MBEDTLS_ECP_DP_SECP256R1 else {
+      return (.refuse(.peerCertificateInvalid("key is not ECDSA P-256")), nil)
+    }
+    guard let fp = try? Fingerprint.of(&crt.pointee.pk) else {
+      return (.refuse(.peerCertificateInvalid("public key cannot be encoded")), nil)
+    }
+    guard isValidlySelfSigned(crt) else {
+      return (.refuse(.peerCertificateInvalid("not validly self-signed (damaged or forged)")), fp)
+    }
+    if options.pinned.contains(fp) { return (.accept, fp) }
+    if options.learn && options.role == .client { return (.accept, fp) }
+    return (.refuse(.peerNotPinned(fp)), fp)
+  }
+
+  /// Whether the certificate's signature verifies under its own public key.
+  static func isValidlySelfSigned(_ crt: UnsafeMutablePointer<mbedtls_x509_crt>) -> Bool {
+    guard crt.pointee.sig_pk == MBEDTLS_PK_ECDSA,
+          let md = mbedtls_md_info_from_type(crt.pointee.sig_md) else { return false }
+    var hash = [UInt8](repeating: 0, count: 64)
+    guard mbedtls_md(md, crt.pointee.tbs.p, crt.pointee.tbs.len, &hash) == 0 else { return false }
+    let hashLength = Int(mbedtls_md_get_size(md))
+    return mbedtls_pk_verify(&crt.pointee.pk, crt.pointee.sig_md, hash, hashLength,
+                             crt.pointee.sig.p, crt.pointee.sig.len) == 0
+  }
+}
