@@ -40,6 +40,15 @@ let package = Package(
       dependencies: ["WispCore", "WispOS"],
       path: "Tests/WispCoreTests"
     ),
+    // Tests that need real mbedTLS (ECDSA receipts); linked like the executable.
+    .testTarget(
+      name: "WispTLSTests",
+      dependencies: ["WispCore", "WispTLS"],
+      path: "Tests/WispTLSTests",
+      linkerSettings: [
+        .linkedLibrary("mbedtls"), .linkedLibrary("mbedx509"), .linkedLibrary("mbedcrypto"),
+      ]
+    ),
   ],
   // The binary uses no Swift concurrency (one event loop per thread); Swift 5 mode
   // keeps the strict-concurrency checks from flagging plain process-wide state.

@@ -208,3 +208,18 @@ public struct Journal<S: JournalStorage, V: SignatureVerifier> {
     return w.bytes
   }
 }
+
+extension JournalError {
+  public var text: String {
+    switch self {
+    case .wrongNode: return "the journal belongs to another node"
+    case .failed: return "an earlier storage error: reopen the journal"
+    case .storage(let e):
+      switch e.kind {
+      case .io: return "storage error (errno \(e.code))"
+      case .powerCut: return "power cut (emulated)"
+      case .tooLarge: return "journal too large to read"
+      }
+    }
+  }
+}

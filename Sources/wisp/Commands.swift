@@ -20,6 +20,10 @@ enum Commands {
       return Node.main(inv)
     case .demo:
       return Demo.main(inv)
+    case .credits:
+      return CreditsCommands.credits(inv)
+    case .journal:
+      return CreditsCommands.journal(inv)
     case .boards, .bench:
       Console.err("wisp: '\(Arguments.spec(inv.command).name)' is not built yet")
       return 1
