@@ -360,3 +360,57 @@ int wisp_fsync_path(const char *path) {
   close(fd);
   return r;
 }
+int wisp_fdatasync(int fd) {
+  int r;
+  do { r = fdatasync(fd); } while (r < 0 && errno == EINTR);
+  return r < 0 ? -errno : 0;
+}
+
+int wisp_fsync(int fd) {
+  int r;
+  do { r = fsync(fd); } while (r < 0 && errno == EINTR);
+  return r < 0 ? -errno : 0;
+}
+
+int wisp_fsync_dir(const char *path) {
+  int fd;
+  do { fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC); } while (fd < 0 && errno == EINTR);
+  if (fd < 0) return -errno;
+  int r = wisp_fsync(fd);
+  close(fd);
+  return r;
+}
+
+int wisp_rename(const char *from, const char *to) { return rename(from, to) < 0 ? -errno : 0; }
+
+int wisp_ftruncate(int fd, int64_t length) {
+  int r;
+  do { r = ftruncate(fd, (off_t)length); } while (r < 0 && errno == EINTR);
+  return r < 0 ? -errno : 0;
+}
+
+long wisp_pread(int fd, void *buf, size_t len, int64_t offset) {
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(offset + (int64_t)done));
+    if (n < 0) { if (errno == EINTR) continue; return -errno; }
+    if (n == 0) break;
+    done += (size_t)n;
+  }
+  return (long)done;
+}
+
+long wisp_write_file(int fd, const void *buf, size_t len) {
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = write(fd, (const char *)buf + done, len - done);
+    if (n < 0) { if (errno == EINTR) continue; return -errno; }
+    done += (size_t)n;
+  }
+  return (long)done;
+}
+
+int wisp_mkdir(const char *path, unsigned int mode) {
+  if (mkdir(path, (mode_t)mode) < 0 && errno != EEXIST) return -errno;
+  return 0;
+}

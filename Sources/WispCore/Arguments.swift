@@ -11,6 +11,7 @@
 public enum Subcommand: Equatable, Sendable {
   case help, version, run, demo, selftest, boards, config, status, leds
   case keygen, id, tlsProbe
+  case credits, journal
 }
 
 /// One option a command accepts.
@@ -163,6 +164,22 @@ public enum Arguments {
                   OptionSpec("--timeout", "SECONDS", "give up after this long (default 10)"),
                 ],
                 positionals: nil, maxPositionals: 0),
+    CommandSpec(command: .credits, name: "credits",
+                summary: "credit totals; export or verify a signed claim file",
+                options: [
+                  OptionSpec("--state-dir", "DIR", "where credits.journal and node.key live (default /var/lib/wisp)"),
+                  OptionSpec("--since", "EPOCH", "export: only receipts signed at or after this time"),
+                  OptionSpec("--out", "FILE", "export: write the claim here (default: standard output)"),
+                  OptionSpec("--receipts", "N", "selftest-fill: receipts to add (default 20)"),
+                  OptionSpec("--clients", "N", "selftest-fill: test clients (default 3)"),
+                  OptionSpec("--loop", nil, "selftest-fill: add and commit until killed"),
+                ],
+                positionals: "[export | verify FILE | selftest-fill]", maxPositionals: 2),
+    CommandSpec(command: .journal, name: "journal", summary: "health report of the credit journal",
+                options: [
+                  OptionSpec("--state-dir", "DIR", "where credits.journal lives (default /var/lib/wisp)"),
+                ],
+                positionals: "check", maxPositionals: 1),
     CommandSpec(command: .version, name: "version", summary: "print version, target triple and build flavour",
                 options: [], positionals: nil, maxPositionals: 0),
     CommandSpec(command: .help, name: "help", summary: "show help for wisp or one command",

@@ -7,8 +7,6 @@
 @_silgen_name("calloc")
 func c_calloc(_ count: Int, _ size: Int) -> UnsafeMutableRawPointer?
 
-@_silgen_name("free")
-func c_free(_ p: UnsafeMutableRawPointer?)
 
 /// `count` zeroed elements of `T`; T's all-zero bit pattern must be a valid value.
 func zeroedAllocation<T>(_ count: Int) -> UnsafeMutablePointer<T> {
@@ -16,10 +14,12 @@ func zeroedAllocation<T>(_ count: Int) -> UnsafeMutablePointer<T> {
   return raw.bindMemory(to: T.self, capacity: count)
 }
 
-func freeZeroed<T>(_ p: UnsafeMutablePointer<T>) { c_free(UnsafeMutableRawPointer(p)) }
+/// Releases a `zeroedAllocation`. Swift's allocator is the C library's malloc/free on
+/// Linux (full and Embedded Swift alike), so `deallocate` frees what calloc returned.
+func freeZeroed<T>(_ p: UnsafeMutablePointer<T>) { UnsafeMutableRawPointer(p).deallocate() }
 
 extension UnsafeMutableRawPointer {
-  /// `count` zeroed bytes, non-resident until touched; release with `deallocate()`-free `free`.
+  /// `count` zeroed bytes, non-resident until touched; release with `deallocate()`.
   public init(zeroedBytes count: Int) {
     guard let raw = c_calloc(count, 1) else { fatalError("out of memory at start-up") }
     self = raw

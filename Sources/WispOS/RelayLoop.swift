@@ -128,7 +128,7 @@ public final class RelayLoop {
     rmsgs.deallocate(); riov.deallocate(); raddr.deallocate(); rbuf.deallocate()
     smsgs.deallocate(); siov.deallocate(); saddr.deallocate(); sbuf.deallocate(); sctl.deallocate()
     rctl.deallocate()
-    if let g = groArea { free(g) }  // from calloc
+    groArea?.deallocate()  // calloc'd; Swift's allocator is malloc/free
     close(epfd)
     if sigfd >= 0 { close(sigfd) }
   }

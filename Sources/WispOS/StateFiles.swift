@@ -49,7 +49,7 @@ extension Files {
   }
 
   /// Creates `path` (one level) with `mode` if it does not exist yet.
-  public static func makeDirectory(_ path: String, mode: UInt32) throws(Errno) {
+  public static func makeDirectory(_ path: String, mode: UInt32 = 0o700) throws(Errno) {
     if mkdir(path, mode_t(mode)) == 0 { return }
     let e = wisp_errno()
     if e != EEXIST { throw Errno(e) }

@@ -34,6 +34,10 @@ enum Commands {
       return IdentityCommands.id(inv)
     case .tlsProbe:
       return TLSProbe.main(inv)
+    case .credits:
+      return CreditsCommands.credits(inv)
+    case .journal:
+      return CreditsCommands.journal(inv)
     }
   }
 }

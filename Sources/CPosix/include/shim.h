@@ -126,6 +126,22 @@ int wisp_signalfd_read(int fd);
 /// Ignores SIGPIPE.
 void wisp_ignore_sigpipe(void);
 
+/// Durable files (credit journal). Each returns 0 (or a byte count) or -errno, retrying EINTR.
+/// fdatasync(2) / fsync(2) of an open file.
+int wisp_fdatasync(int fd);
+int wisp_fsync(int fd);
+/// fsync(2) of a directory, so that a rename or create inside it is durable.
+int wisp_fsync_dir(const char *path);
+/// rename(2).
+int wisp_rename(const char *from, const char *to);
+/// ftruncate(2) with a 64-bit length.
+int wisp_ftruncate(int fd, int64_t length);
+/// pread(2) / write(2) of a whole buffer (short transfers continued); bytes or -errno.
+long wisp_pread(int fd, void *buf, size_t len, int64_t offset);
+long wisp_write_file(int fd, const void *buf, size_t len);
+/// mkdir(2) that succeeds if the directory exists.
+int wisp_mkdir(const char *path, unsigned int mode);
+
 /// Peak resident set size (VmHWM) of this process in KiB, or -1.
 long wisp_peak_rss_kb(void);
 

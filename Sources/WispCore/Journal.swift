@@ -1,0 +1,225 @@
+// The credit journal: an append-only, CRC-framed log of signed receipts with group
+// commit and compaction (DESIGN in JOURNAL-FORMAT.md). Runs on host and device.
+//
+//  1. open: read the image, scan it (JournalScan), truncate the torn/invalid tail,
+//     write a header if the journal is empty; the ledger is what the scan rebuilt.
+//  2. record: a receipt the ledger accepts is encoded into an in-memory buffer
+//     (nothing is written yet) and its added credit counts as un-synced.
+//  3. commit: buffer + a commit marker are appended in one write, then synced.
+//     It happens when `tick` sees `commitInterval` elapsed, early when un-synced
+//     credit reaches `commitThreshold`, and on `close`.
+//  4. compact: a new image holding header, the latest receipt per (client, serial),
+//     a checkpoint and a commit marker replaces the file atomically.
+//
+// The caller drives everything with a clock in seconds since the epoch; there are
+// no threads and no timers here. After any storage error the journal refuses more
+// work (`failed`): the caller reopens it, which recovers from what reached the disk.
+
+public enum JournalError: Error, Equatable {
+  case storage(StorageError)
+  /// The journal belongs to another node (its header names another fingerprint).
+  case wrongNode
+  /// An earlier storage error left the in-memory state ahead of the disk.
+  case failed
+}
+
+public struct CommitPolicy {
+  /// Seconds between group commits.
+  public var interval: UInt64 = Credits.defaultCommitInterval
+  /// Un-synced receipted bytes that force an early commit.
+  public var threshold: UInt64 = Credits.defaultCommitThreshold
+  /// Compact when the file is larger than this and more than twice its compacted size.
+  public var compactAtBytes = 1 << 20
+  public init() {}
+}
+
+public struct Journal<S: JournalStorage, V: SignatureVerifier> {
+  public private(set) var storage: S
+  public let verifier: V
+  public private(set) var ledger: CreditLedger
+  public var policy: CommitPolicy
+  /// The health report of the scan done by `open`.
+  public private(set) var recovery: JournalScan
+  public private(set) var header: JournalHeader
+
+  /// Encoded records not yet appended.
+  var buffer = ByteWriter(capacity: 4096)
+  public private(set) var bufferedReceipts = 0
+  /// Credit accepted since the last commit.
+  public private(set) var unsyncedCredit: UInt64 = 0
+  public private(set) var lastCommitTime: UInt64
+  public private(set) var commitSequence: UInt64
+  /// The receipted total as of the last completed commit.
+  public private(set) var committedTotal: UInt64
+  /// Bytes in the journal file.
+  public private(set) var fileLength: Int
+  public private(set) var failed = false
+
+  /// Opens (recovering) or creates the journal of `node`.
+  public static func open(storage: S, node: Fingerprint, verifier: V, now: UInt64,
+                          policy: CommitPolicy = CommitPolicy(),
+                          window: UInt64 = Credits.defaultWindow) throws(JournalError) -> Journal {
+    var storage = storage
+    let image: [UInt8]
+    do throws(StorageError) { image = try storage.readAll() } catch { throw .storage(error) }
+    let scan = JournalScan.scan(image, node: node, verifier: verifier, window: window)
+    if scan.stop == .invalid(.wrongNode) && scan.validLength == 0 { throw .wrongNode }
+    var length = scan.validLength
+    do throws(StorageError) {
+      if scan.tailBytes > 0 { try storage.truncate(to: length) }
+    } catch { throw .storage(error) }
+    var header = scan.header ?? JournalHeader(node: node, created: now, generation: 0)
+    if scan.header == nil {
+      // Empty (or nothing valid): start a new file with a header and an empty commit.
+      var w = ByteWriter()
+      JournalRecord.append(.header, body: JournalRecord.headerBody(header), to: &w)
+      do throws(StorageError) {
+        try storage.append(w.bytes)
+        try storage.sync()
+      } catch { throw .storage(error) }
+      length = w.bytes.count
+      header = JournalHeader(node: node, created: now, generation: 0)
+    }
+    return Journal(storage: storage, verifier: verifier, ledger: scan.ledger, policy: policy, recovery: scan,
+                   header: header, lastCommitTime: now, commitSequence: scan.lastCommit?.sequence ?? 0,
+                   committedTotal: scan.ledger.receiptedTotal, fileLength: length)
+  }
+
+  init(storage: S, verifier: V, ledger: CreditLedger, policy: CommitPolicy, recovery: JournalScan,
+       header: JournalHeader, lastCommitTime: UInt64, commitSequence: UInt64, committedTotal: UInt64,
+       fileLength: Int) {
+    self.storage = storage; self.verifier = verifier; self.ledger = ledger; self.policy = policy
+    self.recovery = recovery; self.header = header; self.lastCommitTime = lastCommitTime
+    self.commitSequence = commitSequence; self.committedTotal = committedTotal; self.fileLength = fileLength
+  }
+
+  // MARK: the relay side (forwarded to the ledger)
+
+  public mutating func openCircuit(client: Fingerprint, serial: UInt64) { ledger.open(client: client, serial: serial) }
+  public mutating func closeCircuit(serial: UInt64) { ledger.close(serial: serial) }
+  @discardableResult
+  public mutating func relayed(serial: UInt64, bytes: UInt64) -> Bool { ledger.relayed(serial: serial, bytes: bytes) }
+  public func shouldPause(serial: UInt64) -> Bool { ledger.shouldPause(serial: serial) }
+
+  // MARK: receipts and group commit
+
+  /// Offers a receipt. `live` applies the open-circuit rules (see CreditLedger);
+  /// an accepted receipt is buffered and may trigger an early commit.
+  @discardableResult
+  public mutating func record(_ r: Receipt, now: UInt64, live: Bool = true) throws(JournalError) -> ReceiptVerdict {
+    if failed { throw .failed }
+    let verdict = ledger.accept(r, verifier: verifier, requireOpen: live)
+    if case .accepted(let added) = verdict {
+      JournalRecord.append(.receipt, body: r.encoded, to: &buffer)
+      bufferedReceipts += 1
+      unsyncedCredit &+= added
+      if unsyncedCredit >= policy.threshold { try commit(now: now) }
+    }
+    return verdict
+  }
+
+  /// Call from the event loop; commits when the interval has passed and compacts when
+  /// the file has grown. Returns whether it wrote anything.
+  @discardableResult
+  public mutating func tick(now: UInt64) throws(JournalError) -> Bool {
+    if failed { throw .failed }
+    var wrote = false
+    if bufferedReceipts > 0 && now &- lastCommitTime >= policy.interval {
+      try commit(now: now)
+      wrote = true
+    }
+    if fileLength > policy.compactAtBytes && fileLength > 2 * compactedSize {
+      try compact(now: now)
+      wrote = true
+    }
+    return wrote
+  }
+
+  /// Appends the buffered receipts and a commit marker in one write, then syncs.
+  /// Does nothing when no receipt is buffered.
+  public mutating func commit(now: UInt64) throws(JournalError) {
+    if failed { throw .failed }
+    if bufferedReceipts == 0 { return }
+    let marker = JournalCommit(sequence: commitSequence + 1, epoch: now, total: ledger.receiptedTotal,
+                               receipts: UInt32(ledger.receiptCount))
+    JournalRecord.append(.commit, body: JournalRecord.commitBody(marker), to: &buffer)
+    do throws(StorageError) {
+      try storage.append(buffer.bytes)
+      try storage.sync()
+    } catch {
+      failed = true
+      throw .storage(error)
+    }
+    fileLength += buffer.bytes.count
+    buffer.bytes.removeAll(keepingCapacity: true)
+    bufferedReceipts = 0
+    unsyncedCredit = 0
+    commitSequence = marker.sequence
+    committedTotal = marker.total
+    lastCommitTime = now
+  }
+
+  /// Commits what is buffered (shutdown).
+  public mutating func close(now: UInt64) throws(JournalError) { try commit(now: now) }
+
+  /// Size of the image `compact` would write.
+  public var compactedSize: Int {
+    var n = 2 * JournalFormat.overhead + JournalFormat.headerBody + 2 * JournalFormat.commitBody
+    for c in ledger.circuits { if let r = c.latest { n += JournalFormat.overhead + 90 + r.clientKey.count + r.signature.count } }
+    return n
+  }
+
+  /// Replaces the journal with header, the latest receipt per (client, serial), a
+  /// checkpoint and a commit marker (which also commits anything buffered).
+  public mutating func compact(now: UInt64) throws(JournalError) {
+    if failed { throw .failed }
+    let image = compactImage(now: now)
+    do throws(StorageError) {
+      try storage.replace(with: image)
+    } catch {
+      failed = true
+      throw .storage(error)
+    }
+    header.generation += 1
+    fileLength = image.count
+    buffer.bytes.removeAll(keepingCapacity: true)
+    bufferedReceipts = 0
+    unsyncedCredit = 0
+    commitSequence += 1
+    committedTotal = ledger.receiptedTotal
+    lastCommitTime = now
+  }
+
+  func compactImage(now: UInt64) -> [UInt8] {
+    var w = ByteWriter(capacity: compactedSize)
+    let h = JournalHeader(node: header.node, created: header.created, generation: header.generation + 1)
+    JournalRecord.append(.header, body: JournalRecord.headerBody(h), to: &w)
+    var count: UInt32 = 0
+    for c in ledger.circuits {
+      if let r = c.latest {
+        JournalRecord.append(.receipt, body: r.encoded, to: &w)
+        count += 1
+      }
+    }
+    JournalRecord.append(.checkpoint, body: JournalRecord.checkpointBody(
+      generation: h.generation, epoch: now, total: ledger.receiptedTotal, receipts: count), to: &w)
+    JournalRecord.append(.commit, body: JournalRecord.commitBody(JournalCommit(
+      sequence: commitSequence + 1, epoch: now, total: ledger.receiptedTotal, receipts: count)), to: &w)
+    return w.bytes
+  }
+}
+
+extension JournalError {
+  public var text: String {
+    switch self {
+    case .wrongNode: return "the journal belongs to another node"
+    case .failed: return "an earlier storage error: reopen the journal"
+    case .storage(let e):
+      switch e.kind {
+      case .io: return "storage error (errno \(e.code))"
+      case .powerCut: return "power cut (emulated)"
+      case .tooLarge: return "journal too large to read"
+      }
+    }
+  }
+}

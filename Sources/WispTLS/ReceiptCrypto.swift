@@ -1,0 +1,74 @@
+// ECDSA P-256 with SHA-256 for credit receipts and claim files, through mbedTLS.
+// Runs on host and device. The C side is a few inline helpers in CMbedTLS/shim.h
+// (key generation, PEM/DER parsing, sign, verify against a raw public point).
+import CMbedTLS
+import WispCore
+
+/// Verifies receipts and claim files: SHA-256 fingerprints, ECDSA P-256 signatures.
+public struct P256Verifier: SignatureVerifier {
+  public init() {}
+
+  /// Receipts fingerprint the raw 65-byte public point (WispCore.Fingerprint); TLS pinning
+  /// fingerprints the DER SubjectPublicKeyInfo (WispTLS.Fingerprint). Unifying the two is
+  /// open work (see JOURNAL-FORMAT.md).
+  public func fingerprint(ofKey key: UnsafeRawBufferPointer) -> WispCore.Fingerprint {
+    TLSLibrary.sha256(key).withUnsafeBytes { WispCore.Fingerprint($0)! }
+  }
+
+  public func verify(key: UnsafeRawBufferPointer, message: UnsafeRawBufferPointer,
+                     signature: UnsafeRawBufferPointer) -> Bool {
+    guard key.count == Receipt.keySize, signature.count >= Receipt.minSignature,
+          signature.count <= Receipt.maxSignature else { return false }
+    let hash = TLSLibrary.sha256(message)
+    let r = hash.withUnsafeBufferPointer { h in
+      wisp_p256_verify(key.baseAddress!.assumingMemoryBound(to: UInt8.self), key.count, h.baseAddress!,
+                       signature.baseAddress!.assumingMemoryBound(to: UInt8.self), signature.count)
+    }
+    return r == 0
+  }
+}
+
+/// A P-256 private key (the node's, or a test client's) that signs SHA-256 digests.
+public struct P256Signer: MessageSigner {
+  /// The private key as PEM with its terminating NUL (mbedTLS parses it so).
+  public let pem: [UInt8]
+  public let publicKey: [UInt8]
+
+  /// From a PEM file's bytes (with or without a trailing NUL) or DER.
+  public init?(key: [UInt8]) {
+    var k = key
+    if k.first == 0x2D /* '-' */ && k.last != 0 { k.append(0) }
+    var pub = [UInt8](repeating: 0, count: Receipt.keySize)
+    let r = k.withUnsafeBufferPointer { kb in
+      pub.withUnsafeMutableBufferPointer { wisp_p256_public(kb.baseAddress!, kb.count, $0.baseAddress!) }
+    }
+    guard r == 0 else { return nil }
+    pem = k
+    publicKey = pub
+  }
+
+  /// A new random key.
+  public static func generate() -> P256Signer? {
+    var out = [UInt8](repeating: 0, count: 512)
+    let n = out.withUnsafeMutableBufferPointer { wisp_p256_generate_pem($0.baseAddress!, $0.count) }
+    guard n > 0 else { return nil }
+    return P256Signer(key: Array(out[0..<Int(n)]))
+  }
+
+  /// The PEM text without the NUL, for writing to a file.
+  public var pemFileBytes: [UInt8] { pem.last == 0 ? Array(pem.dropLast()) : pem }
+
+  public mutating func sign(_ message: UnsafeRawBufferPointer) -> [UInt8]? {
+    let hash = TLSLibrary.sha256(message)
+    var sig = [UInt8](repeating: 0, count: Receipt.maxSignature)
+    let n = pem.withUnsafeBufferPointer { k in
+      hash.withUnsafeBufferPointer { h in
+        sig.withUnsafeMutableBufferPointer {
+          wisp_p256_sign(k.baseAddress!, k.count, h.baseAddress!, $0.baseAddress!, $0.count)
+        }
+      }
+    }
+    guard n > 0 else { return nil }
+    return Array(sig[0..<Int(n)])
+  }
+}
