@@ -414,3 +414,7 @@ int wisp_mkdir(const char *path, unsigned int mode) {
   if (mkdir(path, (mode_t)mode) < 0 && errno != EEXIST) return -errno;
   return 0;
 }
+
+static pthread_mutex_t credit_mutex = PTHREAD_MUTEX_INITIALIZER;
+void wisp_credit_lock(void) { pthread_mutex_lock(&credit_mutex); }
+void wisp_credit_unlock(void) { pthread_mutex_unlock(&credit_mutex); }

@@ -100,6 +100,7 @@ public enum Arguments {
                   OptionSpec("--gso", "on|off", "use UDP GSO/GRO where the kernel has it (default on)"),
                   OptionSpec("--shards", "N", "event loops on SO_REUSEPORT sockets (default: one per core; 1 for an exit)"),
                   OptionSpec("--idle-timeout", "SECONDS", "remove circuits idle this long (default 120)"),
+                  OptionSpec("--credit-window", "BYTES", "relay this much beyond a circuit's last receipt (default 4194304; 0 = no receipts needed)"),
                   OptionSpec("--name", "NAME", "name shown in logs and status"),
                   OptionSpec("--stats-interval", "SECONDS", "print a status line every N seconds (0 = never)"),
                   OptionSpec("--duration", "SECONDS", "stop by itself after N seconds (0 = run until signalled)"),

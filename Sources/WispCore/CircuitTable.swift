@@ -40,6 +40,14 @@ public struct Half {
   public var bytes: UInt64 = 0
   /// Per-circuit rate cap level (the rate itself is the node's `circuitRate`).
   public var bucket = BucketLevel()
+  /// The forward half (client → exit) carries the circuit's credit fields.
+  public var isForward = false
+  /// Serial the client's receipts name (0 until the first valid receipt binds it).
+  public var serial: UInt64 = 0
+  /// Bytes the client's latest valid receipt acknowledges.
+  public var receipted: UInt64 = 0
+  /// Relayed bytes already reported to the credit ledger.
+  public var reported: UInt64 = 0
 }
 
 public final class CircuitTable {
@@ -121,6 +129,7 @@ public final class CircuitTable {
     halves[f].outEndpoint = next
     halves[f].peer = Int32(b)
     halves[f].inUse = true
+    halves[f].isForward = true
     halves[f].lastActive = nowSec
     halves[b].inEndpoint = next
     halves[b].outEndpoint = prev
@@ -148,8 +157,12 @@ public final class CircuitTable {
     if paired { release(p) }
   }
 
+  /// Told the serial of every circuit that ends after a receipt bound it.
+  public var onClose: ((UInt64) -> Void)?
+
   private func release(_ i: Int) {
     if !halves[i].inUse { return }
+    if halves[i].isForward && halves[i].serial != 0 { onClose?(halves[i].serial) }
     halves[i].inUse = false
     halves[i].localId = 0
     freeStack[freeCount] = Int32(i)

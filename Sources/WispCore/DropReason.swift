@@ -22,6 +22,7 @@ public enum DropReason: Int, CaseIterable, Error {
   case refusedCreate        // a CREATE we answered with REFUSED
   case exitNotAllowed       // exit to a destination the policy forbids (security)
   case unexpectedReply      // CREATED/REFUSED nobody asked for (security)
+  case unpaid               // circuit ran its credit window beyond its last receipt
 
   /// Name used in status, metrics and logs.
   public var name: StaticString {
@@ -46,10 +47,11 @@ public enum DropReason: Int, CaseIterable, Error {
     case .refusedCreate: return "refused_create"
     case .exitNotAllowed: return "exit_not_allowed"
     case .unexpectedReply: return "unexpected_reply"
+    case .unpaid: return "unpaid"
     }
   }
 
-  public static let count = 20
+  public static let count = 21
 }
 
 /// Fixed-size drop counters, indexed by reason; no allocation after init.

@@ -34,6 +34,7 @@ public struct TrafficCounters {
   public var circuitsDestroyed: UInt64 = 0
   public var pings: UInt64 = 0
   public var pongs: UInt64 = 0
+  public var receipts: UInt64 = 0
   public init() {}
 }
 
@@ -60,6 +61,13 @@ public final class Forwarder<R: RandomSource> {
   var random: R
   /// This node's own endpoint (never extended to, to avoid loops).
   public let local: Endpoint
+  /// Bytes a circuit may relay beyond its last valid receipt (0: relay without receipts).
+  public var creditWindow: UInt64 = 0
+  /// This node's key fingerprint: RECEIPT frames naming it are consumed, others forwarded.
+  public var fingerprint: Fingerprint? = nil
+  /// Takes a receipt addressed to this node for the circuit whose forward half is given;
+  /// the taker verifies it, records it and updates the half's credit fields.
+  public var onReceipt: ((Receipt, UnsafeMutablePointer<Half>, UnsafeMutablePointer<Half>) -> Void)?
   /// Exit destinations the policy allows, and the circuit (backward half) each one currently serves.
   public private(set) var exits: [(endpoint: Endpoint, half: Int32)]
 
@@ -136,7 +144,7 @@ public final class Forwarder<R: RandomSource> {
     case .pong:
       traffic.pongs &+= 1
       return .consumed
-    case .receipt: return drop(.receiptUnsupported)
+    case .receipt: return receipt(p, header: header, from: from)
     }
   }
 
@@ -146,10 +154,16 @@ public final class Forwarder<R: RandomSource> {
     return .drop(reason)
   }
 
-  /// Rate caps, quota and counters for `bytes` of payload on half `h`.
+  /// Rate caps, credit window, quota and counters for `bytes` of payload on half `h`.
   @inline(__always)
   func admit(_ h: UnsafeMutablePointer<Half>, bytes: Int, nowNs: UInt64) -> DropReason? {
     if quota.limit != 0 && quota.reached { return .quotaReached }
+    if creditWindow != 0 {
+      let p = circuits.half(Int(h.pointee.peer))
+      let relayed = h.pointee.bytes &+ p.pointee.bytes
+      let receipted = h.pointee.isForward ? h.pointee.receipted : p.pointee.receipted
+      if relayed &+ UInt64(bytes) > receipted &+ creditWindow { return .unpaid }
+    }
     if !nodeBucket.take(bytes, nowNs: nowNs) { return .rateLimited }
     if !h.pointee.bucket.take(bytes, nowNs: nowNs, rate: circuitRate) { return .rateLimited }
     quota.add(bytes)
@@ -272,6 +286,38 @@ public final class Forwarder<R: RandomSource> {
     if h.outIsExit || h.pending || peer.inIsExit && h.outIsExit { return .consumed }
     Frame.store32(p, 4, h.outId)
     return .send(to: h.outEndpoint, offset: 0, length: Wire.headerSize + 1)
+  }
+
+  /// RECEIPT: consumed when it names this node, else forwarded along the circuit like DATA
+  /// (not charged as payload). Circuit id and link are checked exactly as for DATA.
+  func receipt(_ p: UnsafeMutableRawPointer, header: FrameHeader, from: Endpoint) -> Verdict {
+    guard let i = circuits.lookup(header.circuit, from: from) else { return drop(.unknownCircuit) }
+    let h = circuits.half(i)
+    var reader = ByteReader(UnsafeRawBufferPointer(start: p + Wire.headerSize, count: header.bodyLength))
+    guard let r = Receipt.decode(&reader), reader.remaining == 0 else { return drop(.badBody) }
+    if let mine = fingerprint, r.node == mine {
+      guard let take = onReceipt else { return drop(.receiptUnsupported) }
+      let peer = circuits.half(Int(h.pointee.peer))
+      if h.pointee.isForward { take(r, h, peer) } else { take(r, peer, h) }
+      traffic.receipts &+= 1
+      return .consumed
+    }
+    if h.pointee.pending || h.pointee.outIsExit { return drop(.receiptUnsupported) }  // nowhere to go
+    Frame.store32(p, 4, h.pointee.outId)
+    return .send(to: h.pointee.outEndpoint, offset: 0, length: Wire.headerSize + header.bodyLength)
+  }
+
+  /// (paused circuits, relayed-but-unreceipted bytes) — for status, not the packet path.
+  public func creditState() -> (paused: Int, pending: UInt64) {
+    var paused = 0
+    var pending: UInt64 = 0
+    circuits.forEachInUse { i, h in
+      guard h.isForward else { return }
+      let total = h.bytes &+ circuits.half(Int(h.peer)).pointee.bytes
+      if total > h.receipted { pending &+= total - h.receipted }
+      if creditWindow != 0 && total >= h.receipted &+ creditWindow { paused += 1 }
+    }
+    return (paused, pending)
   }
 
   /// Once a second: expire idle circuits, roll the quota period over.

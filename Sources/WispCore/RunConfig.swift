@@ -22,6 +22,8 @@ public struct RunConfig {
   /// Send WATCHDOG=1 to systemd when it asks for it (WATCHDOG_USEC).
   public var watchdog = true
   public var leds = LEDLines()
+  /// Bytes a circuit may relay beyond its last receipt (0: relay without requiring receipts).
+  public var creditWindow: UInt64 = Credits.defaultWindow
   /// The config file in use, for SIGHUP.
   public var configPath: String? = nil
   public var durationSec: UInt64 = 0
@@ -92,6 +94,7 @@ public struct RunConfig {
     if let n = try number("--quota-reset-day", 1, 28) { c.limits.quotaResetDay = Int(n) }
     if let n = try number("--idle-timeout", 1, 86_400) { c.limits.idleSeconds = UInt32(n) }
     if let n = try number("--stats-interval", 0, 86_400) { c.statsIntervalSec = n }
+    if let n = try number("--credit-window", 0, 1 << 40) { c.creditWindow = n }
     if let n = try number("--duration", 0, 10 * 365 * 86_400) { c.durationSec = n }
     if let g = inv.value("--gso") {
       if g.is("on") { c.gso = true } else if g.is("off") { c.gso = false } else {

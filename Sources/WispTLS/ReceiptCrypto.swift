@@ -8,12 +8,20 @@ import WispCore
 public struct P256Verifier: SignatureVerifier {
   public init() {}
 
-  /// Receipts fingerprint the raw 65-byte public point (WispCore.Fingerprint); TLS pinning
-  /// fingerprints the DER SubjectPublicKeyInfo (WispTLS.Fingerprint). Unifying the two is
-  /// open work (see JOURNAL-FORMAT.md).
+  /// SHA-256 of the key's DER SubjectPublicKeyInfo — the fingerprint `wisp id` prints, TLS
+  /// pins, and `openssl pkey -pubout -outform DER | sha256sum` gives. For P-256 the SPKI is
+  /// a fixed 26-byte prefix followed by the 65-byte point a receipt carries.
   public func fingerprint(ofKey key: UnsafeRawBufferPointer) -> WispCore.Fingerprint {
-    TLSLibrary.sha256(key).withUnsafeBytes { WispCore.Fingerprint($0)! }
+    var spki = P256Verifier.spkiPrefix
+    spki.append(contentsOf: key)
+    return spki.withUnsafeBytes { TLSLibrary.sha256($0) }.withUnsafeBytes { WispCore.Fingerprint($0)! }
   }
+
+  /// DER: SEQUENCE { SEQUENCE { id-ecPublicKey, prime256v1 }, BIT STRING (0 unused bits) ... }
+  static let spkiPrefix: [UInt8] = [
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x02, 0x01,
+    0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+  ]
 
   public func verify(key: UnsafeRawBufferPointer, message: UnsafeRawBufferPointer,
                      signature: UnsafeRawBufferPointer) -> Bool {

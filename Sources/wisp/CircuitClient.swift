@@ -3,6 +3,7 @@
 // Used by `wisp demo`. Runs on host and device.
 import WispCore
 import WispOS
+import WispTLS
 
 final class CircuitClient {
   let socket: UDPSocket
@@ -20,6 +21,14 @@ final class CircuitClient {
   /// Round-trip times in microseconds, a ring of the latest samples.
   var rtts = [UInt32](repeating: 0, count: 4096)
   var rttCount = 0
+  // Receipts: the client's key, each hop's fingerprint, the circuit's serial.
+  var signer: P256Signer? = nil
+  var hops: [WispCore.Fingerprint] = []
+  var serial: UInt64 = 0
+  var receiptedUpTo: UInt64 = 0
+  var receiptsSent: UInt64 = 0
+  /// Bytes of echo between receipts (well inside any node's credit window).
+  var receiptEvery: UInt64 = 512 * 1024
 
   init() throws(Errno) {
     socket = try UDPSocket(bind: Endpoint(ip: 0x7F00_0001, port: 0), bufferBytes: 4 << 20)
@@ -61,6 +70,34 @@ final class CircuitClient {
       }
     }
     throw .noAnswer
+  }
+
+  /// Signs receipts for `hops` (node fingerprints, first hop first) with `key`.
+  func enableReceipts(key: P256Signer, hops: [WispCore.Fingerprint]) {
+    signer = key
+    self.hops = hops
+    serial = UInt64(random.next32()) << 32 | UInt64(random.next32()) | 1
+  }
+
+  /// What this client acknowledges to every hop: each echoed byte crossed each hop twice
+  /// (out and back), so twice the echoed bytes never exceeds what a hop relayed.
+  var acknowledged: UInt64 { bytesReceived * 2 }
+
+  /// Sends a cumulative receipt to every hop when enough new traffic came back.
+  func sendReceiptsIfDue(force: Bool = false) {
+    guard var key = signer else { return }
+    let amount = acknowledged
+    if amount == receiptedUpTo || (!force && amount - receiptedUpTo < receiptEvery) { return }
+    for hop in hops {
+      guard let r = Receipt.make(signer: &key, verifier: P256Verifier(), node: hop, serial: serial, bytes: amount,
+                                 epoch: UInt64(max(0, Clock.epochSeconds()))) else { continue }
+      let body = r.encoded
+      body.withUnsafeBytes { (out + Wire.headerSize).copyMemory(from: $0.baseAddress!, byteCount: body.count) }
+      let n = Frame.encodeHeader(out, type: .receipt, bodyLength: body.count, circuit: forwardId)
+      if socket.send(out, n, to: first) { receiptsSent += 1 }
+    }
+    signer = key
+    receiptedUpTo = amount
   }
 
   /// Sends message `seq` of `size` body bytes (≥ 16: sequence and send time).

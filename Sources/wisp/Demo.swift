@@ -8,6 +8,7 @@
 import CPosix
 import WispCore
 import WispOS
+import WispTLS
 
 enum Demo {
   static func main(_ inv: Invocation) -> Int32 {
@@ -37,6 +38,14 @@ enum Demo {
     Console.out("wisp demo: a mesh of 3 relay nodes on loopback, a client and an echo service")
     Console.out("  client -> A \(nodeEndpoints[0].text) -> B \(nodeEndpoints[1].text) -> C \(nodeEndpoints[2].text) (exit) -> echo \(echoEndpoint.text)")
 
+    // Each node keeps its key and credit journal in a state directory of its own.
+    var template = Array("/tmp/wisp-demo-XXXXXX".utf8CString)
+    guard let dirp = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+      Console.err("wisp demo: cannot create a state directory under /tmp")
+      return 1
+    }
+    let stateRoot = String(cString: dirp)
+    var credits: [NodeCredit] = []
     var loops: [RelayLoop] = []
     for (i, e) in nodeEndpoints.enumerated() {
       let fd = wisp_udp_open(e.ip, e.port, 0, 1 << 20)
@@ -46,6 +55,15 @@ enum Demo {
       }
       let fwd = Forwarder(circuits: 256, local: e, limits: Limits(), allowedExits: i == 2 ? [echoEndpoint] : [],
                           random: KernelRandom(), nowEpoch: Clock.epochSeconds())
+      guard let credit = NodeCredit.open(directory: "\(stateRoot)/node\(names[i])", window: Credits.defaultWindow) else {
+        Console.err("wisp demo: cannot set up node \(names[i])'s credit journal in \(stateRoot)")
+        return 1
+      }
+      credits.append(credit)
+      fwd.fingerprint = credit.fingerprint
+      fwd.creditWindow = Credits.defaultWindow
+      fwd.onReceipt = { r, f, b in credit.take(r, f, b) }
+      fwd.circuits.onClose = { serial in credit.closed(serial: serial) }
       guard let loop = try? RelayLoop(fd: fd, pool: PacketPool(capacity: 512), forwarder: fwd, batch: 32, gso: true,
                                       signals: false) else {
         Console.err("wisp demo: cannot start node \(names[i])")
@@ -91,6 +109,12 @@ enum Demo {
       wisp_stop_request()
       return 1
     }
+    guard let clientKey = P256Signer.generate() else {
+      Console.err("wisp demo: cannot make the client's key")
+      wisp_stop_request()
+      return 1
+    }
+    client.enableReceipts(key: clientKey, hops: credits.map { $0.fingerprint })
     do {
       try client.build(relays: nodeEndpoints, exit: echoEndpoint)
     } catch {
@@ -98,7 +122,8 @@ enum Demo {
       wisp_stop_request()
       return 1
     }
-    Console.out("  circuit built through A, B and C; sending 1200-byte messages, about 8 Mbit/s")
+    Console.out("  circuit built through A, B and C; sending 1200-byte messages, about 8 Mbit/s;")
+    Console.out("  the client signs a receipt for each node every 512 KB (credit window: 4 MB)")
     Console.out("")
 
     let start = Clock.nowNs()
@@ -118,6 +143,7 @@ enum Demo {
         nextSend += 10_000_000
       }
       client.receiveEchoes(waitMs: Int32(nextSend > now ? (nextSend - now) / 1_000_000 + 1 : 0))
+      client.sendReceiptsIfDue()
       if now >= nextReport {
         nextReport += 1_000_000_000
         let (p50, p99) = client.rttPercentiles()
@@ -127,18 +153,21 @@ enum Demo {
         lastBytes = client.bytesReceived
         var line = "t=\((now - start) / 1_000_000_000 + 0)s client: \(got) echoes/s \(formatFixed(rate, decimals: 3)) Mbit/s"
           + " rtt p50 \(formatFixed(UInt64(p50), decimals: 3)) ms p99 \(formatFixed(UInt64(p99), decimals: 3)) ms |"
-        for (i, l) in loops.enumerated() {
-          line += " \(names[i]): \(l.forwarder.traffic.forwardedPackets) pkts"
+        for (i, _) in loops.enumerated() {
+          line += " \(names[i]): \(credits[i].totals().receipted / 1000) kB credit"
         }
         Console.out(line)
       }
     }
-    // Let the last echoes come home, then stop everything.
+    // Let the last echoes come home, pay for them, then stop everything.
     client.receiveEchoes(waitMs: 200)
+    client.sendReceiptsIfDue(force: true)
+    Clock.sleep(ms: 100)
     wisp_stop_request()
     for t in threads { _ = wisp_thread_join(t) }
     _ = wisp_thread_join(echoThread)
     echo.close()
+    for c in credits { c.close() }
 
     let lost = client.sent > client.received ? client.sent - client.received : 0
     let lossPermille = client.sent == 0 ? 0 : lost * 100_000 / client.sent
@@ -153,7 +182,14 @@ enum Demo {
       Console.out("  node \(names[i]): \(t.forwardedPackets) packets, \(t.forwardedBytes) bytes,"
                   + " drops \(l.forwarder.drops.total), circuits created \(t.circuitsCreated)")
     }
-    Console.out("credit: relayed bytes above are not yet backed by signed receipts (the credit journal is not built yet)")
+    Console.out("")
+    Console.out("credit earned (signed receipts from the client, synced to each node's journal):")
+    for (i, c) in credits.enumerated() {
+      let t = c.totals()
+      Console.out("  node \(names[i]): \(t.receipted) bytes receipted in \(c.accepted) receipts, \(t.committed) committed"
+                  + " (\(c.rejected) rejected)  key \(String(c.fingerprint.hex.utf8.prefix(16))!)...")
+    }
+    Console.out("  journals: \(stateRoot)/node{A,B,C}   (see: wisp credits --state-dir \(stateRoot)/nodeA)")
     return 0
   }
 }

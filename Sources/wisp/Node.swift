@@ -20,6 +20,7 @@ final class Node {
   var metricsFd: Int32 = -1
   var current: RunConfig
   var leds: NodeLEDs? = nil
+  var credit: NodeCredit? = nil
   static let statusTag: UInt64 = 16
   static let metricsTag: UInt64 = 17
 
@@ -44,6 +45,9 @@ final class Node {
 
   func run() -> Int32 {
     wisp_ignore_sigpipe()
+    // The node key and the credit journal come first: READY means recovered.
+    let credit = NodeCredit.open(directory: config.stateDir, window: config.creditWindow)
+    self.credit = credit
     let shards = config.effectiveShards
     var shardBits = 0
     while (1 << shardBits) < shards { shardBits += 1 }
@@ -63,6 +67,12 @@ final class Node {
       let fwd = Forwarder(circuits: perShardCircuits, local: config.listen, limits: config.limits,
                           allowedExits: config.exits, random: KernelRandom(), nowEpoch: wisp_realtime_s(),
                           shard: k, shardBits: shardBits)
+      if let credit {
+        fwd.fingerprint = credit.fingerprint
+        fwd.creditWindow = config.creditWindow
+        fwd.onReceipt = { r, f, b in credit.take(r, f, b) }
+        fwd.circuits.onClose = { serial in credit.closed(serial: serial) }
+      }
       do {
         let loop = try RelayLoop(fd: fd, pool: pool, forwarder: fwd, batch: config.batch, gso: config.gso,
                                  signals: k == 0)
@@ -111,6 +121,7 @@ final class Node {
     }
     let ledPanel = NodeLEDs(lines: config.leds)
     ledPanel.set(.selfTest, true)   // lamp test for the first second
+    ledPanel.set(.storageError, credit == nil || credit!.failed)
     leds = ledPanel
     main.timers.schedule(RelayLoop.TimerID.leds.rawValue, at: now)
     _ = wisp_sd_notify("READY=1\nSTATUS=relaying on \(config.listen.text)")
@@ -129,6 +140,7 @@ final class Node {
     }
     main.run()
     _ = wisp_sd_notify("STOPPING=1")
+    credit?.close()
     leds?.shutdown(nowNs: wisp_monotonic_ns())
     wisp_stop_request()
     for t in threads { _ = wisp_thread_join(t) }
@@ -149,6 +161,11 @@ final class Node {
         let now = wisp_monotonic_ns()
         if now - startNs >= 1_000_000_000 { leds.set(.selfTest, false); leds.set(.ready, true) }
         leds.set(.quotaReached, loops.contains { $0.forwarder.quota.reached })
+      }
+      if let credit {
+        credit.tick()
+        leds?.set(.storageError, credit.failed)
+        if config.creditWindow > 0 { leds?.set(.unpaid, loops.contains { $0.forwarder.creditState().paused > 0 }) }
       }
     case .leds:
       if let leds {
@@ -238,6 +255,36 @@ final class Node {
     s.quotaResetDay = current.limits.quotaResetDay
     s.recentErrors = Log.recent
     s.ledState = leds?.summary ?? "off"
+    if let credit {
+      let t = credit.totals()
+      s.identity = credit.fingerprint.hex
+      s.creditKnown = true
+      s.creditReceipted = t.receipted
+      s.creditReceipts = t.receipts
+      s.creditCommitted = t.committed
+      s.creditError = credit.lastError
+    }
+    for l in loops {
+      let cs = l.forwarder.creditState()
+      s.creditPaused += cs.paused
+      s.creditPending += cs.pending
+    }
+    s.creditWindow = config.creditWindow
+    if let credit {
+      let t = credit.totals()
+      s.identity = credit.fingerprint.hex
+      s.creditKnown = true
+      s.creditReceipted = t.receipted
+      s.creditReceipts = t.receipts
+      s.creditCommitted = t.committed
+      s.creditError = credit.lastError
+    }
+    for l in loops {
+      let cs = l.forwarder.creditState()
+      s.creditPaused += cs.paused
+      s.creditPending += cs.pending
+    }
+    s.creditWindow = config.creditWindow
     return s
   }
 
@@ -322,7 +369,13 @@ final class Node {
   func summary() -> String {
     let t = totals()
     let rss = ProcessInfo.peakRSSKiB()
+    var creditText = " credit=off"
+    if let credit {
+      let c = credit.totals()
+      creditText = " receipted_bytes=\(c.receipted) committed_bytes=\(c.committed) receipts_accepted=\(credit.accepted)"
+        + " receipts_rejected=\(credit.rejected)"
+    }
     return "forwarded_packets=\(t.packets) forwarded_bytes=\(t.bytes) circuits_created=\(t.created)"
-      + " circuits_open=\(t.circuits) gso_segments=\(t.gso) gro_segments=\(t.gro) peak_rss_kb=\(rss) drops=\(t.drops.total) [\(t.drops.summary)]"
+      + " circuits_open=\(t.circuits) gso_segments=\(t.gso) gro_segments=\(t.gro) peak_rss_kb=\(rss)\(creditText) drops=\(t.drops.total) [\(t.drops.summary)]"
   }
 }

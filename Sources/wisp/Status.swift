@@ -25,15 +25,30 @@ struct StatusSnapshot {
   var poolSize = 0
   var ledState = "console"
   var recentErrors: [String] = []
+  var identity: String? = nil
+  var creditKnown = false
+  var creditReceipted: UInt64 = 0
+  var creditReceipts = 0
+  var creditCommitted: UInt64 = 0
+  var creditPending: UInt64 = 0
+  var creditPaused = 0
+  var creditWindow: UInt64 = 0
+  var creditError: String? = nil
 
   /// Lines for people.
   func text() -> String {
     var s = "wisp \(version) node '\(name)' on \(listen), up \(uptimeSec) s, \(shards) shard(s)\n"
-    s += "identity:  not configured (sessions not built yet)\n"
+    s += "identity:  \(identity.map { "fingerprint \($0)" } ?? "none (no usable state directory)")\n"
     s += "peers:     none known (RTT probing not built yet)\n"
     s += "circuits:  \(circuits) open, \(circuitsCreated) created since start\n"
     s += "traffic:   \(packets) packets, \(bytes) bytes relayed; now \(pps) packets/s, \(formatFixed(kbitPerSec, decimals: 3)) Mbit/s\n"
-    s += "credit:    not tracked yet (credit journal not built yet)\n"
+    if creditKnown {
+      s += "credit:    \(creditReceipted) bytes receipted in \(creditReceipts) receipt(s), \(creditCommitted) committed to disk;"
+      s += " \(creditPending) bytes pending; \(creditPaused) circuit(s) paused (window \(creditWindow == 0 ? "off" : "\(creditWindow) bytes"))\n"
+      if let e = creditError { s += "           STORAGE ERROR, not crediting: \(e)\n" }
+    } else {
+      s += "credit:    off (no usable state directory: relaying without crediting)\n"
+    }
     if quotaLimit > 0 {
       s += "quota:     \(quotaUsed) of \(quotaLimit) bytes this period (resets on day \(quotaResetDay))"
       s += quotaReached ? " - REACHED: refusing new circuits\n" : "\n"
@@ -51,10 +66,16 @@ struct StatusSnapshot {
   /// One JSON object for scripts.
   func json() -> String {
     var s = "{\"name\":\"\(Log.quote(name))\",\"version\":\"\(version)\",\"listen\":\"\(listen)\",\"uptime_s\":\(uptimeSec)"
-    s += ",\"shards\":\(shards),\"identity\":null,\"peers\":[],\"sessions\":0"
+    s += ",\"shards\":\(shards),\"identity\":" + (identity.map { "\"\($0)\"" } ?? "null") + ",\"peers\":[],\"sessions\":0"
     s += ",\"circuits\":{\"open\":\(circuits),\"created\":\(circuitsCreated)}"
     s += ",\"traffic\":{\"packets\":\(packets),\"bytes\":\(bytes),\"packets_per_s\":\(pps),\"kbit_per_s\":\(kbitPerSec)}"
-    s += ",\"credit\":null"
+    if creditKnown {
+      s += ",\"credit\":{\"receipted_bytes\":\(creditReceipted),\"receipts\":\(creditReceipts),\"committed_bytes\":\(creditCommitted)"
+      s += ",\"pending_bytes\":\(creditPending),\"paused_circuits\":\(creditPaused),\"window_bytes\":\(creditWindow)"
+      s += ",\"storage_error\":" + (creditError.map { "\"\(Log.quote($0))\"" } ?? "null") + "}"
+    } else {
+      s += ",\"credit\":null"
+    }
     s += ",\"quota\":{\"used_bytes\":\(quotaUsed),\"limit_bytes\":\(quotaLimit),\"reached\":\(quotaReached),\"reset_day\":\(quotaResetDay)}"
     s += ",\"pool\":{\"free\":\(poolFree),\"size\":\(poolSize)},\"leds\":\"\(Log.quote(ledState))\",\"drops\":{"
     var first = true
@@ -82,6 +103,10 @@ struct StatusSnapshot {
     metric("quota_used_bytes", "gauge", "Bytes counted against this period's quota.", quotaUsed)
     metric("quota_limit_bytes", "gauge", "The monthly quota (0 = none).", quotaLimit)
     metric("pool_free_buffers", "gauge", "Free packet buffers.", UInt64(poolFree))
+    metric("credit_receipted_bytes", "gauge", "Bytes acknowledged by valid signed receipts.", creditReceipted)
+    metric("credit_committed_bytes", "gauge", "Receipted bytes synced to the journal.", creditCommitted)
+    metric("credit_pending_bytes", "gauge", "Bytes relayed on open circuits beyond their receipts.", creditPending)
+    metric("credit_paused_circuits", "gauge", "Circuits paused at their credit window.", UInt64(creditPaused))
     s += "# HELP wisp_dropped_packets_total Datagrams dropped, by reason.\n# TYPE wisp_dropped_packets_total counter\n"
     for r in DropReason.allCases { s += "wisp_dropped_packets_total{reason=\"\(r.name)\"} \(drops[r])\n" }
     return s

@@ -175,7 +175,9 @@ run_relay() {
       "${pin[@]}" socat -u -b 2048 "UDP4-RECV:$rport,bind=127.0.0.1,rcvbuf=8388608" \
         "UDP4-SENDTO:127.0.0.1:$sport,sndbuf=8388608" >"$log.relay" 2>&1 & ;;
     wisp)
-      local args=(run --listen "127.0.0.1:$rport" --circuits "$CAP" --duration "$life" --stats-interval 0)
+      # The generator signs no receipts: relay without requiring them, state in the temp dir.
+      local args=(run --listen "127.0.0.1:$rport" --circuits "$CAP" --duration "$life" --stats-interval 0
+                  --credit-window 0 --state-dir "$tmp/state-$RANDOM")
       [ -n "$gso" ] && args+=(--gso "$gso")
       # One event loop unless a run asks otherwise: the baseline and socat are single-
       # threaded and pinned to one CPU, so wisp gets the same single core.

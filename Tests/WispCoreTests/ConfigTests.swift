@@ -40,7 +40,7 @@ import Testing
   }
 
   @Test func everyDocumentedKeyIsKnown() {
-    #expect(ConfigFile.keys.count == 24)
+    #expect(ConfigFile.keys.count == 25)
   }
 
   @Test func exitsList() throws {

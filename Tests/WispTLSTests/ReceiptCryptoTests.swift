@@ -12,7 +12,11 @@ import WispTLS
     #expect(k.publicKey.count == 65 && k.publicKey[0] == 4)
     let again = try #require(P256Signer(key: k.pemFileBytes))
     #expect(again.publicKey == k.publicKey)
-    #expect(Self.v.fingerprint(ofKey: k.publicKey).bytes == TLSLibrary.sha256(k.publicKey.withUnsafeBytes { $0 }))
+    // One fingerprint everywhere: a receipt's (from the raw point) equals the TLS identity's
+    // (SHA-256 of the DER SubjectPublicKeyInfo) for the same key.
+    let identity = try Identity(keyPEM: k.pemFileBytes, certificatePEM: nil, path: "test", random: RandomGenerator())
+    #expect(Self.v.fingerprint(ofKey: k.publicKey).bytes == identity.fingerprint.bytes)
+    #expect(Self.v.fingerprint(ofKey: k.publicKey).bytes != TLSLibrary.sha256(k.publicKey.withUnsafeBytes { $0 }))
     #expect(P256Signer(key: Array("-----BEGIN EC PRIVATE KEY-----\nAAAA\n".utf8)) == nil)
   }
 

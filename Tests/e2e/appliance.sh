@@ -15,6 +15,7 @@ listen = 127.0.0.1:$port
 exits = 127.0.0.1:$echo_port
 metrics = 127.0.0.1:$metrics
 status_socket = $dir/status.sock
+state_dir = $dir/state
 CONF
 bin=.build-firmware/x86_64/wisp
 $bin config check "$dir/wisp.conf" >/dev/null || fail "config check rejected a good file"
@@ -60,7 +61,7 @@ got, dups, _ = c.transfer(('127.0.0.1', port), fwd, 200, 100)
 assert len(got) == 200, 'circuit lost across a refused reload'
 log = open(d + '/log').read()
 assert 'msg="reloaded"' in log and 'rate_mbit=40' in log, log
-assert 'reload failed, keeping the running config' in log and 'wisp.conf:7' in log, log
+assert 'reload failed, keeping the running config' in log and 'wisp.conf:8' in log, log
 print('check SIGHUP: valid config applied (rate_mbit=40), invalid refused with file:line, circuit kept across both')
 # Status over the UNIX socket, and metrics.
 st = subprocess.run([binary, 'status', '--socket', d + '/status.sock'], capture_output=True, text=True, timeout=5)

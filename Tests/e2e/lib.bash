@@ -4,5 +4,10 @@ cd "${WISP_ROOT:-$(dirname "${BASH_SOURCE[0]}")/../..}"
 fail() { echo "FAILED: $*" >&2; exit 1; }
 check() { echo "check $*"; }
 pids=()
-cleanup() { for p in "${pids[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done; }
+# Every node a test starts keeps its key and journal under here (never /var/lib/wisp).
+state=$(mktemp -d /tmp/wisp-state.XXXXXX)
+cleanup() {
+  for p in "${pids[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
+  rm -rf "$state"
+}
 trap cleanup EXIT

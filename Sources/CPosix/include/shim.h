@@ -83,6 +83,10 @@ int wisp_unlink(const char *path);
 /// fsync(2) of a file or folder by path (a folder after a rename in it); 0 or -errno.
 int wisp_fsync_path(const char *path);
 
+/// A process-wide mutex for state shared by shards (the credit journal): lock/unlock.
+void wisp_credit_lock(void);
+void wisp_credit_unlock(void);
+
 /// CLOCK_MONOTONIC in nanoseconds.
 uint64_t wisp_monotonic_ns(void);
 /// CLOCK_REALTIME in seconds since the epoch.
