@@ -270,21 +270,6 @@ final class Node {
       s.creditPending += cs.pending
     }
     s.creditWindow = config.creditWindow
-    if let credit {
-      let t = credit.totals()
-      s.identity = credit.fingerprint.hex
-      s.creditKnown = true
-      s.creditReceipted = t.receipted
-      s.creditReceipts = t.receipts
-      s.creditCommitted = t.committed
-      s.creditError = credit.lastError
-    }
-    for l in loops {
-      let cs = l.forwarder.creditState()
-      s.creditPaused += cs.paused
-      s.creditPending += cs.pending
-    }
-    s.creditWindow = config.creditWindow
     return s
   }
 
