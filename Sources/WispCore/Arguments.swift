@@ -11,6 +11,7 @@
 public enum Subcommand: Equatable, Sendable {
   case help, version, run, demo, selftest, boards, config, status, leds
   case keygen, id, tlsProbe
+  case client
   case credits, journal
 }
 
@@ -111,6 +112,16 @@ public enum Arguments {
                   OptionSpec("--seconds", "N", "how long to send traffic (default 10)"),
                   OptionSpec("--forever", nil, "keep running until Ctrl-C"),
                   OptionSpec("--base-port", "PORT", "first UDP port of the demo nodes (default 7401)"),
+                ],
+                positionals: nil, maxPositionals: 0),
+    CommandSpec(command: .client, name: "client", summary: "send traffic through a circuit and report throughput, RTT and loss",
+                options: [
+                  OptionSpec("--via", "ADDR:PORT,...", "1-3 relays, first hop first"),
+                  OptionSpec("--exit", "ADDR:PORT", "UDP echo service behind the last relay"),
+                  OptionSpec("--keys", "FP,...", "the relays' fingerprints (wisp id): sign receipts for each"),
+                  OptionSpec("--seconds", "N", "how long to send (default 10)"),
+                  OptionSpec("--size", "BYTES", "message size (default 1200)"),
+                  OptionSpec("--rate-kbit", "K", "sending rate in kbit/s (default 8000)"),
                 ],
                 positionals: nil, maxPositionals: 0),
     CommandSpec(command: .config, name: "config",

@@ -20,6 +20,8 @@ enum Commands {
       return Node.main(inv)
     case .demo:
       return Demo.main(inv)
+    case .client:
+      return ClientCommand.main(inv)
     case .config:
       return ConfigLoader.check(inv)
     case .boards:

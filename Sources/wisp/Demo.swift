@@ -126,42 +126,24 @@ enum Demo {
     Console.out("  the client signs a receipt for each node every 512 KB (credit window: 4 MB)")
     Console.out("")
 
-    let start = Clock.nowNs()
-    var nextReport = start + 1_000_000_000
-    var seq: UInt64 = 0
-    var lastReceived: UInt64 = 0
-    var lastBytes: UInt64 = 0
-    var interrupted = false
-    var nextSend = start
-    while true {
-      let now = Clock.nowNs()
-      if seconds > 0 && now - start >= seconds * 1_000_000_000 { break }
-      if sigfd >= 0 && wisp_signalfd_read(sigfd) != 0 { interrupted = true; break }
-      // 8 messages every 10 ms: ~800 messages/s of 1200 bytes.
-      if now >= nextSend {
-        for _ in 0..<8 { client.send(seq: seq, size: 1200); seq += 1 }
-        nextSend += 10_000_000
-      }
-      client.receiveEchoes(waitMs: Int32(nextSend > now ? (nextSend - now) / 1_000_000 + 1 : 0))
-      client.sendReceiptsIfDue()
-      if now >= nextReport {
-        nextReport += 1_000_000_000
-        let (p50, p99) = client.rttPercentiles()
-        let rate = (client.bytesReceived - lastBytes) * 8 / 1000
-        let got = client.received - lastReceived
-        lastReceived = client.received
-        lastBytes = client.bytesReceived
-        var line = "t=\((now - start) / 1_000_000_000 + 0)s client: \(got) echoes/s \(formatFixed(rate, decimals: 3)) Mbit/s"
-          + " rtt p50 \(formatFixed(UInt64(p50), decimals: 3)) ms p99 \(formatFixed(UInt64(p99), decimals: 3)) ms |"
-        for (i, _) in loops.enumerated() {
-          line += " \(names[i]): \(credits[i].totals().receipted / 1000) kB credit"
-        }
-        Console.out(line)
-      }
+    // Each node's LEDs on the console backend: lamp test, then ready, relaying flicker.
+    var leds: [NodeLEDs] = []
+    for _ in loops {
+      let l = NodeLEDs(lines: LEDLines())
+      l.set(.selfTest, true)
+      leds.append(l)
     }
-    // Let the last echoes come home, pay for them, then stop everything.
-    client.receiveEchoes(waitMs: 200)
-    client.sendReceiptsIfDue(force: true)
+    let result = TrafficRun.run(client: client, seconds: seconds, size: 1200, kbit: 7_680, sigfd: sigfd) { elapsed in
+      var line = " |"
+      for (i, l) in loops.enumerated() {
+        if elapsed >= 1_000_000_000 { leds[i].set(.selfTest, false); leds[i].set(.ready, true) }
+        _ = leds[i].update(nowNs: Clock.nowNs(), packets: l.forwarder.traffic.forwardedPackets)
+        let name = leds[i].panel.engine.shown.map { "\($0.name)" } ?? "dark"
+        line += " \(names[i]) \(credits[i].totals().receipted / 1000) kB credit"
+          + " LEDs \(LEDText.dots(leds[i].panel.levels, leds[i].panel.engine.layout)) \(name);"
+      }
+      return line
+    }
     Clock.sleep(ms: 100)
     wisp_stop_request()
     for t in threads { _ = wisp_thread_join(t) }
@@ -169,13 +151,9 @@ enum Demo {
     echo.close()
     for c in credits { c.close() }
 
-    let lost = client.sent > client.received ? client.sent - client.received : 0
-    let lossPermille = client.sent == 0 ? 0 : lost * 100_000 / client.sent
-    let (p50, p99) = client.rttPercentiles()
     Console.out("")
-    Console.out(interrupted ? "stopped by signal." : "done.")
-    Console.out("client: sent \(client.sent), echoed back \(client.received), loss \(formatFixed(lossPermille, decimals: 3))%,"
-                + " rtt p50 \(formatFixed(UInt64(p50), decimals: 3)) ms p99 \(formatFixed(UInt64(p99), decimals: 3)) ms")
+    Console.out(result.interrupted ? "stopped by signal." : "done.")
+    Console.out(result.summary)
     Console.out("relayed per node (each message crosses every node twice, out and back):")
     for (i, l) in loops.enumerated() {
       let t = l.forwarder.traffic

@@ -1,0 +1,137 @@
+// `wisp client`: send traffic through a circuit of 1–3 relays to a UDP service behind the
+// last one, sign receipts for every hop, and report throughput, RTT and loss.
+//
+//   wisp client --via A:PORT[,B:PORT[,C:PORT]] --exit SERVICE:PORT [--keys FP_A,FP_B,FP_C]
+//               [--seconds N] [--size BYTES] [--rate-kbit K]
+//
+// The service must echo (the client measures RTT and loss from the echoes, and signs
+// for twice the echoed bytes: each crossed every hop out and back).
+import CPosix
+import WispCore
+import WispOS
+import WispTLS
+
+enum ClientCommand {
+  static func main(_ inv: Invocation) -> Int32 {
+    func usage(_ m: String) -> Int32 {
+      Console.err("wisp: \(m)")
+      Console.err(Arguments.usage(.client))
+      return 2
+    }
+    guard let viaText = inv.value("--via") else { return usage("'wisp client' needs --via ADDR:PORT[,ADDR:PORT...]") }
+    var relays: [Endpoint] = []
+    for part in viaText.utf8.split(separator: 44) {
+      guard let e = Endpoint(String(part)!) else { return usage("'--via' takes ADDR:PORT[,ADDR:PORT...], not '\(viaText)'") }
+      relays.append(e)
+    }
+    if relays.isEmpty || relays.count > Wire.maxHops { return usage("'--via' takes 1 to \(Wire.maxHops) relays") }
+    guard let exitText = inv.value("--exit"), let exit = Endpoint(exitText) else {
+      return usage("'wisp client' needs --exit ADDR:PORT (the UDP service behind the last relay)")
+    }
+    var keys: [WispCore.Fingerprint] = []
+    if let k = inv.value("--keys") {
+      for part in k.utf8.split(separator: 44) {
+        guard let fp = WispTLS.Fingerprint(hex: String(part)!) else { return usage("'--keys' takes 64-hex-digit fingerprints") }
+        fp.bytes.withUnsafeBytes { keys.append(WispCore.Fingerprint($0)!) }
+      }
+      if keys.count != relays.count { return usage("'--keys' needs one fingerprint per relay in '--via'") }
+    }
+    func number(_ name: StaticString, _ dflt: UInt64, _ lo: UInt64, _ hi: UInt64) -> UInt64? {
+      guard let t = inv.value(name) else { return dflt }
+      guard let n = parseDecimal(t), n >= lo, n <= hi else { return nil }
+      return n
+    }
+    guard let seconds = number("--seconds", 10, 1, 86_400) else { return usage("'--seconds' must be 1-86400") }
+    guard let size = number("--size", 1200, 16, UInt64(Wire.maxBody)) else { return usage("'--size' must be 16-\(Wire.maxBody)") }
+    guard let kbit = number("--rate-kbit", 8000, 8, 10_000_000) else { return usage("'--rate-kbit' must be 8-10000000") }
+    wisp_ignore_sigpipe()
+    let sigfd = wisp_signalfd()
+    guard let client = try? CircuitClient() else { Console.err("wisp: cannot open a UDP socket"); return 1 }
+    if !keys.isEmpty {
+      guard let key = P256Signer.generate() else { Console.err("wisp: cannot make a client key"); return 1 }
+      client.enableReceipts(key: key, hops: keys)
+    }
+    do { try client.build(relays: relays, exit: exit) } catch {
+      switch error {
+      case .refused(let r): Console.err("wisp: the circuit was refused (reason \(r): \(refuseText(r)))")
+      case .noAnswer: Console.err("wisp: no answer from \(relays[0].text) while building the circuit")
+      }
+      return 1
+    }
+    Console.out("client: circuit through \(relays.map { $0.text }.joined(separator: " -> ")) to \(exit.text),"
+                + " \(size)-byte messages at \(kbit) kbit/s\(keys.isEmpty ? "" : ", signing receipts")")
+    let r = TrafficRun.run(client: client, seconds: seconds, size: Int(size), kbit: kbit, sigfd: sigfd) { _ in "" }
+    Console.out(r.summary)
+    return 0
+  }
+
+  static func refuseText(_ r: UInt8) -> String {
+    switch RefuseReason(rawValue: r) {
+    case .tableFull: return "circuit table full"
+    case .quotaReached: return "the node's quota is reached"
+    case .exitNotAllowed: return "the exit does not allow that destination"
+    case .noService: return "no such service"
+    case .rateLimited: return "rate limited"
+    case .malformed: return "malformed request"
+    case .unreachable: return "next hop unreachable"
+    case .none: return "unknown"
+    }
+  }
+}
+
+/// Paced traffic through a built circuit, a status line a second, receipts as they fall due.
+enum TrafficRun {
+  struct Result {
+    var summary: String
+    var interrupted: Bool
+  }
+
+  /// Sends `size`-byte messages at `kbit` for `seconds` (0 = until a signal). `extra` adds
+  /// text to each status line (the demo shows its nodes there).
+  static func run(client: CircuitClient, seconds: UInt64, size: Int, kbit: UInt64, sigfd: Int32,
+                  extra: (UInt64) -> String) -> Result {
+    let start = Clock.nowNs()
+    var nextReport = start + 1_000_000_000
+    var seq: UInt64 = 0
+    var lastReceived: UInt64 = 0
+    var lastBytes: UInt64 = 0
+    var interrupted = false
+    // Messages every 10 ms so that the rate is kbit/s.
+    let perTick = max(UInt64(1), kbit * 1000 / 8 / UInt64(size) / 100)
+    var nextSend = start
+    while true {
+      let now = Clock.nowNs()
+      if seconds > 0 && now - start >= seconds * 1_000_000_000 { break }
+      if sigfd >= 0 && wisp_signalfd_read(sigfd) != 0 { interrupted = true; break }
+      if now >= nextSend {
+        for _ in 0..<perTick { client.send(seq: seq, size: size); seq += 1 }
+        nextSend += 10_000_000
+      }
+      client.receiveEchoes(waitMs: Int32(nextSend > now ? (nextSend - now) / 1_000_000 + 1 : 0))
+      client.sendReceiptsIfDue()
+      if now >= nextReport {
+        nextReport += 1_000_000_000
+        let (p50, p99) = client.rttPercentiles()
+        let rate = (client.bytesReceived - lastBytes) * 8 / 1000
+        let got = client.received - lastReceived
+        lastReceived = client.received
+        lastBytes = client.bytesReceived
+        Console.out("t=\((now - start) / 1_000_000_000)s client: \(got) echoes/s \(formatFixed(rate, decimals: 3)) Mbit/s"
+                    + " rtt p50 \(formatFixed(UInt64(p50), decimals: 3)) ms p99 \(formatFixed(UInt64(p99), decimals: 3)) ms"
+                    + extra(now - start))
+      }
+    }
+    client.receiveEchoes(waitMs: 200)
+    client.sendReceiptsIfDue(force: true)
+    let elapsed = max(Clock.nowNs() - start, 1)
+    let lost = client.sent > client.received ? client.sent - client.received : 0
+    let lossMilli = client.sent == 0 ? 0 : lost * 100_000 / client.sent
+    let (p50, p99) = client.rttPercentiles()
+    let kbitAvg = client.bytesReceived * 8 * 1_000_000 / elapsed
+    var s = "client: sent \(client.sent), echoed back \(client.received), loss \(formatFixed(lossMilli, decimals: 3))%,"
+    s += " \(formatFixed(kbitAvg, decimals: 3)) Mbit/s, rtt p50 \(formatFixed(UInt64(p50), decimals: 3)) ms"
+    s += " p99 \(formatFixed(UInt64(p99), decimals: 3)) ms"
+    if client.signer != nil { s += ", receipts sent \(client.receiptsSent) (acknowledging \(client.receiptedUpTo) bytes per hop)" }
+    return Result(summary: s, interrupted: interrupted)
+  }
+}
