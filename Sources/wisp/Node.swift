@@ -215,9 +215,20 @@ final class Node {
         l.forwarder.update(limits: new.limits, nowEpoch: now)
         l.forwarder.setExits(new.exits)
       }
+      if new.leds != current.leds || (current.configPath != nil && new.boardName != current.boardName) {
+        // New LED lines: release the old ones (dark first), then request the new ones.
+        leds?.shutdown(nowNs: wisp_monotonic_ns())
+        let fresh = NodeLEDs(lines: new.leds)
+        fresh.set(.ready, true)
+        fresh.set(.storageError, credit == nil || credit!.failed)
+        leds = fresh
+        Log.info("LED lines reloaded", "backend=\"\(Log.quote(fresh.backend))\"")
+      }
       var kept = current
       kept.limits = new.limits
       kept.exits = new.exits
+      kept.leds = new.leds
+      kept.boardName = new.boardName
       kept.statsIntervalSec = new.statsIntervalSec
       current = kept
       Log.info("reloaded", "file=\(path) rate_mbit=\(new.limits.nodeMbit) circuit_rate_mbit=\(new.limits.circuitMbit)"

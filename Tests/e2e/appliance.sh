@@ -51,7 +51,7 @@ c = Client()
 fwd = c.build(('127.0.0.1', port), hop(2, echo_port))
 got, dups, _ = c.transfer(('127.0.0.1', port), fwd, 200, 100)
 assert len(got) == 200
-with open(d + '/wisp.conf', 'a') as f: f.write('rate_mbit = 40\n')
+with open(d + '/wisp.conf', 'a') as f: f.write('rate_mbit = 40\nled_chip = no-such-chip\nled_status = GPIO17\n')
 p.send_signal(signal.SIGHUP); time.sleep(0.3)
 got, dups, _ = c.transfer(('127.0.0.1', port), fwd, 200, 100)
 assert len(got) == 200, 'circuit lost across a valid reload'
@@ -61,8 +61,8 @@ got, dups, _ = c.transfer(('127.0.0.1', port), fwd, 200, 100)
 assert len(got) == 200, 'circuit lost across a refused reload'
 log = open(d + '/log').read()
 assert 'msg="reloaded"' in log and 'rate_mbit=40' in log, log
-assert 'reload failed, keeping the running config' in log and 'wisp.conf:8' in log, log
-print('check SIGHUP: valid config applied (rate_mbit=40), invalid refused with file:line, circuit kept across both')
+assert 'reload failed, keeping the running config' in log and 'wisp.conf:10' in log, log
+print('check SIGHUP: valid config applied (rate_mbit=40, new LED lines tried: headless with a clear reason), invalid refused with file:line, circuit kept across both')
 # Status over the UNIX socket, and metrics.
 st = subprocess.run([binary, 'status', '--socket', d + '/status.sock'], capture_output=True, text=True, timeout=5)
 assert st.returncode == 0 and "node 'appliance-test'" in st.stdout and 'circuits:  1 open' in st.stdout, st.stdout + st.stderr
