@@ -9,7 +9,8 @@
 # .build-image/debs, wisp binary, this tree, SOURCE_DATE_EPOCH) give the same bytes.
 #
 # Environment: SOURCE_DATE_EPOCH (default: the last commit's time),
-#              WISP_IMAGE_NO_XZ=1 (skip the .xz, for tests).
+#              WISP_IMAGE_NO_XZ=1 (skip the .xz, for tests),
+#              WISP_IMAGE_OUT=DIR (output folder; default .build-image).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -24,8 +25,8 @@ export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/n
 export E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH TZ=UTC LC_ALL=C
 umask 022
 t_start=$SECONDS
-out=$root/.build-image
-cache=$out/debs
+out=${WISP_IMAGE_OUT:-$root/.build-image}
+cache=$root/.build-image/debs  # shared with WISP_IMAGE_OUT builds
 work=$out/work-$board
 img=$out/wisp-$version-$board.img
 say() { echo "image: ${*//$root\//}"; }
@@ -46,7 +47,7 @@ fi
 
 # 2. Debian bookworm arm64 packages, through a private apt configuration (main +
 #    non-free-firmware for raspi-firmware) that leaves the system's sources alone.
-apt_dir=$root/$out/apt
+apt_dir=$root/.build-image/apt
 mkdir -p "$cache" "$apt_dir"/{lists/partial,cache/archives/partial,preferences.d}
 cat >"$apt_dir/sources.list" <<EOF
 deb [arch=arm64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main non-free-firmware
@@ -94,7 +95,7 @@ have raspi-firmware || say "WARNING: no raspi-firmware package: the image boots 
 rm -rf "$work" && mkdir -p "$work"/{pkg,root,initrd,boot}
 for p in $pkgs; do dpkg-deb -x "$(ls "$cache/${p}_"*.deb | head -1)" "$work/pkg"; done
 have raspi-firmware && dpkg-deb -x "$(ls "$cache"/raspi-firmware_*.deb | head -1)" "$work/pkg"
-kdir=$out/kernel-$kver  # unpacked once (the modules are 300 MB)
+kdir=$root/.build-image/kernel-$kver  # unpacked once (the modules are 300 MB)
 if [ ! -f "$kdir/.done" ]; then
   rm -rf "$kdir" && mkdir -p "$kdir"
   dpkg-deb --fsys-tarfile "$kernel_deb" | tar -x -C "$kdir" --wildcards './boot/vmlinuz-*' \
@@ -109,6 +110,7 @@ find_lib() { local f; for d in "$lib" "$ulib"; do f=$d/$1; [ -e "$f" ] && { echo
 install_elf() {
   local tree=$1 src=$2 dst=$3 l f
   mkdir -p "$tree/$(dirname "$dst")"
+  rm -f "$tree/$dst"  # may be a busybox applet link: replace it, not busybox
   cp -L "$src" "$tree/$dst"
   for l in $(aarch64-linux-gnu-readelf -d "$src" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
     [ -e "$tree/lib/aarch64-linux-gnu/$l" ] && continue
