@@ -4,11 +4,13 @@
 #   make test                every test: swift test, Embedded builds, qemu-user runs, end-to-end
 #   make firmware [BOARD=b]  Embedded wisp for every target, or for one board's target
 #   make bench               benchmarks (prints a table and `bench NAME VALUE UNIT` lines)
-#   make package             .deb packages            make image   SD-card image
+#   make package             .deb packages
+#   make image [BOARD=b]     SD-card image .build-image/wisp-VERSION-BOARD.img.xz (default rpi3b)
+#   make image-test          the image in emulation with 20 power cuts (Tests/e2e/image.sh runs 3)
 SHELL := /bin/bash
 BOARD ?=
 
-.PHONY: run test firmware bench package image setup clean
+.PHONY: run test firmware bench package image image-test setup clean
 
 setup:
 	@Toolchain/setup.sh
@@ -27,8 +29,16 @@ bench: setup
 	@Toolchain/build.sh x86_64
 	@Tests/Bench/bench.sh
 
-package image:
+package:
 	@echo "make $@: not built yet (see the open issues)" >&2; exit 1
+
+image: setup
+	@Toolchain/build.sh aarch64 >/dev/null
+	@Toolchain/image.sh $(or $(BOARD),rpi3b)
+
+image-test: setup
+	@Toolchain/build.sh aarch64 >/dev/null
+	@WISP_IMAGE_CUTS=20 Tests/e2e/image.sh
 
 clean:
 	rm -rf .build .build-*
