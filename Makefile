@@ -5,11 +5,12 @@
 #   make firmware [BOARD=b]  Embedded wisp for every target, or for one board's target
 #   make bench               benchmarks (prints a table and `bench NAME VALUE UNIT` lines)
 #   make package             .deb packages (amd64, arm64, armhf) in .build-packages/
-#   make image               SD-card image (not built yet)
+#   make image [BOARD=b]     SD-card image .build-image/wisp-VERSION-BOARD.img.xz (default rpi3b)
+#   make image-test          the image in emulation with 20 power cuts (Tests/e2e/image.sh runs 3)
 SHELL := /bin/bash
 BOARD ?=
 
-.PHONY: run test firmware bench package image setup clean
+.PHONY: run test firmware bench package image image-test setup clean
 
 setup:
 	@Toolchain/setup.sh
@@ -31,8 +32,13 @@ bench: setup
 package: setup
 	@Toolchain/package.sh
 
-image:
-	@echo "make $@: not built yet (see the open issues)" >&2; exit 1
+image: setup
+	@Toolchain/build.sh aarch64 >/dev/null
+	@Toolchain/image.sh $(or $(BOARD),rpi3b)
+
+image-test: setup
+	@Toolchain/build.sh aarch64 >/dev/null
+	@WISP_IMAGE_CUTS=20 Tests/e2e/image.sh
 
 clean:
 	rm -rf .build .build-*
