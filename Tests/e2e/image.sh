@@ -170,9 +170,9 @@ part_out 4 224 288
 e2fsck -fy "$work/p4" >/dev/null 2>&1 || [ $? -le 1 ] || fail "data partition does not check on the host"
 e2fsck -fn "$work/p4" >/dev/null 2>&1 || fail "data partition not clean after the journal replay"
 ls_data=$(debugfs -R "ls -p /etc" "$work/p4" 2>/dev/null; debugfs -R "ls -p /wisp" "$work/p4" 2>/dev/null)
-for f in wisp.conf wisp.conf.old identity.key; do grep -q "/$f/" <<<"$ls_data" || fail "no $f on the data partition"; done
+for f in wisp.conf wisp.conf.old node.key credits.journal; do grep -q "/$f/" <<<"$ls_data" || fail "no $f on the data partition"; done
 debugfs -R "cat /etc/wisp.conf" "$work/p4" 2>/dev/null | grep -q 'name = image-test-2' || fail "wrong wisp.conf"
 debugfs -R "cat /etc/wisp.conf.old" "$work/p4" 2>/dev/null | grep -q 'name = image-test$' || fail "wrong wisp.conf.old"
 [ "$(debugfs -R "cat /system/ab" "$work/p4" 2>/dev/null | tr '\n' ' ')" = "current=b pending= tries=0 " ] || fail "A/B state on disk"
-check "data partition (host e2fsck clean): /etc/wisp.conf (image-test-2), /etc/wisp.conf.old (image-test), /wisp/identity.key, /system/ab = current=b"
+check "data partition (host e2fsck clean): /etc/wisp.conf (image-test-2), /etc/wisp.conf.old (image-test), /wisp/node.key, /wisp/credits.journal, /system/ab = current=b"
 check "image test: $n boots, $((SECONDS - t0)) s"
