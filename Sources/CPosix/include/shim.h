@@ -87,6 +87,8 @@ int wisp_fsync_path(const char *path);
 uint64_t wisp_monotonic_ns(void);
 /// CLOCK_REALTIME in seconds since the epoch.
 int64_t wisp_realtime_s(void);
+/// CLOCK_THREAD_CPUTIME_ID in nanoseconds: CPU time of the calling thread (benchmarks).
+uint64_t wisp_thread_cpu_ns(void);
 
 /// One datagram slot of a batch: the layout of struct mmsghdr without _GNU_SOURCE.
 typedef struct wisp_mmsg {
