@@ -13,6 +13,7 @@
 #include <mbedtls/ssl.h>
 #include <mbedtls/ssl_cookie.h>
 #include <mbedtls/ssl_ticket.h>
+#include <mbedtls/cipher.h>
 
 // --- P-256 ECDSA for credit receipts and claim files (WispTLS/ReceiptCrypto.swift) ---
 #include <mbedtls/pk.h>

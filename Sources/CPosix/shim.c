@@ -52,6 +52,12 @@ int64_t wisp_realtime_s(void) {
   return (int64_t)ts.tv_sec;
 }
 
+uint64_t wisp_thread_cpu_ns(void) {
+  struct timespec ts;
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return 0;
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 int wisp_recvmmsg(int fd, wisp_mmsg *vec, unsigned int n, int flags) {
   return recvmmsg(fd, (struct mmsghdr *)vec, n, flags, NULL);
 }

@@ -10,7 +10,7 @@
 /// The subcommands of `wisp`.
 public enum Subcommand: Equatable, Sendable {
   case help, version, run, demo, selftest, boards, config, status, leds
-  case keygen, id, tlsProbe
+  case keygen, id, tlsProbe, tlsBench
   case client
   case credits, journal
 }
@@ -174,6 +174,13 @@ public enum Arguments {
                   OptionSpec("--message", "TEXT", "line the client sends (default 'hello from wisp')"),
                   OptionSpec("--suite", "chacha|aes", "preferred cipher suite (default chacha)"),
                   OptionSpec("--timeout", "SECONDS", "give up after this long (default 10)"),
+                ],
+                positionals: nil, maxPositionals: 0),
+    CommandSpec(command: .tlsBench, name: "tls-bench",
+                summary: "measure DTLS handshakes, AEAD and record costs in-process (benchmark)",
+                options: [
+                  OptionSpec("--seconds", "N", "wall time per measurement (1-60, default 2)"),
+                  OptionSpec("--suite", "chacha|aes|both", "AEADs to measure; the first one sets the handshake suite (default both)"),
                 ],
                 positionals: nil, maxPositionals: 0),
     CommandSpec(command: .credits, name: "credits",

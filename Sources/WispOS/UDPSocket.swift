@@ -41,6 +41,8 @@ public enum Clock {
   @inline(__always) public static func nowNs() -> UInt64 { wisp_monotonic_ns() }
   /// Seconds since the epoch.
   public static func epochSeconds() -> Int64 { wisp_realtime_s() }
+  /// CPU time of the calling thread in nanoseconds (CLOCK_THREAD_CPUTIME_ID; benchmarks).
+  public static func threadCPUNs() -> UInt64 { wisp_thread_cpu_ns() }
   /// Sleeps `ms` milliseconds.
   public static func sleep(ms: Int) { _ = wisp_poll_in(-1, Int32(ms)) }
 }

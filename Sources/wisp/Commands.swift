@@ -36,6 +36,8 @@ enum Commands {
       return IdentityCommands.id(inv)
     case .tlsProbe:
       return TLSProbe.main(inv)
+    case .tlsBench:
+      return TLSBench.main(inv)
     case .credits:
       return CreditsCommands.credits(inv)
     case .journal:

@@ -362,6 +362,25 @@ else
   done
 fi
 
+# DTLS costs measured inside one wisp process (no network): `wisp tls-bench` prints its own
+# `bench NAME VALUE UNIT` lines, which are taken over as they are. Skipped (a note) when the
+# binary has no tls-bench command; n/a (a failure) when it has one and it fails.
+tls_lines=()
+if [ $wisp_ok = 1 ]; then
+  if timeout 5 "$WISP" help tls-bench >/dev/null 2>&1; then
+    echo "bench: wisp tls-bench --seconds 2 ..." >&2
+    if tls_out=$(timeout 180 "${pin_relay[@]}" "$WISP" tls-bench --seconds 2 2>"$tmp/tls-bench.err"); then
+      while read -r _ name value u; do
+        [ -n "$name" ] && put "$name" "$value" "$u" && tls_lines+=("$name")
+      done < <(grep '^bench ' <<<"$tls_out")
+      while IFS= read -r line; do notes+=("tls-bench: $line"); done < <(grep '^note: ' <<<"$tls_out" | sed 's/^note: //')
+    fi
+    [ ${#tls_lines[@]} -gt 0 ] || { put tls_bench "" ""; notes+=("tls-bench failed: $(tail -n 1 "$tmp/tls-bench.err")"); }
+  else
+    notes+=("tls-bench: 'wisp help tls-bench' failed (no such command; skipped)")
+  fi
+fi
+
 # Other CPU-heavy processes on this machine make every figure lower and noisier: name them.
 busy=$(ps -eo pcpu=,comm= --sort=-pcpu 2>/dev/null |
   awk '$1 >= 15 && $2 !~ /^(gen|sink|baseline_relay|socat|wisp|taskset|ps|awk)$/ { printf "%s %s%%, ", $2, $1 }')
@@ -389,6 +408,12 @@ printf '%-34s %s\n' "wisp allocations per packet" "$(v allocs_per_packet)" \
   "wisp 1400 B, --gso on" "$(kpps relay_pps_wisp_1400_gso_on) kpps, $(v relay_gbps_wisp_1400_gso_on) Gbit/s" \
   "wisp 1400 B, GSO generator (GRO)" "$(kpps relay_pps_wisp_1400_gro_gso) kpps, $(v relay_gbps_wisp_1400_gro_gso) Gbit/s" \
   "wisp --shards 2 / --shards 1" "$(v shard_scaling_2_over_1)"
+if [ ${#tls_lines[@]} -gt 0 ]; then
+  printf '%-34s %s\n' "DTLS full handshakes (1 core CPU)" "$(v handshakes_full_per_s)/s both sides, $(v handshakes_full_server_per_s)/s server only" \
+    "DTLS resumed handshakes" "$(v handshakes_resumed_per_s)/s both sides" \
+    "AEAD seal+open 1400 B chacha/aes" "$(v aead_seal_open_1400_chacha_ns) / $(v aead_seal_open_1400_aes_ns) ns" \
+    "DTLS record 1400 B (first suite)" "$(v dtls_record_seal_open_1400_ns) ns, ratio to AEAD $(v enc_relay_ratio_aead_1400)"
+fi
 if [ ${#notes[@]} -gt 0 ] || [ $wisp_ok = 0 ]; then
   echo
   [ $wisp_ok = 1 ] || echo "note: wisp: $wisp_why"

@@ -91,6 +91,8 @@ void wisp_credit_unlock(void);
 uint64_t wisp_monotonic_ns(void);
 /// CLOCK_REALTIME in seconds since the epoch.
 int64_t wisp_realtime_s(void);
+/// CLOCK_THREAD_CPUTIME_ID in nanoseconds: CPU time of the calling thread (benchmarks).
+uint64_t wisp_thread_cpu_ns(void);
 
 /// One datagram slot of a batch: the layout of struct mmsghdr without _GNU_SOURCE.
 typedef struct wisp_mmsg {
