@@ -66,6 +66,16 @@ int wisp_sendmmsg(int fd, wisp_mmsg *vec, unsigned int n, int flags) {
   return sendmmsg(fd, (struct mmsghdr *)vec, n, flags);
 }
 
+/* An IPv4 socket address from host-order ip and port. */
+static struct sockaddr_in sin4(uint32_t ip, uint16_t port) {
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  sa.sin_addr.s_addr = htonl(ip);
+  return sa;
+}
+
 int wisp_udp_open(uint32_t ip, uint16_t port, int reuseport, int bufbytes) {
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;
@@ -75,11 +85,7 @@ int wisp_udp_open(uint32_t ip, uint16_t port, int reuseport, int bufbytes) {
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufbytes, sizeof bufbytes);
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufbytes, sizeof bufbytes);
   }
-  struct sockaddr_in sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(port);
-  sa.sin_addr.s_addr = htonl(ip);
+  struct sockaddr_in sa = sin4(ip, port);
   if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) goto fail;
   return fd;
 fail:;
@@ -234,11 +240,7 @@ int wisp_attach_reuseport_cbpf(int fd, uint32_t mask) {
 }
 
 long wisp_sendto(int fd, const void *buf, size_t len, uint32_t ip, uint16_t port) {
-  struct sockaddr_in sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(port);
-  sa.sin_addr.s_addr = htonl(ip);
+  struct sockaddr_in sa = sin4(ip, port);
   ssize_t n;
   do { n = sendto(fd, buf, len, MSG_DONTWAIT, (struct sockaddr *)&sa, sizeof sa); } while (n < 0 && errno == EINTR);
   return n < 0 ? -errno : n;
@@ -308,11 +310,7 @@ int wisp_tcp_listen(uint32_t ip, uint16_t port) {
   if (fd < 0) return -errno;
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  struct sockaddr_in sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(port);
-  sa.sin_addr.s_addr = htonl(ip);
+  struct sockaddr_in sa = sin4(ip, port);
   if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 16) < 0) { int e = errno; close(fd); return -e; }
   return fd;
 }

@@ -284,35 +284,33 @@ final class Node {
     return s
   }
 
-  /// Answers every waiting `wisp status` client (bounded work per wake-up).
-  func serveStatus() {
+  /// Answers every waiting client of a listening socket (at most 8 per wake-up): reads one
+  /// request (100 ms at most), writes `reply(request)`, closes.
+  func serve(_ listener: Int32, reply: ([UInt8]) -> String) {
     for _ in 0..<8 {
-      let c = wisp_accept(statusFd)
+      let c = wisp_accept(listener)
       if c < 0 { return }
-      var req = [UInt8](repeating: 0, count: 64)
+      var req = [UInt8](repeating: 0, count: 1024)
       let n = req.withUnsafeMutableBytes { wisp_read_timeout(c, $0.baseAddress, $0.count, 100) }
-      var reply = n > 0 && req[0] == 106 ? snapshot().json() : snapshot().text()  // 'j'son
-      _ = reply.withUTF8 { wisp_write_all(c, $0.baseAddress, $0.count, 200) }
+      var text = reply(n > 0 ? Array(req[0..<Int(n)]) : [])
+      _ = text.withUTF8 { wisp_write_all(c, $0.baseAddress, $0.count, 200) }
       close(c)
     }
   }
 
-  /// Answers Prometheus scrapes: any GET gets the metrics.
+  /// `wisp status`: "json" asks for JSON, anything else for text.
+  func serveStatus() {
+    serve(statusFd) { req in req.first == 106 ? self.snapshot().json() : self.snapshot().text() }  // 'j'
+  }
+
+  /// Prometheus scrapes: any GET gets the metrics.
   func serveMetrics() {
-    for _ in 0..<8 {
-      let c = wisp_accept(metricsFd)
-      if c < 0 { return }
-      var req = [UInt8](repeating: 0, count: 1024)
-      let n = req.withUnsafeMutableBytes { wisp_read_timeout(c, $0.baseAddress, $0.count, 100) }
-      var reply: String
-      if n >= 4 && req[0] == 71 && req[1] == 69 && req[2] == 84 && req[3] == 32 {  // "GET "
-        let body = snapshot().prometheus()
-        reply = "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body
-      } else {
-        reply = "HTTP/1.0 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n"
+    serve(metricsFd) { req in
+      guard req.count >= 4, req[0] == 71, req[1] == 69, req[2] == 84, req[3] == 32 else {  // "GET "
+        return "HTTP/1.0 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n"
       }
-      _ = reply.withUTF8 { wisp_write_all(c, $0.baseAddress, $0.count, 200) }
-      close(c)
+      let body = self.snapshot().prometheus()
+      return "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body
     }
   }
 
