@@ -186,3 +186,57 @@ func node(_ local: Endpoint, exits: [Endpoint] = [], limits: Limits = Limits(), 
     #expect(a.traffic.received == 3000)
   }
 }
+
+@Suite struct ReceiptRoutingTests {
+  func fp(_ b: UInt8) -> Fingerprint {
+    [UInt8](repeating: b, count: 32).withUnsafeBytes { Fingerprint($0)! }
+  }
+
+  func receiptBody(node: Fingerprint, bytes: UInt64) -> [UInt8] {
+    Receipt(node: node, client: fp(9), serial: 77, bytes: bytes, epoch: 1_700_000_000,
+            clientKey: [4] + [UInt8](repeating: 1, count: 64), signature: [UInt8](repeating: 0x30, count: 70)).encoded
+  }
+
+  @Test func consumedWhenAddressedHereForwardedOtherwiseAndWindowResumes() {
+    let a = node(nodeA, exits: [service])
+    a.fingerprint = fp(1)
+    a.creditWindow = 3000
+    var seen: [UInt64] = []
+    a.onReceipt = { r, f, _ in
+      #expect(f.pointee.isForward)
+      seen.append(r.bytes)
+      f.pointee.receipted = r.bytes   // what NodeCredit does after verifying
+    }
+    let (_, out) = Datagram(bytes(2, 0xC1, hopBytes(2, service))).handle(a, from: client)
+    let fwd = u32(out, 8)
+    // 3 x 1000 bytes fit the window, the 4th does not.
+    for _ in 0..<3 { #expect(Datagram(bytes(1, fwd, [UInt8](repeating: 0, count: 1000))).handle(a, from: client).0 != .drop(.unpaid)) }
+    #expect(Datagram(bytes(1, fwd, [UInt8](repeating: 0, count: 1000))).handle(a, from: client).0 == .drop(.unpaid))
+    #expect(a.creditState().paused == 1 && a.creditState().pending == 3000)
+    // A receipt for this node is consumed and resumes the circuit.
+    #expect(Datagram(bytes(7, fwd, receiptBody(node: fp(1), bytes: 3000))).handle(a, from: client).0 == .consumed)
+    #expect(seen == [3000])
+    #expect(Datagram(bytes(1, fwd, [UInt8](repeating: 0, count: 1000))).handle(a, from: client).0 != .drop(.unpaid))
+    #expect(a.creditState().paused == 0)
+    // A receipt for another node cannot leave through an exit; a malformed one is bad_body.
+    #expect(Datagram(bytes(7, fwd, receiptBody(node: fp(2), bytes: 1))).handle(a, from: client).0 == .drop(.receiptUnsupported))
+    #expect(Datagram(bytes(7, fwd, receiptBody(node: fp(1), bytes: 1) + [0])).handle(a, from: client).0 == .drop(.badBody))
+    #expect(Datagram(bytes(7, fwd, Array(receiptBody(node: fp(1), bytes: 1).prefix(50)))).handle(a, from: client).0 == .drop(.badBody))
+    #expect(Datagram(bytes(7, 0x1234, receiptBody(node: fp(1), bytes: 1))).handle(a, from: client).0 == .drop(.unknownCircuit))
+  }
+
+  @Test func receiptForTheNextNodeIsForwardedWithItsId() {
+    let a = node(nodeA)
+    a.fingerprint = fp(1)
+    a.onReceipt = { _, _, _ in Issue.record("consumed a receipt for another node") }
+    let (_, o1) = Datagram(bytes(2, 0xC1, hopBytes(1, nodeB))).handle(a, from: client)
+    _ = Datagram(bytes(3, u32(o1, 4), [0, 0, 0, 0x42])).handle(a, from: nodeB)   // CREATED from B: B's id 0x42
+    var forwardId: UInt32 = 0
+    a.circuits.forEachInUse { _, h in if h.isForward { forwardId = h.localId } }
+    let body = receiptBody(node: fp(2), bytes: 500)
+    let (v, out) = Datagram(bytes(7, forwardId, body)).handle(a, from: client)
+    #expect(v == .send(to: nodeB, offset: 0, length: 8 + body.count))
+    #expect(u32(out, 4) == 0x42 && Array(out[8...]) == body)
+    #expect(a.traffic.forwardedBytes == 0)   // receipts are not charged as payload
+  }
+}
