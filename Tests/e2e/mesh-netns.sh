@@ -37,6 +37,7 @@ mesh_cleanup() {
   rm -rf "$state"
 }
 trap mesh_cleanup EXIT
+trap 'exit 130' INT TERM      # so that the EXIT trap cleans up on a signal too
 # Foreground only: what runs in the background is started with `ip netns exec` itself
 # (a backgrounded function would be a subshell, and $! not the process to signal).
 in_ns() { local n=$1; shift; ip netns exec "$p$n" "$@"; }
