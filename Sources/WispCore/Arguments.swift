@@ -117,6 +117,10 @@ public enum Arguments {
     CommandSpec(command: .client, name: "client", summary: "send traffic through a circuit and report throughput, RTT and loss",
                 options: [
                   OptionSpec("--via", "ADDR:PORT,...", "1-3 relays, first hop first"),
+                  OptionSpec("--peers", "NAME=ADDR:PORT[=FP],...|FILE", "relays to choose paths from (instead of --via)"),
+                  OptionSpec("--hops", "N", "with --peers: relays per circuit, 1-3 (default 3)"),
+                  OptionSpec("--exit-via", "NAME", "with --peers: the peer that is the last hop (default: any that allows --exit)"),
+                  OptionSpec("--silence-ms", "MS", "with --peers: rebuild after this long without an echo (default 1500)"),
                   OptionSpec("--exit", "ADDR:PORT", "UDP echo service behind the last relay"),
                   OptionSpec("--keys", "FP,...", "the relays' fingerprints (wisp id): sign receipts for each"),
                   OptionSpec("--seconds", "N", "how long to send (default 10)"),

@@ -15,9 +15,23 @@ final class CircuitClient {
   var random = KernelRandom()
   // Statistics.
   var sent: UInt64 = 0
+  var bytesSent: UInt64 = 0
+  /// Distinct messages echoed back (a second copy of one counts in `duplicates` only).
   var received: UInt64 = 0
   var bytesReceived: UInt64 = 0
+  var duplicates: UInt64 = 0
   var highestSeen: UInt64 = 0
+  /// One bit per sequence number seen (grown on demand, up to `seenLimit` messages).
+  var seen: [UInt64] = []
+  static let seenLimit: UInt64 = 1 << 27
+  /// When the latest echo arrived (monotonic ns; 0 before the first).
+  var lastEchoNs: UInt64 = 0
+  // The current circuit: when it was built, echoes on it, the first one's arrival, and
+  // the client's echoed bytes before it (receipts count this circuit's bytes only).
+  var circuitBuiltNs: UInt64 = 0
+  var circuitEchoes: UInt64 = 0
+  var circuitFirstEchoNs: UInt64 = 0
+  var circuitBytesBase: UInt64 = 0
   /// Round-trip times in microseconds, a ring of the latest samples.
   var rtts = [UInt32](repeating: 0, count: 4096)
   var rttCount = 0
@@ -30,8 +44,10 @@ final class CircuitClient {
   /// Bytes of echo between receipts (well inside any node's credit window).
   var receiptEvery: UInt64 = 512 * 1024
 
-  init() throws(Errno) {
-    socket = try UDPSocket(bind: Endpoint(ip: 0x7F00_0001, port: 0), bufferBytes: 4 << 20)
+  /// Binds `local` (default: any address, any port; the kernel picks the source address
+  /// for each relay, so the client works on loopback and in network namespaces alike).
+  init(local: Endpoint = Endpoint(ip: 0, port: 0)) throws(Errno) {
+    socket = try UDPSocket(bind: local, bufferBytes: 4 << 20)
   }
 
   deinit {
@@ -42,8 +58,9 @@ final class CircuitClient {
 
   enum BuildError: Error { case refused(UInt8), noAnswer }
 
-  /// Builds a circuit through `relays` (1–3) ending at `exit`; retries on silence.
-  func build(relays: [Endpoint], exit: Endpoint) throws(BuildError) {
+  /// Builds a circuit through `relays` (1–3) ending at `exit`; retries on silence
+  /// (`tries` CREATEs, `waitMs` for an answer to each).
+  func build(relays: [Endpoint], exit: Endpoint, tries: Int = 5, waitMs: UInt64 = 1000) throws(BuildError) {
     precondition(!relays.isEmpty && relays.count <= Wire.maxHops, "1-3 relays")
     first = relays[0]
     var bodyLen = 0
@@ -53,9 +70,9 @@ final class CircuitClient {
     var my = random.next32() | 1
     if my == 0 { my = 1 }
     let n = Frame.encodeHeader(out, type: .create, bodyLength: bodyLen, circuit: my)
-    for _ in 0..<5 {
+    for _ in 0..<max(tries, 1) {
       socket.send(out, n, to: first)
-      let deadline = Clock.nowNs() + 1_000_000_000
+      let deadline = Clock.nowNs() + waitMs * 1_000_000
       while Clock.nowNs() < deadline {
         if !socket.wait(ms: 100) { continue }
         while let (len, _) = socket.receive(into: inbuf, capacity: 2048) {
@@ -63,6 +80,10 @@ final class CircuitClient {
           if h.type == .created {
             backId = my
             forwardId = Frame.load32(inbuf, Wire.headerSize)
+            circuitBuiltNs = Clock.nowNs()
+            circuitEchoes = 0
+            circuitFirstEchoNs = 0
+            circuitBytesBase = bytesReceived
             return
           }
           if h.type == .refused { throw .refused(inbuf.load(fromByteOffset: Wire.headerSize, as: UInt8.self)) }
@@ -75,13 +96,20 @@ final class CircuitClient {
   /// Signs receipts for `hops` (node fingerprints, first hop first) with `key`.
   func enableReceipts(key: P256Signer, hops: [WispCore.Fingerprint]) {
     signer = key
-    self.hops = hops
-    serial = UInt64(random.next32()) << 32 | UInt64(random.next32()) | 1
+    newReceiptCircuit(hops: hops)
   }
 
-  /// What this client acknowledges to every hop: each echoed byte crossed each hop twice
-  /// (out and back), so twice the echoed bytes never exceeds what a hop relayed.
-  var acknowledged: UInt64 { bytesReceived * 2 }
+  /// After a rebuild: the new circuit's hops, a fresh serial, receipts counted from zero.
+  func newReceiptCircuit(hops: [WispCore.Fingerprint]) {
+    self.hops = hops
+    serial = UInt64(random.next32()) << 32 | UInt64(random.next32()) | 1
+    receiptedUpTo = 0
+  }
+
+  /// What this client acknowledges to every hop of the current circuit: each echoed byte
+  /// crossed each hop twice (out and back), so twice the echoed bytes never exceeds what
+  /// a hop relayed.
+  var acknowledged: UInt64 { (bytesReceived - circuitBytesBase) * 2 }
 
   /// Sends a cumulative receipt to every hop when enough new traffic came back.
   func sendReceiptsIfDue(force: Bool = false) {
@@ -106,7 +134,7 @@ final class CircuitClient {
     body.storeBytes(of: seq.bigEndian, as: UInt64.self)
     body.storeBytes(of: Clock.nowNs().bigEndian, toByteOffset: 8, as: UInt64.self)
     let n = Frame.encodeHeader(out, type: .data, bodyLength: max(size, 16), circuit: forwardId)
-    if socket.send(out, n, to: first) { sent += 1 }
+    if socket.send(out, n, to: first) { sent += 1; bytesSent += UInt64(max(size, 16)) }
   }
 
   /// Takes every echo waiting (up to `ms` of waiting for the first).
@@ -119,14 +147,29 @@ final class CircuitClient {
       let body = inbuf + Wire.headerSize
       let seq = UInt64(bigEndian: body.loadUnaligned(as: UInt64.self))
       let t0 = UInt64(bigEndian: body.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+      if !markSeen(seq) { duplicates += 1; continue }
       received += 1
       bytesReceived += UInt64(h.bodyLength)
+      lastEchoNs = now
+      if circuitEchoes == 0 { circuitFirstEchoNs = now }
+      circuitEchoes += 1
       if seq > highestSeen { highestSeen = seq }
       if now > t0 {
         rtts[rttCount % rtts.count] = UInt32(min((now - t0) / 1000, UInt64(UInt32.max)))
         rttCount += 1
       }
     }
+  }
+
+  /// Records `seq` as echoed; false if it had been echoed before.
+  func markSeen(_ seq: UInt64) -> Bool {
+    if seq >= CircuitClient.seenLimit { return true }  // beyond tracking: counted, not checked
+    let word = Int(seq >> 6)
+    if word >= seen.count { seen.append(contentsOf: [UInt64](repeating: 0, count: max(word + 1 - seen.count, 1024))) }
+    let bit = UInt64(1) << (seq & 63)
+    if seen[word] & bit != 0 { return false }
+    seen[word] |= bit
+    return true
   }
 
   /// (p50, p99) round-trip time in microseconds over the latest samples.

@@ -3,6 +3,10 @@
 //
 //   wisp client --via A:PORT[,B:PORT[,C:PORT]] --exit SERVICE:PORT [--keys FP_A,FP_B,FP_C]
 //               [--seconds N] [--size BYTES] [--rate-kbit K]
+//   wisp client --peers NAME=ADDR:PORT[=FP],...|FILE [--hops N] [--exit-via NAME] [--silence-ms MS]
+//               --exit SERVICE:PORT [--seconds N] [--size BYTES] [--rate-kbit K]
+//
+// With --peers the client chooses the path itself and fails over (MeshClient.swift).
 //
 // The service must echo (the client measures RTT and loss from the echoes, and signs
 // for twice the echoed bytes: each crossed every hop out and back).
@@ -18,7 +22,16 @@ enum ClientCommand {
       Console.err(Arguments.usage(.client))
       return 2
     }
-    guard let viaText = inv.value("--via") else { return usage("'wisp client' needs --via ADDR:PORT[,ADDR:PORT...]") }
+    if inv.value("--peers") != nil {
+      if inv.value("--via") != nil || inv.value("--keys") != nil {
+        return usage("'--peers' replaces '--via' and '--keys' (give fingerprints as NAME=ADDR:PORT=FP)")
+      }
+      return mesh(inv, usage)
+    }
+    for o: StaticString in ["--hops", "--exit-via", "--silence-ms"] where inv.value(o) != nil {
+      return usage("'\(o)' needs '--peers'")
+    }
+    guard let viaText = inv.value("--via") else { return usage("'wisp client' needs --via ADDR:PORT[,ADDR:PORT...] or --peers") }
     var relays: [Endpoint] = []
     for part in viaText.utf8.split(separator: 44) {
       guard let e = Endpoint(String(part)!) else { return usage("'--via' takes ADDR:PORT[,ADDR:PORT...], not '\(viaText)'") }
@@ -65,6 +78,61 @@ enum ClientCommand {
     return 0
   }
 
+  /// `--peers` mode: probe, choose the path, fail over when it goes silent.
+  static func mesh(_ inv: Invocation, _ usage: (String) -> Int32) -> Int32 {
+    let peers: [MeshPeer]
+    switch MeshClient.parsePeers(inv.value("--peers")!) {
+    case .success(let p): peers = p
+    case .failure(let e): return usage(e.message)
+    }
+    guard let exitText = inv.value("--exit"), let exit = Endpoint(exitText) else {
+      return usage("'wisp client' needs --exit ADDR:PORT (the UDP service behind the last relay)")
+    }
+    func number(_ name: StaticString, _ dflt: UInt64, _ lo: UInt64, _ hi: UInt64) -> UInt64? {
+      guard let t = inv.value(name) else { return dflt }
+      guard let n = parseDecimal(t), n >= lo, n <= hi else { return nil }
+      return n
+    }
+    guard let hops = number("--hops", UInt64(min(3, peers.count)), 1, UInt64(Wire.maxHops)) else {
+      return usage("'--hops' must be 1-\(Wire.maxHops)")
+    }
+    if Int(hops) > peers.count { return usage("'--hops \(hops)' needs at least \(hops) peers") }
+    var exitVia: Int? = nil
+    if let name = inv.value("--exit-via") {
+      guard let i = peers.firstIndex(where: { $0.name.same(name) }) else { return usage("'--exit-via': no peer named '\(name)'") }
+      exitVia = i
+    }
+    guard let silenceMs = number("--silence-ms", 1500, 100, 60_000) else { return usage("'--silence-ms' must be 100-60000") }
+    guard let seconds = number("--seconds", 10, 1, 86_400) else { return usage("'--seconds' must be 1-86400") }
+    guard let size = number("--size", 1200, 16, UInt64(Wire.maxBody)) else { return usage("'--size' must be 16-\(Wire.maxBody)") }
+    guard let kbit = number("--rate-kbit", 8000, 8, 10_000_000) else { return usage("'--rate-kbit' must be 8-10000000") }
+    wisp_ignore_sigpipe()
+    let sigfd = wisp_signalfd()
+    guard let client = try? CircuitClient() else { Console.err("wisp: cannot open a UDP socket"); return 1 }
+    let signing = peers.contains { $0.key != nil }
+    if signing {
+      guard let key = P256Signer.generate() else { Console.err("wisp: cannot make a client key"); return 1 }
+      client.enableReceipts(key: key, hops: [])
+    }
+    guard let mesh = try? MeshClient(peers: peers, hops: Int(hops), exitVia: exitVia, exit: exit, client: client,
+                                     silenceMs: silenceMs) else {
+      Console.err("wisp: cannot open a UDP socket"); return 1
+    }
+    if !mesh.start() {
+      Console.err("wisp: no path of \(hops) relays to \(exit.text) could be built")
+      return 1
+    }
+    Console.out("client: circuit through \(mesh.pathText(mesh.path)) to \(exit.text), \(size)-byte messages at \(kbit) kbit/s"
+                + (signing ? ", signing receipts" : "") + ", rebuilding after \(silenceMs) ms of silence")
+    let r = TrafficRun.run(client: client, seconds: seconds, size: Int(size), kbit: kbit, sigfd: sigfd,
+                           watch: { now in mesh.watch(now) }) { _ in "" }
+    _ = mesh.watch(Clock.nowNs())  // a reroute whose first echo came during the drain
+    Console.out(r.summary)
+    Console.out("client: reroutes \(mesh.reroutes), final path \(mesh.pathText(mesh.path))"
+                + (mesh.reroutes > 0 ? ", last reroute \(mesh.lastRerouteMs) ms" : ""))
+    return 0
+  }
+
   static func refuseText(_ r: UInt8) -> String {
     switch RefuseReason(rawValue: r) {
     case .tableFull: return "circuit table full"
@@ -87,9 +155,11 @@ enum TrafficRun {
   }
 
   /// Sends `size`-byte messages at `kbit` for `seconds` (0 = until a signal). `extra` adds
-  /// text to each status line (the demo shows its nodes there).
+  /// text to each status line (the demo shows its nodes there). `watch`, called on every
+  /// turn of the loop with the time, may rebuild the circuit (mesh failover); it returns
+  /// true when it did, and pacing restarts from then (no burst to catch up).
   static func run(client: CircuitClient, seconds: UInt64, size: Int, kbit: UInt64, sigfd: Int32,
-                  extra: (UInt64) -> String) -> Result {
+                  watch: ((UInt64) -> Bool)? = nil, extra: (UInt64) -> String) -> Result {
     let start = Clock.nowNs()
     var nextReport = start + 1_000_000_000
     var seq: UInt64 = 0
@@ -109,6 +179,7 @@ enum TrafficRun {
       }
       client.receiveEchoes(waitMs: Int32(nextSend > now ? (nextSend - now) / 1_000_000 + 1 : 0))
       client.sendReceiptsIfDue()
+      if let watch, watch(Clock.nowNs()) { nextSend = Clock.nowNs() }
       if now >= nextReport {
         nextReport += 1_000_000_000
         let (p50, p99) = client.rttPercentiles()
@@ -121,14 +192,23 @@ enum TrafficRun {
                     + extra(now - start))
       }
     }
-    client.receiveEchoes(waitMs: 200)
+    // Drain: wait for the echoes still on their way (slow paths take longer than 200 ms)
+    // until none came for max(200 ms, 2 x p99 RTT), at most 3 s.
+    let sendEnd = Clock.nowNs()
+    let quietNs = min(max(UInt64(200_000_000), UInt64(client.rttPercentiles().1) * 2_000), 2_000_000_000)
+    while true {
+      client.receiveEchoes(waitMs: 20)
+      let now = Clock.nowNs()
+      if now - max(client.lastEchoNs, sendEnd) >= quietNs || now - sendEnd >= 3_000_000_000 { break }
+    }
     client.sendReceiptsIfDue(force: true)
-    let elapsed = max(Clock.nowNs() - start, 1)
+    let elapsed = max(sendEnd - start, 1)
     let lost = client.sent > client.received ? client.sent - client.received : 0
     let lossMilli = client.sent == 0 ? 0 : lost * 100_000 / client.sent
     let (p50, p99) = client.rttPercentiles()
     let kbitAvg = client.bytesReceived * 8 * 1_000_000 / elapsed
-    var s = "client: sent \(client.sent), echoed back \(client.received), loss \(formatFixed(lossMilli, decimals: 3))%,"
+    var s = "client: sent \(client.sent), echoed back \(client.received), duplicates \(client.duplicates),"
+    s += " loss \(formatFixed(lossMilli, decimals: 3))%, bytes sent \(client.bytesSent) echoed \(client.bytesReceived),"
     s += " \(formatFixed(kbitAvg, decimals: 3)) Mbit/s, rtt p50 \(formatFixed(UInt64(p50), decimals: 3)) ms"
     s += " p99 \(formatFixed(UInt64(p99), decimals: 3)) ms"
     if client.signer != nil { s += ", receipts sent \(client.receiptsSent) (acknowledging \(client.receiptedUpTo) bytes per hop)" }

@@ -1,0 +1,258 @@
+// `wisp client --peers …`: path choice and failover over a set of known relays.
+//
+// The client PINGs every peer (a few bounded rounds), keeps each one's lowest RTT, and
+// builds the cheapest circuit of `hops` relays whose last hop may exit to the service:
+// the `--exit-via` peer, or else any peer (a REFUSED 3, exit not allowed, rules that peer
+// out as a last hop and the next path is tried). A path's cost is the sum of its relays'
+// RTTs from the client: the client cannot measure relay-to-relay links, and by the
+// triangle inequality that sum bounds them on a network where they meet near the client.
+// The non-exit relays go lowest RTT first.
+//
+// While traffic runs, `watch` looks for silence: no echo for `silenceNs` after one was
+// due means a relay of the circuit died (or lost the circuit). The client then signs a
+// last receipt on the old circuit (hops before the dead one still get it), PINGs every
+// peer again, leaves out the ones that stay silent, builds the next cheapest path and
+// carries on; when the first echo comes back it prints how long the outage lasted.
+// Runs on host and device.
+import CPosix
+import WispCore
+import WispOS
+import WispTLS
+
+struct MeshPeer {
+  var name: String
+  var endpoint: Endpoint
+  var key: WispCore.Fingerprint?
+  var rttUs: UInt32 = 0
+  var alive = false
+  /// Refused as an exit for the service (REFUSED 3): never the last hop again.
+  var noExit = false
+}
+
+final class MeshClient {
+  var peers: [MeshPeer]
+  let hops: Int
+  let exitVia: Int?
+  let exit: Endpoint
+  let client: CircuitClient
+  let probeSocket: UDPSocket
+  let silenceNs: UInt64
+  var path: [Int] = []
+  var random = KernelRandom()
+  let buf = UnsafeMutableRawPointer.allocate(byteCount: 2048, alignment: 16)
+  // Failover bookkeeping.
+  var reroutes = 0
+  /// From the silence's detection to the first echo on a new circuit.
+  var inOutage = false
+  var outageFromNs: UInt64 = 0
+  var detectedNs: UInt64 = 0
+  var silentText = ""
+  var lastRerouteMs: UInt64 = 0
+  var nextAttemptNs: UInt64 = 0
+
+  init(peers: [MeshPeer], hops: Int, exitVia: Int?, exit: Endpoint, client: CircuitClient,
+       silenceMs: UInt64) throws(Errno) {
+    self.peers = peers
+    self.hops = hops
+    self.exitVia = exitVia
+    self.exit = exit
+    self.client = client
+    self.silenceNs = silenceMs * 1_000_000
+    probeSocket = try UDPSocket(bind: Endpoint(ip: 0, port: 0), bufferBytes: 1 << 20)
+  }
+
+  deinit {
+    buf.deallocate()
+    probeSocket.close()
+  }
+
+  /// Parses `NAME=ADDR:PORT[=FP],…`, or a file with one such peer a line (`#` comments).
+  static func parsePeers(_ text: String) -> Result<[MeshPeer], UsageError> {
+    var source = text
+    if !text.utf8.contains(61) {  // no '=': a file name
+      guard let t = try? Files.readText(text) else { return .failure(UsageError("cannot read the peer file '\(text)'")) }
+      source = t
+    }
+    var peers: [MeshPeer] = []
+    for line in source.utf8.split(whereSeparator: { $0 == 10 || $0 == 44 }) {  // newlines or commas
+      var bytes = Array(line)
+      while let b = bytes.last, b == 32 || b == 9 || b == 13 { bytes.removeLast() }
+      while let b = bytes.first, b == 32 || b == 9 { bytes.removeFirst() }
+      if bytes.isEmpty || bytes[0] == 35 { continue }  // '#'
+      let fields = bytes.split(separator: 61, omittingEmptySubsequences: false)  // '='
+      let entry = String(decoding: bytes, as: UTF8.self)
+      guard fields.count == 2 || fields.count == 3, !fields[0].isEmpty,
+            let e = Endpoint(String(decoding: fields[1], as: UTF8.self)) else {
+        return .failure(UsageError("'--peers' takes NAME=ADDR:PORT[=FP],..., not '\(entry)'"))
+      }
+      var key: WispCore.Fingerprint? = nil
+      if fields.count == 3 {
+        guard let fp = WispTLS.Fingerprint(hex: String(decoding: fields[2], as: UTF8.self)) else {
+          return .failure(UsageError("'--peers': '\(entry)' has no 64-hex-digit fingerprint"))
+        }
+        fp.bytes.withUnsafeBytes { key = WispCore.Fingerprint($0) }
+      }
+      let name = String(decoding: fields[0], as: UTF8.self)
+      if peers.contains(where: { $0.name.same(name) }) { return .failure(UsageError("'--peers' names '\(name)' twice")) }
+      peers.append(MeshPeer(name: name, endpoint: e, key: key))
+    }
+    if peers.isEmpty { return .failure(UsageError("'--peers' lists no peer")) }
+    if peers.count > 64 { return .failure(UsageError("'--peers' takes at most 64 peers")) }
+    return .success(peers)
+  }
+
+  /// PINGs every peer `rounds` times (100 ms apart) and waits at most `waitMs` after the
+  /// last round; a peer is alive if any PONG came back, its RTT the lowest seen.
+  func probe(rounds: Int, waitMs: UInt64) {
+    let nonce = UInt64(random.next32()) << 32
+    var answers = [Int](repeating: 0, count: peers.count)
+    var best = [UInt64](repeating: UInt64.max, count: peers.count)
+    let start = Clock.nowNs()
+    var sentRounds = 0
+    while true {
+      let now = Clock.nowNs()
+      if sentRounds < rounds && now >= start + UInt64(sentRounds) * 100_000_000 {
+        for i in peers.indices {
+          let body = buf + Wire.headerSize
+          body.storeBytes(of: (nonce | UInt64(sentRounds) << 16 | UInt64(i)).bigEndian, as: UInt64.self)
+          body.storeBytes(of: Clock.nowNs().bigEndian, toByteOffset: 8, as: UInt64.self)
+          let n = Frame.encodeHeader(buf, type: .ping, bodyLength: 16, circuit: 0)
+          probeSocket.send(buf, n, to: peers[i].endpoint)
+        }
+        sentRounds += 1
+      }
+      if sentRounds == rounds && !answers.contains(where: { $0 < rounds }) { break }
+      let lastRound = start + UInt64(rounds - 1) * 100_000_000
+      if now >= lastRound + waitMs * 1_000_000 { break }
+      if !probeSocket.wait(ms: 20) { continue }
+      let at = Clock.nowNs()
+      while let (len, from) = probeSocket.receive(into: buf, capacity: 2048) {
+        guard case .success(let h) = Frame.decode(buf, length: len), h.type == .pong, h.bodyLength >= 16 else { continue }
+        let body = buf + Wire.headerSize
+        let token = UInt64(bigEndian: body.loadUnaligned(as: UInt64.self))
+        let t0 = UInt64(bigEndian: body.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+        let i = Int(token & 0xFFFF)
+        guard token & 0xFFFF_FFFF_0000_0000 == nonce, i < peers.count, peers[i].endpoint == from, at >= t0 else { continue }
+        answers[i] += 1
+        best[i] = min(best[i], (at - t0) / 1000)
+      }
+    }
+    for i in peers.indices {
+      peers[i].alive = answers[i] > 0
+      peers[i].rttUs = answers[i] > 0 ? UInt32(min(best[i], UInt64(UInt32.max))) : 0
+    }
+  }
+
+  func probeReport() -> String {
+    var s = "client: probed \(peers.count) peers:"
+    for p in peers {
+      s += " \(p.name) " + (p.alive ? "\(formatFixed(UInt64(p.rttUs), decimals: 3)) ms" : "silent") + ";"
+    }
+    return s
+  }
+
+  /// Every usable path of `hops` alive peers outside `exclude`, cheapest first.
+  func candidates(exclude: [Int]) -> [(cost: UInt64, path: [Int])] {
+    let usable = peers.indices.filter { peers[$0].alive && !exclude.contains($0) }
+    var lasts: [Int]
+    if let exitVia { lasts = usable.contains(exitVia) ? [exitVia] : [] } else { lasts = usable.filter { !peers[$0].noExit } }
+    var out: [(cost: UInt64, path: [Int])] = []
+    for last in lasts {
+      let others = usable.filter { $0 != last }.sorted { peers[$0].rttUs < peers[$1].rttUs }
+      let k = hops - 1
+      if others.count < k { continue }
+      // Combinations of k of `others` (k <= 2), kept in RTT order.
+      var combos: [[Int]] = []
+      if k == 0 {
+        combos = [[]]
+      } else if k == 1 {
+        for a in others { combos.append([a]) }
+      } else {
+        for x in 0..<others.count { for y in (x + 1)..<others.count { combos.append([others[x], others[y]]) } }
+      }
+      for c in combos {
+        var cost = UInt64(peers[last].rttUs)
+        for i in c { cost += UInt64(peers[i].rttUs) }
+        out.append((cost, c + [last]))
+      }
+    }
+    return out.sorted { $0.cost < $1.cost || ($0.cost == $1.cost && peers[$0.path[0]].rttUs < peers[$1.path[0]].rttUs) }
+  }
+
+  func pathText(_ p: [Int]) -> String { p.map { peers[$0].name }.joined(separator: " -> ") }
+
+  /// Builds the cheapest path that works (at most 6 tries); false if none did.
+  func connect(exclude: [Int], tries: Int, waitMs: UInt64) -> Bool {
+    var attempts = 0
+    var failed: [[Int]] = []
+    while attempts < 6 {
+      guard let next = candidates(exclude: exclude).first(where: { c in !failed.contains(where: { $0 == c.path }) }) else {
+        return false
+      }
+      attempts += 1
+      do {
+        try client.build(relays: next.path.map { peers[$0].endpoint }, exit: exit, tries: tries, waitMs: waitMs)
+        path = next.path
+        if client.signer != nil { client.newReceiptCircuit(hops: path.compactMap { peers[$0].key }) }
+        return true
+      } catch {
+        switch error {
+        case .refused(let r):
+          Console.out("client: \(pathText(next.path)) refused (reason \(r): \(ClientCommand.refuseText(r)))")
+          if r == RefuseReason.exitNotAllowed.rawValue && exitVia == nil { peers[next.path[next.path.count - 1]].noExit = true }
+        case .noAnswer:
+          Console.out("client: no answer through \(pathText(next.path))")
+        }
+        failed.append(next.path)
+      }
+    }
+    return false
+  }
+
+  /// The first circuit: probe, choose, build.
+  func start() -> Bool {
+    probe(rounds: 3, waitMs: 600)
+    Console.out(probeReport())
+    if !connect(exclude: [], tries: 3, waitMs: 1000) { return false }
+    var cost: UInt64 = 0
+    for i in path { cost += UInt64(peers[i].rttUs) }
+    Console.out("client: path \(pathText(path)) (\(path.count) hops, sum of probe RTTs \(formatFixed(cost, decimals: 3)) ms)")
+    return true
+  }
+
+  /// Called on every turn of the traffic loop: reports a finished reroute, and rebuilds
+  /// when the circuit went silent. True when a new circuit was built.
+  func watch(_ now: UInt64) -> Bool {
+    if inOutage && client.circuitBuiltNs > detectedNs && client.circuitEchoes > 0 {
+      inOutage = false
+      lastRerouteMs = (client.circuitFirstEchoNs - outageFromNs) / 1_000_000
+      Console.out("client: rerouted after \(lastRerouteMs) ms via \(pathText(path)) (silent: \(silentText);"
+                  + " silence detected after \((detectedNs - outageFromNs) / 1_000_000) ms,"
+                  + " probe and rebuild \((client.circuitBuiltNs - detectedNs) / 1_000_000) ms)")
+    }
+    let quietSince = max(client.lastEchoNs, client.circuitBuiltNs)
+    if now < quietSince + silenceNs || now < nextAttemptNs { return false }
+    if !inOutage {
+      inOutage = true
+      outageFromNs = quietSince
+      detectedNs = now
+    }
+    let old = path
+    Console.out("client: no echo for \((now - quietSince) / 1_000_000) ms on \(pathText(old)); probing the peers")
+    client.sendReceiptsIfDue(force: true)  // settle the old circuit with the hops still there
+    // Wait for PONGs 4x the slowest RTT seen so far (150-600 ms): a dead relay costs that.
+    var slowest: UInt64 = 0
+    for p in peers where p.alive { slowest = max(slowest, UInt64(p.rttUs) / 1000) }
+    probe(rounds: 2, waitMs: min(max(slowest * 4, 150), 600))
+    let silent = old.filter { !peers[$0].alive }
+    silentText = silent.isEmpty ? "none, every relay answers PING: a new circuit" : silent.map { peers[$0].name }.joined(separator: ", ")
+    Console.out(probeReport())
+    if !connect(exclude: silent, tries: 2, waitMs: 800) {
+      Console.out("client: no working path now; trying again in \(silenceNs / 1_000_000) ms")
+      nextAttemptNs = Clock.nowNs() + silenceNs
+      return false
+    }
+    reroutes += 1
+    return true
+  }
+}
