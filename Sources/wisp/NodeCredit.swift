@@ -54,6 +54,7 @@ final class NodeCredit {
     }
     var policy = CommitPolicy()
     policy.interval = commitInterval
+    policy.earlyGap = commitInterval / 2
     if commitInterval == 0 { policy.threshold = 0 }  // every accepted receipt commits
     let c = NodeCredit(directory: directory, window: window, policy: policy,
                        fingerprint: P256Verifier().fingerprint(ofKey: key.publicKey))

@@ -108,9 +108,14 @@ import WispCore
     #expect(disk.syncs == syncsAtStart + 1)
     _ = try j.record(receipt(1, serial: 1, bytes: 1100), now: 92, live: false)  // 1000 un-synced: commit now
     #expect(disk.syncs == syncsAtStart + 2 && j.committedTotal == 1100 && j.unsyncedCredit == 0)
-    _ = try j.record(receipt(2, serial: 2, bytes: 5), now: 93, live: false)
-    try j.close(now: 94)
-    #expect(disk.syncs == syncsAtStart + 3 && j.committedTotal == 1105)
+    // Over the threshold again, but within earlyGap (15 s) of that commit: it waits.
+    _ = try j.record(receipt(1, serial: 1, bytes: 2200), now: 93, live: false)
+    #expect(disk.syncs == syncsAtStart + 2 && j.unsyncedCredit == 1100)
+    #expect(try j.tick(now: 106) == false)
+    #expect(try j.tick(now: 107) == true && j.committedTotal == 2200)
+    _ = try j.record(receipt(2, serial: 2, bytes: 5), now: 108, live: false)
+    try j.close(now: 109)
+    #expect(disk.syncs == syncsAtStart + 4 && j.committedTotal == 2205)
   }
 
   @Test func compactionKeepsLatestPerCircuit() throws {
