@@ -102,6 +102,7 @@ public enum Arguments {
                   OptionSpec("--shards", "N", "event loops on SO_REUSEPORT sockets (default: one per core; 1 for an exit)"),
                   OptionSpec("--idle-timeout", "SECONDS", "remove circuits idle this long (default 120)"),
                   OptionSpec("--credit-window", "BYTES", "relay this much beyond a circuit's last receipt (default 4194304; 0 = no receipts needed)"),
+                  OptionSpec("--commit-interval", "SECONDS", "group-commit the credit journal at most this often (default 30; 0 = every receipt)"),
                   OptionSpec("--name", "NAME", "name shown in logs and status"),
                   OptionSpec("--stats-interval", "SECONDS", "print a status line every N seconds (0 = never)"),
                   OptionSpec("--duration", "SECONDS", "stop by itself after N seconds (0 = run until signalled)"),

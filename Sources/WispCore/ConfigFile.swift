@@ -17,7 +17,7 @@ public enum ConfigFile {
     "name", "listen", "board", "state_dir", "status_socket", "metrics", "pool", "circuits", "batch", "shards",
     "gso", "rate_mbit", "circuit_rate_mbit", "quota_gb", "quota_reset_day", "exits", "idle_timeout",
     "stats_interval", "watchdog", "led_chip", "led_status", "led_activity", "led_error", "led_active_low",
-    "credit_window",
+    "credit_window", "commit_interval",
   ]
 
   /// Applies the file's settings over `base` (which carries board defaults).
@@ -79,6 +79,7 @@ public enum ConfigFile {
         }
       }
       else if k.is("credit_window") { c.creditWindow = try number(0, 1 << 40) }
+      else if k.is("commit_interval") { c.commitIntervalSec = try number(0, 86_400) }
       else if k.is("led_chip") { c.leds.chip = v.is("none") ? nil : v; c.leds.overridden = true }
       else if k.is("led_status") { c.leds.status = v.is("none") ? nil : LineRef(v); c.leds.overridden = true }
       else if k.is("led_activity") { c.leds.activity = v.is("none") ? nil : LineRef(v); c.leds.overridden = true }

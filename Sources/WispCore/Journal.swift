@@ -3,8 +3,10 @@
 //
 //  1. open: read the image, scan it (JournalScan), truncate the torn/invalid tail,
 //     write a header if the journal is empty; the ledger is what the scan rebuilt.
-//  2. record: a receipt the ledger accepts is encoded into an in-memory buffer
-//     (nothing is written yet) and its added credit counts as un-synced.
+//  2. record: a receipt the ledger accepts is kept in memory (nothing is written yet),
+//     replacing any earlier buffered receipt of the same (client, serial) — receipts are
+//     cumulative, so only the latest one per circuit needs to reach the disk — and its
+//     added credit counts as un-synced.
 //  3. commit: buffer + a commit marker are appended in one write, then synced.
 //     It happens when `tick` sees `commitInterval` elapsed, early when un-synced
 //     credit reaches `commitThreshold`, and on `close`.
@@ -28,8 +30,15 @@ public struct CommitPolicy {
   public var interval: UInt64 = Credits.defaultCommitInterval
   /// Un-synced receipted bytes that force an early commit.
   public var threshold: UInt64 = Credits.defaultCommitThreshold
+  /// Early (threshold) commits come at least this many seconds after the previous
+  /// commit: at a high relay rate the threshold would otherwise commit every few
+  /// seconds (about 4 KiB of flash each). Bounds wear at ~3600/gap commits per hour;
+  /// the credit at risk on a power cut is then at most this long of traffic.
+  public var earlyGap: UInt64 = Credits.defaultCommitInterval / 2
   /// Compact when the file is larger than this and more than twice its compacted size.
-  public var compactAtBytes = 1 << 20
+  /// Recovery verifies every receipt in the file (about 1 ms each on x86, several on a
+  /// Pi), so this also bounds start-up time: 256 KiB is about 1,100 receipt records.
+  public var compactAtBytes = 256 << 10
   public init() {}
 }
 
@@ -42,9 +51,12 @@ public struct Journal<S: JournalStorage, V: SignatureVerifier> {
   public private(set) var recovery: JournalScan
   public private(set) var header: JournalHeader
 
-  /// Encoded records not yet appended.
-  var buffer = ByteWriter(capacity: 4096)
+  /// Accepted receipts not yet appended: the latest per (client, serial).
+  var pending: [Receipt] = []
+  /// Receipts accepted since the last commit (superseded ones included).
   public private(set) var bufferedReceipts = 0
+  /// Receipts a commit will write (one per circuit with a new receipt).
+  public var pendingRecords: Int { pending.count }
   /// Credit accepted since the last commit.
   public private(set) var unsyncedCredit: UInt64 = 0
   public private(set) var lastCommitTime: UInt64
@@ -110,10 +122,14 @@ public struct Journal<S: JournalStorage, V: SignatureVerifier> {
     if failed { throw .failed }
     let verdict = ledger.accept(r, verifier: verifier, requireOpen: live)
     if case .accepted(let added) = verdict {
-      JournalRecord.append(.receipt, body: r.encoded, to: &buffer)
+      if let i = pending.firstIndex(where: { $0.serial == r.serial && $0.client == r.client }) {
+        pending[i] = r
+      } else {
+        pending.append(r)
+      }
       bufferedReceipts += 1
       unsyncedCredit &+= added
-      if unsyncedCredit >= policy.threshold { try commit(now: now) }
+      if unsyncedCredit >= policy.threshold && now &- lastCommitTime >= policy.earlyGap { try commit(now: now) }
     }
     return verdict
   }
@@ -124,7 +140,8 @@ public struct Journal<S: JournalStorage, V: SignatureVerifier> {
   public mutating func tick(now: UInt64) throws(JournalError) -> Bool {
     if failed { throw .failed }
     var wrote = false
-    if bufferedReceipts > 0 && now &- lastCommitTime >= policy.interval {
+    let since = now &- lastCommitTime
+    if bufferedReceipts > 0 && (since >= policy.interval || unsyncedCredit >= policy.threshold && since >= policy.earlyGap) {
       try commit(now: now)
       wrote = true
     }
@@ -136,12 +153,15 @@ public struct Journal<S: JournalStorage, V: SignatureVerifier> {
   }
 
   /// Appends the buffered receipts and a commit marker in one write, then syncs.
-  /// Does nothing when no receipt is buffered.
-  public mutating func commit(now: UInt64) throws(JournalError) {
+  /// Does nothing when no receipt is buffered, unless `force` (which writes a bare
+  /// commit marker: a write probe after a storage error).
+  public mutating func commit(now: UInt64, force: Bool = false) throws(JournalError) {
     if failed { throw .failed }
-    if bufferedReceipts == 0 { return }
+    if bufferedReceipts == 0 && !force { return }
     let marker = JournalCommit(sequence: commitSequence + 1, epoch: now, total: ledger.receiptedTotal,
                                receipts: UInt32(ledger.receiptCount))
+    var buffer = ByteWriter(capacity: pending.count * (JournalFormat.overhead + 220) + 64)
+    for r in pending { JournalRecord.append(.receipt, body: r.encoded, to: &buffer) }
     JournalRecord.append(.commit, body: JournalRecord.commitBody(marker), to: &buffer)
     do throws(StorageError) {
       try storage.append(buffer.bytes)
@@ -151,7 +171,7 @@ public struct Journal<S: JournalStorage, V: SignatureVerifier> {
       throw .storage(error)
     }
     fileLength += buffer.bytes.count
-    buffer.bytes.removeAll(keepingCapacity: true)
+    pending.removeAll(keepingCapacity: true)
     bufferedReceipts = 0
     unsyncedCredit = 0
     commitSequence = marker.sequence
@@ -182,7 +202,7 @@ public struct Journal<S: JournalStorage, V: SignatureVerifier> {
     }
     header.generation += 1
     fileLength = image.count
-    buffer.bytes.removeAll(keepingCapacity: true)
+    pending.removeAll(keepingCapacity: true)
     bufferedReceipts = 0
     unsyncedCredit = 0
     commitSequence += 1

@@ -24,6 +24,8 @@ public struct RunConfig {
   public var leds = LEDLines()
   /// Bytes a circuit may relay beyond its last receipt (0: relay without requiring receipts).
   public var creditWindow: UInt64 = Credits.defaultWindow
+  /// Seconds between group commits of the credit journal (0: commit every receipt).
+  public var commitIntervalSec: UInt64 = Credits.defaultCommitInterval
   /// The config file in use, for SIGHUP.
   public var configPath: String? = nil
   public var durationSec: UInt64 = 0
@@ -95,6 +97,7 @@ public struct RunConfig {
     if let n = try number("--idle-timeout", 1, 86_400) { c.limits.idleSeconds = UInt32(n) }
     if let n = try number("--stats-interval", 0, 86_400) { c.statsIntervalSec = n }
     if let n = try number("--credit-window", 0, 1 << 40) { c.creditWindow = n }
+    if let n = try number("--commit-interval", 0, 86_400) { c.commitIntervalSec = n }
     if let n = try number("--duration", 0, 10 * 365 * 86_400) { c.durationSec = n }
     if let g = inv.value("--gso") {
       if g.is("on") { c.gso = true } else if g.is("off") { c.gso = false } else {

@@ -46,7 +46,8 @@ final class Node {
   func run() -> Int32 {
     wisp_ignore_sigpipe()
     // The node key and the credit journal come first: READY means recovered.
-    let credit = NodeCredit.open(directory: config.stateDir, window: config.creditWindow)
+    let credit = NodeCredit.open(directory: config.stateDir, window: config.creditWindow,
+                                 commitInterval: config.commitIntervalSec)
     self.credit = credit
     let shards = config.effectiveShards
     var shardBits = 0
@@ -367,7 +368,7 @@ final class Node {
     if let credit {
       let c = credit.totals()
       creditText = " receipted_bytes=\(c.receipted) committed_bytes=\(c.committed) receipts_accepted=\(credit.accepted)"
-        + " receipts_rejected=\(credit.rejected)"
+        + " receipts_rejected=\(credit.rejected) receipts_uncredited=\(credit.uncredited)"
     }
     return "forwarded_packets=\(t.packets) forwarded_bytes=\(t.bytes) circuits_created=\(t.created)"
       + " circuits_open=\(t.circuits) gso_segments=\(t.gso) gro_segments=\(t.gro) peak_rss_kb=\(rss)\(creditText) drops=\(t.drops.total) [\(t.drops.summary)]"

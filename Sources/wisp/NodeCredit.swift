@@ -7,7 +7,12 @@
 // commit interval), early past a credit threshold, and on shutdown.
 //
 // Storage errors never stop relaying: the node stops crediting, shows `storage-error`
-// (LEDs and status), and reopens the journal every 10 s until the storage is back.
+// (LEDs and status), and reopens the journal every 10 s until the storage is back — a
+// reopen counts only once a commit marker has been written and synced (a probe: opening
+// alone writes nothing and would succeed on a full or read-only disk). Meanwhile a
+// valid receipt still moves its circuit's window (paying clients keep flowing) but
+// credits nothing; after the reopen the next cumulative receipt of each circuit credits
+// everything it covers, since circuits are re-opened in the recovered ledger.
 // Shards share the journal under one lock; receipts are rare next to packets.
 import CPosix
 import WispCore
@@ -17,29 +22,41 @@ import WispTLS
 final class NodeCredit {
   let directory: String
   let window: UInt64
+  let policy: CommitPolicy
   let fingerprint: WispCore.Fingerprint
   var journal: Journal<FileJournalStorage, P256Verifier>?
   var lastError: String? = nil
   var nextReopen: UInt64 = 0
   var accepted: UInt64 = 0
   var rejected: UInt64 = 0
+  /// Valid receipts taken while the storage was failing: window only, no credit.
+  var uncredited: UInt64 = 0
+  /// The totals as last seen with a working journal (what status shows while failed).
+  var lastTotals: (receipted: UInt64, receipts: Int, committed: UInt64) = (0, 0, 0)
 
-  private init(directory: String, window: UInt64, fingerprint: WispCore.Fingerprint) {
+  private init(directory: String, window: UInt64, policy: CommitPolicy, fingerprint: WispCore.Fingerprint) {
     self.directory = directory
     self.window = window
+    self.policy = policy
     self.fingerprint = fingerprint
   }
 
   static func now() -> UInt64 { UInt64(max(0, wisp_realtime_s())) }
 
   /// The node key (created on first start) and the recovered journal; nil with a logged
-  /// reason when the state directory is unusable.
-  static func open(directory: String, window: UInt64) -> NodeCredit? {
+  /// reason when the state directory is unusable. `commitInterval` 0 commits every receipt.
+  static func open(directory: String, window: UInt64, commitInterval: UInt64 = Credits.defaultCommitInterval)
+    -> NodeCredit?
+  {
     guard let key = CreditsCommands.nodeKey(directory, create: true) else {
       Log.error("no node key: relaying without credit", "state_dir=\(directory)")
       return nil
     }
-    let c = NodeCredit(directory: directory, window: window,
+    var policy = CommitPolicy()
+    policy.interval = commitInterval
+    policy.earlyGap = commitInterval / 2
+    if commitInterval == 0 { policy.threshold = 0 }  // every accepted receipt commits
+    let c = NodeCredit(directory: directory, window: window, policy: policy,
                        fingerprint: P256Verifier().fingerprint(ofKey: key.publicKey))
     c.reopen()
     if let j = c.journal {
@@ -49,34 +66,50 @@ final class NodeCredit {
     return c
   }
 
-  /// (Re)opens the journal after start or a storage error.
+  /// (Re)opens the journal after start or a storage error, and proves the storage takes
+  /// writes by committing a marker.
   func reopen() {
-    let storage: FileJournalStorage
+    var storage: FileJournalStorage
     do { storage = try FileJournalStorage(directory: directory) } catch {
       fail("cannot open the journal: \(error.description)")
       return
     }
+    var j: Journal<FileJournalStorage, P256Verifier>
     do {
-      journal = try Journal.open(storage: storage, node: fingerprint, verifier: P256Verifier(), now: NodeCredit.now(),
-                                 window: window)
+      j = try Journal.open(storage: storage, node: fingerprint, verifier: P256Verifier(), now: NodeCredit.now(),
+                           policy: policy, window: window)
     } catch {
+      storage.close()
       fail("cannot open the journal: \(NodeCredit.describe(error))")
       return
     }
-    if lastError != nil { Log.info("journal storage is back, crediting again") }
+    do { try j.commit(now: NodeCredit.now(), force: true) } catch {
+      fail("cannot write the journal: \(NodeCredit.describe(error))", closing: j)
+      return
+    }
+    journal = j
+    lastTotals = (j.ledger.receiptedTotal, j.ledger.receiptCount, j.committedTotal)
+    if lastError != nil {
+      Log.info("journal storage is back, crediting again", "receipted_bytes=\(j.ledger.receiptedTotal)")
+    }
     lastError = nil
   }
 
-  func fail(_ message: String) {
+  /// Stops crediting: logs (once per outage), closes the journal's file, schedules a reopen.
+  func fail(_ message: String, closing j: Journal<FileJournalStorage, P256Verifier>? = nil) {
     if lastError == nil { Log.error("journal storage failed: relaying without crediting", "error=\"\(Log.quote(message))\"") }
     lastError = message
+    if let j {
+      var s = j.storage
+      s.close()
+    }
     journal = nil
     nextReopen = wisp_monotonic_ns() + 10_000_000_000
   }
 
   static func describe(_ e: JournalError) -> String {
     switch e {
-    case .storage(let s): return "storage error \(s.code)"
+    case .storage(let s): return "storage error \(s.code)" + (s.code > 0 ? " (\(Errno(s.code).description))" : "")
     case .wrongNode: return "the journal belongs to another node key"
     case .failed: return "an earlier write failed"
     }
@@ -89,18 +122,35 @@ final class NodeCredit {
   func take(_ r: Receipt, _ f: UnsafeMutablePointer<Half>, _ b: UnsafeMutablePointer<Half>) {
     wisp_credit_lock()
     defer { wisp_credit_unlock() }
-    guard var j = journal else { rejected += 1; return }
+    let total = f.pointee.bytes &+ b.pointee.bytes
+    guard var j = journal else {
+      // Storage failing: credit nothing, but a valid receipt still opens the window.
+      if (f.pointee.serial == 0 || f.pointee.serial == r.serial) && r.bytes > f.pointee.receipted && r.bytes <= total
+        && r.check(node: fingerprint, verifier: P256Verifier()) == nil {
+        f.pointee.serial = r.serial
+        f.pointee.receipted = r.bytes
+        uncredited += 1
+      } else {
+        rejected += 1
+      }
+      return
+    }
     journal = nil  // exclusive while mutated (the value is written back below)
     defer { if !failed { journal = j } }
     if f.pointee.serial == 0 {
       if j.ledger.index(openSerial: r.serial) != nil { rejected += 1; return }  // serial in use by another circuit
       f.pointee.serial = r.serial
+      f.pointee.reported = 0
       j.openCircuit(client: r.client, serial: r.serial)
     } else if f.pointee.serial != r.serial {
       rejected += 1
       return
+    } else if j.ledger.index(openSerial: r.serial) == nil {
+      // Bound before the journal was reopened: open it in the recovered ledger, which
+      // counts what this process relayed on it from the start.
+      j.openCircuit(client: r.client, serial: r.serial)
+      f.pointee.reported = j.ledger.index(openSerial: r.serial).map { j.ledger.circuits[$0].relayed } ?? 0
     }
-    let total = f.pointee.bytes &+ b.pointee.bytes
     if total > f.pointee.reported {
       j.relayed(serial: r.serial, bytes: total - f.pointee.reported)
       f.pointee.reported = total
@@ -113,7 +163,10 @@ final class NodeCredit {
         rejected += 1
       }
     } catch {
-      fail("receipt write: \(NodeCredit.describe(error))")
+      // Accepted (the ledger took it) but its commit failed: the window still moves.
+      f.pointee.receipted = max(f.pointee.receipted, min(r.bytes, total))
+      accepted += 1
+      fail("receipt write: \(NodeCredit.describe(error))", closing: j)
     }
   }
 
@@ -133,7 +186,7 @@ final class NodeCredit {
       return
     }
     guard var j = journal else { return }
-    do { _ = try j.tick(now: NodeCredit.now()); journal = j } catch { fail("commit: \(NodeCredit.describe(error))") }
+    do { _ = try j.tick(now: NodeCredit.now()); journal = j } catch { fail("commit: \(NodeCredit.describe(error))", closing: j) }
   }
 
   /// Shutdown: commit what is buffered.
@@ -141,14 +194,16 @@ final class NodeCredit {
     wisp_credit_lock()
     defer { wisp_credit_unlock() }
     guard var j = journal else { return }
-    do { try j.close(now: NodeCredit.now()); journal = j } catch { fail("final commit: \(NodeCredit.describe(error))") }
+    do { try j.close(now: NodeCredit.now()); journal = j } catch { fail("final commit: \(NodeCredit.describe(error))", closing: j) }
   }
 
-  /// (receipted bytes, receipts held, committed bytes)
+  /// (receipted bytes, receipts held, committed bytes); while the storage fails, the
+  /// figures of the last working journal.
   func totals() -> (receipted: UInt64, receipts: Int, committed: UInt64) {
     wisp_credit_lock()
     defer { wisp_credit_unlock() }
-    guard let j = journal else { return (0, 0, 0) }
-    return (j.ledger.receiptedTotal, j.ledger.receiptCount, j.committedTotal)
+    guard let j = journal else { return lastTotals }
+    lastTotals = (j.ledger.receiptedTotal, j.ledger.receiptCount, j.committedTotal)
+    return lastTotals
   }
 }

@@ -386,6 +386,7 @@ busy=$(ps -eo pcpu=,comm= --sort=-pcpu 2>/dev/null |
   awk '$1 >= 15 && $2 !~ /^(gen|sink|baseline_relay|socat|wisp|taskset|ps|awk)$/ { printf "%s %s%%, ", $2, $1 }')
 [ -n "$busy" ] && notes+=("other busy processes (lifetime CPU): ${busy%, } — figures are lower and noisier than on an idle machine")
 
+while read -r _ n v u; do put "$n" "$v" "$u"; done < <("$root/Tests/Bench/journal-wear.sh" 2>/dev/null | tee /dev/stderr | grep "^bench journal_" || echo "bench journal_bytes_per_hour")
 # ---------------------------------------------------------------- report
 v() { local x=${fig[$1]:-}; echo "${x:-n/a}"; }
 kpps() { local x=${fig[$1]:-}; [ -n "$x" ] && awk -v p="$x" 'BEGIN { printf "%.0f", p / 1000 }' || echo n/a; }

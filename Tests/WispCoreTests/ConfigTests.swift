@@ -40,7 +40,7 @@ import Testing
   }
 
   @Test func everyDocumentedKeyIsKnown() {
-    #expect(ConfigFile.keys.count == 25)
+    #expect(ConfigFile.keys.count == 26)
   }
 
   @Test func exitsList() throws {

@@ -35,8 +35,10 @@ import WispCore
     let (disk, rs) = try Self.smallJournal()
     let scan = JournalScan.scan(disk.durable, node: testNode, verifier: FakeVerifier())
     #expect(scan.stop == nil)
-    #expect(scan.validRecords == 5)       // header, 3 receipts, commit
-    #expect(scan.receiptRecords == 3 && scan.commits == 1)
+    // header, 2 receipts, commit: serial 1's first receipt was superseded before the
+    // commit, so only its latest (30) reached the disk.
+    #expect(scan.validRecords == 4)
+    #expect(scan.receiptRecords == 2 && scan.commits == 1)
     #expect(scan.ledger.receiptedTotal == 50)
     #expect(scan.ledger.latestReceipts == [rs[2], rs[1]])
     #expect(scan.lastCommit == JournalCommit(sequence: 1, epoch: 102, total: 50, receipts: 2))
@@ -106,9 +108,14 @@ import WispCore
     #expect(disk.syncs == syncsAtStart + 1)
     _ = try j.record(receipt(1, serial: 1, bytes: 1100), now: 92, live: false)  // 1000 un-synced: commit now
     #expect(disk.syncs == syncsAtStart + 2 && j.committedTotal == 1100 && j.unsyncedCredit == 0)
-    _ = try j.record(receipt(2, serial: 2, bytes: 5), now: 93, live: false)
-    try j.close(now: 94)
-    #expect(disk.syncs == syncsAtStart + 3 && j.committedTotal == 1105)
+    // Over the threshold again, but within earlyGap (15 s) of that commit: it waits.
+    _ = try j.record(receipt(1, serial: 1, bytes: 2200), now: 93, live: false)
+    #expect(disk.syncs == syncsAtStart + 2 && j.unsyncedCredit == 1100)
+    #expect(try j.tick(now: 106) == false)
+    #expect(try j.tick(now: 107) == true && j.committedTotal == 2200)
+    _ = try j.record(receipt(2, serial: 2, bytes: 5), now: 108, live: false)
+    try j.close(now: 109)
+    #expect(disk.syncs == syncsAtStart + 4 && j.committedTotal == 2205)
   }
 
   @Test func compactionKeepsLatestPerCircuit() throws {
