@@ -139,6 +139,8 @@ wisp_has() { [ $wisp_ok = 1 ] && grep -q -- "$1" <<<"$run_help"; }
 #            use both CPUs), --dur S (seconds of traffic instead of BENCH_DURATION)
 # Sets: r_pps r_gbps (sink-measured; empty = n/a), r_offered (generator's packets/s),
 # r_rss (kB), r_allocs, r_note.
+relay_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
 run_relay() {
   local kind=$1 size=$2; shift 2
   local circuits=1 gso= shards= sockets=1 alloc=0 rss=0 both=0 dur=$DUR gengso=()
@@ -156,7 +158,7 @@ run_relay() {
     esac
     shift
   done
-  r_pps= r_gbps= r_rss= r_allocs= r_note= r_offered=
+  r_pps= r_gbps= r_rss= r_allocs= r_note= r_offered= r_core=
   local sp rp gp sport rport life=$((dur + 12))
   local pin=("${pin_relay[@]}"); [ $both = 1 ] && pin=("${pin_both[@]}")
   new_port; sport=$port
@@ -207,10 +209,17 @@ run_relay() {
   "${pin_load[@]}" "$build/gen" "${mode[@]}" "${gengso[@]}" --port "$rport" --size "$size" --duration "$dur" \
     --batch 32 --count 100000000 >"$log.gen" 2>"$log.generr" &
   gp=$!; pids+=($gp)
+  # The relay's CPU time (user + system, /proc/PID/stat fields 14-15) while the generator
+  # runs: packets per relay CPU-second measure the relay even when the generator, not the
+  # relay, sets the pace. Loopback delivery to the sink runs in the sender's context, so
+  # every relay is charged the same kernel work for it.
+  local cpu0 cpu1
+  cpu0=$(relay_ticks "$rp")
   if [ $alloc = 1 ]; then
     alloc_bracket "$gp" "$rp" "$sp" "$log"
   fi
   await "$gp" $((dur + 12))
+  cpu1=$(relay_ticks "$rp")
   if [ $rss = 1 ] && kill -0 "$rp" 2>/dev/null; then
     # VmHWM: the peak resident set, read while the relay still runs.
     r_rss=$(awk '/^VmHWM:/ {print $2}' "/proc/$rp/status" 2>/dev/null)
@@ -230,6 +239,8 @@ run_relay() {
   # sink packets N bytes B seconds T pps X gbps Y creates C other O
   if [ -n "$line" ] && [ "$3" -gt 0 ]; then
     r_pps=$9 r_gbps=${11}
+    r_core=$(awk -v n="$3" -v a="$cpu0" -v b="$cpu1" -v hz="$(getconf CLK_TCK)" \
+      'BEGIN { if (b > a) printf "%.0f", n / ((b - a) / hz) }')
   else
     r_note+=" sink got no DATA"
     return 1
@@ -283,7 +294,7 @@ echo "wisp bench: $DUR s per run, $pin_note, sizes $SIZES" >&2
 # of each counts (other jobs on a shared machine only ever make a run slower). A run where
 # the relay forwarded nearly all the generator offered was limited by the generator, not
 # the relay: its figure is a lower bound and a note says so.
-declare -A best_pps best_gbps best_off
+declare -A best_pps best_gbps best_off best_core
 for size in $SIZES; do
   for ((round = 1; round <= REPEAT; round++)); do
     for kind in wisp baseline socat; do
@@ -291,7 +302,7 @@ for size in $SIZES; do
       echo "bench: $kind, $size-byte payloads, run $round/$REPEAT ..." >&2
       if run_relay $kind "$size"; then
         if awk -v a="$r_pps" -v b="${best_pps[$kind]:-0}" 'BEGIN { exit !(a > b) }'; then
-          best_pps[$kind]=$r_pps best_gbps[$kind]=$r_gbps best_off[$kind]=$r_offered
+          best_pps[$kind]=$r_pps best_gbps[$kind]=$r_gbps best_off[$kind]=$r_offered best_core[$kind]=$r_core
         fi
       else
         notes+=("$kind $size run $round: $r_note")
@@ -301,14 +312,17 @@ for size in $SIZES; do
   for kind in wisp baseline socat; do
     put relay_pps_${kind}_$size "${best_pps[$kind]:-}" pps
     put relay_gbps_${kind}_$size "${best_gbps[$kind]:-}" Gbit/s
+    put relay_pps_per_core_${kind}_$size "${best_core[$kind]:-}" pps/cpu-s
     if [ -n "${best_pps[$kind]:-}" ] &&
        awk -v a="${best_pps[$kind]}" -v o="${best_off[$kind]}" 'BEGIN { exit !(a >= 0.95 * o) }'; then
       notes+=("$kind $size: forwarded ≥95% of the offered ${best_off[$kind]} pps — generator-limited, a lower bound")
     fi
   done
-  unset best_pps best_gbps best_off; declare -A best_pps best_gbps best_off
+  unset best_pps best_gbps best_off best_core; declare -A best_pps best_gbps best_off best_core best_core
   put relay_ratio_baseline_$size "$(ratio "${fig[relay_pps_wisp_$size]}" "${fig[relay_pps_baseline_$size]}")" x
   put relay_ratio_socat_$size "$(ratio "${fig[relay_pps_wisp_$size]}" "${fig[relay_pps_socat_$size]}")" x
+  put relay_ratio_baseline_per_core_$size "$(ratio "${fig[relay_pps_per_core_wisp_$size]}" "${fig[relay_pps_per_core_baseline_$size]}")" x
+  put relay_ratio_socat_per_core_$size "$(ratio "${fig[relay_pps_per_core_wisp_$size]}" "${fig[relay_pps_per_core_socat_$size]}")" x
 done
 
 alloc_detail=
@@ -413,6 +427,14 @@ for size in $SIZES; do
     "$(kpps relay_pps_baseline_$size)" "$(v relay_gbps_baseline_$size)" \
     "$(kpps relay_pps_socat_$size)" "$(v relay_gbps_socat_$size)" \
     "$(v relay_ratio_baseline_$size)" "$(v relay_ratio_socat_$size)"
+done
+echo
+echo "the same runs per relay CPU-second (user + system time of the relay process; packets/s one core sustains)"
+printf '%-8s | %-14s | %-14s | %-14s | %-9s | %-9s\n' payload "wisp kpps/core" "base kpps/core" "socat kpps/core" wisp/base wisp/socat
+for size in $SIZES; do
+  printf '%-8s | %14s | %14s | %14s | %9s | %9s\n' "$size B" \
+    "$(kpps relay_pps_per_core_wisp_$size)" "$(kpps relay_pps_per_core_baseline_$size)" "$(kpps relay_pps_per_core_socat_$size)" \
+    "$(v relay_ratio_baseline_per_core_$size)" "$(v relay_ratio_socat_per_core_$size)"
 done
 echo
 printf '%-34s %s\n' "wisp allocations per packet" "$(v allocs_per_packet)" \
