@@ -49,14 +49,12 @@ enum ClientCommand {
       }
       if keys.count != relays.count { return usage("'--keys' needs one fingerprint per relay in '--via'") }
     }
-    func number(_ name: StaticString, _ dflt: UInt64, _ lo: UInt64, _ hi: UInt64) -> UInt64? {
-      guard let t = inv.value(name) else { return dflt }
-      guard let n = parseDecimal(t), n >= lo, n <= hi else { return nil }
-      return n
+    let traffic: TrafficOptions
+    switch TrafficOptions.parse(inv) {
+    case .success(let t): traffic = t
+    case .failure(let e): return usage(e.message)
     }
-    guard let seconds = number("--seconds", 10, 1, 86_400) else { return usage("'--seconds' must be 1-86400") }
-    guard let size = number("--size", 1200, 16, UInt64(Wire.maxBody)) else { return usage("'--size' must be 16-\(Wire.maxBody)") }
-    guard let kbit = number("--rate-kbit", 8000, 8, 10_000_000) else { return usage("'--rate-kbit' must be 8-10000000") }
+    let (seconds, size, kbit) = (traffic.seconds, traffic.size, traffic.kbit)
     wisp_ignore_sigpipe()
     let sigfd = wisp_signalfd()
     guard let client = try? CircuitClient() else { Console.err("wisp: cannot open a UDP socket"); return 1 }
@@ -89,9 +87,7 @@ enum ClientCommand {
       return usage("'wisp client' needs --exit ADDR:PORT (the UDP service behind the last relay)")
     }
     func number(_ name: StaticString, _ dflt: UInt64, _ lo: UInt64, _ hi: UInt64) -> UInt64? {
-      guard let t = inv.value(name) else { return dflt }
-      guard let n = parseDecimal(t), n >= lo, n <= hi else { return nil }
-      return n
+      ClientCommand.number(inv, name, dflt, lo, hi)
     }
     guard let hops = number("--hops", UInt64(min(3, peers.count)), 1, UInt64(Wire.maxHops)) else {
       return usage("'--hops' must be 1-\(Wire.maxHops)")
@@ -103,9 +99,12 @@ enum ClientCommand {
       exitVia = i
     }
     guard let silenceMs = number("--silence-ms", 1500, 100, 60_000) else { return usage("'--silence-ms' must be 100-60000") }
-    guard let seconds = number("--seconds", 10, 1, 86_400) else { return usage("'--seconds' must be 1-86400") }
-    guard let size = number("--size", 1200, 16, UInt64(Wire.maxBody)) else { return usage("'--size' must be 16-\(Wire.maxBody)") }
-    guard let kbit = number("--rate-kbit", 8000, 8, 10_000_000) else { return usage("'--rate-kbit' must be 8-10000000") }
+    let traffic: TrafficOptions
+    switch TrafficOptions.parse(inv) {
+    case .success(let t): traffic = t
+    case .failure(let e): return usage(e.message)
+    }
+    let (seconds, size, kbit) = (traffic.seconds, traffic.size, traffic.kbit)
     wisp_ignore_sigpipe()
     let sigfd = wisp_signalfd()
     guard let client = try? CircuitClient() else { Console.err("wisp: cannot open a UDP socket"); return 1 }
@@ -133,6 +132,13 @@ enum ClientCommand {
     return 0
   }
 
+  /// An option's whole-number value, `dflt` when absent, nil when out of [lo, hi].
+  static func number(_ inv: Invocation, _ name: StaticString, _ dflt: UInt64, _ lo: UInt64, _ hi: UInt64) -> UInt64? {
+    guard let t = inv.value(name) else { return dflt }
+    guard let n = parseDecimal(t), n >= lo, n <= hi else { return nil }
+    return n
+  }
+
   static func refuseText(_ r: UInt8) -> String {
     switch RefuseReason(rawValue: r) {
     case .tableFull: return "circuit table full"
@@ -144,6 +150,26 @@ enum ClientCommand {
     case .unreachable: return "next hop unreachable"
     case .none: return "unknown"
     }
+  }
+}
+
+/// `--seconds`, `--size`, `--rate-kbit`: what both client modes send.
+struct TrafficOptions {
+  var seconds: UInt64
+  var size: UInt64
+  var kbit: UInt64
+
+  struct Bad: Error { let message: String }
+
+  static func parse(_ inv: Invocation) -> Result<TrafficOptions, Bad> {
+    guard let seconds = ClientCommand.number(inv, "--seconds", 10, 1, 86_400) else { return .failure(Bad(message: "'--seconds' must be 1-86400")) }
+    guard let size = ClientCommand.number(inv, "--size", 1200, 16, UInt64(Wire.maxBody)) else {
+      return .failure(Bad(message: "'--size' must be 16-\(Wire.maxBody)"))
+    }
+    guard let kbit = ClientCommand.number(inv, "--rate-kbit", 8000, 8, 10_000_000) else {
+      return .failure(Bad(message: "'--rate-kbit' must be 8-10000000"))
+    }
+    return .success(TrafficOptions(seconds: seconds, size: size, kbit: kbit))
   }
 }
 
