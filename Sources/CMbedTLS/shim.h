@@ -96,3 +96,33 @@ static inline int wisp_p256_verify(const unsigned char *pub, size_t publen, cons
   mbedtls_ecdsa_free(&ctx);
   return r;
 }
+
+// --- End-to-end sealing between a client and an exit (WispTLS/ExitSealer.swift) ---
+#include <mbedtls/ecdh.h>
+#include <mbedtls/hkdf.h>
+
+/// ECDH on P-256: the private key (PEM with NUL, or DER) with a peer's 65-byte point;
+/// writes the 32-byte shared secret. 0 or an mbedTLS error.
+static inline int wisp_p256_ecdh(const unsigned char *key, size_t keylen, const unsigned char peer[65],
+                                 unsigned char out[32]) {
+  mbedtls_entropy_context ent; mbedtls_ctr_drbg_context drbg; mbedtls_pk_context pk;
+  mbedtls_ecp_point q; mbedtls_mpi z;
+  mbedtls_entropy_init(&ent); mbedtls_ctr_drbg_init(&drbg); mbedtls_pk_init(&pk);
+  mbedtls_ecp_point_init(&q); mbedtls_mpi_init(&z);
+  int r = wisp_p256_parse(&pk, key, keylen);
+  if (r == 0) r = wisp_drbg_seed(&ent, &drbg);
+  mbedtls_ecp_keypair *ec = r == 0 ? mbedtls_pk_ec(pk) : NULL;
+  if (r == 0) r = mbedtls_ecp_point_read_binary(&ec->grp, &q, peer, 65);
+  if (r == 0) r = mbedtls_ecp_check_pubkey(&ec->grp, &q);
+  if (r == 0) r = mbedtls_ecdh_compute_shared(&ec->grp, &z, &q, &ec->d, mbedtls_ctr_drbg_random, &drbg);
+  if (r == 0) r = mbedtls_mpi_write_binary(&z, out, 32);
+  mbedtls_mpi_free(&z); mbedtls_ecp_point_free(&q);
+  mbedtls_pk_free(&pk); mbedtls_ctr_drbg_free(&drbg); mbedtls_entropy_free(&ent);
+  return r;
+}
+
+/// HKDF-SHA256 (RFC 5869) without salt.
+static inline int wisp_hkdf_sha256(const unsigned char *ikm, size_t ikmlen, const unsigned char *info, size_t infolen,
+                                   unsigned char *out, size_t outlen) {
+  return mbedtls_hkdf(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), NULL, 0, ikm, ikmlen, info, infolen, out, outlen);
+}

@@ -17,6 +17,8 @@ public enum Wire {
   public static let maxHops = 3                         // nested hops in one CREATE
   public static let pingMin = 8                         // PING/PONG body bounds
   public static let pingMax = 64
+  public static let pointSize = 65                      // uncompressed P-256 public point
+  public static let sealOverhead = 8 + 16               // counter before, tag after a sealed payload
 }
 
 /// Frame types (WIRE-PROTOCOL.md, "Frame types").
@@ -35,6 +37,9 @@ public enum FrameType: UInt8 {
 public enum HopKind: UInt8 {
   case extend = 1
   case exit = 2
+  /// An exit whose DATA payloads are sealed end to end between client and exit:
+  /// `rest` is the client's ephemeral P-256 public point (65 bytes).
+  case sealedExit = 3
 }
 
 /// REFUSED reasons.

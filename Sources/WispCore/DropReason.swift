@@ -23,6 +23,7 @@ public enum DropReason: Int, CaseIterable, Error {
   case exitNotAllowed       // exit to a destination the policy forbids (security)
   case unexpectedReply      // CREATED/REFUSED nobody asked for (security)
   case unpaid               // circuit ran its credit window beyond its last receipt
+  case badSeal              // a sealed payload that does not open, or a replayed one (security)
 
   /// Name used in status, metrics and logs.
   public var name: StaticString {
@@ -48,10 +49,11 @@ public enum DropReason: Int, CaseIterable, Error {
     case .exitNotAllowed: return "exit_not_allowed"
     case .unexpectedReply: return "unexpected_reply"
     case .unpaid: return "unpaid"
+    case .badSeal: return "bad_seal"
     }
   }
 
-  public static let count = 21
+  public static let count = 22
 }
 
 /// Fixed-size drop counters, indexed by reason; no allocation after init.

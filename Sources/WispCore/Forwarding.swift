@@ -14,6 +14,20 @@
 // Nothing here allocates: every table is fixed-capacity and every output is
 // written over the input.
 
+/// End-to-end sealing at an exit (implemented with mbedTLS in WispTLS). One state per
+/// permitted exit destination, indexed like `Forwarder.exits`.
+public protocol ExitCipher: AnyObject {
+  /// A sealed circuit to exit `slot`: derive keys from the client's ephemeral point and
+  /// write this node's public point (65 bytes) to `exitKeyOut`. False refuses the circuit.
+  func accept(slot: Int, clientKey: UnsafeRawPointer, exitKeyOut: UnsafeMutableRawPointer) -> Bool
+  /// Opens a sealed DATA body (counter, ciphertext, tag) in place; returns the plaintext's
+  /// offset and length within the body, or nil if it is not authentic or is a replay.
+  func open(slot: Int, body: UnsafeMutableRawPointer, length: Int) -> (offset: Int, length: Int)?
+  /// Seals `length` bytes at `payload` in place: the counter goes in the 8 bytes before it,
+  /// the tag in the 16 after. Returns the sealed length (`length + Wire.sealOverhead`).
+  func seal(slot: Int, payload: UnsafeMutableRawPointer, length: Int) -> Int
+}
+
 /// What to do with a handled datagram.
 public enum Verdict: Equatable {
   /// Send `length` bytes starting `offset` bytes from the datagram's start
@@ -68,8 +82,11 @@ public final class Forwarder<R: RandomSource> {
   /// Takes a receipt addressed to this node for the circuit whose forward half is given;
   /// the taker verifies it, records it and updates the half's credit fields.
   public var onReceipt: ((Receipt, UnsafeMutablePointer<Half>, UnsafeMutablePointer<Half>) -> Void)?
-  /// Exit destinations the policy allows, and the circuit (backward half) each one currently serves.
-  public private(set) var exits: [(endpoint: Endpoint, half: Int32)]
+  /// Seals and opens payloads of circuits that asked for a sealed exit (nil: refused).
+  public var exitCipher: ExitCipher? = nil
+  /// Exit destinations the policy allows, the circuit (backward half) each one currently
+  /// serves, and whether that circuit's payloads are sealed end to end.
+  public private(set) var exits: [(endpoint: Endpoint, half: Int32, sealed: Bool)]
 
   public init(circuits: Int, local: Endpoint, limits: Limits, allowedExits: [Endpoint], random: R,
               nowEpoch: Int64, shard: Int = 0, shardBits: Int = 0) {
@@ -80,7 +97,7 @@ public final class Forwarder<R: RandomSource> {
     nodeBucket = TokenBucket(mbit: limits.nodeMbit)
     circuitRate = TokenRate(mbit: limits.circuitMbit)
     quota = Quota(limitBytes: limits.quotaBytes, resetDay: limits.quotaResetDay, nowEpoch: nowEpoch)
-    exits = allowedExits.map { (endpoint: $0, half: -1) }
+    exits = allowedExits.map { (endpoint: $0, half: -1, sealed: false) }
   }
 
   /// Applies new rate limits (SIGHUP); the quota's usage is kept.
@@ -97,10 +114,9 @@ public final class Forwarder<R: RandomSource> {
 
   /// Replaces the exit policy (SIGHUP). Destinations that stay keep their circuit.
   public func setExits(_ allowed: [Endpoint]) {
-    var next: [(endpoint: Endpoint, half: Int32)] = []
+    var next: [(endpoint: Endpoint, half: Int32, sealed: Bool)] = []
     for e in allowed {
-      let old = exitIndex(e).map { exits[$0].half } ?? -1
-      next.append((endpoint: e, half: old))
+      if let i = exitIndex(e) { next.append(exits[i]) } else { next.append((endpoint: e, half: -1, sealed: false)) }
     }
     exits = next
   }
@@ -183,7 +199,13 @@ public final class Forwarder<R: RandomSource> {
     if let reason = admit(h, bytes: header.bodyLength, nowNs: nowNs) { return drop(reason) }
     if h.pointee.outIsExit {
       // The policy may have changed since the circuit was built (SIGHUP).
-      if exitIndex(h.pointee.outEndpoint) == nil { return drop(.exitNotAllowed) }
+      guard let x = exitIndex(h.pointee.outEndpoint) else { return drop(.exitNotAllowed) }
+      if exits[x].sealed {
+        guard let c = exitCipher, let (off, n) = c.open(slot: x, body: p + Wire.headerSize, length: header.bodyLength) else {
+          return drop(.badSeal)
+        }
+        return .send(to: h.pointee.outEndpoint, offset: Wire.headerSize + off, length: n)
+      }
       return .send(to: h.pointee.outEndpoint, offset: Wire.headerSize, length: header.bodyLength)
     }
     Frame.store32(p, 4, h.pointee.outId)
@@ -191,12 +213,24 @@ public final class Forwarder<R: RandomSource> {
   }
 
   func exitReply(_ p: UnsafeMutableRawPointer, length: Int, exit x: Int, nowNs: UInt64) -> Verdict {
+    // The buffer has Defaults.headroom (≥ 16) bytes before p and ≥ 16 after the reply.
     let hi = exits[x].half
     if hi < 0 { return drop(.unknownCircuit) }
     if length > Wire.maxBody { return drop(.oversized) }
     let h = circuits.half(Int(hi))
     if !h.pointee.inUse || !h.pointee.inIsExit { return drop(.unknownCircuit) }
-    if let reason = admit(h, bytes: length, nowNs: nowNs) { return drop(reason) }
+    let sealed = exits[x].sealed
+    if sealed && (exitCipher == nil || length + Wire.sealOverhead > Wire.maxBody) { return drop(.oversized) }
+    // Charged as it leaves: sealed replies count their counter and tag, like sealed DATA
+    // on the way out, so every hop of the circuit counts the same bytes.
+    if let reason = admit(h, bytes: sealed ? length + Wire.sealOverhead : length, nowNs: nowNs) { return drop(reason) }
+    if sealed, let c = exitCipher {
+      // Counter in the 8 bytes before the reply, tag after it, header before the counter.
+      let n = c.seal(slot: x, payload: p, length: length)
+      let start = p - 8 - Wire.headerSize
+      Frame.encodeHeader(start, type: .data, bodyLength: n, circuit: h.pointee.outId)
+      return .send(to: h.pointee.outEndpoint, offset: -(8 + Wire.headerSize), length: n + Wire.headerSize)
+    }
     Frame.encodeHeader(p - Wire.headerSize, type: .data, bodyLength: length, circuit: h.pointee.outId)
     return .send(to: h.pointee.outEndpoint, offset: -Wire.headerSize, length: length + Wire.headerSize)
   }
@@ -224,7 +258,7 @@ public final class Forwarder<R: RandomSource> {
       return refuse(p, id: id, to: from, .unreachable, count: .refusedCreate)
     }
     var exitSlot: Int? = nil
-    if hop.kind == .exit {
+    if hop.kind == .exit || hop.kind == .sealedExit {
       guard let x = exitIndex(e) else { return refuse(p, id: id, to: from, .exitNotAllowed, count: .exitNotAllowed) }
       exitSlot = x
     }
@@ -236,11 +270,26 @@ public final class Forwarder<R: RandomSource> {
     let fh = circuits.half(f)
     let bh = circuits.half(b)
     if let x = exitSlot {
+      var bodyLength = 4
+      if hop.kind == .sealedExit {
+        // The client's point follows the hop; this node's point goes back in CREATED.
+        var key = [UInt8](repeating: 0, count: Wire.pointSize)
+        let ok = key.withUnsafeMutableBytes { k in
+          exitCipher?.accept(slot: x, clientKey: body + Wire.hopSize, exitKeyOut: k.baseAddress!) ?? false
+        }
+        if !ok {
+          circuits.free(f)
+          return refuse(p, id: id, to: from, .exitNotAllowed, count: .exitNotAllowed)
+        }
+        key.withUnsafeBytes { (p + Wire.headerSize + 4).copyMemory(from: $0.baseAddress!, byteCount: Wire.pointSize) }
+        bodyLength += Wire.pointSize
+      }
       // The exit serves one circuit at a time: a newer circuit takes its replies.
       exits[x].half = Int32(b)
+      exits[x].sealed = hop.kind == .sealedExit
       fh.pointee.outIsExit = true
       bh.pointee.inIsExit = true
-      let n = Frame.encodeHeader(p, type: .created, bodyLength: 4, circuit: id)
+      let n = Frame.encodeHeader(p, type: .created, bodyLength: bodyLength, circuit: id)
       Frame.store32(p, Wire.headerSize, fh.pointee.localId)
       return .send(to: from, offset: 0, length: n)
     }
@@ -263,7 +312,8 @@ public final class Forwarder<R: RandomSource> {
     fh.pointee.pending = false
     Frame.store32(p, 4, bh.pointee.outId)
     Frame.store32(p, Wire.headerSize, fh.pointee.localId)
-    return .send(to: bh.pointee.outEndpoint, offset: 0, length: Wire.headerSize + 4)
+    // A sealed exit's point (after the id) travels back to the client untouched.
+    return .send(to: bh.pointee.outEndpoint, offset: 0, length: Wire.headerSize + header.bodyLength)
   }
 
   func refused(_ p: UnsafeMutableRawPointer, header: FrameHeader, from: Endpoint) -> Verdict {

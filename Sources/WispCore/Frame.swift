@@ -114,7 +114,7 @@ public enum Frame {
     switch type {
     case .data, .receipt: break
     case .create: if declared != 0 && declared < Wire.hopSize { return .failure(.badBody) }
-    case .created: if declared != 4 { return .failure(.badBody) }
+    case .created: if declared != 4 && declared != 4 + Wire.pointSize { return .failure(.badBody) }
     case .destroy, .refused: if declared != 1 { return .failure(.badBody) }
     case .ping, .pong:
       if declared < Wire.pingMin || declared > Wire.pingMax || circuit != 0 { return .failure(.badBody) }
@@ -154,11 +154,13 @@ extension Frame {
     let ip = load32(body, 4)
     let rest = length - Wire.hopSize
     if kind == .exit && rest != 0 { return nil }
+    if kind == .sealedExit { return rest == Wire.pointSize ? Hop(kind: kind, endpoint: Endpoint(ip: ip, port: port), restLength: rest) : nil }
     // Count nested hops: each is at least 8 bytes with kind extend except the last.
     var depth = 1
     var off = Wire.hopSize
     var k = kind
     while off < length {
+      if k == .sealedExit { return length - off == Wire.pointSize ? Hop(kind: kind, endpoint: Endpoint(ip: ip, port: port), restLength: rest) : nil }
       if k != .extend { return nil }
       guard length - off >= Wire.hopSize, let nk = HopKind(rawValue: body.load(fromByteOffset: off, as: UInt8.self)) else {
         return nil

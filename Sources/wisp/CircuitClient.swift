@@ -33,6 +33,8 @@ final class CircuitClient {
   var circuitFirstEchoNs: UInt64 = 0
   var circuitBytesBase: UInt64 = 0
   /// Round-trip times in microseconds, a ring of the latest samples.
+  /// Echoes that did not open (sealed circuits): tampered or replayed.
+  var badSeals: UInt64 = 0
   var rtts = [UInt32](repeating: 0, count: 4096)
   var rttCount = 0
   // Receipts: the client's key, each hop's fingerprint, the circuit's serial.
@@ -56,17 +58,35 @@ final class CircuitClient {
     socket.close()
   }
 
-  enum BuildError: Error { case refused(UInt8), noAnswer }
+  enum BuildError: Error { case refused(UInt8), noAnswer, exitKeyMismatch }
+
+  /// End-to-end sealing with the exit of the current circuit (nil: plain payloads).
+  var channel: SealedChannel? = nil
+  /// Whether payloads are sealed end to end.
+  var sealed: Bool { channel != nil }
 
   /// Builds a circuit through `relays` (1–3) ending at `exit`; retries on silence
   /// (`tries` CREATEs, `waitMs` for an answer to each).
-  func build(relays: [Endpoint], exit: Endpoint, tries: Int = 5, waitMs: UInt64 = 1000) throws(BuildError) {
+  /// With `exitKey` (the last relay's fingerprint) the payloads are sealed end to end: the
+  /// CREATE carries an ephemeral point, and the exit's point in CREATED must match `exitKey`.
+  func build(relays: [Endpoint], exit: Endpoint, tries: Int = 5, waitMs: UInt64 = 1000,
+             exitKey: WispCore.Fingerprint? = nil) throws(BuildError) {
     precondition(!relays.isEmpty && relays.count <= Wire.maxHops, "1-3 relays")
     first = relays[0]
+    channel = nil
     var bodyLen = 0
     let body = out + Wire.headerSize
     for r in relays.dropFirst() { bodyLen += Frame.encodeHop(body + bodyLen, kind: .extend, to: r) }
-    bodyLen += Frame.encodeHop(body + bodyLen, kind: .exit, to: exit)
+    var ephemeral: P256Signer? = nil
+    if exitKey != nil {
+      guard let e = P256Signer.generate() else { throw .noAnswer }
+      ephemeral = e
+      bodyLen += Frame.encodeHop(body + bodyLen, kind: .sealedExit, to: exit)
+      e.publicKey.withUnsafeBytes { (body + bodyLen).copyMemory(from: $0.baseAddress!, byteCount: Wire.pointSize) }
+      bodyLen += Wire.pointSize
+    } else {
+      bodyLen += Frame.encodeHop(body + bodyLen, kind: .exit, to: exit)
+    }
     var my = random.next32() | 1
     if my == 0 { my = 1 }
     let n = Frame.encodeHeader(out, type: .create, bodyLength: bodyLen, circuit: my)
@@ -78,6 +98,15 @@ final class CircuitClient {
         while let (len, _) = socket.receive(into: inbuf, capacity: 2048) {
           guard case .success(let h) = Frame.decode(inbuf, length: len), h.circuit == my else { continue }
           if h.type == .created {
+            if let expected = exitKey, let e = ephemeral {
+              // The exit's point must be the key we pinned for it, else a middle node lies.
+              guard h.bodyLength == 4 + Wire.pointSize else { throw .exitKeyMismatch }
+              let point = UnsafeRawBufferPointer(start: inbuf + Wire.headerSize + 4, count: Wire.pointSize)
+              guard P256Verifier().fingerprint(ofKey: point) == expected,
+                    let ch = SealedChannel(privateKeyPEM: e.pem, ownPoint: e.publicKey, peerPoint: point, isClient: true)
+              else { throw .exitKeyMismatch }
+              channel = ch
+            }
             backId = my
             forwardId = Frame.load32(inbuf, Wire.headerSize)
             circuitBuiltNs = Clock.nowNs()
@@ -130,11 +159,18 @@ final class CircuitClient {
 
   /// Sends message `seq` of `size` body bytes (≥ 16: sequence and send time).
   func send(seq: UInt64, size: Int) {
-    let body = out + Wire.headerSize
-    body.storeBytes(of: seq.bigEndian, as: UInt64.self)
-    body.storeBytes(of: Clock.nowNs().bigEndian, toByteOffset: 8, as: UInt64.self)
-    let n = Frame.encodeHeader(out, type: .data, bodyLength: max(size, 16), circuit: forwardId)
-    if socket.send(out, n, to: first) { sent += 1; bytesSent += UInt64(max(size, 16)) }
+    let size = max(size, 16)
+    // Sealed: the plaintext starts after the 8-byte counter.
+    let plain = out + Wire.headerSize + (channel == nil ? 0 : 8)
+    plain.storeBytes(of: seq.bigEndian, as: UInt64.self)
+    plain.storeBytes(of: Clock.nowNs().bigEndian, toByteOffset: 8, as: UInt64.self)
+    for i in 16..<size { plain.storeBytes(of: 0, toByteOffset: i, as: UInt8.self) }
+    var bodyLength = size
+    if let ch = channel {
+      bodyLength = ch.seal(payload: plain, length: min(size, Wire.maxBody - Wire.sealOverhead))
+    }
+    let n = Frame.encodeHeader(out, type: .data, bodyLength: bodyLength, circuit: forwardId)
+    if socket.send(out, n, to: first) { sent += 1; bytesSent += UInt64(bodyLength) }  // as on the wire, like echoes
   }
 
   /// Takes every echo waiting (up to `ms` of waiting for the first).
@@ -144,7 +180,11 @@ final class CircuitClient {
     while let (len, _) = socket.receive(into: inbuf, capacity: 2048) {
       guard case .success(let h) = Frame.decode(inbuf, length: len), h.type == .data, h.circuit == backId,
             h.bodyLength >= 16 else { continue }
-      let body = inbuf + Wire.headerSize
+      var body = inbuf + Wire.headerSize
+      if let ch = channel {
+        guard let (off, n) = ch.open(body: body, length: h.bodyLength), n >= 16 else { badSeals += 1; continue }
+        body += off
+      }
       let seq = UInt64(bigEndian: body.loadUnaligned(as: UInt64.self))
       let t0 = UInt64(bigEndian: body.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
       if !markSeen(seq) { duplicates += 1; continue }

@@ -62,15 +62,17 @@ enum ClientCommand {
       guard let key = P256Signer.generate() else { Console.err("wisp: cannot make a client key"); return 1 }
       client.enableReceipts(key: key, hops: keys)
     }
-    do { try client.build(relays: relays, exit: exit) } catch {
+    // With the relays' keys the payload is sealed end to end with the exit (its key is the last).
+    do { try client.build(relays: relays, exit: exit, exitKey: keys.last) } catch {
       switch error {
       case .refused(let r): Console.err("wisp: the circuit was refused (reason \(r): \(refuseText(r)))")
       case .noAnswer: Console.err("wisp: no answer from \(relays[0].text) while building the circuit")
+      case .exitKeyMismatch: Console.err("wisp: the exit's key does not match the fingerprint given in --keys")
       }
       return 1
     }
     Console.out("client: circuit through \(relays.map { $0.text }.joined(separator: " -> ")) to \(exit.text),"
-                + " \(size)-byte messages at \(kbit) kbit/s\(keys.isEmpty ? "" : ", signing receipts")")
+                + " \(size)-byte messages at \(kbit) kbit/s\(keys.isEmpty ? "" : ", signing receipts, sealed end to end with the exit")")
     let r = TrafficRun.run(client: client, seconds: seconds, size: Int(size), kbit: kbit, sigfd: sigfd) { _ in "" }
     Console.out(r.summary)
     return 0

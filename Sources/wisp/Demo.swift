@@ -64,6 +64,7 @@ enum Demo {
       fwd.creditWindow = Credits.defaultWindow
       fwd.onReceipt = { r, f, b in credit.take(r, f, b) }
       fwd.circuits.onClose = { serial in credit.closed(serial: serial) }
+      if i == 2 { fwd.exitCipher = ExitSealer(keyPEM: credit.key.pem, point: credit.key.publicKey, slots: 1) }
       guard let loop = try? RelayLoop(fd: fd, pool: PacketPool(capacity: 512), forwarder: fwd, batch: 32, gso: true,
                                       signals: false) else {
         Console.err("wisp demo: cannot start node \(names[i])")
@@ -116,13 +117,15 @@ enum Demo {
     }
     client.enableReceipts(key: clientKey, hops: credits.map { $0.fingerprint })
     do {
-      try client.build(relays: nodeEndpoints, exit: echoEndpoint)
+      // Sealed end to end with node C: A and B carry only ciphertext.
+      try client.build(relays: nodeEndpoints, exit: echoEndpoint, exitKey: credits[2].fingerprint)
     } catch {
       Console.err("wisp demo: could not build the 3-hop circuit")
       wisp_stop_request()
       return 1
     }
     Console.out("  circuit built through A, B and C; sending 1200-byte messages, about 8 Mbit/s;")
+    Console.out("  payloads sealed end to end between the client and C (A and B carry ciphertext);")
     Console.out("  the client signs a receipt for each node every 512 KB (credit window: 4 MB)")
     Console.out("")
 

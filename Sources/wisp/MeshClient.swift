@@ -191,7 +191,9 @@ final class MeshClient {
       }
       attempts += 1
       do {
-        try client.build(relays: next.path.map { peers[$0].endpoint }, exit: exit, tries: tries, waitMs: waitMs)
+        // Sealed end to end when the exit relay's key is known.
+        try client.build(relays: next.path.map { peers[$0].endpoint }, exit: exit, tries: tries, waitMs: waitMs,
+                         exitKey: peers[next.path[next.path.count - 1]].key)
         path = next.path
         if client.signer != nil { client.newReceiptCircuit(hops: path.compactMap { peers[$0].key }) }
         return true
@@ -202,6 +204,8 @@ final class MeshClient {
           if r == RefuseReason.exitNotAllowed.rawValue && exitVia == nil { peers[next.path[next.path.count - 1]].noExit = true }
         case .noAnswer:
           Console.out("client: no answer through \(pathText(next.path))")
+        case .exitKeyMismatch:
+          Console.out("client: \(pathText(next.path)): the exit's key does not match its pinned fingerprint")
         }
         failed.append(next.path)
       }

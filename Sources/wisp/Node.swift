@@ -8,6 +8,7 @@
 import CPosix
 import WispCore
 import WispOS
+import WispTLS
 
 final class Node {
   let config: RunConfig
@@ -73,6 +74,10 @@ final class Node {
         fwd.creditWindow = config.creditWindow
         fwd.onReceipt = { r, f, b in credit.take(r, f, b) }
         fwd.circuits.onClose = { serial in credit.closed(serial: serial) }
+        if !config.exits.isEmpty {
+          // Sealed exits: ECDH with this node's key; room for exits added by SIGHUP.
+          fwd.exitCipher = ExitSealer(keyPEM: credit.key.pem, point: credit.key.publicKey, slots: max(config.exits.count, 16))
+        }
       }
       do {
         let loop = try RelayLoop(fd: fd, pool: pool, forwarder: fwd, batch: config.batch, gso: config.gso,

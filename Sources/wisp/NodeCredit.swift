@@ -24,6 +24,8 @@ final class NodeCredit {
   let window: UInt64
   let policy: CommitPolicy
   let fingerprint: WispCore.Fingerprint
+  /// The node's identity key (receipts name it; sealed exits use it for ECDH).
+  let key: P256Signer
   var journal: Journal<FileJournalStorage, P256Verifier>?
   var lastError: String? = nil
   var nextReopen: UInt64 = 0
@@ -34,7 +36,8 @@ final class NodeCredit {
   /// The totals as last seen with a working journal (what status shows while failed).
   var lastTotals: (receipted: UInt64, receipts: Int, committed: UInt64) = (0, 0, 0)
 
-  private init(directory: String, window: UInt64, policy: CommitPolicy, fingerprint: WispCore.Fingerprint) {
+  private init(directory: String, window: UInt64, policy: CommitPolicy, key: P256Signer, fingerprint: WispCore.Fingerprint) {
+    self.key = key
     self.directory = directory
     self.window = window
     self.policy = policy
@@ -56,7 +59,7 @@ final class NodeCredit {
     policy.interval = commitInterval
     policy.earlyGap = commitInterval / 2
     if commitInterval == 0 { policy.threshold = 0 }  // every accepted receipt commits
-    let c = NodeCredit(directory: directory, window: window, policy: policy,
+    let c = NodeCredit(directory: directory, window: window, policy: policy, key: key,
                        fingerprint: P256Verifier().fingerprint(ofKey: key.publicKey))
     c.reopen()
     if let j = c.journal {

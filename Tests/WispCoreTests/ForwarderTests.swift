@@ -240,3 +240,77 @@ func node(_ local: Endpoint, exits: [Endpoint] = [], limits: Limits = Limits(), 
     #expect(a.traffic.forwardedBytes == 0)   // receipts are not charged as payload
   }
 }
+
+/// A stand-in cipher: "seals" by XOR with 0x5A, counter and tag as markers.
+final class XorCipher: ExitCipher {
+  var accepted: [Int] = []
+  func accept(slot: Int, clientKey: UnsafeRawPointer, exitKeyOut: UnsafeMutableRawPointer) -> Bool {
+    accepted.append(slot)
+    exitKeyOut.initializeMemory(as: UInt8.self, repeating: 0xEE, count: Wire.pointSize)
+    return clientKey.load(as: UInt8.self) == 4
+  }
+  func open(slot: Int, body: UnsafeMutableRawPointer, length: Int) -> (offset: Int, length: Int)? {
+    if length < Wire.sealOverhead || body.load(fromByteOffset: length - 1, as: UInt8.self) != 0x7A { return nil }
+    for i in 8..<(length - 16) { body.storeBytes(of: body.load(fromByteOffset: i, as: UInt8.self) ^ 0x5A, toByteOffset: i, as: UInt8.self) }
+    return (8, length - Wire.sealOverhead)
+  }
+  func seal(slot: Int, payload: UnsafeMutableRawPointer, length: Int) -> Int {
+    for i in 0..<length { payload.storeBytes(of: payload.load(fromByteOffset: i, as: UInt8.self) ^ 0x5A, toByteOffset: i, as: UInt8.self) }
+    (payload - 8).initializeMemory(as: UInt8.self, repeating: 1, count: 8)
+    (payload + length).initializeMemory(as: UInt8.self, repeating: 0x7A, count: 16)
+    return length + Wire.sealOverhead
+  }
+}
+
+@Suite struct SealedExitTests {
+  @Test func sealedCircuitThroughAMiddleNode() {
+    let a = node(nodeA)
+    let b = node(nodeB, exits: [service])
+    let cipher = XorCipher()
+    b.exitCipher = cipher
+    let point: [UInt8] = [4] + [UInt8](repeating: 9, count: 64)
+    var sealedHop = hopBytes(3, service)
+    sealedHop += point
+    // client → A (extend to B) → B (sealed exit)
+    let (_, o1) = Datagram(bytes(2, 0xC1, hopBytes(1, nodeB) + sealedHop)).handle(a, from: client)
+    #expect(o1.count == 8 + 8 + 65)
+    let (v2, o2) = Datagram(o1).handle(b, from: nodeA)
+    guard case .send(_, _, let n2) = v2 else { Issue.record("B refused the sealed exit"); return }
+    #expect(n2 == 8 + 4 + 65 && Array(o2[12...]) == [UInt8](repeating: 0xEE, count: 65))
+    #expect(cipher.accepted == [0])
+    // A passes the exit's point back to the client untouched.
+    let (v3, o3) = Datagram(o2).handle(a, from: nodeB)
+    #expect(v3 == .send(to: client, offset: 0, length: 8 + 4 + 65))
+    #expect(Array(o3[12...]) == [UInt8](repeating: 0xEE, count: 65))
+    let fwd = u32(o3, 8)
+    // Sealed DATA: counter, "ciphertext" (hello ^ 0x5A), tag; A forwards it as is, B opens it.
+    let ct = Array("hello".utf8).map { $0 ^ 0x5A }
+    let sealedBody = [UInt8](repeating: 1, count: 8) + ct + [UInt8](repeating: 0x7A, count: 16)
+    let (_, o4) = Datagram(bytes(1, fwd, sealedBody)).handle(a, from: client)
+    #expect(Array(o4[8...]) == sealedBody)   // the middle node carries ciphertext only
+    let (v5, o5) = Datagram(o4).handle(b, from: nodeA)
+    #expect(v5 == .send(to: service, offset: 16, length: 5))
+    #expect(o5 == Array("hello".utf8))
+    // The reply is sealed at B: header, counter, ciphertext, tag; charged as it leaves.
+    let (v6, o6) = Datagram(Array("world".utf8)).handle(b, from: service)
+    #expect(v6 == .send(to: nodeA, offset: -16, length: 8 + 5 + 24))
+    #expect(Array(o6[16..<21]) == Array("world".utf8).map { $0 ^ 0x5A })
+    #expect(b.traffic.forwardedBytes == UInt64(sealedBody.count + 5 + 24))
+    // A body that does not open is dropped and counted.
+    let bad = [UInt8](repeating: 1, count: 8) + ct + [UInt8](repeating: 0, count: 16)
+    let (_, o7) = Datagram(bytes(1, fwd, bad)).handle(a, from: client)
+    #expect(Datagram(o7).handle(b, from: nodeA).0 == .drop(.badSeal))
+  }
+
+  @Test func sealedExitRefusedWithoutCipherOrBadPoint() {
+    let b = node(nodeB, exits: [service])
+    var hop = hopBytes(3, service)
+    hop += [UInt8](repeating: 9, count: 65)   // not an uncompressed point: the cipher refuses
+    let (_, o) = Datagram(bytes(2, 0x77, hop)).handle(b, from: nodeA)
+    #expect(o[1] == 8 && o[8] == 3)
+    b.exitCipher = XorCipher()
+    let (_, o2) = Datagram(bytes(2, 0x78, hop)).handle(b, from: nodeA)
+    #expect(o2[1] == 8 && o2[8] == 3 && b.circuits.circuitsInUse == 0)
+    #expect(Datagram(bytes(2, 0x79, hopBytes(3, service) + [4, 1])).handle(b, from: nodeA).1[8] == 6)  // short point: malformed
+  }
+}
