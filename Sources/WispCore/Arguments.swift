@@ -98,6 +98,7 @@ public enum Arguments {
                   OptionSpec("--quota-gb", "N", "monthly quota in GB (0 = none)"),
                   OptionSpec("--quota-reset-day", "D", "day of month the quota resets (1-28)"),
                   OptionSpec("--exit", "ADDR:PORT", "allow exit traffic to this UDP destination (repeatable)"),
+                  OptionSpec("--peer", "NAME=ADDR:PORT", "a neighbour node to probe for RTT (repeatable)"),
                   OptionSpec("--gso", "on|off", "use UDP GSO/GRO where the kernel has it (default on)"),
                   OptionSpec("--shards", "N", "event loops on SO_REUSEPORT sockets (default: one per core; 1 for an exit)"),
                   OptionSpec("--idle-timeout", "SECONDS", "remove circuits idle this long (default 120)"),

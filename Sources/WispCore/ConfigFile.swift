@@ -17,7 +17,7 @@ public enum ConfigFile {
     "name", "listen", "board", "state_dir", "status_socket", "metrics", "pool", "circuits", "batch", "shards",
     "gso", "rate_mbit", "circuit_rate_mbit", "quota_gb", "quota_reset_day", "exits", "idle_timeout",
     "stats_interval", "watchdog", "led_chip", "led_status", "led_activity", "led_error", "led_active_low",
-    "credit_window", "commit_interval",
+    "credit_window", "peers", "commit_interval",
   ]
 
   /// Applies the file's settings over `base` (which carries board defaults).
@@ -75,6 +75,16 @@ public enum ConfigFile {
             let t = String(decoding: KeyValueFile.trim(Array(part)), as: UTF8.self)
             guard let e = Endpoint(t) else { throw fail("'exits' must be none or ADDR:PORT, ADDR:PORT, ...; '\(t)' is not") }
             c.exits.append(e)
+          }
+        }
+      }
+      else if k.is("peers") {
+        c.peers = []
+        if !v.is("none") {
+          for part in v.utf8.split(separator: 44) {  // ','
+            let t = String(decoding: KeyValueFile.trim(Array(part)), as: UTF8.self)
+            guard let p = RunConfig.parsePeer(t) else { throw fail("'peers' must be none or NAME=ADDR:PORT, ...; '\(t)' is not") }
+            c.peers.append(p)
           }
         }
       }

@@ -82,6 +82,8 @@ public final class Forwarder<R: RandomSource> {
   /// Takes a receipt addressed to this node for the circuit whose forward half is given;
   /// the taker verifies it, records it and updates the half's credit fields.
   public var onReceipt: ((Receipt, UnsafeMutablePointer<Half>, UnsafeMutablePointer<Half>) -> Void)?
+  /// Told of every PONG: who answered and the 8-byte token its PING carried.
+  public var onPong: ((Endpoint, UInt64) -> Void)?
   /// Seals and opens payloads of circuits that asked for a sealed exit (nil: refused).
   public var exitCipher: ExitCipher? = nil
   /// Exit destinations the policy allows, the circuit (backward half) each one currently
@@ -159,6 +161,7 @@ public final class Forwarder<R: RandomSource> {
       return .send(to: from, offset: 0, length: length)
     case .pong:
       traffic.pongs &+= 1
+      onPong?(from, UInt64(bigEndian: (p + Wire.headerSize).loadUnaligned(as: UInt64.self)))
       return .consumed
     case .receipt: return receipt(p, header: header, from: from)
     }

@@ -26,11 +26,24 @@ public struct RunConfig {
   public var creditWindow: UInt64 = Credits.defaultWindow
   /// Seconds between group commits of the credit journal (0: commit every receipt).
   public var commitIntervalSec: UInt64 = Credits.defaultCommitInterval
+  /// Neighbour nodes this node probes (PING/PONG RTT, shown in status).
+  public var peers: [(name: String, endpoint: Endpoint)] = []
   /// The config file in use, for SIGHUP.
   public var configPath: String? = nil
   public var durationSec: UInt64 = 0
 
   public init() {}
+
+  /// "NAME=ADDR:PORT" → (name, endpoint); names are [A-Za-z0-9_.-]{1,32}.
+  public static func parsePeer(_ text: String) -> (name: String, endpoint: Endpoint)? {
+    let parts = text.utf8.split(separator: 61, maxSplits: 1, omittingEmptySubsequences: false)  // '='
+    guard parts.count == 2, parts[0].count >= 1, parts[0].count <= 32 else { return nil }
+    for b in parts[0] where !((b >= 48 && b <= 57) || (b >= 65 && b <= 90) || (b >= 97 && b <= 122) || b == 95 || b == 45 || b == 46) {
+      return nil
+    }
+    guard let e = Endpoint(String(decoding: parts[1], as: UTF8.self)) else { return nil }
+    return (String(decoding: parts[0], as: UTF8.self), e)
+  }
 
   /// Applies a board's sizes (before command-line options).
   public mutating func apply(board: Board) {
@@ -103,6 +116,13 @@ public struct RunConfig {
       if g.is("on") { c.gso = true } else if g.is("off") { c.gso = false } else {
         throw UsageError("option '--gso' must be on or off, not '\(g)'", command: .run)
       }
+    }
+    if !inv.values("--peer").isEmpty { c.peers = [] }
+    for t in inv.values("--peer") {
+      guard let p = RunConfig.parsePeer(t) else {
+        throw UsageError("option '--peer' must be NAME=ADDR:PORT, not '\(t)'", command: .run)
+      }
+      c.peers.append(p)
     }
     if !inv.values("--exit").isEmpty { c.exits = [] }
     for t in inv.values("--exit") {

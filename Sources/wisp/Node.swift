@@ -22,6 +22,8 @@ final class Node {
   var current: RunConfig
   var leds: NodeLEDs? = nil
   var credit: NodeCredit? = nil
+  var peers = NodePeers([])
+  var ticks: UInt64 = 0
   static let statusTag: UInt64 = 16
   static let metricsTag: UInt64 = 17
 
@@ -125,6 +127,9 @@ final class Node {
         main.timers.schedule(RelayLoop.TimerID.watchdog.rawValue, at: now, every: usec * 500)
       }
     }
+    peers = NodePeers(config.peers)
+    main.forwarder.onPong = { [peers] from, token in peers.pong(from: from, token: token) }
+    if !config.peers.isEmpty { peers.probe(fd: main.fd) }
     let ledPanel = NodeLEDs(lines: config.leds)
     ledPanel.set(.selfTest, true)   // lamp test for the first second
     ledPanel.set(.storageError, credit == nil || credit!.failed)
@@ -163,6 +168,8 @@ final class Node {
   func handle(_ loop: RelayLoop, _ event: RelayLoop.Event) {
     switch event {
     case .tick:
+      ticks += 1
+      if ticks % (NodePeers.intervalNs / 1_000_000_000) == 0 && !peers.peers.isEmpty { peers.probe(fd: loops[0].fd) }
       if let leds {
         let now = wisp_monotonic_ns()
         if now - startNs >= 1_000_000_000 { leds.set(.selfTest, false); leds.set(.ready, true) }
@@ -230,7 +237,9 @@ final class Node {
         leds = fresh
         Log.info("LED lines reloaded", "backend=\"\(Log.quote(fresh.backend))\"")
       }
+      peers.update(new.peers)
       var kept = current
+      kept.peers = new.peers
       kept.limits = new.limits
       kept.exits = new.exits
       kept.leds = new.leds
@@ -287,6 +296,12 @@ final class Node {
       s.creditPending += cs.pending
     }
     s.creditWindow = config.creditWindow
+    let nowNs = wisp_monotonic_ns()
+    s.peers = peers.peers.map { p in
+      StatusSnapshot.PeerLine(name: p.name, endpoint: p.endpoint.text, srttUs: p.srttUs, lastRttUs: p.lastRttUs,
+                              sent: p.sent, answered: p.answered,
+                              lastSeenSec: p.lastSeenNs == 0 ? nil : (nowNs - p.lastSeenNs) / 1_000_000_000)
+    }
     return s
   }
 

@@ -26,6 +26,16 @@ struct StatusSnapshot {
   var ledState = "console"
   var recentErrors: [String] = []
   var identity: String? = nil
+  struct PeerLine {
+    var name: String
+    var endpoint: String
+    var srttUs: UInt64
+    var lastRttUs: UInt64
+    var sent: UInt64
+    var answered: UInt64
+    var lastSeenSec: UInt64?
+  }
+  var peers: [PeerLine] = []
   var creditKnown = false
   var creditReceipted: UInt64 = 0
   var creditReceipts = 0
@@ -39,7 +49,16 @@ struct StatusSnapshot {
   func text() -> String {
     var s = "wisp \(version) node '\(name)' on \(listen), up \(uptimeSec) s, \(shards) shard(s)\n"
     s += "identity:  \(identity.map { "fingerprint \($0)" } ?? "none (no usable state directory)")\n"
-    s += "peers:     none known (RTT probing not built yet)\n"
+    if peers.isEmpty { s += "peers:     none configured\n" }
+    for (i, p) in peers.enumerated() {
+      s += (i == 0 ? "peers:     " : "           ") + "\(p.name) \(p.endpoint) "
+      if let seen = p.lastSeenSec {
+        s += "rtt \(formatFixed(p.srttUs, decimals: 3)) ms (last \(formatFixed(p.lastRttUs, decimals: 3)) ms),"
+          + " \(p.answered)/\(p.sent) pings answered, seen \(seen) s ago\n"
+      } else {
+        s += "no answer yet (\(p.sent) pings sent)\n"
+      }
+    }
     s += "circuits:  \(circuits) open, \(circuitsCreated) created since start\n"
     s += "traffic:   \(packets) packets, \(bytes) bytes relayed; now \(pps) packets/s, \(formatFixed(kbitPerSec, decimals: 3)) Mbit/s\n"
     if creditKnown {
@@ -66,7 +85,13 @@ struct StatusSnapshot {
   /// One JSON object for scripts.
   func json() -> String {
     var s = "{\"name\":\"\(Log.quote(name))\",\"version\":\"\(version)\",\"listen\":\"\(listen)\",\"uptime_s\":\(uptimeSec)"
-    s += ",\"shards\":\(shards),\"identity\":" + (identity.map { "\"\($0)\"" } ?? "null") + ",\"peers\":[],\"sessions\":0"
+    s += ",\"shards\":\(shards),\"identity\":" + (identity.map { "\"\($0)\"" } ?? "null") + ",\"peers\":["
+    for (i, p) in peers.enumerated() {
+      s += (i == 0 ? "" : ",") + "{\"name\":\"\(Log.quote(p.name))\",\"address\":\"\(p.endpoint)\",\"srtt_us\":\(p.srttUs)"
+        + ",\"last_rtt_us\":\(p.lastRttUs),\"pings_sent\":\(p.sent),\"pongs\":\(p.answered)"
+        + ",\"last_seen_s\":" + (p.lastSeenSec.map { "\($0)" } ?? "null") + "}"
+    }
+    s += "],\"sessions\":0"
     s += ",\"circuits\":{\"open\":\(circuits),\"created\":\(circuitsCreated)}"
     s += ",\"traffic\":{\"packets\":\(packets),\"bytes\":\(bytes),\"packets_per_s\":\(pps),\"kbit_per_s\":\(kbitPerSec)}"
     if creditKnown {
@@ -107,6 +132,11 @@ struct StatusSnapshot {
     metric("credit_committed_bytes", "gauge", "Receipted bytes synced to the journal.", creditCommitted)
     metric("credit_pending_bytes", "gauge", "Bytes relayed on open circuits beyond their receipts.", creditPending)
     metric("credit_paused_circuits", "gauge", "Circuits paused at their credit window.", UInt64(creditPaused))
+    if !peers.isEmpty {
+      s += "# HELP wisp_peer_rtt_microseconds Smoothed round-trip time to a neighbour node (PING/PONG).\n"
+      s += "# TYPE wisp_peer_rtt_microseconds gauge\n"
+      for p in peers where p.lastSeenSec != nil { s += "wisp_peer_rtt_microseconds{peer=\"\(Log.quote(p.name))\"} \(p.srttUs)\n" }
+    }
     s += "# HELP wisp_dropped_packets_total Datagrams dropped, by reason.\n# TYPE wisp_dropped_packets_total counter\n"
     for r in DropReason.allCases { s += "wisp_dropped_packets_total{reason=\"\(r.name)\"} \(drops[r])\n" }
     return s

@@ -40,7 +40,7 @@ import Testing
   }
 
   @Test func everyDocumentedKeyIsKnown() {
-    #expect(ConfigFile.keys.count == 26)
+    #expect(ConfigFile.keys.count == 27)
   }
 
   @Test func exitsList() throws {
@@ -82,6 +82,31 @@ import Testing
     } catch {
       #expect(error.line == line)
       #expect(error.message == message)
+    }
+  }
+}
+
+@Suite struct PeerConfigTests {
+  @Test func peersFromFileAndCommandLine() throws {
+    let c = try ConfigFile.apply("peers = attic=10.0.0.2:7400, shed-2=127.0.0.1:7401\n", to: RunConfig())
+    #expect(c.peers.count == 2 && c.peers[0].name == "attic" && c.peers[1].endpoint == Endpoint("127.0.0.1:7401"))
+    #expect(try ConfigFile.apply("peers = none\n", to: c).peers.isEmpty)
+    let inv = try Arguments.parse(["run", "--peer", "x=127.0.0.1:9"])
+    #expect(try RunConfig.from(inv, over: c).peers.map { $0.name } == ["x"])
+  }
+
+  @Test(arguments: ["", "=127.0.0.1:1", "a=", "a b=127.0.0.1:1", "a=127.0.0.1", "a=1.2.3.4:0",
+                    String(repeating: "n", count: 33) + "=127.0.0.1:1"])
+  func badPeers(text: String) {
+    #expect(RunConfig.parsePeer(text) == nil)
+  }
+
+  @Test func badPeerLineNamesTheProblem() {
+    do {
+      _ = try ConfigFile.apply("peers = ok=127.0.0.1:1, nope\n", to: RunConfig())
+      Issue.record("accepted a bad peer")
+    } catch {
+      #expect(error.line == 1 && error.message == "'peers' must be none or NAME=ADDR:PORT, ...; 'nope' is not")
     }
   }
 }

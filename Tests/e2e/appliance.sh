@@ -8,7 +8,7 @@
 source "$(dirname "$0")/lib.bash"
 command -v curl >/dev/null || apt-get install -y -qq curl >/dev/null
 dir=$(mktemp -d /tmp/wisp-appliance.XXXXXX)
-port=$((20000 + RANDOM % 20000)) echo_port=$((port + 1)) metrics=$((port + 2))
+port=$((20000 + RANDOM % 20000)) echo_port=$((port + 1)) metrics=$((port + 2)) peer_port=$((port + 3))
 cat >"$dir/wisp.conf" <<CONF
 name = appliance-test
 listen = 127.0.0.1:$port
@@ -16,10 +16,13 @@ exits = 127.0.0.1:$echo_port
 metrics = 127.0.0.1:$metrics
 status_socket = $dir/status.sock
 state_dir = $dir/state
+peers = neighbour=127.0.0.1:$peer_port
 CONF
 bin=.build-firmware/x86_64/wisp
 $bin config check "$dir/wisp.conf" >/dev/null || fail "config check rejected a good file"
 python3 Tests/e2e/wisppeer.py echo $echo_port 20 >/dev/null & pids+=($!)
+# A second node, the first one's configured peer: it answers the PINGs.
+$bin run --listen 127.0.0.1:$peer_port --state-dir "$dir/peer" --duration 25 2>/dev/null & pids+=($!)
 python3 - "$dir" "$bin" "$port" "$echo_port" "$metrics" <<'PY'
 import json, os, signal, socket, subprocess, sys, time
 sys.path.insert(0, 'Tests/e2e')
@@ -31,6 +34,8 @@ env = dict(os.environ, NOTIFY_SOCKET=d + '/notify.sock', WATCHDOG_USEC='400000')
 t0 = time.time()
 p = subprocess.Popen([binary, 'run', '--config', d + '/wisp.conf'], env=env, stderr=open(d + '/log', 'w'))
 env['WATCHDOG_PID'] = str(p.pid)
+import atexit
+atexit.register(lambda: p.poll() is None and p.kill())   # never leave the node behind on a failure
 def notes(until, want):
     seen = []
     while time.time() < until:
@@ -61,23 +66,28 @@ got, dups, _ = c.transfer(('127.0.0.1', port), fwd, 200, 100)
 assert len(got) == 200, 'circuit lost across a refused reload'
 log = open(d + '/log').read()
 assert 'msg="reloaded"' in log and 'rate_mbit=40' in log, log
-assert 'reload failed, keeping the running config' in log and 'wisp.conf:10' in log, log
+assert 'reload failed, keeping the running config' in log and 'wisp.conf:11' in log, log
 print('check SIGHUP: valid config applied (rate_mbit=40, new LED lines tried: headless with a clear reason), invalid refused with file:line, circuit kept across both')
 # Status over the UNIX socket, and metrics.
 st = subprocess.run([binary, 'status', '--socket', d + '/status.sock'], capture_output=True, text=True, timeout=5)
 assert st.returncode == 0 and "node 'appliance-test'" in st.stdout and 'circuits:  1 open' in st.stdout, st.stdout + st.stderr
 js = json.loads(subprocess.run([binary, 'status', '--json', '--socket', d + '/status.sock'], capture_output=True, text=True, timeout=5).stdout)
 assert js['circuits']['open'] == 1 and js['traffic']['packets'] >= 1200 and 'unknown_circuit' in js['drops']
+peer = js['peers'][0]
+assert peer['name'] == 'neighbour' and peer['pongs'] >= 1 and 0 < peer['srtt_us'] < 1000000, js['peers']
+assert 'neighbour 127.0.0.1:%d rtt ' % (port + 3) in st.stdout, st.stdout
 assert any('reload failed' in e for e in js['last_errors'])
-print('check status: text and JSON over %s/status.sock (packets=%d)' % (d, js['traffic']['packets']))
+print('check status: text and JSON over %s/status.sock (packets=%d; peer neighbour rtt %d us, %d/%d pings answered)'
+      % (d, js['traffic']['packets'], peer['srtt_us'], peer['pongs'], peer['pings_sent']))
 print(st.stdout.rstrip())
 m = subprocess.run(['curl', '-sS', '-i', 'http://127.0.0.1:%d/metrics' % metrics], capture_output=True, text=True, timeout=5).stdout
 head, body = m.replace('\r\n', '\n').split('\n\n', 1)
 assert 'text/plain; version=0.0.4' in head
 import re
 for line in body.strip().split('\n'):
-    assert re.match(r'^# (HELP|TYPE) wisp_[a-z_]+ .+$', line) or re.match(r'^wisp_[a-z_]+(\{reason="[a-z_]+"\})? [0-9]+$', line), 'bad exposition line: %r' % line
+    assert re.match(r'^# (HELP|TYPE) wisp_[a-z_]+ .+$', line) or re.match(r'^wisp_[a-z_]+(\{(reason|peer)="[a-zA-Z0-9_.-]+"\})? [0-9]+$', line), 'bad exposition line: %r' % line
 assert 'wisp_forwarded_packets_total ' in body and 'wisp_dropped_packets_total{reason="bad_type"}' in body
+assert 'wisp_peer_rtt_microseconds{peer="neighbour"} ' in body, body
 print('check metrics: %d lines in Prometheus exposition format' % len(body.strip().split('\n')))
 # SIGTERM: STOPPING=1 and exit 0 within 2 s.
 t1 = time.time(); p.send_signal(signal.SIGTERM)
