@@ -49,15 +49,12 @@ enum ClientCommand {
       }
       if keys.count != relays.count { return usage("'--keys' needs one fingerprint per relay in '--via'") }
     }
-    let traffic: TrafficOptions
-    switch TrafficOptions.parse(inv) {
-    case .success(let t): traffic = t
-    case .failure(let e): return usage(e.message)
+    let (traffic, sigfd, client): (TrafficOptions, Int32, CircuitClient)
+    switch ClientCommand.start(inv) {
+    case .success(let r): (traffic, sigfd, client) = r
+    case .failure(let e): return e.exitCode == 2 ? usage(e.message) : { Console.err("wisp: \(e.message)"); return 1 }()
     }
     let (seconds, size, kbit) = (traffic.seconds, traffic.size, traffic.kbit)
-    wisp_ignore_sigpipe()
-    let sigfd = wisp_signalfd()
-    guard let client = try? CircuitClient() else { Console.err("wisp: cannot open a UDP socket"); return 1 }
     if !keys.isEmpty {
       guard let key = P256Signer.generate() else { Console.err("wisp: cannot make a client key"); return 1 }
       client.enableReceipts(key: key, hops: keys)
@@ -101,15 +98,12 @@ enum ClientCommand {
       exitVia = i
     }
     guard let silenceMs = number("--silence-ms", 1500, 100, 60_000) else { return usage("'--silence-ms' must be 100-60000") }
-    let traffic: TrafficOptions
-    switch TrafficOptions.parse(inv) {
-    case .success(let t): traffic = t
-    case .failure(let e): return usage(e.message)
+    let (traffic, sigfd, client): (TrafficOptions, Int32, CircuitClient)
+    switch ClientCommand.start(inv) {
+    case .success(let r): (traffic, sigfd, client) = r
+    case .failure(let e): return e.exitCode == 2 ? usage(e.message) : { Console.err("wisp: \(e.message)"); return 1 }()
     }
     let (seconds, size, kbit) = (traffic.seconds, traffic.size, traffic.kbit)
-    wisp_ignore_sigpipe()
-    let sigfd = wisp_signalfd()
-    guard let client = try? CircuitClient() else { Console.err("wisp: cannot open a UDP socket"); return 1 }
     let signing = peers.contains { $0.key != nil }
     if signing {
       guard let key = P256Signer.generate() else { Console.err("wisp: cannot make a client key"); return 1 }
@@ -132,6 +126,24 @@ enum ClientCommand {
     Console.out("client: reroutes \(mesh.reroutes), final path \(mesh.pathText(mesh.path))"
                 + (mesh.reroutes > 0 ? ", last reroute \(mesh.lastRerouteMs) ms" : ""))
     return 0
+  }
+
+  struct StartError: Error {
+    let message: String
+    let exitCode: Int32
+  }
+
+  /// What both modes do first: traffic options, signals through a signalfd, the socket.
+  static func start(_ inv: Invocation) -> Result<(TrafficOptions, Int32, CircuitClient), StartError> {
+    let traffic: TrafficOptions
+    switch TrafficOptions.parse(inv) {
+    case .success(let t): traffic = t
+    case .failure(let e): return .failure(StartError(message: e.message, exitCode: 2))
+    }
+    wisp_ignore_sigpipe()
+    let sigfd = wisp_signalfd()
+    guard let client = try? CircuitClient() else { return .failure(StartError(message: "cannot open a UDP socket", exitCode: 1)) }
+    return .success((traffic, sigfd, client))
   }
 
   /// An option's whole-number value, `dflt` when absent, nil when out of [lo, hi].
