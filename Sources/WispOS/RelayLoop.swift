@@ -6,7 +6,10 @@
 //      buffers, or with UDP GRO one 64 KB buffer per slot, where the kernel may put a
 //      run of same-size datagrams from one sender (each segment handled on its own)
 //   3. handle: `Forwarder.handle` decodes, looks up and rewrites each datagram in place
-//   4. [seal: link encryption goes here when sessions land]
+//   4. seal: a frame bound for a peer with a DTLS session is written into it as a record
+//      (LinkLayer.seal; the record is copied into a pool buffer); DTLS datagrams received
+//      in step 2 went to LinkLayer.input instead, and the frames they carried come back
+//      to step 3 through `handleFrame`
 //   5. queue: the datagram joins the send batch. Pool mode: the buffer moves to the
 //      batch and the slot takes a fresh one (pool empty → drop, count `pool_exhausted`).
 //      GRO mode: sent from where it lies, before the slot is reused. A full batch is
@@ -21,7 +24,7 @@ import CPosix
 import WispCore
 
 public final class RelayLoop {
-  public enum TimerID: Int { case tick = 1, stats = 2, stop = 3, watchdog = 4, leds = 5 }
+  public enum TimerID: Int { case tick = 1, stats = 2, stop = 3, watchdog = 4, leds = 5, link = 6 }
   public enum Event { case tick, stats, stop, watchdog, leds, signal(Int32), readable(UInt64) }
 
   public let fd: Int32
@@ -41,6 +44,10 @@ public final class RelayLoop {
   let rctlSpace: Int
   public var timers = TimerQueue()
   public private(set) var running = true
+  /// DTLS sessions with peers (nil: DTLS datagrams are dropped as `dtls_unsupported`).
+  public var link: LinkLayer? = nil
+  /// How often the link layer's timers run.
+  public static let linkPollNs: UInt64 = 50_000_000
   /// Called from the loop for timers and signals the owner handles (status, reload).
   public var onEvent: ((RelayLoop, Event) -> Void)?
 
@@ -167,11 +174,74 @@ public final class RelayLoop {
         case .stop: onEvent?(self, .stop)
         case .watchdog: onEvent?(self, .watchdog)
         case .leds: onEvent?(self, .leds)
+        case .link:
+          link?.poll(nowNs: later, loop: self)
+          flush()
         case .none: break
         }
       }
     }
+    link?.shutdown(loop: self)
+    flush()
     _ = tags.count
+  }
+
+  /// Installs the link layer and its timer.
+  public func attach(link: LinkLayer) {
+    self.link = link
+    timers.schedule(TimerID.link.rawValue, at: wisp_monotonic_ns() + RelayLoop.linkPollNs, every: RelayLoop.linkPollNs)
+  }
+
+  /// Steps 3–5 for a frame that arrived inside a session: copied into a pool buffer (with
+  /// headroom for in-place rewriting), handled, then sealed or queued.
+  public func handleFrame(_ frame: UnsafeRawBufferPointer, from: Endpoint, nowNs: UInt64) {
+    if frame.count > Wire.maxDatagram || frame.count == 0 { forwarder.drops.count(.oversized); return }
+    guard let b = pool.take() else { forwarder.drops.count(.poolExhausted); return }
+    let p = pool.buffer(b) + Defaults.headroom
+    p.copyMemory(from: frame.baseAddress!, byteCount: frame.count)
+    if case .send(let to, let offset, let n) = forwarder.handle(p, length: frame.count, from: from, nowNs: nowNs) {
+      if let link, link.seal(UnsafeRawBufferPointer(start: p + offset, count: n), to: to, loop: self) {
+        pool.give(b)
+      } else {
+        queue(buffer: b, p + offset, n, to)
+      }
+    } else {
+      pool.give(b)
+    }
+  }
+
+  /// Queues a copy of `datagram` for `to` (a record a session wrote). False when no pool
+  /// buffer was free (dropped, counted `pool_exhausted`).
+  @discardableResult
+  public func sendCopy(_ datagram: UnsafeRawBufferPointer, to: Endpoint) -> Bool {
+    if datagram.count > Wire.maxDatagram + Defaults.headroom { forwarder.drops.count(.oversized); return false }
+    guard let b = pool.take() else { forwarder.drops.count(.poolExhausted); return false }
+    let p = pool.buffer(b)
+    p.copyMemory(from: datagram.baseAddress!, byteCount: datagram.count)
+    queue(buffer: b, p, datagram.count, to)
+    return true
+  }
+
+  /// Sends everything queued now (after sends made outside the receive path).
+  public func flushQueued() { flush() }
+
+  /// Sends a frame this node originates (PING): sealed when a session with `to` exists.
+  public func sendFrame(_ frame: UnsafeRawBufferPointer, to: Endpoint) {
+    if let link, link.seal(frame, to: to, loop: self) { flush(); return }
+    _ = wisp_sendto(fd, frame.baseAddress!, frame.count, to.ip, to.port)
+  }
+
+  /// The link layer's answer for a datagram at `p`: true when it was taken (DTLS, or a plain
+  /// frame the link refuses).
+  @inline(__always)
+  func linkTakes(_ p: UnsafeMutableRawPointer, length: Int, from: Endpoint, now: UInt64) -> Bool {
+    guard let link, length > 0 else { return false }
+    let b = p.load(as: UInt8.self)
+    if b >= Wire.dtlsLow && b <= Wire.dtlsHigh {
+      link.input(UnsafeRawBufferPointer(start: p, count: length), from: from, nowNs: now, loop: self)
+      return true
+    }
+    return !link.admitsPlain(from: from)
   }
 
   func readSignals() {
@@ -237,11 +307,13 @@ public final class RelayLoop {
       return
     }
     let p = pool.buffer(rbuf[i]) + Defaults.headroom
+    if linkTakes(p, length: len, from: from, now: now) { return }
     // 3. handle
     switch forwarder.handle(p, length: len, from: from, nowNs: now) {
     case .drop, .consumed: return
     case .send(let to, let offset, let length):
-      // 4. [seal]
+      // 4. seal: the record is a copy; the received buffer stays in its slot.
+      if let link, link.seal(UnsafeRawBufferPointer(start: p + offset, count: length), to: to, loop: self) { return }
       // 5. queue: the buffer goes with the datagram, the slot takes a fresh one.
       guard let fresh = pool.take() else { forwarder.drops.count(.poolExhausted); return }
       queue(buffer: rbuf[i], p + offset, length, to)
@@ -254,7 +326,9 @@ public final class RelayLoop {
   @inline(__always)
   func handleInPlace(_ p: UnsafeMutableRawPointer, length: Int, from: Endpoint, now: UInt64) {
     if length > Wire.maxDatagram { forwarder.drops.count(.oversized); return }
+    if linkTakes(p, length: length, from: from, now: now) { return }
     if case .send(let to, let offset, let n) = forwarder.handle(p, length: length, from: from, nowNs: now) {
+      if let link, link.seal(UnsafeRawBufferPointer(start: p + offset, count: n), to: to, loop: self) { return }
       queue(buffer: -1, p + offset, n, to)
     }
   }
@@ -265,7 +339,9 @@ public final class RelayLoop {
     guard let b = pool.take() else { forwarder.drops.count(.poolExhausted); return }
     let p = pool.buffer(b) + Defaults.headroom
     p.copyMemory(from: src, byteCount: length)
+    if linkTakes(p, length: length, from: from, now: now) { pool.give(b); return }
     if case .send(let to, let offset, let n) = forwarder.handle(p, length: length, from: from, nowNs: now) {
+      if let link, link.seal(UnsafeRawBufferPointer(start: p + offset, count: n), to: to, loop: self) { pool.give(b); return }
       queue(buffer: b, p + offset, n, to)
     } else {
       pool.give(b)

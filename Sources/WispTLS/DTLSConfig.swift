@@ -23,6 +23,10 @@ public struct DTLSOptions {
   /// Client only: accept any validly self-signed P-256 peer and report its fingerprint
   /// (`DTLSSession.peerFingerprint`) for the caller to pin. Trust on first use.
   public var learn: Bool = false
+  /// Server only: accept any client with a validly self-signed P-256 key (clients of the
+  /// mesh are not known in advance); `DTLSSession.peerFingerprint` records who it was, and
+  /// whether that key is pinned tells a node link from a client.
+  public var acceptClients: Bool = false
   /// ChaCha20-Poly1305 before AES-128-GCM (boards without AES instructions).
   public var prefersChaCha: Bool = true
   /// Handshake retransmission: first timeout and the cap after doubling (RFC 6347 §4.2.4.1).
@@ -52,6 +56,8 @@ public final class DTLSConfig {
   let hashes: UnsafeMutablePointer<Int32>
   let cookies: Cookies?
   let tickets: SessionTickets?
+  /// Certificates already verified as validly self-signed (shared by this role's sessions).
+  let verified = VerifiedCertificates()
 
   /// The suites in the order offered/chosen.
   public static func suiteIDs(prefersChaCha: Bool) -> [Int32] {
@@ -108,7 +114,7 @@ public final class DTLSConfig {
     mbedtls_ssl_conf_renegotiation(conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED)
     mbedtls_ssl_conf_session_tickets(conf, options.sessionTickets ? MBEDTLS_SSL_SESSION_TICKETS_ENABLED
                                                                    : MBEDTLS_SSL_SESSION_TICKETS_DISABLED)
-    cookies?.install(on: conf)
+    cookies?.install(on: conf)  // always on for servers
     tickets?.install(on: conf)
   }
 
@@ -118,6 +124,14 @@ public final class DTLSConfig {
     suites.deallocate()
     curves.deallocate()
     hashes.deallocate()
+  }
+
+  /// Whether a ClientHello's cookie is valid for `transportID` (no state, one HMAC): lets
+  /// the session table admit a handshake before it allocates a session for it.
+  func cookieValid(_ cookie: UnsafeRawBufferPointer, transportID: UnsafeRawBufferPointer) -> Bool {
+    guard let cookies, cookie.count > 0 else { return false }
+    return mbedtls_ssl_cookie_check(cookies.context, cookie.baseAddress!.assumingMemoryBound(to: UInt8.self), cookie.count,
+                                    transportID.baseAddress!.assumingMemoryBound(to: UInt8.self), transportID.count) == 0
   }
 
   /// Our own fingerprint, as peers pin it.

@@ -31,6 +31,8 @@ public final class DTLSSession {
   let deliver: (UnsafeRawBufferPointer) -> Void
   let readBuffer: UnsafeMutableRawBufferPointer
   var inbox: [[UInt8]] = []
+  /// A datagram lent by `input(_:)` for the duration of one `step()`: no copy, no queue.
+  var lent: UnsafeRawBufferPointer? = nil
 
   // mbedTLS's timer: started at `timerStartNs`, intermediate and final delays in ms (0 = off).
   var timerStartNs: UInt64 = 0
@@ -52,6 +54,12 @@ public final class DTLSSession {
   public private(set) var helloVerifyRequests = 0
   public private(set) var droppedInbound = 0
   public private(set) var sendFailures = 0
+  /// Application bytes carried each way (plaintext), for rekeying and status.
+  public private(set) var bytesIn: UInt64 = 0
+  public private(set) var bytesOut: UInt64 = 0
+  /// When the session was created and when it became established (monotonic ns).
+  public let createdNs: UInt64
+  public private(set) var establishedNs: UInt64 = 0
 
   /// A session with the peer at `peerIP:peerPort` (host byte order). For a server the address
   /// is what HelloVerifyRequest cookies are bound to.
@@ -64,6 +72,7 @@ public final class DTLSSession {
     self.now = now
     self.send = send
     self.deliver = deliver
+    createdNs = now()
     ssl = .allocate(capacity: 1)
     mbedtls_ssl_init(ssl)
     readBuffer = .allocate(byteCount: DTLSSession.readChunk, alignment: 8)
@@ -90,6 +99,25 @@ public final class DTLSSession {
     inbox.append(Array(datagram))
   }
 
+  /// Hands one datagram to the session and advances it, without copying the datagram
+  /// anywhere but into mbedTLS's own input buffer (the relay loop's path). Datagrams
+  /// queued by `receive(_:)` are consumed first.
+  public func input(_ datagram: UnsafeRawBufferPointer) {
+    lent = datagram
+    step()
+    if lent != nil { lent = nil; if state == .established { droppedInbound += 1 } }
+  }
+
+  /// Records with a bad MAC (or of an unknown epoch) that mbedTLS discarded silently so far.
+  public var badRecords: UInt32 { UInt32(ssl.pointee.badmac_seen) }
+
+  /// Forgives `n` bad records (a record tried on the wrong one of two sessions during a
+  /// rekey is not an attack on this one).
+  public func forgiveBadRecords(_ n: UInt32) {
+    let v = ssl.pointee.badmac_seen
+    ssl.pointee.badmac_seen = v >= n ? v - n : 0
+  }
+
   /// Advances the session as far as the queued datagrams allow.
   public func step() {
     while true {
@@ -100,6 +128,7 @@ public final class DTLSSession {
           resumed = peerFingerprint == nil  // a full handshake always ran the verify callback
           if let refusal = checkResumedPeer() { fail(refusal); return }
           state = .established
+          establishedNs = now()
           continue
         }
         if r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE { return }
@@ -114,7 +143,11 @@ public final class DTLSSession {
         return
       case .established:
         let n = mbedtls_ssl_read(ssl, readBuffer.baseAddress!.assumingMemoryBound(to: UInt8.self), readBuffer.count)
-        if n > 0 { deliver(UnsafeRawBufferPointer(rebasing: readBuffer[0..<Int(n)])); continue }
+        if n > 0 {
+          bytesIn &+= UInt64(n)
+          deliver(UnsafeRawBufferPointer(rebasing: readBuffer[0..<Int(n)]))
+          continue
+        }
         if n == MBEDTLS_ERR_SSL_WANT_READ || n == MBEDTLS_ERR_SSL_WANT_WRITE { return }
         if n == 0 || n == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY {
           closedByPeer = true
@@ -148,6 +181,7 @@ public final class DTLSSession {
     guard let base = data.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return }
     let r = mbedtls_ssl_write(ssl, base, data.count)
     if r < 0 { throw TLSError.mbedtls("mbedtls_ssl_write", r) }
+    bytesOut &+= UInt64(data.count)
   }
 
   /// Sends `bytes` as one record.
@@ -155,6 +189,7 @@ public final class DTLSSession {
     precondition(state == .established, "write before the handshake completed")
     let r = bytes.withUnsafeBufferPointer { mbedtls_ssl_write(ssl, $0.baseAddress, $0.count) }
     if r < 0 { throw TLSError.mbedtls("mbedtls_ssl_write", r) }
+    bytesOut &+= UInt64(bytes.count)
   }
 
   /// Sends close_notify (if the session is up) and ends the session.
@@ -195,6 +230,9 @@ public final class DTLSSession {
               transportID.withUnsafeBufferPointer { mbedtls_ssl_set_client_transport_id(ssl, $0.baseAddress, $0.count) })
   }
 
+  /// Ends a handshake that took too long (the table's half-open limit).
+  func failByTimeout() { if state == .handshaking { fail(.handshakeTimeout) } }
+
   func fail(_ error: TLSError) {
     failure = error
     state = .failed
@@ -202,16 +240,21 @@ public final class DTLSSession {
 
   /// Called from the verify callback for the peer's leaf certificate.
   func judgePeer(_ crt: UnsafeMutablePointer<mbedtls_x509_crt>) -> PeerVerification.Verdict {
-    let (verdict, fp) = PeerVerification.judge(crt, options: config.options)
+    let (verdict, fp) = PeerVerification.judge(crt, options: config.options, cache: config.verified)
     peerFingerprint = fp
     return verdict
   }
 
-  /// A resumed session skips certificate verification: check the remembered peer again.
+  /// A resumed session skips certificate verification: check the remembered peer again
+  /// against the current pins. Its signature is not verified again: the certificate came
+  /// out of a ticket sealed with our own ticket key, and was fully judged when issued.
   func checkResumedPeer() -> TLSError? {
     if peerFingerprint != nil { return nil }
     guard let crt = mbedtls_ssl_get_peer_cert(ssl) else { return .peerCertificateInvalid("no peer certificate") }
-    switch judgePeer(UnsafeMutablePointer(mutating: crt)) {
+    let (verdict, fp) = PeerVerification.judge(UnsafeMutablePointer(mutating: crt), options: config.options,
+                                               cache: nil, resumed: true)
+    peerFingerprint = fp
+    switch verdict {
     case .accept: return nil
     case .refuse(let why): return why
     }
@@ -254,6 +297,12 @@ public final class DTLSSession {
   static let receiveCallback: @convention(c) (UnsafeMutableRawPointer?, UnsafeMutablePointer<UInt8>?, Int) -> Int32 = {
     ctx, buf, len in
     let s = Unmanaged<DTLSSession>.fromOpaque(ctx!).takeUnretainedValue()
+    if s.inbox.isEmpty, let d = s.lent {
+      s.lent = nil
+      if d.count > len { s.droppedInbound += 1; return MBEDTLS_ERR_SSL_WANT_READ }
+      UnsafeMutableRawPointer(buf!).copyMemory(from: d.baseAddress!, byteCount: d.count)
+      return Int32(d.count)
+    }
     while !s.inbox.isEmpty {
       let d = s.inbox.removeFirst()
       if d.count > len { s.droppedInbound += 1; continue }

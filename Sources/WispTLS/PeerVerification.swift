@@ -39,8 +39,12 @@ enum PeerVerification {
     case refuse(TLSError)
   }
 
-  /// Steps 1–3 above for a leaf certificate.
-  static func judge(_ crt: UnsafeMutablePointer<mbedtls_x509_crt>, options: DTLSOptions)
+  /// Steps 1–3 above for a leaf certificate. `cache` remembers certificates (by the
+  /// SHA-256 of their DER) whose self-signature verified, so a known peer's next full
+  /// handshake skips that ECDSA verification (≈ 1.1 ms on x86_64); a resumed session skips
+  /// step 2 (its certificate came out of our own sealed ticket).
+  static func judge(_ crt: UnsafeMutablePointer<mbedtls_x509_crt>, options: DTLSOptions,
+                    cache: VerifiedCertificates?, resumed: Bool = false)
     -> (Verdict, Fingerprint?)
   {
     guard mbedtls_pk_get_type(&crt.pointee.pk) == MBEDTLS_PK_ECKEY,
@@ -50,11 +54,20 @@ enum PeerVerification {
     guard let fp = try? Fingerprint.of(&crt.pointee.pk) else {
       return (.refuse(.peerCertificateInvalid("public key cannot be encoded")), nil)
     }
-    guard isValidlySelfSigned(crt) else {
-      return (.refuse(.peerCertificateInvalid("not validly self-signed (damaged or forged)")), fp)
+    if !resumed {
+      let digest = cache.map { _ in VerifiedCertificates.digest(crt.pointee.raw.p, crt.pointee.raw.len) }
+      if let cache, let digest, cache.contains(digest) {
+        // verified before: the same bytes verify the same way
+      } else {
+        guard isValidlySelfSigned(crt) else {
+          return (.refuse(.peerCertificateInvalid("not validly self-signed (damaged or forged)")), fp)
+        }
+        if let cache, let digest { cache.insert(digest) }
+      }
     }
     if options.pinned.contains(fp) { return (.accept, fp) }
     if options.learn && options.role == .client { return (.accept, fp) }
+    if options.acceptClients && options.role == .server { return (.accept, fp) }
     return (.refuse(.peerNotPinned(fp)), fp)
   }
 

@@ -1,0 +1,23 @@
+// The link layer a relay loop hands encrypted datagrams to. Runs on host and device.
+//
+// The relay loop knows nothing about DTLS: it passes every datagram whose first byte is a
+// DTLS content type (RFC 7983: 20–63) to `input`, asks `admitsPlain` before it handles a
+// plain wisp frame, and offers every frame it is about to send to `seal`. The session
+// table (WispTLS/SessionTable.swift) is the one implementation; tests can plug in fakes.
+import WispCore
+
+public protocol LinkLayer: AnyObject {
+  /// A DTLS datagram from `from`, valid only during the call. Frames it carries come back
+  /// through `RelayLoop.handleFrame`, records it writes through `RelayLoop.sendCopy`.
+  func input(_ datagram: UnsafeRawBufferPointer, from: Endpoint, nowNs: UInt64, loop: RelayLoop)
+  /// Whether a plain (unencrypted) wisp frame from `from` may be handled. False drops it
+  /// (counted by the link layer): a peer with a session must use it.
+  func admitsPlain(from: Endpoint) -> Bool
+  /// Takes a frame bound for `to` if it must travel in a session: true when it was sealed
+  /// and queued (or dropped and counted); false to send it as it is.
+  func seal(_ frame: UnsafeRawBufferPointer, to: Endpoint, loop: RelayLoop) -> Bool
+  /// Timers: handshake retransmission, keepalive, rekeying, idle and half-open expiry.
+  func poll(nowNs: UInt64, loop: RelayLoop)
+  /// The loop is stopping: say goodbye (close_notify) to every peer.
+  func shutdown(loop: RelayLoop)
+}
