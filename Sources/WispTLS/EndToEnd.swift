@@ -7,7 +7,8 @@
 // "wisp-e2e-v1" || client point || exit point, 64 bytes: the client→exit key, then the
 // exit→client key. A sealed payload is counter (u64, big-endian) || ChaCha20-Poly1305
 // ciphertext || tag; the nonce is 4 zero bytes and the counter. The receiver keeps a
-// 64-wide replay window. WIRE-PROTOCOL.md ("Sealed exits") is the specification.
+// 64-wide ReplayWindow, checked before opening and recorded only after the tag verifies.
+// WIRE-PROTOCOL.md ("Sealed exits") is the specification.
 import CMbedTLS
 import WispCore
 
@@ -16,9 +17,8 @@ public final class SealedChannel {
   let sealer: AEADCipher
   let opener: AEADCipher
   var sendCounter: UInt64 = 0
-  // Replay window: the highest counter seen and a bitmap of the 64 below it.
-  var highest: UInt64 = 0
-  var window: UInt64 = 0
+  /// Counters already opened in the receiving direction.
+  var replay = ReplayWindow()
   let scratch = UnsafeMutableRawPointer.allocate(byteCount: 2048, alignment: 16)
 
   /// Keys from ECDH between `privateKeyPEM` (NUL-terminated PEM or DER) and `peerPoint`;
@@ -74,19 +74,12 @@ public final class SealedChannel {
   public func open(body: UnsafeMutableRawPointer, length: Int) -> (offset: Int, length: Int)? {
     if length < Wire.sealOverhead { return nil }
     let counter = UInt64(bigEndian: body.loadUnaligned(as: UInt64.self))
-    if counter == 0 || (counter <= highest && (highest - counter >= 64 || window & (1 << (highest - counter)) != 0)) {
-      return nil
-    }
+    if !replay.check(counter) { return nil }  // zero, replayed or too old: refused before the AEAD runs
     let sealed = UnsafeRawBufferPointer(start: body + 8, count: length - 8)
     let n = opener.open(counter: counter, aad: UnsafeRawBufferPointer(start: nil, count: 0), sealed: sealed,
                         into: UnsafeMutableRawBufferPointer(start: scratch, count: 2048))
-    if n < 0 { return nil }
-    if counter > highest {
-      let shift = counter - highest
-      window = shift >= 64 ? 0 : window << shift
-      highest = counter
-    }
-    window |= 1 << (highest - counter)
+    if n < 0 { return nil }                   // not authentic: the window is left as it was
+    replay.accept(counter)
     (body + 8).copyMemory(from: scratch, byteCount: n)
     return (8, n)
   }

@@ -60,6 +60,20 @@ import WispTLS
     #expect(open(e, late) == nil)                   // older than the 64-wide window
   }
 
+  @Test func aForgedBodyUsesUpNoCounter() throws {
+    let (c, e) = try pair()
+    let s1 = seal(c, Array("one".utf8))
+    let s2 = seal(c, Array("two".utf8))
+    var forged = s2
+    forged[0] = 0x7F                                // counter far ahead; the tag no longer verifies
+    #expect(open(e, forged) == nil)
+    var badTag = s1
+    badTag[badTag.count - 1] ^= 0x80                // counter 1, broken tag
+    #expect(open(e, badTag) == nil)
+    #expect(open(e, s1) == Array("one".utf8))       // neither forgery burned a counter or moved the window
+    #expect(open(e, s2) == Array("two".utf8))
+  }
+
   @Test func aWrongKeyCannotOpen() throws {
     let (c, _) = try pair()
     let (_, otherExit) = try pair()
