@@ -470,8 +470,8 @@ public final class SessionTable: LinkLayer {
   /// Removes link `i` (swap with the last), logging why.
   func remove(_ i: Int, why: TLSError?) {
     let l = links[i]
-    if l.established { establishedCount -= 1 }
-    if l.role == .server && !l.wasEstablished && l.session.state != .established { halfOpenCount -= 1 }
+    if l.wasEstablished { establishedCount -= 1 }
+    if l.role == .server && !l.wasEstablished { halfOpenCount -= 1 }
     if l.pending != nil { halfOpenCount -= 1 }
     index[SessionTable.key(l.endpoint)] = nil
     let last = links.count - 1
@@ -523,6 +523,13 @@ public final class SessionTable: LinkLayer {
       return true
     case .established:
       if !l.wasEstablished {
+        if let p = peers.firstIndex(where: { $0.endpoint == l.endpoint }), let fp = s.peerFingerprint,
+           fp != peers[p].fingerprint {
+          // A configured node's address must present that node's pinned key.
+          s.close()
+          remove(i, why: .peerNotPinned(fp))
+          return false
+        }
         l.wasEstablished = true
         establishedCount += 1
         if l.role == .server { halfOpenCount -= 1 }

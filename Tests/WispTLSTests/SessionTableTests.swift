@@ -1,0 +1,225 @@
+import Testing
+@testable import WispTLS
+import WispCore
+
+/// Two session tables (two nodes) and any number of extra endpoints, wired through one
+/// in-memory network on a fake clock.
+final class Mesh {
+  var nowNs: UInt64 = 1_000_000_000
+  /// (from, to, datagram) in flight.
+  var inFlight: [(Endpoint, Endpoint, [UInt8])] = []
+  var tables: [(Endpoint, SessionTable)] = []
+  var delivered: [(Endpoint, Endpoint, [UInt8])] = []  // (at, from, frame)
+  /// Datagrams to endpoints with no table (spoofed sources).
+  var lost: [(Endpoint, [UInt8])] = []
+  /// Tests run in parallel: each mesh has its own random generator (CTR_DRBG is not thread-safe).
+  let random = try! RandomGenerator()
+
+  func add(_ at: Endpoint, identity: Identity, peers: [LinkPeer], limits: SessionLimits = SessionLimits()) -> SessionTable {
+    let t = try! SessionTable(identity: identity, random: random, peers: peers, limits: limits,
+                              prefersChaCha: true, now: { [unowned self] in self.nowNs })
+    t.sendDatagram = { [unowned self] d, to in self.inFlight.append((at, to, Array(d))); return true }
+    t.deliverFrame = { [unowned self] f, from in self.delivered.append((at, from, Array(f))) }
+    tables.append((at, t))
+    return t
+  }
+
+  /// Delivers everything in flight (and what that causes), polling every table each round.
+  func run(rounds: Int = 40, stepNs: UInt64 = 60_000_000, drop: ((Endpoint, Endpoint, [UInt8]) -> Bool)? = nil) {
+    for _ in 0..<rounds {
+      nowNs += stepNs
+      for (_, t) in tables { t.poll(nowNs: nowNs) }
+      let batch = inFlight
+      inFlight = []
+      for (from, to, d) in batch {
+        if let drop, drop(from, to, d) { continue }
+        guard let t = tables.first(where: { $0.0 == to })?.1 else { lost.append((to, d)); continue }
+        d.withUnsafeBytes { t.receive($0, from: from, nowNs: nowNs) }
+      }
+    }
+  }
+}
+
+let nodeA = Endpoint(ip: 0x7f00_0001, port: 7401)
+let nodeB = Endpoint(ip: 0x7f00_0001, port: 7402)
+let identityA = newIdentity()
+let identityB = newIdentity()
+
+func linkedPair(limits: SessionLimits = SessionLimits()) -> (Mesh, SessionTable, SessionTable) {
+  let mesh = Mesh()
+  let a = mesh.add(nodeA, identity: identityA, peers: [LinkPeer(name: "b", endpoint: nodeB, fingerprint: identityB.fingerprint)], limits: limits)
+  let b = mesh.add(nodeB, identity: identityB, peers: [LinkPeer(name: "a", endpoint: nodeA, fingerprint: identityA.fingerprint)], limits: limits)
+  mesh.run(rounds: 80)  // the fallback dial is 3 s away at most
+  return (mesh, a, b)
+}
+
+/// The first datagram a DTLS client sends: a ClientHello without cookie.
+func clientHello() -> [UInt8] {
+  var hello: [UInt8] = []
+  let c = try! DTLSConfig(options: options(.client, pin: nil), identity: clientIdentity, random: testRandom)
+  let s = try! DTLSSession(config: c, peerIP: 1, peerPort: 1, now: { 0 }, send: { hello = Array($0); return true }, deliver: { _ in })
+  s.step()
+  return hello
+}
+
+@Suite struct SessionTableTests {
+  @Test func pinnedNodesLinkUpOnceAndCarryFramesSealed() throws {
+    let (mesh, a, b) = linkedPair()
+    #expect(a.establishedSessions == 1 && b.establishedSessions == 1)
+    #expect(a.links.count == 1 && b.links.count == 1)
+    // Exactly one of them initiated.
+    #expect((a.links[0].role == .client) != (b.links[0].role == .client))
+    #expect(a.links[0].peer == 0 && b.links[0].peer == 0)
+    let frame: [UInt8] = [0xD1, 0x05, 0, 8, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8]
+    let took = frame.withUnsafeBytes { a.seal($0, to: nodeB) }
+    #expect(took)
+    // On the wire it is a DTLS application record, not the frame.
+    #expect(mesh.inFlight.count == 1 && mesh.inFlight[0].2[0] == 23)
+    #expect(!mesh.inFlight[0].2.contains(0xD1) || mesh.inFlight[0].2.count != frame.count)
+    mesh.run(rounds: 1)
+    #expect(mesh.delivered.count == 1)
+    #expect(mesh.delivered[0].0 == nodeB && mesh.delivered[0].1 == nodeA && mesh.delivered[0].2 == frame)
+    // A plain frame from a peer that has a session is refused and counted.
+    #expect(!b.admitsPlain(from: nodeA))
+    #expect(b.counters[.plainOnSession] == 1)
+    #expect(b.admitsPlain(from: Endpoint(ip: 0x7f00_0009, port: 9)))
+    // Nothing to seal for an address without a session.
+    #expect(!frame.withUnsafeBytes { a.seal($0, to: Endpoint(ip: 0x7f00_0009, port: 9)) })
+  }
+
+  @Test func aWrongPinIsRefusedAndCounted() throws {
+    let mesh = Mesh()
+    let stranger = newIdentity()
+    let a = mesh.add(nodeA, identity: identityA, peers: [LinkPeer(name: "b", endpoint: nodeB, fingerprint: stranger.fingerprint)])
+    let b = mesh.add(nodeB, identity: identityB, peers: [LinkPeer(name: "a", endpoint: nodeA, fingerprint: identityA.fingerprint)])
+    mesh.run(rounds: 80)
+    #expect(a.establishedSessions == 0)
+    // A refuses B's key whoever dials: as client by its pin, as server because B's address is
+    // a configured node that must present the pinned key.
+    #expect(a.counters[.notPinned] >= 1)
+    #expect(b.links.allSatisfy { !$0.established } || b.counters.closedByPeer >= 1)
+  }
+
+  @Test func spoofedHellosGetOneSmallAnswerAndNoState() throws {
+    let mesh = Mesh()
+    let a = mesh.add(nodeA, identity: identityA, peers: [])
+    let hello = clientHello()
+    for i in 0..<200 {
+      let spoofed = Endpoint(ip: 0x7f0a_0000 + UInt32(i), port: 5000)
+      hello.withUnsafeBytes { a.receive($0, from: spoofed, nowNs: mesh.nowNs) }
+    }
+    #expect(a.links.isEmpty)
+    #expect(a.counters.helloVerifyRequests == 200)
+    #expect(mesh.inFlight.count == 200)
+    #expect(mesh.inFlight.allSatisfy { $0.2.count <= hello.count && $0.2[0] == 22 && $0.2[13] == 3 })
+    #expect(a.counters.unverifiedBytesOut <= a.counters.unverifiedBytesIn)
+    // A truncated ClientHello gets no answer at all.
+    Array(hello[0..<40]).withUnsafeBytes { a.receive($0, from: Endpoint(ip: 0x7f0b_0000, port: 1), nowNs: mesh.nowNs) }
+    #expect(a.counters.helloVerifyRequests == 200)
+    #expect(a.counters[.badHello] == 1)
+    // Records from an address without a session are dropped.
+    [23, 0xFE, 0xFD, 0, 1, 0, 0, 0, 0, 0, 1, 0, 0].withUnsafeBytes { a.receive($0, from: nodeB, nowNs: mesh.nowNs) }
+    #expect(a.counters[.noSession] == 1)
+  }
+
+  @Test func aClientWithACookieIsAdmittedAndItsKeyLearned() throws {
+    let mesh = Mesh()
+    let a = mesh.add(nodeA, identity: identityA, peers: [])
+    let client = newIdentity()
+    // A client is a table with node A as its only peer (it dials; A accepts any key).
+    let c = mesh.add(nodeB, identity: client, peers: [LinkPeer(name: "a", endpoint: nodeA, fingerprint: identityA.fingerprint)])
+    mesh.run(rounds: 80)
+    #expect(c.establishedSessions == 1 && a.establishedSessions == 1)
+    #expect(a.links[0].peer == nil)  // a client, not a node link
+    #expect(a.links[0].session.peerFingerprint == client.fingerprint)
+    #expect(a.counters.helloVerifyRequests >= 1 && a.counters.handshakesFull == 1)
+  }
+
+  @Test func admissionLimitsRefuseByReasonAndKeepEstablishedSessions() throws {
+    var limits = SessionLimits()
+    limits.halfOpen = 2
+    limits.perSourcePerSecond = 0
+    limits.handshakesPerSecond = 0
+    let (mesh, a, b) = linkedPair(limits: limits)
+    #expect(a.establishedSessions == 1)
+    // Many clients complete the cookie exchange, then never finish their handshakes.
+    var clients: [SessionTable] = []
+    for i in 0..<6 {
+      let e = Endpoint(ip: 0x7f14_0000 + UInt32(i), port: 6000)
+      clients.append(mesh.add(e, identity: clientIdentity, peers: [LinkPeer(name: "a", endpoint: nodeA, fingerprint: identityA.fingerprint)]))
+    }
+    // Let ClientHellos and HelloVerifyRequests through, then cut everything from A to clients.
+    mesh.run(rounds: 80) { from, to, d in from == nodeA && to != nodeB && d[13] != 3 }
+    #expect(a.counters[.halfOpenFull] > 0)
+    #expect(a.halfOpenSessions <= 2)
+    // The node link still carries frames.
+    let frame: [UInt8] = [0xD1, 0x05, 0, 8, 0, 0, 0, 0, 9, 9, 9, 9, 9, 9, 9, 9]
+    mesh.delivered = []
+    #expect(frame.withUnsafeBytes { b.seal($0, to: nodeA) })
+    mesh.run(rounds: 1)
+    #expect(mesh.delivered.contains { $0.0 == nodeA && $0.2 == frame })
+  }
+
+  @Test func perSourceRateRefusesRepeatedHandshakes() throws {
+    var limits = SessionLimits()
+    limits.perSourcePerSecond = 1  // burst 2
+    let mesh = Mesh()
+    let a = mesh.add(nodeA, identity: identityA, peers: [], limits: limits)
+    let config = try DTLSConfig(options: options(.client, pin: identityA), identity: clientIdentity, random: mesh.random)
+    // Five handshakes from one address (five ports), all at once: cookie exchange, then admission.
+    var sessions: [DTLSSession] = []
+    for port in UInt16(7000)..<7005 {
+      let e = Endpoint(ip: 0x7f15_0001, port: port)
+      var out: [[UInt8]] = []
+      let s = try DTLSSession(config: config, peerIP: nodeA.ip, peerPort: nodeA.port, now: { mesh.nowNs },
+                              send: { out.append(Array($0)); return true }, deliver: { _ in })
+      sessions.append(s)
+      s.step()
+      for d in out { d.withUnsafeBytes { a.receive($0, from: e, nowNs: mesh.nowNs) } }
+      let answers = mesh.inFlight.filter { $0.1 == e }
+      mesh.inFlight = []
+      out = []
+      for d in answers { d.2.withUnsafeBytes { s.receive($0) } }
+      s.step()  // the ClientHello with the cookie
+      for d in out { d.withUnsafeBytes { a.receive($0, from: e, nowNs: mesh.nowNs) } }
+    }
+    #expect(a.counters.helloVerifyRequests == 5)
+    #expect(a.counters.handshakesAdmitted == 2)
+    #expect(a.counters[.sourceRate] == 3)
+    #expect(a.halfOpenSessions == 2)
+  }
+
+  @Test func rekeyKeepsFramesFlowingAndResumes() throws {
+    var limits = SessionLimits()
+    limits.rekeyBytes = 4000
+    let (mesh, a, b) = linkedPair(limits: limits)
+    let initiator = a.links[0].role == .client ? a : b
+    let other = initiator === a ? b : a
+    let to = initiator === a ? nodeB : nodeA
+    let from = initiator === a ? nodeA : nodeB
+    var frame = [UInt8](repeating: 7, count: 1000)
+    frame[0] = 0xD1
+    var sent = 0
+    for i in 0..<12 {
+      frame[1] = UInt8(i)
+      #expect(frame.withUnsafeBytes { initiator.seal($0, to: to) })
+      sent += 1
+      // Records from before the rekey still in flight when it completes: delivered late.
+      mesh.run(rounds: 1)
+    }
+    mesh.run(rounds: 20)
+    #expect(initiator.counters.rekeys >= 1 && other.counters.rekeys >= 1)
+    #expect(initiator.counters.handshakesResumed >= 1)
+    #expect(mesh.delivered.filter { $0.1 == from }.count == sent)
+    #expect(other.establishedSessions == 1 && initiator.establishedSessions == 1)
+  }
+
+  @Test func shutdownSaysCloseNotify() throws {
+    let (mesh, a, b) = linkedPair()
+    a.shutdown()
+    #expect(a.counters.closeNotifySent == 1)
+    mesh.run(rounds: 2)
+    #expect(b.establishedSessions == 0)
+    #expect(b.counters.closedByPeer == 1)
+  }
+}
