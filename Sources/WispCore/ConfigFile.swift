@@ -17,7 +17,7 @@ public enum ConfigFile {
     "name", "listen", "board", "state_dir", "status_socket", "metrics", "pool", "circuits", "batch", "shards",
     "gso", "rate_mbit", "circuit_rate_mbit", "quota_gb", "quota_reset_day", "exits", "idle_timeout",
     "stats_interval", "watchdog", "led_chip", "led_status", "led_activity", "led_error", "led_active_low",
-    "credit_window", "peers", "commit_interval",
+    "credit_window", "peers", "commit_interval", "sessions", "half_open", "handshake_rate", "links",
   ]
 
   /// Applies the file's settings over `base` (which carries board defaults).
@@ -80,12 +80,24 @@ public enum ConfigFile {
       }
       else if k.is("peers") {
         c.peers = []
+        c.peerKeys = []
         if !v.is("none") {
           for part in v.utf8.split(separator: 44) {  // ','
             let t = String(decoding: KeyValueFile.trim(Array(part)), as: UTF8.self)
-            guard let p = RunConfig.parsePeer(t) else { throw fail("'peers' must be none or NAME=ADDR:PORT, ...; '\(t)' is not") }
-            c.peers.append(p)
+            guard let p = RunConfig.parsePeerEntry(t) else {
+              throw fail("'peers' must be none or NAME=ADDR:PORT[=FINGERPRINT], ...; '\(t)' is not")
+            }
+            c.peers.append((p.name, p.endpoint))
+            c.peerKeys.append(p.key)
           }
+        }
+      }
+      else if k.is("sessions") { c.sessions = Int(try number(0, 1024)) }
+      else if k.is("half_open") { c.halfOpen = Int(try number(1, 1024)) }
+      else if k.is("handshake_rate") { c.handshakeRate = try number(0, 100_000) }
+      else if k.is("links") {
+        if v.is("required") { c.linksRequired = true } else if v.is("optional") { c.linksRequired = false } else {
+          throw fail("'links' must be optional or required, not '\(v)'")
         }
       }
       else if k.is("credit_window") { c.creditWindow = try number(0, 1 << 40) }

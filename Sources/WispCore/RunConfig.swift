@@ -28,11 +28,54 @@ public struct RunConfig {
   public var commitIntervalSec: UInt64 = Credits.defaultCommitInterval
   /// Neighbour nodes this node probes (PING/PONG RTT, shown in status).
   public var peers: [(name: String, endpoint: Endpoint)] = []
+  /// Each peer's pinned key (`NAME=ADDR:PORT=FINGERPRINT`), parallel to `peers`; a peer with
+  /// a key gets a DTLS session (node link), one without is only probed.
+  public var peerKeys: [Fingerprint?] = []
+  /// DTLS session table capacity (0: no sessions; DTLS datagrams are dropped).
+  public var sessions = 64
+  /// Server handshakes in progress at once, and new ones per second node-wide.
+  public var halfOpen = 16
+  public var handshakeRate: UInt64 = 50
+  /// Plain frames only from exits: clients and nodes must use sessions.
+  public var linksRequired = false
+  /// ChaCha20-Poly1305 first (boards without AES instructions).
+  public var prefersChaCha = true
   /// The config file in use, for SIGHUP.
   public var configPath: String? = nil
   public var durationSec: UInt64 = 0
 
   public init() {}
+
+  /// "NAME=ADDR:PORT[=FINGERPRINT]" → (name, endpoint, key); names are [A-Za-z0-9_.-]{1,32},
+  /// a fingerprint is 64 hex digits (`wisp id` of that node).
+  public static func parsePeerEntry(_ text: String) -> (name: String, endpoint: Endpoint, key: Fingerprint?)? {
+    let parts = text.utf8.split(separator: 61, omittingEmptySubsequences: false)  // '='
+    guard parts.count == 2 || parts.count == 3 else { return nil }
+    guard let p = parsePeer(String(decoding: parts[0], as: UTF8.self) + "=" + String(decoding: parts[1], as: UTF8.self)) else {
+      return nil
+    }
+    if parts.count == 2 { return (p.name, p.endpoint, nil) }
+    guard let key = parseFingerprint(Array(parts[2])) else { return nil }
+    return (p.name, p.endpoint, key)
+  }
+
+  /// 64 hex digits → a fingerprint.
+  public static func parseFingerprint(_ hex: [UInt8]) -> Fingerprint? {
+    guard hex.count == 64 else { return nil }
+    var bytes = [UInt8](repeating: 0, count: 32)
+    for i in 0..<64 {
+      let c = hex[i]
+      let v: UInt8
+      switch c {
+      case 48...57: v = c - 48
+      case 97...102: v = c - 87
+      case 65...70: v = c - 55
+      default: return nil
+      }
+      bytes[i / 2] = bytes[i / 2] << 4 | v
+    }
+    return Fingerprint(bytes)
+  }
 
   /// "NAME=ADDR:PORT" → (name, endpoint); names are [A-Za-z0-9_.-]{1,32}.
   public static func parsePeer(_ text: String) -> (name: String, endpoint: Endpoint)? {
@@ -50,6 +93,8 @@ public struct RunConfig {
     poolPackets = board.poolPackets
     circuits = board.circuits
     cores = board.cores
+    sessions = min(board.sessions, 1024)
+    prefersChaCha = board.prefersChaCha
     leds.chip = board.gpioChip
     leds.status = board.ledStatus
     leds.activity = board.ledActivity
@@ -62,7 +107,12 @@ public struct RunConfig {
 
   /// The shard count in effect. Exit replies carry no circuit id, so the kernel cannot
   /// steer them to the shard that owns their circuit: an exit node runs one shard.
-  public var effectiveShards: Int { shards ?? (exits.isEmpty ? cores : 1) }
+  /// Event loops to run: one per core, or 1 for an exit or a node with DTLS node links
+  /// (sessions live on shard 0, and frames for a linked peer must leave through them).
+  public var effectiveShards: Int { shards ?? (exits.isEmpty && !hasNodeLinks ? cores : 1) }
+
+  /// Whether a peer has a pinned key (a DTLS node link) and sessions are on.
+  public var hasNodeLinks: Bool { sessions > 0 && peerKeys.contains { $0 != nil } }
 
   /// Reads `wisp run` options. Errors name the option and what it accepts.
   public static func from(_ inv: Invocation, board: Board? = nil, cores: Int = 1) throws(UsageError) -> RunConfig {
@@ -117,12 +167,27 @@ public struct RunConfig {
         throw UsageError("option '--gso' must be on or off, not '\(g)'", command: .run)
       }
     }
-    if !inv.values("--peer").isEmpty { c.peers = [] }
+    if !inv.values("--peer").isEmpty { c.peers = []; c.peerKeys = [] }
     for t in inv.values("--peer") {
-      guard let p = RunConfig.parsePeer(t) else {
-        throw UsageError("option '--peer' must be NAME=ADDR:PORT, not '\(t)'", command: .run)
+      guard let p = RunConfig.parsePeerEntry(t) else {
+        throw UsageError("option '--peer' must be NAME=ADDR:PORT[=FINGERPRINT], not '\(t)'", command: .run)
       }
-      c.peers.append(p)
+      c.peers.append((p.name, p.endpoint))
+      c.peerKeys.append(p.key)
+    }
+    if let n = try number("--sessions", 0, 1024) { c.sessions = Int(n) }
+    if let n = try number("--half-open", 1, 1024) { c.halfOpen = Int(n) }
+    if let n = try number("--handshake-rate", 0, 100_000) { c.handshakeRate = n }
+    if let l = inv.value("--links") {
+      if l.is("required") { c.linksRequired = true } else if l.is("optional") { c.linksRequired = false } else {
+        throw UsageError("option '--links' must be optional or required, not '\(l)'", command: .run)
+      }
+    }
+    if let s = c.shards, s > 1, c.hasNodeLinks {
+      throw UsageError("'--shards' above 1 cannot be combined with DTLS node links ('--peer' with a fingerprint)", command: .run)
+    }
+    if c.linksRequired && c.sessions == 0 {
+      throw UsageError("'--links required' needs sessions ('--sessions' above 0)", command: .run)
     }
     if !inv.values("--exit").isEmpty { c.exits = [] }
     for t in inv.values("--exit") {

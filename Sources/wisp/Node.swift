@@ -23,6 +23,8 @@ final class Node {
   var leds: NodeLEDs? = nil
   var credit: NodeCredit? = nil
   var peers = NodePeers([])
+  /// DTLS sessions (on shard 0; nil with `sessions = 0`).
+  var sessions: SessionTable? = nil
   var ticks: UInt64 = 0
   static let statusTag: UInt64 = 16
   static let metricsTag: UInt64 = 17
@@ -127,9 +129,14 @@ final class Node {
         main.timers.schedule(RelayLoop.TimerID.watchdog.rawValue, at: now, every: usec * 500)
       }
     }
+    if config.sessions > 0 {
+      guard let table = openSessions(config) else { return 1 }
+      table.attach(to: main)
+      sessions = table
+    }
     peers = NodePeers(config.peers)
     main.forwarder.onPong = { [peers] from, token in peers.pong(from: from, token: token) }
-    if !config.peers.isEmpty { peers.probe(fd: main.fd) }
+    if !config.peers.isEmpty { peers.probe(main) }
     let ledPanel = NodeLEDs(lines: config.leds)
     ledPanel.set(.selfTest, true)   // lamp test for the first second
     ledPanel.set(.storageError, credit == nil || credit!.failed)
@@ -165,11 +172,48 @@ final class Node {
     return 0
   }
 
+  /// The node identity (the same `node.key` as receipts) and the session table.
+  func openSessions(_ config: RunConfig) -> SessionTable? {
+    do throws(TLSError) {
+      let random = try RandomGenerator()
+      let identity: Identity
+      do throws(IdentityError) {
+        identity = try IdentityStore(directory: config.stateDir).loadOrCreate(random: random).identity
+      } catch {
+        Log.error("no node identity for DTLS sessions", "dir=\(config.stateDir) error=\"\(Log.quote(error.description))\"")
+        return nil
+      }
+      var limits = SessionLimits()
+      limits.capacity = config.sessions
+      limits.halfOpen = min(config.halfOpen, config.sessions)
+      limits.handshakesPerSecond = config.handshakeRate
+      limits.required = config.linksRequired
+      let table = try SessionTable(identity: identity, random: random, peers: Node.linkPeers(config), limits: limits,
+                                   prefersChaCha: config.prefersChaCha, now: { wisp_monotonic_ns() })
+      Log.info("dtls sessions", "capacity=\(limits.capacity) half_open=\(limits.halfOpen) handshake_rate=\(limits.handshakesPerSecond)"
+                 + " links=\(limits.required ? "required" : "optional") node_links=\(table.peers.count)"
+                 + " prefer=\(config.prefersChaCha ? "chacha20" : "aes128gcm") key=\(identity.fingerprint.hex)")
+      return table
+    } catch {
+      Log.error("cannot set up DTLS sessions", "error=\"\(Log.quote(error.description))\"")
+      return nil
+    }
+  }
+
+  /// Configured peers with a pinned key: the node links.
+  static func linkPeers(_ c: RunConfig) -> [LinkPeer] {
+    var out: [LinkPeer] = []
+    for (i, p) in c.peers.enumerated() where i < c.peerKeys.count {
+      if let k = c.peerKeys[i] { out.append(LinkPeer(name: p.name, endpoint: p.endpoint, fingerprint: Fingerprint(bytes: k.bytes))) }
+    }
+    return out
+  }
+
   func handle(_ loop: RelayLoop, _ event: RelayLoop.Event) {
     switch event {
     case .tick:
       ticks += 1
-      if ticks % (NodePeers.intervalNs / 1_000_000_000) == 0 && !peers.peers.isEmpty { peers.probe(fd: loops[0].fd) }
+      if ticks % (NodePeers.intervalNs / 1_000_000_000) == 0 && !peers.peers.isEmpty { peers.probe(loops[0]) }
       if let leds {
         let now = wisp_monotonic_ns()
         if now - startNs >= 1_000_000_000 { leds.set(.selfTest, false); leds.set(.ready, true) }
@@ -238,8 +282,10 @@ final class Node {
         Log.info("LED lines reloaded", "backend=\"\(Log.quote(fresh.backend))\"")
       }
       peers.update(new.peers)
+      sessions?.update(peers: Node.linkPeers(new))
       var kept = current
       kept.peers = new.peers
+      kept.peerKeys = new.peerKeys
       kept.limits = new.limits
       kept.exits = new.exits
       kept.leds = new.leds
@@ -297,6 +343,19 @@ final class Node {
     }
     s.creditWindow = config.creditWindow
     let nowNs = wisp_monotonic_ns()
+    if let t = sessions {
+      s.sessions = t.counters
+      s.sessionsEstablished = t.establishedSessions
+      s.sessionsHalfOpen = t.halfOpenSessions
+      s.sessionsCapacity = t.limits.capacity
+      for l in t.links where l.established {
+        let name = l.peer.map { $0 < t.peers.count ? t.peers[$0].name + "@" : "" } ?? ""
+        s.sessionLines.append(.init(peer: name + l.endpoint.text, kind: l.peer == nil ? "client" : "node",
+                                    suite: l.session.cipherSuite, key: l.session.peerFingerprint?.hex ?? "-",
+                                    ageSec: (nowNs &- l.session.establishedNs) / 1_000_000_000,
+                                    bytesIn: l.session.bytesIn, bytesOut: l.session.bytesOut))
+      }
+    }
     s.peers = peers.peers.map { p in
       StatusSnapshot.PeerLine(name: p.name, endpoint: p.endpoint.text, srttUs: p.srttUs, lastRttUs: p.lastRttUs,
                               sent: p.sent, answered: p.answered,
@@ -388,6 +447,12 @@ final class Node {
     return s
   }
 
+  static func refusalText(_ c: SessionCounters) -> String {
+    var s = ""
+    for r in SessionRefusal.allCases where c[r] > 0 { s += (s.isEmpty ? "" : " ") + "\(r.name)=\(c[r])" }
+    return s.isEmpty ? "none" : s
+  }
+
   func summary() -> String {
     let t = totals()
     let rss = ProcessInfo.peakRSSKiB()
@@ -398,6 +463,11 @@ final class Node {
         + " receipts_rejected=\(credit.rejected) receipts_uncredited=\(credit.uncredited)"
     }
     return "forwarded_packets=\(t.packets) forwarded_bytes=\(t.bytes) circuits_created=\(t.created)"
+      + (sessions.map { " sessions=\($0.establishedSessions) handshakes_full=\($0.counters.handshakesFull)"
+          + " handshakes_resumed=\($0.counters.handshakesResumed) hello_verify_requests=\($0.counters.helloVerifyRequests)"
+          + " unverified_bytes_in=\($0.counters.unverifiedBytesIn) unverified_bytes_out=\($0.counters.unverifiedBytesOut)"
+          + " records_sealed=\($0.counters.recordsSealed) records_opened=\($0.counters.recordsOpened)"
+          + " close_notify_sent=\($0.counters.closeNotifySent) session_refusals=[\(Node.refusalText($0.counters))]" } ?? " sessions=off")
       + " circuits_open=\(t.circuits) gso_segments=\(t.gso) gro_segments=\(t.gro) peak_rss_kb=\(rss)\(creditText) drops=\(t.drops.total) [\(t.drops.summary)]"
   }
 }

@@ -34,13 +34,14 @@ final class NodePeers {
     peers = next
   }
 
-  /// Sends one PING to every peer from the node's socket.
-  func probe(fd: Int32) {
+  /// Sends one PING to every peer from the node's socket (inside its DTLS session if it has one).
+  func probe(_ loop: RelayLoop) {
     let now = wisp_monotonic_ns()
     let n = Frame.encodeHeader(packet, type: .ping, bodyLength: 8, circuit: 0)
     (packet + Wire.headerSize).storeBytes(of: now.bigEndian, as: UInt64.self)
     for i in 0..<peers.count {
-      if wisp_sendto(fd, packet, n, peers[i].endpoint.ip, peers[i].endpoint.port) == n { peers[i].sent += 1 }
+      loop.sendFrame(UnsafeRawBufferPointer(start: packet, count: n), to: peers[i].endpoint)
+      peers[i].sent += 1
     }
   }
 

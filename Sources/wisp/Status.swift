@@ -3,6 +3,7 @@
 import CPosix
 import WispCore
 import WispOS
+import WispTLS
 
 struct StatusSnapshot {
   var name = ""
@@ -36,6 +37,21 @@ struct StatusSnapshot {
     var lastSeenSec: UInt64?
   }
   var peers: [PeerLine] = []
+  /// DTLS sessions (nil: sessions off).
+  var sessions: SessionCounters? = nil
+  var sessionsEstablished = 0
+  var sessionsHalfOpen = 0
+  var sessionsCapacity = 0
+  struct SessionLine {
+    var peer: String
+    var kind: String
+    var suite: String
+    var key: String
+    var ageSec: UInt64
+    var bytesIn: UInt64
+    var bytesOut: UInt64
+  }
+  var sessionLines: [SessionLine] = []
   var creditKnown = false
   var creditReceipted: UInt64 = 0
   var creditReceipts = 0
@@ -76,6 +92,19 @@ struct StatusSnapshot {
     }
     s += "pool:      \(poolFree) of \(poolSize) packet buffers free\n"
     s += "leds:      \(ledState)\n"
+    if let c = sessions {
+      s += "sessions:  \(sessionsEstablished) established, \(sessionsHalfOpen) half-open of \(sessionsCapacity);"
+        + " handshakes \(c.handshakesFull) full, \(c.handshakesResumed) resumed, \(c.rekeys) rekeys;"
+        + " \(c.helloVerifyRequests) cookies sent (unverified bytes in \(c.unverifiedBytesIn), out \(c.unverifiedBytesOut))\n"
+      for l in sessionLines {
+        s += "           \(l.peer) \(l.kind) \(l.suite) up \(l.ageSec) s, in \(l.bytesIn) B, out \(l.bytesOut) B, key \(l.key)\n"
+      }
+      var refused = ""
+      for r in SessionRefusal.allCases where c[r] > 0 { refused += (refused.isEmpty ? "" : " ") + "\(r.name)=\(c[r])" }
+      s += "refused:   \(refused.isEmpty ? "none" : refused)\n"
+    } else {
+      s += "sessions:  off\n"
+    }
     s += "drops:     \(drops.total) [\(drops.summary)]\n"
     s += "errors:    \(recentErrors.isEmpty ? "none" : "")\n"
     for e in recentErrors { s += "  \(e)\n" }
@@ -91,7 +120,23 @@ struct StatusSnapshot {
         + ",\"last_rtt_us\":\(p.lastRttUs),\"pings_sent\":\(p.sent),\"pongs\":\(p.answered)"
         + ",\"last_seen_s\":" + (p.lastSeenSec.map { "\($0)" } ?? "null") + "}"
     }
-    s += "],\"sessions\":0"
+    s += "]"
+    if let c = sessions {
+      s += ",\"sessions\":{\"established\":\(sessionsEstablished),\"half_open\":\(sessionsHalfOpen),\"capacity\":\(sessionsCapacity)"
+        + ",\"handshakes_full\":\(c.handshakesFull),\"handshakes_resumed\":\(c.handshakesResumed),\"rekeys\":\(c.rekeys)"
+        + ",\"hello_verify_requests\":\(c.helloVerifyRequests),\"unverified_bytes_in\":\(c.unverifiedBytesIn)"
+        + ",\"unverified_bytes_out\":\(c.unverifiedBytesOut),\"records_sealed\":\(c.recordsSealed),\"records_opened\":\(c.recordsOpened)"
+        + ",\"close_notify_sent\":\(c.closeNotifySent),\"refused\":{"
+      for r in SessionRefusal.allCases { s += (r.rawValue == 0 ? "" : ",") + "\"\(r.name)\":\(c[r])" }
+      s += "},\"links\":["
+      for (i, l) in sessionLines.enumerated() {
+        s += (i == 0 ? "" : ",") + "{\"peer\":\"\(l.peer)\",\"kind\":\"\(l.kind)\",\"suite\":\"\(l.suite)\",\"key\":\"\(l.key)\""
+          + ",\"age_s\":\(l.ageSec),\"bytes_in\":\(l.bytesIn),\"bytes_out\":\(l.bytesOut)}"
+      }
+      s += "]}"
+    } else {
+      s += ",\"sessions\":null"
+    }
     s += ",\"circuits\":{\"open\":\(circuits),\"created\":\(circuitsCreated)}"
     s += ",\"traffic\":{\"packets\":\(packets),\"bytes\":\(bytes),\"packets_per_s\":\(pps),\"kbit_per_s\":\(kbitPerSec)}"
     if creditKnown {
@@ -132,6 +177,21 @@ struct StatusSnapshot {
     metric("credit_committed_bytes", "gauge", "Receipted bytes synced to the journal.", creditCommitted)
     metric("credit_pending_bytes", "gauge", "Bytes relayed on open circuits beyond their receipts.", creditPending)
     metric("credit_paused_circuits", "gauge", "Circuits paused at their credit window.", UInt64(creditPaused))
+    if let c = sessions {
+      metric("sessions_established", "gauge", "DTLS sessions established.", UInt64(sessionsEstablished))
+      metric("sessions_half_open", "gauge", "DTLS handshakes in progress (server side).", UInt64(sessionsHalfOpen))
+      metric("handshakes_full_total", "counter", "Full DTLS handshakes completed.", c.handshakesFull)
+      metric("handshakes_resumed_total", "counter", "Resumed DTLS handshakes completed (session tickets).", c.handshakesResumed)
+      metric("session_rekeys_total", "counter", "Sessions replaced by a new handshake.", c.rekeys)
+      metric("hello_verify_requests_total", "counter", "Cookies sent to unverified addresses.", c.helloVerifyRequests)
+      metric("unverified_bytes_in_total", "counter", "Bytes of ClientHellos from unverified addresses.", c.unverifiedBytesIn)
+      metric("unverified_bytes_out_total", "counter", "Bytes sent to unverified addresses.", c.unverifiedBytesOut)
+      metric("records_sealed_total", "counter", "Frames sent as DTLS records.", c.recordsSealed)
+      metric("records_opened_total", "counter", "Frames received as DTLS records.", c.recordsOpened)
+      s += "# HELP wisp_session_refusals_total Handshakes refused and DTLS datagrams dropped, by reason.\n"
+      s += "# TYPE wisp_session_refusals_total counter\n"
+      for r in SessionRefusal.allCases { s += "wisp_session_refusals_total{reason=\"\(r.name)\"} \(c[r])\n" }
+    }
     if !peers.isEmpty {
       s += "# HELP wisp_peer_rtt_microseconds Smoothed round-trip time to a neighbour node (PING/PONG).\n"
       s += "# TYPE wisp_peer_rtt_microseconds gauge\n"
