@@ -129,6 +129,7 @@ public enum Arguments {
                   OptionSpec("--silence-ms", "MS", "with --peers: rebuild after this long without an echo (default 1500)"),
                   OptionSpec("--exit", "ADDR:PORT", "UDP echo service behind the last relay"),
                   OptionSpec("--keys", "FP,...", "the relays' fingerprints (wisp id): sign receipts for each"),
+                  OptionSpec("--dtls", "on|off", "carry frames to the first relay in a DTLS session, pinned by its key (default off)"),
                   OptionSpec("--seconds", "N", "how long to send (default 10)"),
                   OptionSpec("--size", "BYTES", "message size (default 1200)"),
                   OptionSpec("--rate-kbit", "K", "sending rate in kbit/s (default 8000)"),

@@ -453,12 +453,16 @@ public final class SessionTable: LinkLayer {
   func refuse(_ r: SessionRefusal) { counters.refusals[r.rawValue] &+= 1 }
 
   func makeSession(_ config: DTLSConfig, to peer: Endpoint) throws(TLSError) -> DTLSSession {
-    try DTLSSession(config: config, peerIP: peer.ip, peerPort: peer.port, now: now,
-                    send: { [unowned self] d in self.sendDatagram?(d, peer) ?? false },
-                    deliver: { [unowned self] frame in
-                      self.counters.recordsOpened &+= 1
-                      self.deliverFrame?(frame, peer)
-                    })
+    // The sessions never outlive the table: an unretained reference (no cycle, no `unowned`
+    // in Embedded Swift).
+    let me = Unmanaged.passUnretained(self)
+    return try DTLSSession(config: config, peerIP: peer.ip, peerPort: peer.port, now: now,
+                           send: { d in me.takeUnretainedValue().sendDatagram?(d, peer) ?? false },
+                           deliver: { frame in
+                             let t = me.takeUnretainedValue()
+                             t.counters.recordsOpened &+= 1
+                             t.deliverFrame?(frame, peer)
+                           })
   }
 
   func add(_ link: Link) {

@@ -53,12 +53,123 @@ final class CircuitClient {
   }
 
   deinit {
+    if let l = link, l.state == .established { l.close() }  // close_notify before the socket goes
     out.deallocate()
     inbuf.deallocate()
     socket.close()
   }
 
-  enum BuildError: Error { case refused(UInt8), noAnswer, exitKeyMismatch }
+  enum BuildError: Error { case refused(UInt8), noAnswer, exitKeyMismatch, session(String) }
+
+  // MARK: - The DTLS session with the first hop
+
+  /// Carry every frame to the first relay inside a DTLS session (mutual authentication).
+  var useDTLS = false
+  /// Pinned keys of relays, for the session with whichever is the first hop; a first hop
+  /// without one is trusted on first use (its fingerprint is printed).
+  var pins: [(Endpoint, WispTLS.Fingerprint)] = []
+  var link: DTLSSession? = nil
+  var linkPeer = Endpoint(ip: 0, port: 0)
+  var linkConfigs: (pinned: DTLSConfig?, learn: DTLSConfig?) = (nil, nil)
+  var identity: Identity? = nil
+  var drbg: RandomGenerator? = nil
+  /// Frames opened from records, waiting for `nextFrame`.
+  var opened: [[UInt8]] = []
+  var handshakeMs: UInt64 = 0
+
+  /// A mutually authenticated DTLS 1.2 session with `peer` (ends any earlier one).
+  func connect(_ peer: Endpoint) throws(BuildError) {
+    if let old = link, old.state == .established { old.close() }
+    link = nil
+    let pin = pins.first { $0.0 == peer }?.1
+    let s: DTLSSession
+    switch makeSession(peer, pin: pin) {
+    case .success(let made): s = made
+    case .failure(let e): throw .session(e.message)
+    }
+    link = s
+    linkPeer = peer
+    let start = Clock.nowNs()
+    s.step()
+    while s.state == .handshaking && Clock.nowNs() - start < 10_000_000_000 {
+      if socket.wait(ms: 50) {
+        while let (len, from) = socket.receive(into: inbuf, capacity: 2048) {
+          if from == peer { s.input(UnsafeRawBufferPointer(start: inbuf, count: len)) }
+        }
+      }
+      if let d = s.deadlineNs, d <= Clock.nowNs() { s.handleTimeout() }
+    }
+    guard s.state == .established else {
+      link = nil
+      throw .session(s.failure?.description ?? "handshake with \(peer.text) timed out")
+    }
+    handshakeMs = (Clock.nowNs() - start) / 1_000_000
+    if pin == nil, let fp = s.peerFingerprint { Console.out("client: learned \(peer.text) key \(fp.hex)") }
+    Console.out("client: dtls session with \(peer.text): \(s.cipherSuite) in \(handshakeMs) ms")
+  }
+
+  struct SessionSetupError: Error { let message: String }
+
+  func makeSession(_ peer: Endpoint, pin: WispTLS.Fingerprint?) -> Result<DTLSSession, SessionSetupError> {
+    do throws(TLSError) {
+      if drbg == nil { drbg = try RandomGenerator() }
+      if identity == nil {
+        do throws(IdentityError) {
+          identity = try Identity(keyPEM: try Identity.generateKeyPEM(random: drbg!), certificatePEM: nil,
+                                  path: "client", random: drbg!)
+        } catch { return .failure(SessionSetupError(message: "cannot make a client key: \(error.description)")) }
+      }
+      var o = DTLSOptions(role: .client, pinned: pin.map { [$0] } ?? [])
+      o.learn = pin == nil
+      o.mtu = UInt16(Wire.maxDatagram)
+      let config = try DTLSConfig(options: o, identity: identity!, random: drbg!)
+      let sock = socket
+      let me = Unmanaged.passUnretained(self)  // the session never outlives the client
+      return .success(try DTLSSession(config: config, peerIP: peer.ip, peerPort: peer.port, now: { Clock.nowNs() },
+                                      send: { d in sock.send(d.baseAddress!, d.count, to: peer) },
+                                      deliver: { f in me.takeUnretainedValue().opened.append(Array(f)) }))
+    } catch {
+      return .failure(SessionSetupError(message: error.description))
+    }
+  }
+
+  /// Sends the `n`-byte frame at `out` to the first hop (inside the session if there is one).
+  @discardableResult
+  func sendFrame(_ n: Int) -> Bool {
+    if let link {
+      guard link.state == .established else { return false }
+      do { try link.write(UnsafeRawBufferPointer(start: out, count: n)) } catch { return false }
+      return true
+    }
+    return socket.send(out, n, to: first)
+  }
+
+  /// The next frame for the client in `inbuf` (its length), opened from a record when the
+  /// session carries it; nil when nothing is waiting.
+  func nextFrame() -> Int? {
+    while true {
+      if !opened.isEmpty {
+        let f = opened.removeFirst()
+        f.withUnsafeBytes { inbuf.copyMemory(from: $0.baseAddress!, byteCount: min(f.count, 2048)) }
+        return min(f.count, 2048)
+      }
+      guard let (len, from) = socket.receive(into: inbuf, capacity: 2048) else { return nil }
+      guard let link else { return len }
+      if from != linkPeer || len == 0 { continue }
+      let b = inbuf.load(as: UInt8.self)
+      if b >= Wire.dtlsLow && b <= Wire.dtlsHigh {
+        link.input(UnsafeRawBufferPointer(start: inbuf, count: len))
+        if let d = link.deadlineNs, d <= Clock.nowNs() { link.handleTimeout() }
+      }
+      // A plain frame from a relay we have a session with is not trusted: dropped.
+    }
+  }
+
+  /// Ends the session with close_notify.
+  func closeLink() {
+    link?.close()
+    link = nil
+  }
 
   /// End-to-end sealing with the exit of the current circuit (nil: plain payloads).
   var channel: SealedChannel? = nil
@@ -73,6 +184,9 @@ final class CircuitClient {
              exitKey: WispCore.Fingerprint? = nil) throws(BuildError) {
     precondition(!relays.isEmpty && relays.count <= Wire.maxHops, "1-3 relays")
     first = relays[0]
+    if useDTLS && (link == nil || link!.state != .established || linkPeer != first) {
+      try connect(first)
+    }
     channel = nil
     var bodyLen = 0
     let body = out + Wire.headerSize
@@ -91,11 +205,11 @@ final class CircuitClient {
     if my == 0 { my = 1 }
     let n = Frame.encodeHeader(out, type: .create, bodyLength: bodyLen, circuit: my)
     for _ in 0..<max(tries, 1) {
-      socket.send(out, n, to: first)
+      sendFrame(n)
       let deadline = Clock.nowNs() + waitMs * 1_000_000
       while Clock.nowNs() < deadline {
         if !socket.wait(ms: 100) { continue }
-        while let (len, _) = socket.receive(into: inbuf, capacity: 2048) {
+        while let len = nextFrame() {
           guard case .success(let h) = Frame.decode(inbuf, length: len), h.circuit == my else { continue }
           if h.type == .created {
             if let expected = exitKey, let e = ephemeral {
@@ -151,7 +265,7 @@ final class CircuitClient {
       let body = r.encoded
       body.withUnsafeBytes { (out + Wire.headerSize).copyMemory(from: $0.baseAddress!, byteCount: body.count) }
       let n = Frame.encodeHeader(out, type: .receipt, bodyLength: body.count, circuit: forwardId)
-      if socket.send(out, n, to: first) { receiptsSent += 1 }
+      if sendFrame(n) { receiptsSent += 1 }
     }
     signer = key
     receiptedUpTo = amount
@@ -170,14 +284,14 @@ final class CircuitClient {
       bodyLength = ch.seal(payload: plain, length: min(size, Wire.maxBody - Wire.sealOverhead))
     }
     let n = Frame.encodeHeader(out, type: .data, bodyLength: bodyLength, circuit: forwardId)
-    if socket.send(out, n, to: first) { sent += 1; bytesSent += UInt64(bodyLength) }  // as on the wire, like echoes
+    if sendFrame(n) { sent += 1; bytesSent += UInt64(bodyLength) }  // as on the wire, like echoes
   }
 
   /// Takes every echo waiting (up to `ms` of waiting for the first).
   func receiveEchoes(waitMs: Int32) {
     if !socket.wait(ms: waitMs) { return }
     let now = Clock.nowNs()
-    while let (len, _) = socket.receive(into: inbuf, capacity: 2048) {
+    while let len = nextFrame() {
       guard case .success(let h) = Frame.decode(inbuf, length: len), h.type == .data, h.circuit == backId,
             h.bodyLength >= 16 else { continue }
       var body = inbuf + Wire.headerSize

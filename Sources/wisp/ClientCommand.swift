@@ -26,6 +26,9 @@ enum ClientCommand {
       if inv.value("--via") != nil || inv.value("--keys") != nil {
         return usage("'--peers' replaces '--via' and '--keys' (give fingerprints as NAME=ADDR:PORT=FP)")
       }
+      if let d = inv.value("--dtls"), d.is("on") {
+        return usage("'--dtls on' works with '--via' only (the RTT probes of '--peers' are plain frames)")
+      }
       return mesh(inv, usage)
     }
     for o: StaticString in ["--hops", "--exit-via", "--silence-ms"] where inv.value(o) != nil {
@@ -60,11 +63,13 @@ enum ClientCommand {
       client.enableReceipts(key: key, hops: keys)
     }
     // With the relays' keys the payload is sealed end to end with the exit (its key is the last).
+    for (i, k) in keys.enumerated() where i < relays.count { client.pins.append((relays[i], WispTLS.Fingerprint(bytes: k.bytes))) }
     do { try client.build(relays: relays, exit: exit, exitKey: keys.last) } catch {
       switch error {
       case .refused(let r): Console.err("wisp: the circuit was refused (reason \(r): \(refuseText(r)))")
       case .noAnswer: Console.err("wisp: no answer from \(relays[0].text) while building the circuit")
       case .exitKeyMismatch: Console.err("wisp: the exit's key does not match the fingerprint given in --keys")
+      case .session(let why): Console.err("wisp: no DTLS session with \(relays[0].text): \(why)")
       }
       return 1
     }
@@ -143,6 +148,11 @@ enum ClientCommand {
     wisp_ignore_sigpipe()
     let sigfd = wisp_signalfd()
     guard let client = try? CircuitClient() else { return .failure(StartError(message: "cannot open a UDP socket", exitCode: 1)) }
+    if let d = inv.value("--dtls") {
+      if d.is("on") { client.useDTLS = true } else if !d.is("off") {
+        return .failure(StartError(message: "option '--dtls' must be on or off, not '\(d)'", exitCode: 2))
+      }
+    }
     return .success((traffic, sigfd, client))
   }
 

@@ -206,6 +206,8 @@ final class MeshClient {
           Console.out("client: no answer through \(pathText(next.path))")
         case .exitKeyMismatch:
           Console.out("client: \(pathText(next.path)): the exit's key does not match its pinned fingerprint")
+        case .session(let why):
+          Console.out("client: no DTLS session with the first hop of \(pathText(next.path)): \(why)")
         }
         failed.append(next.path)
       }
