@@ -40,7 +40,7 @@ import Testing
   }
 
   @Test func everyDocumentedKeyIsKnown() {
-    #expect(ConfigFile.keys.count == 27)
+    #expect(ConfigFile.keys.count == 31)
   }
 
   @Test func exitsList() throws {
@@ -101,12 +101,23 @@ import Testing
     #expect(RunConfig.parsePeer(text) == nil)
   }
 
+  @Test func peerWithAFingerprintIsANodeLink() throws {
+    let fp = "76300de3a70d16afdda1dd8b66c414bd58efc493aea971338b199008ec4e9fbe"
+    let c = try ConfigFile.apply("peers = a=127.0.0.1:7401=\(fp), b=127.0.0.1:7402\nsessions = 8\nlinks = required\n", to: RunConfig())
+    #expect(c.peers.count == 2 && c.peerKeys.count == 2)
+    #expect(c.peerKeys[0]?.bytes.first == 0x76 && c.peerKeys[1] == nil)
+    #expect(c.sessions == 8 && c.linksRequired && c.hasNodeLinks && c.effectiveShards == 1)
+    #expect(RunConfig.parsePeerEntry("a=127.0.0.1:1=" + String(fp.dropLast())) == nil)
+    #expect(RunConfig.parsePeerEntry("a=127.0.0.1:1=" + String(fp.dropLast()) + "g") == nil)
+    #expect(throws: ConfigError.self) { try ConfigFile.apply("links = sometimes\n", to: RunConfig()) }
+  }
+
   @Test func badPeerLineNamesTheProblem() {
     do {
       _ = try ConfigFile.apply("peers = ok=127.0.0.1:1, nope\n", to: RunConfig())
       Issue.record("accepted a bad peer")
     } catch {
-      #expect(error.line == 1 && error.message == "'peers' must be none or NAME=ADDR:PORT, ...; 'nope' is not")
+      #expect(error.line == 1 && error.message == "'peers' must be none or NAME=ADDR:PORT[=FINGERPRINT], ...; 'nope' is not")
     }
   }
 }
