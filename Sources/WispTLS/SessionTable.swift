@@ -484,12 +484,12 @@ public final class SessionTable: LinkLayer {
       index[SessionTable.key(links[i].endpoint)] = i
     }
     links.removeLast()
-    if let p = l.peer, p < peers.count { nextDialNs[p] = now() + SessionTable.redialNs }
+    if let p = l.peer, p < peers.count { nextDialNs[p] = now() + SessionTable.redialNs + dialDelay(p) }
     if let why {
       refuse(SessionRefusal.of(why))
       Log.warn("session failed", "peer=\(l.endpoint.text)\(peerName(l)) error=\"\(Log.quote(why.description))\"")
     } else if l.wasEstablished {
-      Log.info("session closed", "peer=\(l.endpoint.text)\(peerName(l))")
+      Log.info("session closed", "peer=\(l.endpoint.text)\(peerName(l)) by=\(l.session.closedByPeer ? "peer" : "us")")
     }
   }
 
@@ -513,6 +513,7 @@ public final class SessionTable: LinkLayer {
         l.session = p
         l.pending = nil
         counters.rekeys &+= 1
+        if l.role == .client, let saved = p.savedSession() { tickets[SessionTable.key(l.endpoint)] = saved }
         Log.info("session rekeyed", "peer=\(l.endpoint.text)\(peerName(l)) resumed=\(p.resumed ? 1 : 0)")
       case .failed, .closed:
         halfOpenCount -= 1
@@ -538,6 +539,8 @@ public final class SessionTable: LinkLayer {
         establishedCount += 1
         if l.role == .server { halfOpenCount -= 1 }
         count(s)
+        // Remember the ticket: if this link fails, the next dial resumes (one round trip).
+        if l.role == .client, let saved = s.savedSession() { tickets[SessionTable.key(l.endpoint)] = saved }
         if l.peer == nil, let fp = s.peerFingerprint, let p = peers.firstIndex(where: { $0.fingerprint == fp }),
            peers[p].endpoint == l.endpoint {
           l.peer = p
@@ -549,11 +552,9 @@ public final class SessionTable: LinkLayer {
       return true
     case .closed:
       if s.closedByPeer { counters.closedByPeer &+= 1 }
-      if l.wasEstablished { l.wasEstablished = false; establishedCount -= 1 }
       remove(i, why: nil)
       return false
     case .failed:
-      if l.wasEstablished { l.wasEstablished = false; establishedCount -= 1 }
       remove(i, why: s.failure)
       return false
     }

@@ -214,6 +214,21 @@ func clientHello() -> [UInt8] {
     #expect(other.establishedSessions == 1 && initiator.establishedSessions == 1)
   }
 
+  @Test func aLinkThatFailsIsRedialledWithItsTicket() throws {
+    let (mesh, a, b) = linkedPair()
+    let initiator = a.links[0].role == .client ? a : b
+    let other = initiator === a ? b : a
+    // The peer goes silent and forgets the session (as after a network outage): the
+    // initiator's session ends, and it dials again, resuming with the remembered ticket.
+    other.remove(0, why: nil)
+    initiator.links[0].session.failByTimeout()
+    initiator.links[0].session.close()
+    mesh.run(rounds: 120)
+    #expect(initiator.establishedSessions == 1 && other.establishedSessions == 1)
+    #expect(initiator.counters.handshakesResumed == 1)
+    #expect(other.counters.handshakesResumed == 1)
+  }
+
   @Test func shutdownSaysCloseNotify() throws {
     let (mesh, a, b) = linkedPair()
     a.shutdown()

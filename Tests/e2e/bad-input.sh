@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A running node under hostile input: truncated, oversized, random datagrams, wrong
-# versions, DTLS records and frames for unknown circuits, interleaved with a good
+# versions, DTLS records (to the session table: no_session, bad_hello) and frames for
+# unknown circuits, interleaved with a good
 # transfer. The node must stay up, deliver every good message exactly once, and its
 # drop counters (printed when it stops) must show each reason.
 source "$(dirname "$0")/lib.bash"
@@ -33,6 +34,7 @@ def hostile():
         ('bad_version', lambda: bytes([0xD7]) + frame(DATA, fwd, b'x')[1:]),
         ('bad_type', lambda: HDR.pack(0xD1, 0x42, 0, fwd)),
         ('dtls', lambda: bytes([22, 0xFE, 0xFD]) + os.urandom(40)),
+        ('dtls-hello', lambda: bytes([22, 0xFE, 0xFD, 0, 0, 0, 0, 0, 0, 0, 0, 0, 40, 1]) + os.urandom(30)),
         ('unknown_circuit', lambda: frame(DATA, rnd.randrange(1, 1 << 32), b'guess')),
         ('bad_body', lambda: frame(CREATED, fwd, b'123')),
         ('bad hop', lambda: frame(CREATE, 99, b'\x09' * 8)),
@@ -58,7 +60,7 @@ PY
 kill -TERM $node; wait $node || fail "node exited non-zero after hostile input"
 summary=$(grep 'msg="stopped"' "$log") || { cat "$log"; fail "node did not stop cleanly"; }
 echo "e2e node summary: ${summary#*msg=\"stopped\" }"
-for reason in truncated length_mismatch oversized not_wisp bad_version bad_type dtls_unsupported unknown_circuit bad_body unexpected_reply; do
+for reason in truncated length_mismatch oversized not_wisp bad_version bad_type no_session bad_hello unknown_circuit bad_body unexpected_reply; do
   echo "$summary" | grep -qE "(^| |\[)$reason=[1-9]" || fail "drop counter $reason is zero"
 done
 check "bad-input: node up, good traffic intact, every drop reason counted"
