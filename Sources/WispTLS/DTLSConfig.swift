@@ -27,6 +27,9 @@ public struct DTLSOptions {
   /// mesh are not known in advance); `DTLSSession.peerFingerprint` records who it was, and
   /// whether that key is pinned tells a node link from a client.
   public var acceptClients: Bool = false
+  /// Remember certificates whose self-signature verified (VerifiedCertificates.swift), so a
+  /// known peer's next full handshake costs one ECDSA verification less. Off only to measure.
+  public var cacheVerifiedPeers: Bool = true
   /// ChaCha20-Poly1305 before AES-128-GCM (boards without AES instructions).
   public var prefersChaCha: Bool = true
   /// Handshake retransmission: first timeout and the cap after doubling (RFC 6347 §4.2.4.1).

@@ -240,7 +240,8 @@ public final class DTLSSession {
 
   /// Called from the verify callback for the peer's leaf certificate.
   func judgePeer(_ crt: UnsafeMutablePointer<mbedtls_x509_crt>) -> PeerVerification.Verdict {
-    let (verdict, fp) = PeerVerification.judge(crt, options: config.options, cache: config.verified)
+    let (verdict, fp) = PeerVerification.judge(crt, options: config.options,
+                                               cache: config.options.cacheVerifiedPeers ? config.verified : nil)
     peerFingerprint = fp
     return verdict
   }

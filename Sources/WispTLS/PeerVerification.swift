@@ -7,7 +7,9 @@
 // (depth 0) alone:
 //   1. its key must be ECDSA P-256;
 //   2. it must be validly self-signed (a damaged or forged certificate is refused even when
-//      its key is pinned: it is not what the peer's own tooling produced);
+//      its key is pinned: it is not what the peer's own tooling produced) — checked for
+//      pinned peers and learned servers; a server accepting any client (acceptClients)
+//      skips it for unpinned clients, whose CertificateVerify already proves the key;
 //   3. the SHA-256 of its DER public key must be pinned — or, for a client in learn mode,
 //      it is recorded for the caller to pin.
 // Possession of the private key is then proved by the handshake's own signatures.
@@ -54,6 +56,12 @@ enum PeerVerification {
     guard let fp = try? Fingerprint.of(&crt.pointee.pk) else {
       return (.refuse(.peerCertificateInvalid("public key cannot be encoded")), nil)
     }
+    let pinned = options.pinned.contains(fp)
+    if !pinned && options.acceptClients && options.role == .server {
+      // A client of the mesh, not known in advance: its key is what it is, and the handshake's
+      // CertificateVerify proves it holds it; the self-signature would prove nothing more.
+      return (.accept, fp)
+    }
     if !resumed {
       let digest = cache.map { _ in VerifiedCertificates.digest(crt.pointee.raw.p, crt.pointee.raw.len) }
       if let cache, let digest, cache.contains(digest) {
@@ -65,9 +73,8 @@ enum PeerVerification {
         if let cache, let digest { cache.insert(digest) }
       }
     }
-    if options.pinned.contains(fp) { return (.accept, fp) }
+    if pinned { return (.accept, fp) }
     if options.learn && options.role == .client { return (.accept, fp) }
-    if options.acceptClients && options.role == .server { return (.accept, fp) }
     return (.refuse(.peerNotPinned(fp)), fp)
   }
 

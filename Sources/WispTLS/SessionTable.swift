@@ -176,6 +176,7 @@ public final class SessionTable: LinkLayer {
   let server: DTLSConfig
   let client: DTLSConfig
   let own: Fingerprint
+  let random: RandomGenerator
   let now: () -> UInt64
   /// Frames delivered by sessions, and records they write (set by `attach`; tests set their own).
   public var deliverFrame: ((UnsafeRawBufferPointer, Endpoint) -> Void)? = nil
@@ -216,6 +217,7 @@ public final class SessionTable: LinkLayer {
     server = try DTLSConfig(options: so, identity: identity, random: random)
     client = try DTLSConfig(options: co, identity: identity, random: random)
     own = identity.fingerprint
+    self.random = random
     self.peers = peers
     self.limits = limits
     self.now = now
@@ -415,6 +417,10 @@ public final class SessionTable: LinkLayer {
       return
     }
     let peer = peers.firstIndex { $0.endpoint == from }
+    if let slot, links[slot].role == .client, !links[slot].established, let p = peer,
+       own.bytes.lexicographicallyPrecedes(peers[p].fingerprint.bytes) {
+      return  // both dialled at once: the lower fingerprint keeps its own dial (see below)
+    }
     guard takeSourceToken(from.ip, nowNs: nowNs) else { refuse(.sourceRate); return }
     guard takeGlobalToken(nowNs: nowNs) else { refuse(.handshakeRate); return }
     guard halfOpenCount < limits.halfOpen else { refuse(.halfOpenFull); return }
@@ -432,7 +438,8 @@ public final class SessionTable: LinkLayer {
     if let slot {
       let link = links[slot]
       if link.role == .client && !link.established {
-        // Both ends dialled at once: theirs wins, ours is dropped.
+        // Both ends dialled at once. The one with the lower fingerprint keeps its dial;
+        // the other serves it.
         remove(slot, why: nil)
         add(Link(endpoint: from, role: .server, session: session, peer: peer, nowNs: nowNs))
         session.input(d)
@@ -451,6 +458,13 @@ public final class SessionTable: LinkLayer {
   }
 
   func refuse(_ r: SessionRefusal) { counters.refusals[r.rawValue] &+= 1 }
+
+  /// A random delay below `limit` ns (from the DRBG).
+  func jitterNs(_ limit: UInt64) -> UInt64 {
+    var v: UInt64 = 0
+    _ = withUnsafeMutableBytes(of: &v) { mbedtls_ctr_drbg_random(random.context, $0.baseAddress!.assumingMemoryBound(to: UInt8.self), 8) }
+    return v % limit
+  }
 
   func makeSession(_ config: DTLSConfig, to peer: Endpoint) throws(TLSError) -> DTLSSession {
     // The sessions never outlive the table: an unretained reference (no cycle, no `unowned`
@@ -484,7 +498,11 @@ public final class SessionTable: LinkLayer {
       index[SessionTable.key(links[i].endpoint)] = i
     }
     links.removeLast()
-    if let p = l.peer, p < peers.count { nextDialNs[p] = now() + SessionTable.redialNs + dialDelay(p) }
+    if let p = l.peer, p < peers.count {
+      // Jitter (0-2 s) so that two nodes whose views of each other disagree (a wrong pin)
+      // do not keep dialling each other at the same instant.
+      nextDialNs[p] = now() + SessionTable.redialNs + dialDelay(p) + jitterNs(2_000_000_000)
+    }
     if let why {
       refuse(SessionRefusal.of(why))
       Log.warn("session failed", "peer=\(l.endpoint.text)\(peerName(l)) error=\"\(Log.quote(why.description))\"")
