@@ -413,6 +413,14 @@ busy=$(ps -eo pcpu=,comm= --sort=-pcpu 2>/dev/null |
   awk '$1 >= 15 && $2 !~ /^(gen|sink|baseline_relay|socat|wisp|taskset|ps|awk)$/ { printf "%s %s%%, ", $2, $1 }')
 [ -n "$busy" ] && notes+=("other busy processes (lifetime CPU): ${busy%, } — figures are lower and noisier than on an idle machine")
 
+# The encrypted relay: client and exit through DTLS sessions, next to the AEAD ceiling.
+if [ $wisp_ok = 1 ]; then
+  echo "bench: encrypted relay (enc-relay.sh) ..." >&2
+  enc_out=$(WISP_BIN="$WISP" timeout 120 "$root/Tests/Bench/enc-relay.sh") || notes+=("enc-relay.sh failed")
+  while read -r _ n v u; do [ -n "$n" ] && put "$n" "$v" "$u"; done < <(grep '^bench ' <<<"$enc_out")
+  [ -n "${fig[enc_relay_ratio_aead_1400]:-}" ] || put enc_relay_ratio_aead_1400 "" ""
+fi
+
 while read -r _ n v u; do put "$n" "$v" "$u"; done < <("$root/Tests/Bench/journal-wear.sh" 2>/dev/null | tee /dev/stderr | grep "^bench journal_" || echo "bench journal_bytes_per_hour")
 # ---------------------------------------------------------------- report
 v() { local x=${fig[$1]:-}; echo "${x:-n/a}"; }

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Tests/Bench/enc-relay.sh — the encrypted relay next to the AEAD ceiling, in one run.
+#
+#   wisp client ==DTLS==> relay R (measured, one shard) ==DTLS==> exit node X --> sink
+#
+# R opens every record from the client and seals it again for X: one seal + one open per
+# packet, exactly what `wisp tls-bench` times as the raw AEAD ceiling (ChaCha20-Poly1305,
+# the suite the default board order picks). Figures: R's forwarded packets per second of
+# R's own CPU time (user + system from /proc), at 512 and 1400 bytes of payload, and
+#   enc_relay_ratio_aead_1400 = R's packets per CPU-second at 1400 B / AEAD ceiling pps.
+# Prints `bench NAME VALUE UNIT` lines. Loopback only; every process ends by itself.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+WISP=${WISP_BIN:-$root/.build-firmware/x86_64/wisp}
+build=$root/.build-bench
+DUR=${BENCH_ENC_SECONDS:-4}
+tmp=$(mktemp -d /tmp/wisp-encbench.XXXXXX)
+pids=()
+trap 'for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$tmp"' EXIT
+[ -x "$build/sink" ] || { mkdir -p "$build"; cc -O2 -o "$build/sink" Tests/Bench/sink.c || exit 1; }
+
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+packets() { "$WISP" status --socket "$1" --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["traffic"]["packets"])'; }
+
+ceiling=$("$WISP" tls-bench --seconds 2 --suite chacha 2>/dev/null | awk '$1 == "bench" && $2 == "aead_ceiling_pps_1400_chacha" { print $3 }')
+[ -n "$ceiling" ] || { echo "enc-relay: tls-bench gave no AEAD ceiling" >&2; exit 1; }
+
+"$WISP" keygen --state-dir "$tmp/r" >/dev/null
+"$WISP" keygen --state-dir "$tmp/x" >/dev/null
+fr=$("$WISP" id --state-dir "$tmp/r" | sed -n 's/^fingerprint //p')
+fx=$("$WISP" id --state-dir "$tmp/x" | sed -n 's/^fingerprint //p')
+base=$((31000 + RANDOM % 20000))
+
+for size in 512 1400; do
+  r=$base x=$((base + 1)) s=$((base + 2)) base=$((base + 10))
+  "$build/sink" --port $s --duration $((DUR + 20)) --idle 3 >"$tmp/sink.$size" 2>&1 & pids+=($!)
+  "$WISP" run --listen 127.0.0.1:$r --state-dir "$tmp/r" --peer X=127.0.0.1:$x=$fx --credit-window 0 --shards 1 \
+    --status-socket "$tmp/r.sock" --duration $((DUR + 20)) 2>"$tmp/r.$size.log" & rp=$!; pids+=($rp)
+  "$WISP" run --listen 127.0.0.1:$x --state-dir "$tmp/x" --peer R=127.0.0.1:$r=$fr --exit 127.0.0.1:$s --credit-window 0 \
+    --duration $((DUR + 20)) 2>"$tmp/x.$size.log" & pids+=($!)
+  for _ in $(seq 100); do grep -q 'msg="session up"' "$tmp/r.$size.log" && break; sleep 0.1; done
+  # The client sends as fast as it can (no echoes come back from the sink).
+  "$WISP" client --via 127.0.0.1:$r,127.0.0.1:$x --keys "$fr,$fx" --exit 127.0.0.1:$s --dtls on \
+    --seconds $((DUR + 2)) --size $size --rate-kbit 10000000 >"$tmp/client.$size" 2>&1 & cp=$!; pids+=($cp)
+  sleep 1.5
+  p0=$(packets "$tmp/r.sock"); t0=$(ticks $rp); w0=$(date +%s.%N)
+  sleep "$DUR"
+  p1=$(packets "$tmp/r.sock"); t1=$(ticks $rp); w1=$(date +%s.%N)
+  wait $cp 2>/dev/null
+  kill -TERM $rp 2>/dev/null
+  sealed=$(grep -o 'records_sealed=[0-9]*' "$tmp/r.$size.log" | tail -1)
+  read -r pps per_cpu mbit <<<"$(awk -v p0="$p0" -v p1="$p1" -v t0="$t0" -v t1="$t1" -v w0="$w0" -v w1="$w1" \
+      -v hz="$(getconf CLK_TCK)" -v size="$size" 'BEGIN {
+        n = p1 - p0; w = w1 - w0; c = (t1 - t0) / hz
+        printf "%.0f %.0f %.1f", n / w, (c > 0 ? n / c : 0), n * size * 8 / w / 1e6 }')"
+  echo "enc-relay $size B: $((p1 - p0)) packets in ${DUR} s = $pps pps ($mbit Mbit/s), $per_cpu per relay CPU-second; $sealed" >&2
+  echo "bench enc_relay_pps_$size $pps pps"
+  echo "bench enc_relay_pps_per_core_$size $per_cpu pps"
+  if [ $size = 1400 ]; then
+    echo "bench enc_relay_aead_ceiling_pps_1400 $ceiling pps"
+    echo "bench enc_relay_ratio_aead_1400 $(awk -v a="$per_cpu" -v c="$ceiling" 'BEGIN { printf "%.2f", a / c }') x"
+  fi
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  pids=()
+done
