@@ -6,6 +6,8 @@ out=$(Toolchain/run.sh x86_64 demo --seconds 2 --base-port $((20000 + RANDOM % 2
 echo "$out" | tail -12
 echo "$out" | grep -q 'loss 0.000%' || fail "demo lost messages"
 [ "$(echo "$out" | grep -c '^  node [ABC]: [1-9][0-9]* packets')" = 3 ] || fail "a demo node relayed nothing"
+# Every link is a DTLS session: each node opened and sealed records.
+[ "$(echo "$out" | grep -c 'DTLS records opened [1-9][0-9]*, sealed [1-9]')" = 3 ] || fail "a demo link did not carry DTLS records"
 # Credit: every node's journal holds receipts for exactly the bytes it relayed, none rejected.
 for n in A B C; do
   relayed=$(echo "$out" | sed -n "s/^  node $n: [0-9]* packets, \([0-9]*\) bytes.*/\1/p")
@@ -17,4 +19,4 @@ dir=$(echo "$out" | sed -n 's/^  journals: \([^ ]*\)\/node.*/\1/p')
 .build-firmware/x86_64/wisp credits export --state-dir "$dir/nodeB" --out "$dir/claim" >/dev/null
 .build-firmware/x86_64/wisp credits verify "$dir/claim" >/dev/null || fail "node B's claim does not verify"
 rm -rf "$dir"
-check "demo: 3 nodes relayed, no loss, ended by itself; each node's journal holds receipts for every byte it relayed; claim verifies"
+check "demo: 3 nodes relayed over DTLS links, no loss, ended by itself; each node's journal holds receipts for every byte it relayed; claim verifies"
