@@ -102,6 +102,8 @@ public enum Arguments {
                   OptionSpec("--sessions", "N", "DTLS sessions at once (default 64 or the board's; 0 = no DTLS)"),
                   OptionSpec("--half-open", "N", "DTLS handshakes in progress at once (default 16)"),
                   OptionSpec("--handshake-rate", "N", "new DTLS handshakes per second, node-wide (default 50)"),
+                  OptionSpec("--rekey-mib", "N", "rekey a node link after N MiB either way (default 16384)"),
+                  OptionSpec("--rekey-seconds", "S", "rekey a node link after S seconds (default 3600)"),
                   OptionSpec("--links", "optional|required", "required: plain frames only from exits (default optional)"),
                   OptionSpec("--gso", "on|off", "use UDP GSO/GRO where the kernel has it (default on)"),
                   OptionSpec("--shards", "N", "event loops on SO_REUSEPORT sockets (default: one per core; 1 for an exit)"),

@@ -18,6 +18,7 @@ public enum ConfigFile {
     "gso", "rate_mbit", "circuit_rate_mbit", "quota_gb", "quota_reset_day", "exits", "idle_timeout",
     "stats_interval", "watchdog", "led_chip", "led_status", "led_activity", "led_error", "led_active_low",
     "credit_window", "peers", "commit_interval", "sessions", "half_open", "handshake_rate", "links",
+    "rekey_mib", "rekey_seconds",
   ]
 
   /// Applies the file's settings over `base` (which carries board defaults).
@@ -95,6 +96,8 @@ public enum ConfigFile {
       else if k.is("sessions") { c.sessions = Int(try number(0, 1024)) }
       else if k.is("half_open") { c.halfOpen = Int(try number(1, 1024)) }
       else if k.is("handshake_rate") { c.handshakeRate = try number(0, 100_000) }
+      else if k.is("rekey_mib") { c.rekeyMiB = try number(1, 1 << 30) }
+      else if k.is("rekey_seconds") { c.rekeySeconds = try number(10, 30 * 86_400) }
       else if k.is("links") {
         if v.is("required") { c.linksRequired = true } else if v.is("optional") { c.linksRequired = false } else {
           throw fail("'links' must be optional or required, not '\(v)'")

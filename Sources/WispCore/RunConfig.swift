@@ -36,6 +36,9 @@ public struct RunConfig {
   /// Server handshakes in progress at once, and new ones per second node-wide.
   public var halfOpen = 16
   public var handshakeRate: UInt64 = 50
+  /// Rekey initiated sessions after this many MiB either way, or this many seconds.
+  public var rekeyMiB: UInt64 = 16 * 1024
+  public var rekeySeconds: UInt64 = 3600
   /// Plain frames only from exits: clients and nodes must use sessions.
   public var linksRequired = false
   /// ChaCha20-Poly1305 first (boards without AES instructions).
@@ -178,6 +181,8 @@ public struct RunConfig {
     if let n = try number("--sessions", 0, 1024) { c.sessions = Int(n) }
     if let n = try number("--half-open", 1, 1024) { c.halfOpen = Int(n) }
     if let n = try number("--handshake-rate", 0, 100_000) { c.handshakeRate = n }
+    if let n = try number("--rekey-mib", 1, 1 << 30) { c.rekeyMiB = n }
+    if let n = try number("--rekey-seconds", 10, 30 * 86_400) { c.rekeySeconds = n }
     if let l = inv.value("--links") {
       if l.is("required") { c.linksRequired = true } else if l.is("optional") { c.linksRequired = false } else {
         throw UsageError("option '--links' must be optional or required, not '\(l)'", command: .run)

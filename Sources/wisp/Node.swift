@@ -188,6 +188,8 @@ final class Node {
       limits.halfOpen = min(config.halfOpen, config.sessions)
       limits.handshakesPerSecond = config.handshakeRate
       limits.required = config.linksRequired
+      limits.rekeyBytes = config.rekeyMiB << 20
+      limits.rekeyAfterNs = config.rekeySeconds * 1_000_000_000
       let table = try SessionTable(identity: identity, random: random, peers: Node.linkPeers(config), limits: limits,
                                    prefersChaCha: config.prefersChaCha, now: { wisp_monotonic_ns() })
       Log.info("dtls sessions", "capacity=\(limits.capacity) half_open=\(limits.halfOpen) handshake_rate=\(limits.handshakesPerSecond)"

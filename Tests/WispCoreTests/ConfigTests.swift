@@ -40,7 +40,7 @@ import Testing
   }
 
   @Test func everyDocumentedKeyIsKnown() {
-    #expect(ConfigFile.keys.count == 31)
+    #expect(ConfigFile.keys.count == 33)
   }
 
   @Test func exitsList() throws {

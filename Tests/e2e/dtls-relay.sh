@@ -5,8 +5,9 @@
 # Checks: every message back exactly once; the node link and the client session are up
 # (status JSON), every relayed frame crossed both links as a DTLS record; a sniffing proxy is
 # not needed: the nodes count records, and a plain client is refused by reason.
-# Then B restarts (same key): A reconnects to it and a second client run works again, and
-# the session's close_notify reaches B on A's shutdown.
+# The node link is rekeyed every MiB (--rekey-mib 1) while the client's messages cross it:
+# none may be lost. Then B restarts (same key): A reconnects to it and a second client run
+# works again, and the session's close_notify reaches B on A's shutdown.
 source "$(dirname "$0")/lib.bash"
 arm=${WISP_DTLS_ARM:-aarch64}
 base=$((21000 + RANDOM % 20000))
@@ -22,11 +23,11 @@ fb=$(Toolchain/run.sh "$arm" id --state-dir "$state/B" | sed -n 's/^fingerprint 
 
 start_b() {
   Toolchain/run.sh "$arm" run --listen 127.0.0.1:$b --state-dir "$state/B" --name B --exit 127.0.0.1:$e \
-    --peer A=127.0.0.1:$a=$fa --links required --credit-window 0 --status-socket "$log/b.sock" --duration 60 \
+    --peer A=127.0.0.1:$a=$fa --links required --rekey-mib 1 --credit-window 0 --status-socket "$log/b.sock" --duration 60 \
     2>>"$log/b.log" & bpid=$!; pids+=($bpid)
 }
 Toolchain/run.sh x86_64 run --listen 127.0.0.1:$a --state-dir "$state/A" --name A --peer B=127.0.0.1:$b=$fb \
-  --links required --credit-window 0 --status-socket "$log/a.sock" --duration 60 2>"$log/a.log" & apid=$!; pids+=($apid)
+  --links required --rekey-mib 1 --credit-window 0 --status-socket "$log/a.sock" --duration 60 2>"$log/a.log" & apid=$!; pids+=($apid)
 start_b
 python3 Tests/e2e/wisppeer.py echo $e 50 >/dev/null & pids+=($!)
 
@@ -51,6 +52,9 @@ back=$(sed -n 's/^client: sent \([0-9]*\), echoed back \([0-9]*\), duplicates \(
 dups=$(sed -n 's/^client: sent \([0-9]*\), echoed back \([0-9]*\), duplicates \([0-9]*\).*/\3/p' <<<"$line")
 [ -n "$sent" ] && [ "$sent" -gt 100 ] && [ "$sent" = "$back" ] && [ "$dups" = 0 ] || { cat "$log/client1.out"; fail "lost or duplicated: $line"; }
 check "encrypted relay x86_64 -> $arm (qemu) -> echo: $back/$sent messages back exactly once"
+rekeys=$(cat "$log/a.log" "$log/b.log" | grep -c 'msg="session rekeyed"' || true)
+[ "$rekeys" -ge 2 ] || { grep session "$log/a.log" "$log/b.log"; fail "the node link was not rekeyed (1 MiB limit)"; }
+check "node link rekeyed during the transfer ($rekeys rekey log lines, both ends; resumed: $(grep -o 'msg="session rekeyed".*resumed=1' "$log/a.log" "$log/b.log" | wc -l)), no message lost"
 
 # Status: both sessions on A, the records, nothing refused but the plain probes.
 st=$(Toolchain/run.sh x86_64 status --socket "$log/a.sock" --json)
