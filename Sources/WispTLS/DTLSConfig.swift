@@ -41,6 +41,9 @@ public struct DTLSOptions {
   public var mtu: UInt16 = 1400
   /// Server: issue session tickets (client: accept them).
   public var sessionTickets: Bool = true
+  /// Server: 32 secret bytes the first ticket key is derived from, so tickets survive a
+  /// restart (SessionTickets.swift); nil: a random key per process.
+  public var ticketSeed: [UInt8]? = nil
 
   public init(role: DTLSRole, pinned: [Fingerprint]) {
     self.role = role
@@ -73,7 +76,7 @@ public final class DTLSConfig {
     let server = options.role == .server
     // Made first: a throw here leaves nothing allocated.
     let cookies = server ? try Cookies(random: random, lifetimeSeconds: 60) : nil
-    let tickets = server && options.sessionTickets ? try SessionTickets(random: random, lifetimeSeconds: 3600) : nil
+    let tickets = server && options.sessionTickets ? try SessionTickets(random: random, lifetimeSeconds: 3600, seed: options.ticketSeed) : nil
     self.cookies = cookies
     self.tickets = tickets
     self.options = options

@@ -26,6 +26,13 @@ public final class RandomGenerator {
     entropy.deallocate()
   }
 
+  /// `count` random bytes (nil if the DRBG fails, which it does only when reseeding fails).
+  public func bytes(_ count: Int) -> [UInt8]? {
+    var out = [UInt8](repeating: 0, count: count)
+    let r = out.withUnsafeMutableBufferPointer { mbedtls_ctr_drbg_random(context, $0.baseAddress, count) }
+    return r == 0 ? out : nil
+  }
+
   /// The context pointer to pass next to `mbedtls_ctr_drbg_random`.
   var context: UnsafeMutableRawPointer { UnsafeMutableRawPointer(drbg) }
 }

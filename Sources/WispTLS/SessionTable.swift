@@ -202,10 +202,18 @@ public final class SessionTable: LinkLayer {
   let answer = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 16)
 
   /// A table serving clients and `peers` with `identity`. `prefersChaCha` from the board.
+  /// Keeps the session of each node link this node dials across restarts (a 0600 file per
+  /// peer, written when a link comes up or is rekeyed; nil: memory only).
+  public var saveTicket: ((Fingerprint, [UInt8]) -> Void)? = nil
+  public var loadTicket: ((Fingerprint) -> [UInt8]?)? = nil
+
+  /// `ticketSeed`: 32 secret bytes from the state directory, so that tickets this node
+  /// issued survive its restart (SessionTickets.swift).
   public init(identity: Identity, random: RandomGenerator, peers: [LinkPeer], limits: SessionLimits,
-              prefersChaCha: Bool, mtu: UInt16 = UInt16(Wire.maxDatagram),
+              prefersChaCha: Bool, mtu: UInt16 = UInt16(Wire.maxDatagram), ticketSeed: [UInt8]? = nil,
               now: @escaping () -> UInt64) throws(TLSError) {
     var so = DTLSOptions(role: .server, pinned: peers.map { $0.fingerprint })
+    so.ticketSeed = ticketSeed
     so.acceptClients = true
     so.prefersChaCha = prefersChaCha
     so.mtu = mtu
@@ -461,8 +469,9 @@ public final class SessionTable: LinkLayer {
 
   /// A random delay below `limit` ns (from the DRBG).
   func jitterNs(_ limit: UInt64) -> UInt64 {
+    guard let b = random.bytes(8) else { return limit / 2 }
     var v: UInt64 = 0
-    _ = withUnsafeMutableBytes(of: &v) { mbedtls_ctr_drbg_random(random.context, $0.baseAddress!.assumingMemoryBound(to: UInt8.self), 8) }
+    for x in b { v = v << 8 | UInt64(x) }
     return v % limit
   }
 
@@ -531,7 +540,7 @@ public final class SessionTable: LinkLayer {
         l.session = p
         l.pending = nil
         counters.rekeys &+= 1
-        if l.role == .client, let saved = p.savedSession() { tickets[SessionTable.key(l.endpoint)] = saved }
+        if l.role == .client { remember(p, of: l) }
         Log.info("session rekeyed", "peer=\(l.endpoint.text)\(peerName(l)) resumed=\(p.resumed ? 1 : 0)")
       case .failed, .closed:
         halfOpenCount -= 1
@@ -558,7 +567,7 @@ public final class SessionTable: LinkLayer {
         if l.role == .server { halfOpenCount -= 1 }
         count(s)
         // Remember the ticket: if this link fails, the next dial resumes (one round trip).
-        if l.role == .client, let saved = s.savedSession() { tickets[SessionTable.key(l.endpoint)] = saved }
+        if l.role == .client { remember(s, of: l) }
         if l.peer == nil, let fp = s.peerFingerprint, let p = peers.firstIndex(where: { $0.fingerprint == fp }),
            peers[p].endpoint == l.endpoint {
           l.peer = p
@@ -586,7 +595,9 @@ public final class SessionTable: LinkLayer {
   func dial(_ p: Int, nowNs: UInt64) {
     if links.count >= limits.capacity && !evictClient() { refuse(.tableFull); return }
     guard let s = try? makeSession(client, to: peers[p].endpoint) else { refuse(.failed); return }
-    if let saved = tickets[SessionTable.key(peers[p].endpoint)] { try? s.resume(saved) }
+    if let saved = tickets[SessionTable.key(peers[p].endpoint)] ?? loadTicket?(peers[p].fingerprint).flatMap({ SavedSession(serialized: $0) }) {
+      try? s.resume(saved)
+    }
     add(Link(endpoint: peers[p].endpoint, role: .client, session: s, peer: p, nowNs: nowNs))
     s.step()  // the first ClientHello
     settle(links.count - 1, nowNs: nowNs)
@@ -594,6 +605,13 @@ public final class SessionTable: LinkLayer {
 
   /// Tickets of sessions this node initiated, to resume the next one.
   var tickets: [UInt64: SavedSession] = [:]
+
+  /// Keeps `s`'s ticket for the next dial to `l`'s peer, in memory and (node links) on disk.
+  func remember(_ s: DTLSSession, of l: Link) {
+    guard let saved = s.savedSession() else { return }
+    tickets[SessionTable.key(l.endpoint)] = saved
+    if let p = l.peer, p < peers.count, let save = saveTicket, let bytes = saved.serialized() { save(peers[p].fingerprint, bytes) }
+  }
 
   /// Rekey by a new handshake next to the current session, resuming it (one round trip).
   func startRekey(_ l: Link) {

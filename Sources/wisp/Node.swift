@@ -191,7 +191,19 @@ final class Node {
       limits.rekeyBytes = config.rekeyMiB << 20
       limits.rekeyAfterNs = config.rekeySeconds * 1_000_000_000
       let table = try SessionTable(identity: identity, random: random, peers: Node.linkPeers(config), limits: limits,
-                                   prefersChaCha: config.prefersChaCha, now: { wisp_monotonic_ns() })
+                                   prefersChaCha: config.prefersChaCha, ticketSeed: Node.ticketSeed(config.stateDir, random),
+                                   now: { wisp_monotonic_ns() })
+      // The sessions of the links this node dials, so that a restart resumes them.
+      let dir = config.stateDir + "/links"
+      table.saveTicket = { fp, bytes in
+        do throws(Errno) {
+          if !Files.exists(dir) { try Files.makeDirectory(dir) }
+          try Files.writeDurably(dir + "/" + fp.hex + ".session", bytes, mode: 0o600)
+        } catch {
+          Log.warn("cannot keep a link's session for resumption", "dir=\(dir) error=\"\(error.description)\"")
+        }
+      }
+      table.loadTicket = { fp in try? Files.read(dir + "/" + fp.hex + ".session", limit: 64 * 1024) }
       Log.info("dtls sessions", "capacity=\(limits.capacity) half_open=\(limits.halfOpen) handshake_rate=\(limits.handshakesPerSecond)"
                  + " links=\(limits.required ? "required" : "optional") node_links=\(table.peers.count)"
                  + " prefer=\(config.prefersChaCha ? "chacha20" : "aes128gcm") key=\(identity.fingerprint.hex)")
@@ -200,6 +212,21 @@ final class Node {
       Log.error("cannot set up DTLS sessions", "error=\"\(Log.quote(error.description))\"")
       return nil
     }
+  }
+
+  /// `ticket.seed` in the state directory (32 random bytes, 0600), made on first use: the
+  /// session-ticket key survives restarts. nil (a per-process key) if it cannot be kept.
+  static func ticketSeed(_ dir: String, _ random: RandomGenerator) -> [UInt8]? {
+    let path = dir + "/ticket.seed"
+    if let b = try? Files.read(path, limit: 64), b.count == 32 { return b }
+    guard let seed = random.bytes(32) else { return nil }
+    do throws(Errno) {
+      try Files.writeDurably(path, seed, mode: 0o600)
+    } catch {
+      Log.warn("no ticket.seed: session tickets will not survive a restart", "path=\(path) error=\"\(error.description)\"")
+      return nil
+    }
+    return seed
   }
 
   /// Configured peers with a pinned key: the node links.

@@ -119,6 +119,36 @@ func options(_ role: DTLSRole, pin: Identity?, chacha: Bool = true) -> DTLSOptio
     #expect(third.client.state == .failed)
   }
 
+  @Test func ticketsFromASeededKeySurviveAServerRestartAndSessionsSurviveTheirFile() throws {
+    let random = try RandomGenerator()
+    let seed = try #require(random.bytes(32))
+    func server(_ seed: [UInt8]?) throws -> DTLSConfig {
+      var o = options(.server, pin: clientIdentity)
+      o.ticketSeed = seed
+      return try DTLSConfig(options: o, identity: serverIdentity, random: random)
+    }
+    let cc = try DTLSConfig(options: options(.client, pin: serverIdentity), identity: clientIdentity, random: random)
+    let first = try Pair(serverConfig: try server(seed), clientConfig: cc)
+    first.pump()
+    #expect(first.client.state == .established)
+    // The client keeps its session in a file (bytes), the server restarts with the same seed.
+    let bytes = try #require(first.client.savedSession()?.serialized())
+    let restored = try #require(SavedSession(serialized: bytes))
+    let second = try Pair(serverConfig: try server(seed), clientConfig: cc)
+    try second.client.resume(restored)
+    second.pump()
+    #expect(second.client.state == .established && second.client.resumed && second.server.resumed == true)
+    // Another seed (or none) cannot open the old ticket: a full handshake instead.
+    let other = try Pair(serverConfig: try server(try #require(random.bytes(32))), clientConfig: cc)
+    try other.client.resume(try #require(SavedSession(serialized: bytes)))
+    other.pump()
+    #expect(other.client.state == .established && !other.client.resumed)
+    // Damaged session bytes are refused, not trusted.
+    var bad = bytes
+    bad[0] ^= 0xFF
+    #expect(SavedSession(serialized: bad) == nil)
+  }
+
   @Test func serverOrderDecidesTheSuite() throws {
     let p = try Pair(serverOptions: options(.server, pin: clientIdentity, chacha: false),
                      clientOptions: options(.client, pin: serverIdentity, chacha: true))

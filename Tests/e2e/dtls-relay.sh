@@ -92,6 +92,11 @@ for _ in $(seq 300); do
   sleep 0.1
 done
 [ $up = 1 ] || { tail -20 "$log/a.log"; tail -20 "$log/b.log"; fail "A did not reconnect to the restarted B"; }
+# One round trip: the ticket key comes from B's ticket.seed, and the dialling side kept its
+# session (in memory, or in links/FP.session if it was B that restarted).
+grep 'msg="session up".*name=B' "$log/a.log" | tail -1 | grep -q 'resumed=1' ||
+  { grep 'session up' "$log/a.log" "$log/b.log"; fail "the reconnection after B's restart was not a resumption"; }
+check "reconnection after B's restart resumed its session (ticket key from ticket.seed): $(ls "$state"/*/links/ 2>/dev/null | grep -c session) link session file(s) kept"
 run_client 2 "$log/client2.out"
 line=$(grep '^client: sent' "$log/client2.out")
 grep -q 'loss 0.000%' <<<"$line" || { cat "$log/client2.out"; fail "after B's restart: $line"; }
