@@ -200,6 +200,7 @@ public final class SessionTable: LinkLayer {
   public static let fallbackConnectNs: UInt64 = 3_000_000_000
   public static let redialNs: UInt64 = 5_000_000_000
   let answer = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 16)
+  let tidBuffer = UnsafeMutableRawPointer.allocate(byteCount: 8, alignment: 8)
 
   /// A table serving clients and `peers` with `identity`. `prefersChaCha` from the board.
   /// Keeps the session of each node link this node dials across restarts (a 0600 file per
@@ -242,7 +243,10 @@ public final class SessionTable: LinkLayer {
     for i in 0..<peers.count { nextDialNs[i] = t + dialDelay(i) }
   }
 
-  deinit { answer.deallocate() }
+  deinit {
+    answer.deallocate()
+    tidBuffer.deallocate()
+  }
 
   /// Wires the table to a relay loop: frames in through `handleFrame`, records out through
   /// `sendCopy`. `shutdown` breaks the reference cycle.
@@ -330,9 +334,9 @@ public final class SessionTable: LinkLayer {
     var i = 0
     while i < links.count {
       let link = links[i]
-      for s in [link.session, link.pending, link.previous] {
-        if let s, let d = s.deadlineNs, d <= nowNs { s.handleTimeout() }
-      }
+      SessionTable.fire(link.session, nowNs)
+      if let p = link.pending { SessionTable.fire(p, nowNs) }
+      if let p = link.previous { SessionTable.fire(p, nowNs) }
       if link.previous != nil && nowNs >= link.previousUntilNs { link.previous = nil }
       if link.session.state == .handshaking && !link.wasEstablished && link.role == .server
         && nowNs &- link.session.createdNs > limits.halfOpenTimeoutNs {
@@ -353,6 +357,11 @@ public final class SessionTable: LinkLayer {
       nextDialNs[p] = nowNs + SessionTable.redialNs
       if index[SessionTable.key(peers[p].endpoint)] == nil { dial(p, nowNs: nowNs) }
     }
+  }
+
+  /// Runs `s`'s mbedTLS timer if it is due.
+  static func fire(_ s: DTLSSession, _ nowNs: UInt64) {
+    if let d = s.deadlineNs, d <= nowNs { s.handleTimeout() }
   }
 
   public func shutdown(loop: RelayLoop) {
@@ -395,17 +404,20 @@ public final class SessionTable: LinkLayer {
 
   /// Steps 2–3 for a ClientHello from `from`.
   func hello(_ d: UnsafeRawBufferPointer, from: Endpoint, slot: Int?, nowNs: UInt64) {
-    let tid = Cookies.transportID(ip: from.ip, port: from.port)
+    // The address the cookie is bound to, in a buffer made once (no allocation per hello).
+    tidBuffer.storeBytes(of: from.ip.bigEndian, as: UInt32.self)
+    tidBuffer.storeBytes(of: from.port.bigEndian, toByteOffset: 4, as: UInt16.self)
+    let tid = UnsafeRawBufferPointer(start: tidBuffer, count: 6)
     guard let cookie = HelloVerify.cookie(d) else {
       counters.refusals[SessionRefusal.badHello.rawValue] &+= 1
       return
     }
-    let valid = tid.withUnsafeBytes { server.cookieValid(cookie, transportID: $0) }
+    let valid = server.cookieValid(cookie, transportID: tid)
     if !valid {
       // 2. Stateless: a HelloVerifyRequest, never larger than the request.
       counters.unverifiedBytesIn &+= UInt64(d.count)
       guard let cookies = server.cookies else { return }
-      let n = tid.withUnsafeBytes { HelloVerify.write(answering: d, transportID: $0, cookies: cookies, into: answer) }
+      let n = HelloVerify.write(answering: d, transportID: tid, cookies: cookies, into: answer)
       if n == 0 { counters.refusals[SessionRefusal.badHello.rawValue] &+= 1; return }
       if sendDatagram?(UnsafeRawBufferPointer(start: answer, count: n), from) == true {
         counters.helloVerifyRequests &+= 1

@@ -19,6 +19,7 @@ tmp=$(mktemp -d /tmp/wisp-encbench.XXXXXX)
 pids=()
 trap 'for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$tmp"' EXIT
 [ -x "$build/sink" ] || { mkdir -p "$build"; cc -O2 -o "$build/sink" Tests/Bench/sink.c || exit 1; }
+[ -f "$build/malloc_count.so" ] || cc -O2 -shared -fPIC -o "$build/malloc_count.so" Tests/Bench/malloc_count.c -ldl || exit 1
 
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 packets() { "$WISP" status --socket "$1" --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["traffic"]["packets"])'; }
@@ -35,6 +36,9 @@ base=$((31000 + RANDOM % 20000))
 for size in 512 1400; do
   r=$base x=$((base + 1)) s=$((base + 2)) base=$((base + 10))
   "$build/sink" --port $s --duration $((DUR + 20)) --idle 3 >"$tmp/sink.$size" 2>&1 & pids+=($!)
+  # R counts its allocations (LD_PRELOAD counter, written on SIGUSR2) to show that the
+  # encrypted hot path allocates nothing either.
+  MALLOC_COUNT_FILE=$tmp/mc LD_PRELOAD=$build/malloc_count.so \
   "$WISP" run --listen 127.0.0.1:$r --state-dir "$tmp/r" --peer X=127.0.0.1:$x=$fx --credit-window 0 --shards 1 \
     --status-socket "$tmp/r.sock" --duration $((DUR + 20)) 2>"$tmp/r.$size.log" & rp=$!; pids+=($rp)
   "$WISP" run --listen 127.0.0.1:$x --state-dir "$tmp/x" --peer R=127.0.0.1:$r=$fr --exit 127.0.0.1:$s --credit-window 0 \
@@ -45,7 +49,9 @@ for size in 512 1400; do
     --seconds $((DUR + 2)) --size $size --rate-kbit 10000000 >"$tmp/client.$size" 2>&1 & cp=$!; pids+=($cp)
   sleep 1.5
   p0=$(packets "$tmp/r.sock"); t0=$(ticks $rp); w0=$(date +%s.%N)
+  rm -f "$tmp/mc"; kill -USR2 $rp; sleep 0.1; a0=$(cat "$tmp/mc" 2>/dev/null)
   sleep "$DUR"
+  rm -f "$tmp/mc"; kill -USR2 $rp; sleep 0.1; a1=$(cat "$tmp/mc" 2>/dev/null)
   p1=$(packets "$tmp/r.sock"); t1=$(ticks $rp); w1=$(date +%s.%N)
   wait $cp 2>/dev/null
   kill -TERM $rp 2>/dev/null
@@ -55,6 +61,9 @@ for size in 512 1400; do
         n = p1 - p0; w = w1 - w0; c = (t1 - t0) / hz
         printf "%.0f %.0f %.1f", n / w, (c > 0 ? n / c : 0), n * size * 8 / w / 1e6 }')"
   echo "enc-relay $size B: $((p1 - p0)) packets in ${DUR} s = $pps pps ($mbit Mbit/s), $per_cpu per relay CPU-second; $sealed" >&2
+  allocs=$(awk -v a="${a0:-}" -v b="${a1:-}" -v n="$((p1 - p0))" 'BEGIN { if (a != "" && b != "" && n > 0) printf "%.4f", (b - a) / n }')
+  echo "enc-relay $size B: $(( ${a1:-0} - ${a0:-0} )) allocations in the window (SIGUSR2 bracket) = ${allocs:-n/a} per packet" >&2
+  echo "bench enc_relay_allocs_per_packet_$size ${allocs:-n/a} allocs"
   echo "bench enc_relay_pps_$size $pps pps"
   echo "bench enc_relay_pps_per_core_$size $per_cpu pps"
   if [ $size = 1400 ]; then
