@@ -64,19 +64,7 @@ public struct RunConfig {
 
   /// 64 hex digits → a fingerprint.
   public static func parseFingerprint(_ hex: [UInt8]) -> Fingerprint? {
-    guard hex.count == 64 else { return nil }
-    var bytes = [UInt8](repeating: 0, count: 32)
-    for i in 0..<64 {
-      let c = hex[i]
-      let v: UInt8
-      switch c {
-      case 48...57: v = c - 48
-      case 97...102: v = c - 87
-      case 65...70: v = c - 55
-      default: return nil
-      }
-      bytes[i / 2] = bytes[i / 2] << 4 | v
-    }
+    guard hex.count == 64, let bytes = bytesFromHex(hex) else { return nil }
     return Fingerprint(bytes)
   }
 

@@ -69,6 +69,25 @@ public func formatFixed(_ value: UInt64, decimals: Int) -> String {
   return "\(whole).\(frac)"
 }
 
+/// Bytes from hexadecimal digits (either case; ':' separators skipped); nil for any other
+/// character or an odd number of digits.
+public func bytesFromHex<S: Sequence>(_ text: S) -> [UInt8]? where S.Element == UInt8 {
+  var out: [UInt8] = []
+  var high: UInt8? = nil
+  for c in text {
+    if c == 58 { continue }  // ':'
+    let v: UInt8
+    switch c {
+    case 48...57: v = c - 48
+    case 97...102: v = c - 87
+    case 65...70: v = c - 55
+    default: return nil
+    }
+    if let h = high { out.append(h << 4 | v); high = nil } else { high = v }
+  }
+  return high == nil ? out : nil
+}
+
 /// Lower-case hexadecimal of bytes.
 public func hexString(_ bytes: UnsafeRawBufferPointer) -> String {
   let digits: StaticString = "0123456789abcdef"

@@ -15,20 +15,7 @@ public struct Fingerprint: Equatable {
 
   /// Parses 64 hex digits (either case; ':' separators are skipped).
   public init?(hex: String) {
-    var out: [UInt8] = []
-    var high: UInt8? = nil
-    for c in hex.utf8 {
-      if c == 58 { continue }  // ':'
-      let v: UInt8
-      switch c {
-      case 48...57: v = c - 48
-      case 97...102: v = c - 87
-      case 65...70: v = c - 55
-      default: return nil
-      }
-      if let h = high { out.append(h << 4 | v); high = nil } else { high = v }
-    }
-    guard high == nil, out.count == 32 else { return nil }
+    guard let out = bytesFromHex(hex.utf8), out.count == 32 else { return nil }
     bytes = out
   }
 

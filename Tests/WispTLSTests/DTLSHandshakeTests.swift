@@ -13,10 +13,14 @@ final class Wire {
   var sentByClient = 0
 }
 
-let testRandom = try! RandomGenerator()
+/// A generator per use: tests run in parallel, and a CTR_DRBG context is not thread-safe.
+var testRandom: RandomGenerator { try! RandomGenerator() }
+/// A fresh identity, from a generator of its own (tests run in parallel; a CTR_DRBG context
+/// must not be shared between threads).
 func newIdentity() -> Identity {
-  let pem = try! Identity.generateKeyPEM(random: testRandom)
-  return try! Identity(keyPEM: pem, certificatePEM: nil, path: "test", random: testRandom)
+  let random = try! RandomGenerator()
+  let pem = try! Identity.generateKeyPEM(random: random)
+  return try! Identity(keyPEM: pem, certificatePEM: nil, path: "test", random: random)
 }
 let serverIdentity = newIdentity()
 let clientIdentity = newIdentity()
