@@ -114,9 +114,12 @@ final class CircuitClient {
     do throws(TLSError) {
       if drbg == nil { drbg = try RandomGenerator() }
       if identity == nil {
+        // The client's one key: the session presents the key its receipts are signed with,
+        // so the node sees the same client fingerprint in both.
         do throws(IdentityError) {
-          identity = try Identity(keyPEM: try Identity.generateKeyPEM(random: drbg!), certificatePEM: nil,
-                                  path: "client", random: drbg!)
+          let pem: [UInt8]
+          if let key = signer { pem = key.pem } else { pem = try Identity.generateKeyPEM(random: drbg!) }
+          identity = try Identity(keyPEM: pem, certificatePEM: nil, path: "client", random: drbg!)
         } catch { return .failure(SessionSetupError(message: "cannot make a client key: \(error.description)")) }
       }
       var o = DTLSOptions(role: .client, pinned: pin.map { [$0] } ?? [])
