@@ -10,9 +10,9 @@ public protocol LinkLayer: AnyObject {
   /// A DTLS datagram from `from`, valid only during the call. Frames it carries come back
   /// through `RelayLoop.handleFrame`, records it writes through `RelayLoop.sendCopy`.
   func input(_ datagram: UnsafeRawBufferPointer, from: Endpoint, nowNs: UInt64, loop: RelayLoop)
-  /// Whether a plain (unencrypted) wisp frame from `from` may be handled. False drops it
-  /// (counted by the link layer): a peer with a session must use it.
-  func admitsPlain(from: Endpoint) -> Bool
+  /// Whether a plain (unencrypted) wisp frame of `type` (its second byte) from `from` may be
+  /// handled. False drops it (counted by the link layer): a peer with a session must use it.
+  func admitsPlain(from: Endpoint, type: UInt8) -> Bool
   /// Takes a frame bound for `to` if it must travel in a session: true when it was sealed
   /// and queued (or dropped and counted); false to send it as it is.
   func seal(_ frame: UnsafeRawBufferPointer, to: Endpoint, loop: RelayLoop) -> Bool

@@ -241,7 +241,7 @@ public final class RelayLoop {
       link.input(UnsafeRawBufferPointer(start: p, count: length), from: from, nowNs: now, loop: self)
       return true
     }
-    return !link.admitsPlain(from: from)
+    return !link.admitsPlain(from: from, type: length > 1 ? p.load(fromByteOffset: 1, as: UInt8.self) : 0)
   }
 
   func readSignals() {

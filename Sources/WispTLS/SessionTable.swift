@@ -291,8 +291,11 @@ public final class SessionTable: LinkLayer {
     }
   }
 
-  public func admitsPlain(from: Endpoint) -> Bool {
+  public func admitsPlain(from: Endpoint, type: UInt8) -> Bool {
     if establishedCount == 0 && !limits.required { return true }
+    // A PING carries nothing and its PONG is no larger: RTT probes (wisp client --peers, from
+    // a socket of their own) work with any node, sessions required or not.
+    if type == FrameType.ping.rawValue { return true }
     if let i = index[SessionTable.key(from)], links[i].established {
       counters.refusals[SessionRefusal.plainOnSession.rawValue] &+= 1
       return false

@@ -76,6 +76,8 @@ final class CircuitClient {
   /// Frames opened from records, waiting for `nextFrame`.
   var opened: [[UInt8]] = []
   var handshakeMs: UInt64 = 0
+  /// How long a handshake with the first hop may take (retransmissions at 1, 2 s).
+  var connectTimeoutMs: UInt64 = 5000
 
   /// A mutually authenticated DTLS 1.2 session with `peer` (ends any earlier one).
   func connect(_ peer: Endpoint) throws(BuildError) {
@@ -91,7 +93,7 @@ final class CircuitClient {
     linkPeer = peer
     let start = Clock.nowNs()
     s.step()
-    while s.state == .handshaking && Clock.nowNs() - start < 10_000_000_000 {
+    while s.state == .handshaking && Clock.nowNs() - start < connectTimeoutMs * 1_000_000 {
       if socket.wait(ms: 50) {
         while let (len, from) = socket.receive(into: inbuf, capacity: 2048) {
           if from == peer { s.input(UnsafeRawBufferPointer(start: inbuf, count: len)) }

@@ -26,9 +26,6 @@ enum ClientCommand {
       if inv.value("--via") != nil || inv.value("--keys") != nil {
         return usage("'--peers' replaces '--via' and '--keys' (give fingerprints as NAME=ADDR:PORT=FP)")
       }
-      if let d = inv.value("--dtls"), d.is("on") {
-        return usage("'--dtls on' works with '--via' only (the RTT probes of '--peers' are plain frames)")
-      }
       return mesh(inv, usage)
     }
     for o: StaticString in ["--hops", "--exit-via", "--silence-ms"] where inv.value(o) != nil {

@@ -192,6 +192,8 @@ final class MeshClient {
       attempts += 1
       do {
         // Sealed end to end when the exit relay's key is known.
+        // The first hop's session is pinned to its key when the peer list gives one.
+        client.pins = peers.compactMap { p in p.key.map { (p.endpoint, WispTLS.Fingerprint(bytes: $0.bytes)) } }
         try client.build(relays: next.path.map { peers[$0].endpoint }, exit: exit, tries: tries, waitMs: waitMs,
                          exitKey: peers[next.path[next.path.count - 1]].key)
         path = next.path

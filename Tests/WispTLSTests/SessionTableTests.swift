@@ -80,9 +80,10 @@ func clientHello() -> [UInt8] {
     #expect(mesh.delivered.count == 1)
     #expect(mesh.delivered[0].0 == nodeB && mesh.delivered[0].1 == nodeA && mesh.delivered[0].2 == frame)
     // A plain frame from a peer that has a session is refused and counted.
-    #expect(!b.admitsPlain(from: nodeA))
+    #expect(!b.admitsPlain(from: nodeA, type: FrameType.data.rawValue))
+    #expect(b.admitsPlain(from: nodeA, type: FrameType.ping.rawValue))  // RTT probes
     #expect(b.counters[.plainOnSession] == 1)
-    #expect(b.admitsPlain(from: Endpoint(ip: 0x7f00_0009, port: 9)))
+    #expect(b.admitsPlain(from: Endpoint(ip: 0x7f00_0009, port: 9), type: FrameType.data.rawValue))
     // Nothing to seal for an address without a session.
     #expect(!frame.withUnsafeBytes { a.seal($0, to: Endpoint(ip: 0x7f00_0009, port: 9)) })
   }
