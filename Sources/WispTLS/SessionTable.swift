@@ -7,8 +7,9 @@
 //   2. ClientHello without a valid cookie: answered statelessly with a HelloVerifyRequest no
 //      larger than the request (HelloVerify.swift), counted as unverified bytes in and out;
 //   3. ClientHello with a valid cookie: admission — per-source token bucket, node-wide
-//      handshake bucket, half-open cap, table capacity (a configured peer may evict the
-//      least recently active client); each refusal counted by reason. Only now is a server
+//      handshake bucket and half-open cap (both skipped for configured node peers), table
+//      capacity (a configured peer may evict the least recently active client); each
+//      refusal counted by reason. Only now is a server
 //      session (mbedTLS buffers) allocated. From an address that already has a session it
 //      starts a *pending* session next to it: a rekey or a reconnection;
 //   4. handshake records go to the pending session if there is one, records of an
@@ -445,8 +446,12 @@ public final class SessionTable: LinkLayer {
       return  // both dialled at once: the lower fingerprint keeps its own dial (see below)
     }
     guard takeSourceToken(from.ip, nowNs: nowNs) else { refuse(.sourceRate); return }
-    guard takeGlobalToken(nowNs: nowNs) else { refuse(.handshakeRate); return }
-    guard halfOpenCount < limits.halfOpen else { refuse(.halfOpenFull); return }
+    // A configured node (its address proved by the cookie) is not held back by a flood of
+    // strangers: the node-wide budget and the half-open cap apply to everyone else.
+    if peer == nil {
+      guard takeGlobalToken(nowNs: nowNs) else { refuse(.handshakeRate); return }
+      guard halfOpenCount < limits.halfOpen else { refuse(.halfOpenFull); return }
+    }
     if slot == nil && links.count >= limits.capacity {
       guard peer != nil, evictClient() else { refuse(.tableFull); return }
     }

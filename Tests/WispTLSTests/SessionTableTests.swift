@@ -161,6 +161,42 @@ func clientHello() -> [UInt8] {
     #expect(mesh.delivered.contains { $0.0 == nodeA && $0.2 == frame })
   }
 
+  /// One client handshake from `e` up to the ClientHello with its cookie, fed to `table`.
+  func cookieHello(_ table: SessionTable, _ mesh: Mesh, from e: Endpoint, config: DTLSConfig) throws -> DTLSSession {
+    var out: [[UInt8]] = []
+    let s = try DTLSSession(config: config, peerIP: nodeA.ip, peerPort: nodeA.port, now: { mesh.nowNs },
+                            send: { out.append(Array($0)); return true }, deliver: { _ in })
+    s.step()
+    for d in out { d.withUnsafeBytes { table.receive($0, from: e, nowNs: mesh.nowNs) } }
+    let answers = mesh.inFlight.filter { $0.1 == e }
+    mesh.inFlight.removeAll { $0.1 == e }
+    out = []
+    for d in answers { d.2.withUnsafeBytes { s.receive($0) } }
+    s.step()
+    for d in out { d.withUnsafeBytes { table.receive($0, from: e, nowNs: mesh.nowNs) } }
+    return s
+  }
+
+  @Test func aConfiguredNodeIsAdmittedWhileStrangersSpendTheBudget() throws {
+    var limits = SessionLimits()
+    limits.handshakesPerSecond = 1  // one token to start with
+    limits.halfOpen = 1
+    let mesh = Mesh()
+    let a = mesh.add(nodeA, identity: identityA, peers: [LinkPeer(name: "b", endpoint: nodeB, fingerprint: identityB.fingerprint)],
+                     limits: limits)
+    let config = try DTLSConfig(options: options(.client, pin: identityA), identity: clientIdentity, random: mesh.random)
+    var keep: [DTLSSession] = []
+    keep.append(try cookieHello(a, mesh, from: Endpoint(ip: 0x7f17_0001, port: 1), config: config))
+    keep.append(try cookieHello(a, mesh, from: Endpoint(ip: 0x7f17_0002, port: 1), config: config))
+    #expect(a.counters.handshakesAdmitted == 1)
+    #expect(a.counters[.handshakeRate] == 1)
+    // Budget spent and half-open full: node B (configured) still gets in.
+    keep.append(try cookieHello(a, mesh, from: nodeB, config: config))
+    #expect(a.counters.handshakesAdmitted == 2)
+    #expect(a.halfOpenSessions == 2)
+    #expect(a.counters[.handshakeRate] == 1 && a.counters[.halfOpenFull] == 0)
+  }
+
   @Test func perSourceRateRefusesRepeatedHandshakes() throws {
     var limits = SessionLimits()
     limits.perSourcePerSecond = 1  // burst 2
