@@ -81,15 +81,13 @@ public enum ConfigFile {
       }
       else if k.is("peers") {
         c.peers = []
-        c.peerKeys = []
         if !v.is("none") {
           for part in v.utf8.split(separator: 44) {  // ','
             let t = String(decoding: KeyValueFile.trim(Array(part)), as: UTF8.self)
             guard let p = RunConfig.parsePeerEntry(t) else {
               throw fail("'peers' must be none or NAME=ADDR:PORT[=FINGERPRINT], ...; '\(t)' is not")
             }
-            c.peers.append((p.name, p.endpoint))
-            c.peerKeys.append(p.key)
+            c.peers.append(p)
           }
         }
       }

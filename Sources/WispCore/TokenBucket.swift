@@ -1,19 +1,30 @@
-// Token buckets in bytes, refilled from a monotonic nanosecond clock. Runs on host and device.
+// Token buckets, refilled from a monotonic nanosecond clock. Runs on host and device.
 //
-// A `TokenRate` (bytes/s and burst) is shared; a `BucketLevel` (16 bytes: tokens and
+// Tokens are bytes for rate caps and handshakes for the session table's admission.
+// A `TokenRate` (tokens/s and burst) is shared; a `BucketLevel` (16 bytes: tokens and
 // the last refill) is kept per node or per circuit. An all-zero level is valid: its
 // first use refills it to the full burst, so a zero-filled circuit table needs no set-up.
 
 public struct TokenRate: Equatable {
-  /// Bytes per second; 0 means unlimited.
+  /// Tokens per second; 0 means unlimited.
   public let rate: UInt64
-  /// Largest number of bytes that may pass at once.
+  /// Largest number of tokens that may pass at once.
   public let burst: UInt64
+  /// Refill time credited at most per take: what fills the burst from empty, and at least
+  /// one second (bounds `elapsed * rate` against overflow).
+  let refillCapNs: UInt64
 
   /// `mbit` Mbit/s (0 = unlimited) with `burstMs` of traffic (at least four datagrams) as burst.
   public init(mbit: UInt64, burstMs: UInt64 = 50) {
-    rate = mbit * 125_000
-    burst = max(rate * burstMs / 1000, UInt64(Wire.maxDatagram) * 4)
+    let rate = mbit * 125_000
+    self.init(perSecond: rate, burst: max(rate * burstMs / 1000, UInt64(Wire.maxDatagram) * 4))
+  }
+
+  /// `perSecond` tokens a second (0 = unlimited), `burst` at once.
+  public init(perSecond: UInt64, burst: UInt64) {
+    rate = perSecond
+    self.burst = burst
+    refillCapNs = perSecond == 0 ? 1_000_000_000 : max(1_000_000_000, burst * 1_000_000_000 / perSecond)
   }
 
   public static let unlimited = TokenRate(mbit: 0)
@@ -26,8 +37,8 @@ public struct BucketLevel {
 
   public init() {}
 
-  /// Takes `bytes` if available at `rate`. Integer refill without overflow: elapsed time
-  /// is capped at one second before multiplying.
+  /// Takes `bytes` (tokens) if available at `rate`. Integer refill without overflow: elapsed
+  /// time is capped (`refillCapNs`) before multiplying.
   @inline(__always)
   public mutating func take(_ bytes: Int, nowNs: UInt64, rate: TokenRate) -> Bool {
     if rate.rate == 0 { return true }
@@ -35,7 +46,7 @@ public struct BucketLevel {
       tokens = rate.burst
       lastPlusOne = nowNs &+ 1
     } else if nowNs &+ 1 > lastPlusOne {
-      let elapsed = min(nowNs &+ 1 - lastPlusOne, 1_000_000_000)
+      let elapsed = min(nowNs &+ 1 - lastPlusOne, rate.refillCapNs)
       let add = elapsed * rate.rate / 1_000_000_000
       if add > 0 {
         tokens = min(rate.burst, tokens + add)

@@ -9,15 +9,15 @@ import WispCore
 public protocol LinkLayer: AnyObject {
   /// A DTLS datagram from `from`, valid only during the call. Frames it carries come back
   /// through `RelayLoop.handleFrame`, records it writes through `RelayLoop.sendCopy`.
-  func input(_ datagram: UnsafeRawBufferPointer, from: Endpoint, nowNs: UInt64, loop: RelayLoop)
+  func receive(_ datagram: UnsafeRawBufferPointer, from: Endpoint, nowNs: UInt64)
   /// Whether a plain (unencrypted) wisp frame of `type` (its second byte) from `from` may be
   /// handled. False drops it (counted by the link layer): a peer with a session must use it.
   func admitsPlain(from: Endpoint, type: UInt8) -> Bool
   /// Takes a frame bound for `to` if it must travel in a session: true when it was sealed
   /// and queued (or dropped and counted); false to send it as it is.
-  func seal(_ frame: UnsafeRawBufferPointer, to: Endpoint, loop: RelayLoop) -> Bool
+  func seal(_ frame: UnsafeRawBufferPointer, to: Endpoint) -> Bool
   /// Timers: handshake retransmission, keepalive, rekeying, idle and half-open expiry.
-  func poll(nowNs: UInt64, loop: RelayLoop)
+  func poll(nowNs: UInt64)
   /// The loop is stopping: say goodbye (close_notify) to every peer.
-  func shutdown(loop: RelayLoop)
+  func shutdown()
 }

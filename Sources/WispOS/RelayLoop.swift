@@ -8,7 +8,7 @@
 //   3. handle: `Forwarder.handle` decodes, looks up and rewrites each datagram in place
 //   4. seal: a frame bound for a peer with a DTLS session is written into it as a record
 //      (LinkLayer.seal; the record is copied into a pool buffer); DTLS datagrams received
-//      in step 2 went to LinkLayer.input instead, and the frames they carried come back
+//      in step 2 went to LinkLayer.receive instead, and the frames they carried come back
 //      to step 3 through `handleFrame`
 //   5. queue: the datagram joins the send batch. Pool mode: the buffer moves to the
 //      batch and the slot takes a fresh one (pool empty → drop, count `pool_exhausted`).
@@ -175,13 +175,13 @@ public final class RelayLoop {
         case .watchdog: onEvent?(self, .watchdog)
         case .leds: onEvent?(self, .leds)
         case .link:
-          link?.poll(nowNs: later, loop: self)
+          link?.poll(nowNs: later)
           flush()
         case .none: break
         }
       }
     }
-    link?.shutdown(loop: self)
+    link?.shutdown()
     flush()
     _ = tags.count
   }
@@ -199,12 +199,9 @@ public final class RelayLoop {
     guard let b = pool.take() else { forwarder.drops.count(.poolExhausted); return }
     let p = pool.buffer(b) + Defaults.headroom
     p.copyMemory(from: frame.baseAddress!, byteCount: frame.count)
-    if case .send(let to, let offset, let n) = forwarder.handle(p, length: frame.count, from: from, nowNs: nowNs) {
-      if let link, link.seal(UnsafeRawBufferPointer(start: p + offset, count: n), to: to, loop: self) {
-        pool.give(b)
-      } else {
-        queue(buffer: b, p + offset, n, to)
-      }
+    if case .send(let to, let offset, let n) = forwarder.handle(p, length: frame.count, from: from, nowNs: nowNs),
+       !sealed(p + offset, n, to) {
+      queue(buffer: b, p + offset, n, to)
     } else {
       pool.give(b)
     }
@@ -222,12 +219,9 @@ public final class RelayLoop {
     return true
   }
 
-  /// Sends everything queued now (after sends made outside the receive path).
-  public func flushQueued() { flush() }
-
   /// Sends a frame this node originates (PING): sealed when a session with `to` exists.
   public func sendFrame(_ frame: UnsafeRawBufferPointer, to: Endpoint) {
-    if let link, link.seal(frame, to: to, loop: self) { flush(); return }
+    if let link, link.seal(frame, to: to) { flush(); return }
     _ = wisp_sendto(fd, frame.baseAddress!, frame.count, to.ip, to.port)
   }
 
@@ -238,10 +232,18 @@ public final class RelayLoop {
     guard let link, length > 0 else { return false }
     let b = p.load(as: UInt8.self)
     if b >= Wire.dtlsLow && b <= Wire.dtlsHigh {
-      link.input(UnsafeRawBufferPointer(start: p, count: length), from: from, nowNs: now, loop: self)
+      link.receive(UnsafeRawBufferPointer(start: p, count: length), from: from, nowNs: now)
       return true
     }
     return !link.admitsPlain(from: from, type: length > 1 ? p.load(fromByteOffset: 1, as: UInt8.self) : 0)
+  }
+
+  /// Step 4: true when the link layer took the frame at `p` for `to` (sealed into a session,
+  /// or refused); false to send it as it is.
+  @inline(__always)
+  func sealed(_ p: UnsafeMutableRawPointer, _ length: Int, _ to: Endpoint) -> Bool {
+    guard let link else { return false }
+    return link.seal(UnsafeRawBufferPointer(start: p, count: length), to: to)
   }
 
   func readSignals() {
@@ -313,7 +315,7 @@ public final class RelayLoop {
     case .drop, .consumed: return
     case .send(let to, let offset, let length):
       // 4. seal: the record is a copy; the received buffer stays in its slot.
-      if let link, link.seal(UnsafeRawBufferPointer(start: p + offset, count: length), to: to, loop: self) { return }
+      if sealed(p + offset, length, to) { return }
       // 5. queue: the buffer goes with the datagram, the slot takes a fresh one.
       guard let fresh = pool.take() else { forwarder.drops.count(.poolExhausted); return }
       queue(buffer: rbuf[i], p + offset, length, to)
@@ -328,7 +330,7 @@ public final class RelayLoop {
     if length > Wire.maxDatagram { forwarder.drops.count(.oversized); return }
     if linkTakes(p, length: length, from: from, now: now) { return }
     if case .send(let to, let offset, let n) = forwarder.handle(p, length: length, from: from, nowNs: now) {
-      if let link, link.seal(UnsafeRawBufferPointer(start: p + offset, count: n), to: to, loop: self) { return }
+      if sealed(p + offset, n, to) { return }
       queue(buffer: -1, p + offset, n, to)
     }
   }
@@ -341,7 +343,7 @@ public final class RelayLoop {
     p.copyMemory(from: src, byteCount: length)
     if linkTakes(p, length: length, from: from, now: now) { pool.give(b); return }
     if case .send(let to, let offset, let n) = forwarder.handle(p, length: length, from: from, nowNs: now) {
-      if let link, link.seal(UnsafeRawBufferPointer(start: p + offset, count: n), to: to, loop: self) { pool.give(b); return }
+      if sealed(p + offset, n, to) { pool.give(b); return }
       queue(buffer: b, p + offset, n, to)
     } else {
       pool.give(b)

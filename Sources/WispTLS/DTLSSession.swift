@@ -238,10 +238,12 @@ public final class DTLSSession {
     state = .failed
   }
 
-  /// Called from the verify callback for the peer's leaf certificate.
-  func judgePeer(_ crt: UnsafeMutablePointer<mbedtls_x509_crt>) -> PeerVerification.Verdict {
+  /// Called from the verify callback for the peer's leaf certificate (and for the
+  /// remembered one after a resumption, `resumed`).
+  func judgePeer(_ crt: UnsafeMutablePointer<mbedtls_x509_crt>, resumed: Bool = false) -> PeerVerification.Verdict {
     let (verdict, fp) = PeerVerification.judge(crt, options: config.options,
-                                               cache: config.options.cacheVerifiedPeers ? config.verified : nil)
+                                               cache: config.options.cacheVerifiedPeers ? config.verified : nil,
+                                               resumed: resumed)
     peerFingerprint = fp
     return verdict
   }
@@ -252,10 +254,7 @@ public final class DTLSSession {
   func checkResumedPeer() -> TLSError? {
     if peerFingerprint != nil { return nil }
     guard let crt = mbedtls_ssl_get_peer_cert(ssl) else { return .peerCertificateInvalid("no peer certificate") }
-    let (verdict, fp) = PeerVerification.judge(UnsafeMutablePointer(mutating: crt), options: config.options,
-                                               cache: nil, resumed: true)
-    peerFingerprint = fp
-    switch verdict {
+    switch judgePeer(UnsafeMutablePointer(mutating: crt), resumed: true) {
     case .accept: return nil
     case .refuse(let why): return why
     }

@@ -62,20 +62,23 @@ enum PeerVerification {
       // CertificateVerify proves it holds it; the self-signature would prove nothing more.
       return (.accept, fp)
     }
-    if !resumed {
-      let digest = cache.map { _ in VerifiedCertificates.digest(crt.pointee.raw.p, crt.pointee.raw.len) }
-      if let cache, let digest, cache.contains(digest) {
-        // verified before: the same bytes verify the same way
-      } else {
-        guard isValidlySelfSigned(crt) else {
-          return (.refuse(.peerCertificateInvalid("not validly self-signed (damaged or forged)")), fp)
-        }
-        if let cache, let digest { cache.insert(digest) }
-      }
+    if !resumed && !isKnownSelfSigned(crt, cache: cache) {
+      return (.refuse(.peerCertificateInvalid("not validly self-signed (damaged or forged)")), fp)
     }
     if pinned { return (.accept, fp) }
     if options.learn && options.role == .client { return (.accept, fp) }
     return (.refuse(.peerNotPinned(fp)), fp)
+  }
+
+  /// Step 2 through the cache: the same certificate bytes verify the same way, so a hit
+  /// needs no ECDSA verification; a certificate that verifies is remembered.
+  static func isKnownSelfSigned(_ crt: UnsafeMutablePointer<mbedtls_x509_crt>, cache: VerifiedCertificates?) -> Bool {
+    guard let cache else { return isValidlySelfSigned(crt) }
+    let digest = VerifiedCertificates.digest(crt.pointee.raw.p, crt.pointee.raw.len)
+    if cache.contains(digest) { return true }
+    guard isValidlySelfSigned(crt) else { return false }
+    cache.insert(digest)
+    return true
   }
 
   /// Whether the certificate's signature verifies under its own public key.

@@ -82,6 +82,13 @@ public struct SessionCounters {
   public var refusals = [UInt64](repeating: 0, count: SessionRefusal.allCases.count)
   public init() {}
   public subscript(_ r: SessionRefusal) -> UInt64 { refusals[r.rawValue] }
+
+  /// "reason=n ..." for the non-zero refusals ("none" without any).
+  public var refusalSummary: String {
+    var s = ""
+    for r in SessionRefusal.allCases where refusals[r.rawValue] > 0 { s += (s.isEmpty ? "" : " ") + "\(r.name)=\(refusals[r.rawValue])" }
+    return s.isEmpty ? "none" : s
+  }
 }
 
 /// Why the session layer refused a handshake or dropped a datagram.
@@ -167,6 +174,13 @@ public final class Link {
   }
 
   public var established: Bool { session.state == .established }
+
+  /// The handshake this node is serving for the peer, if one is in progress: a pending
+  /// rekey, or a server session not yet established.
+  var serverHandshake: DTLSSession? {
+    if let p = pending { return p }
+    return role == .server && session.state == .handshaking ? session : nil
+  }
 }
 
 public final class SessionTable: LinkLayer {
@@ -187,43 +201,44 @@ public final class SessionTable: LinkLayer {
   var index: [UInt64: Int] = [:]
   var establishedCount = 0
   var halfOpenCount = 0
-  // Admission buckets: node-wide and per source (hashed, fixed size).
-  var globalTokens: UInt64
-  var globalRefillNs: UInt64
+  // Admission buckets (TokenBucket.swift, in handshakes): node-wide (burst one second's
+  // worth) and per source address (hashed into fixed slots, burst two seconds' worth).
+  let handshakeRate: TokenRate
+  var handshakeLevel = BucketLevel()
+  let sourceRate: TokenRate
   var sourceKeys: [UInt32]
-  var sourceTokens: [UInt64]
-  var sourceRefillNs: [UInt64]
+  var sourceLevels: [BucketLevel]
   static let sourceSlots = 1024
   /// When each configured peer may be dialled next.
   var nextDialNs: [UInt64]
-  let startNs: UInt64
   /// An initiator waits this long for the peer with the lower fingerprint to call first.
   public static let fallbackConnectNs: UInt64 = 3_000_000_000
   public static let redialNs: UInt64 = 5_000_000_000
   let answer = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 16)
   let tidBuffer = UnsafeMutableRawPointer.allocate(byteCount: 8, alignment: 8)
 
-  /// A table serving clients and `peers` with `identity`. `prefersChaCha` from the board.
   /// Keeps the session of each node link this node dials across restarts (a 0600 file per
   /// peer, written when a link comes up or is rekeyed; nil: memory only).
   public var saveTicket: ((Fingerprint, [UInt8]) -> Void)? = nil
   public var loadTicket: ((Fingerprint) -> [UInt8]?)? = nil
 
+  /// A table serving clients and `peers` with `identity`; `prefersChaCha` from the board.
   /// `ticketSeed`: 32 secret bytes from the state directory, so that tickets this node
   /// issued survive its restart (SessionTickets.swift).
   public init(identity: Identity, random: RandomGenerator, peers: [LinkPeer], limits: SessionLimits,
               prefersChaCha: Bool, mtu: UInt16 = UInt16(Wire.maxDatagram), ticketSeed: [UInt8]? = nil,
               now: @escaping () -> UInt64) throws(TLSError) {
-    var so = DTLSOptions(role: .server, pinned: peers.map { $0.fingerprint })
+    func options(_ role: DTLSRole) -> DTLSOptions {
+      var o = DTLSOptions(role: role, pinned: peers.map { $0.fingerprint })
+      o.prefersChaCha = prefersChaCha
+      o.mtu = mtu
+      o.handshakeTimeoutMaxMs = 4000  // 1 + 2 + 4 s, then a half-open handshake is gone
+      return o
+    }
+    var so = options(.server)
     so.ticketSeed = ticketSeed
     so.acceptClients = true
-    so.prefersChaCha = prefersChaCha
-    so.mtu = mtu
-    so.handshakeTimeoutMaxMs = 4000  // 1 + 2 + 4 s, then the half-open session is gone
-    var co = DTLSOptions(role: .client, pinned: peers.map { $0.fingerprint })
-    co.prefersChaCha = prefersChaCha
-    co.mtu = mtu
-    co.handshakeTimeoutMaxMs = 4000
+    let co = options(.client)
     server = try DTLSConfig(options: so, identity: identity, random: random)
     client = try DTLSConfig(options: co, identity: identity, random: random)
     own = identity.fingerprint
@@ -232,12 +247,10 @@ public final class SessionTable: LinkLayer {
     self.limits = limits
     self.now = now
     let t = now()
-    startNs = t
-    globalTokens = limits.handshakesPerSecond
-    globalRefillNs = t
+    handshakeRate = TokenRate(perSecond: limits.handshakesPerSecond, burst: limits.handshakesPerSecond)
+    sourceRate = TokenRate(perSecond: limits.perSourcePerSecond, burst: 2 * limits.perSourcePerSecond)
     sourceKeys = [UInt32](repeating: 0, count: SessionTable.sourceSlots)
-    sourceTokens = [UInt64](repeating: 0, count: SessionTable.sourceSlots)
-    sourceRefillNs = [UInt64](repeating: 0, count: SessionTable.sourceSlots)
+    sourceLevels = [BucketLevel](repeating: BucketLevel(), count: SessionTable.sourceSlots)
     nextDialNs = [UInt64](repeating: 0, count: peers.count)
     links.reserveCapacity(limits.capacity)
     index.reserveCapacity(limits.capacity * 2)
@@ -260,10 +273,6 @@ public final class SessionTable: LinkLayer {
 
   // MARK: - LinkLayer
 
-  public func input(_ d: UnsafeRawBufferPointer, from: Endpoint, nowNs: UInt64, loop: RelayLoop) {
-    receive(d, from: from, nowNs: nowNs)
-  }
-
   /// Steps 1–5 for one DTLS datagram.
   public func receive(_ d: UnsafeRawBufferPointer, from: Endpoint, nowNs: UInt64) {
     let slot = index[SessionTable.key(from)]
@@ -271,13 +280,13 @@ public final class SessionTable: LinkLayer {
     case .clientHello:
       hello(d, from: from, slot: slot, nowNs: nowNs)
     case .handshake:
-      guard let slot else { counters.refusals[SessionRefusal.noSession.rawValue] &+= 1; return }
+      guard let slot else { refuse(.noSession); return }
       let link = links[slot]
       link.lastActiveNs = nowNs
       (link.pending ?? link.session).input(d)
       settle(slot, nowNs: nowNs)
     case .other:
-      guard let slot else { counters.refusals[SessionRefusal.noSession.rawValue] &+= 1; return }
+      guard let slot else { refuse(.noSession); return }
       let link = links[slot]
       link.lastActiveNs = nowNs
       let s = link.session
@@ -298,18 +307,14 @@ public final class SessionTable: LinkLayer {
     // a socket of their own) work with any node, sessions required or not.
     if type == FrameType.ping.rawValue { return true }
     if let i = index[SessionTable.key(from)], links[i].established {
-      counters.refusals[SessionRefusal.plainOnSession.rawValue] &+= 1
+      refuse(.plainOnSession)
       return false
     }
     if limits.required && !isExit(from) {
-      counters.refusals[SessionRefusal.plainRefused.rawValue] &+= 1
+      refuse(.plainRefused)
       return false
     }
     return true
-  }
-
-  public func seal(_ frame: UnsafeRawBufferPointer, to: Endpoint, loop: RelayLoop) -> Bool {
-    seal(frame, to: to)
   }
 
   /// Writes `frame` as one record to `to` if a session with it is established.
@@ -320,18 +325,16 @@ public final class SessionTable: LinkLayer {
         try links[i].session.write(frame)
         counters.recordsSealed &+= 1
       } catch {
-        counters.refusals[SessionRefusal.tooLarge.rawValue] &+= 1
+        refuse(.tooLarge)
       }
       return true
     }
     if limits.required && !isExit(to) {
-      counters.refusals[SessionRefusal.plainRefused.rawValue] &+= 1
+      refuse(.plainRefused)
       return true
     }
     return false
   }
-
-  public func poll(nowNs: UInt64, loop: RelayLoop) { poll(nowNs: nowNs) }
 
   /// Step 6.
   public func poll(nowNs: UInt64) {
@@ -368,19 +371,16 @@ public final class SessionTable: LinkLayer {
     if let d = s.deadlineNs, d <= nowNs { s.handleTimeout() }
   }
 
-  public func shutdown(loop: RelayLoop) {
-    shutdown()
-    deliverFrame = nil
-    sendDatagram = nil
-    isExit = { _ in false }
-  }
-
-  /// Step 7: close_notify to every established peer.
+  /// Step 7: close_notify to every established peer; then the table lets go of the loop
+  /// (the reference cycle `attach` made).
   public func shutdown() {
     for l in links where l.established {
       l.session.close()
       counters.closeNotifySent &+= 1
     }
+    deliverFrame = nil
+    sendDatagram = nil
+    isExit = { _ in false }
   }
 
   // MARK: - Status
@@ -413,7 +413,7 @@ public final class SessionTable: LinkLayer {
     tidBuffer.storeBytes(of: from.port.bigEndian, toByteOffset: 4, as: UInt16.self)
     let tid = UnsafeRawBufferPointer(start: tidBuffer, count: 6)
     guard let cookie = HelloVerify.cookie(d) else {
-      counters.refusals[SessionRefusal.badHello.rawValue] &+= 1
+      refuse(.badHello)
       return
     }
     let valid = server.cookieValid(cookie, transportID: tid)
@@ -422,7 +422,7 @@ public final class SessionTable: LinkLayer {
       counters.unverifiedBytesIn &+= UInt64(d.count)
       guard let cookies = server.cookies else { return }
       let n = HelloVerify.write(answering: d, transportID: tid, cookies: cookies, into: answer)
-      if n == 0 { counters.refusals[SessionRefusal.badHello.rawValue] &+= 1; return }
+      if n == 0 { refuse(.badHello); return }
       if sendDatagram?(UnsafeRawBufferPointer(start: answer, count: n), from) == true {
         counters.helloVerifyRequests &+= 1
         counters.unverifiedBytesOut &+= UInt64(n)
@@ -430,13 +430,8 @@ public final class SessionTable: LinkLayer {
       return
     }
     // 3. Admission, cheapest refusals first.
-    if let slot, let p = links[slot].pending {
-      p.input(d)  // a retransmitted ClientHello of the handshake in progress
-      settle(slot, nowNs: nowNs)
-      return
-    }
-    if let slot, links[slot].session.state == .handshaking, links[slot].role == .server {
-      links[slot].session.input(d)
+    if let slot, let inProgress = links[slot].serverHandshake {
+      inProgress.input(d)  // a retransmitted ClientHello of the handshake in progress
       settle(slot, nowNs: nowNs)
       return
     }
@@ -658,35 +653,15 @@ public final class SessionTable: LinkLayer {
   }
 
   func takeGlobalToken(nowNs: UInt64) -> Bool {
-    let rate = limits.handshakesPerSecond
-    if rate == 0 { return true }
-    let elapsed = nowNs &- globalRefillNs
-    let add = elapsed * rate / 1_000_000_000
-    if add > 0 {
-      globalTokens = min(globalTokens + add, rate)
-      globalRefillNs = nowNs
-    }
-    if globalTokens == 0 { return false }
-    globalTokens -= 1
-    return true
+    handshakeLevel.take(1, nowNs: nowNs, rate: handshakeRate)
   }
 
   func takeSourceToken(_ ip: UInt32, nowNs: UInt64) -> Bool {
-    let rate = limits.perSourcePerSecond
-    if rate == 0 { return true }
     let h = Int((ip &* 2_654_435_761) >> 22) & (SessionTable.sourceSlots - 1)
-    if sourceKeys[h] != ip {
+    if sourceKeys[h] != ip {  // a new source (or a collision): it starts with a full burst
       sourceKeys[h] = ip
-      sourceTokens[h] = 2 * rate
-      sourceRefillNs[h] = nowNs
+      sourceLevels[h] = BucketLevel()
     }
-    let add = (nowNs &- sourceRefillNs[h]) * rate / 1_000_000_000
-    if add > 0 {
-      sourceTokens[h] = min(sourceTokens[h] + add, 2 * rate)
-      sourceRefillNs[h] = nowNs
-    }
-    if sourceTokens[h] == 0 { return false }
-    sourceTokens[h] -= 1
-    return true
+    return sourceLevels[h].take(1, nowNs: nowNs, rate: sourceRate)
   }
 }

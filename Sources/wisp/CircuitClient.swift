@@ -70,12 +70,10 @@ final class CircuitClient {
   var pins: [(Endpoint, WispTLS.Fingerprint)] = []
   var link: DTLSSession? = nil
   var linkPeer = Endpoint(ip: 0, port: 0)
-  var linkConfigs: (pinned: DTLSConfig?, learn: DTLSConfig?) = (nil, nil)
   var identity: Identity? = nil
   var drbg: RandomGenerator? = nil
   /// Frames opened from records, waiting for `nextFrame`.
   var opened: [[UInt8]] = []
-  var handshakeMs: UInt64 = 0
   /// How long a handshake with the first hop may take (retransmissions at 1, 2 s).
   var connectTimeoutMs: UInt64 = 5000
 
@@ -84,11 +82,7 @@ final class CircuitClient {
     if let old = link, old.state == .established { old.close() }
     link = nil
     let pin = pins.first { $0.0 == peer }?.1
-    let s: DTLSSession
-    switch makeSession(peer, pin: pin) {
-    case .success(let made): s = made
-    case .failure(let e): throw .session(e.message)
-    }
+    let s = try makeSession(peer, pin: pin)
     link = s
     linkPeer = peer
     let start = Clock.nowNs()
@@ -105,36 +99,43 @@ final class CircuitClient {
       link = nil
       throw .session(s.failure?.description ?? "handshake with \(peer.text) timed out")
     }
-    handshakeMs = (Clock.nowNs() - start) / 1_000_000
+    let handshakeMs = (Clock.nowNs() - start) / 1_000_000
     if pin == nil, let fp = s.peerFingerprint { Console.out("client: learned \(peer.text) key \(fp.hex)") }
     Console.out("client: dtls session with \(peer.text): \(s.cipherSuite) in \(handshakeMs) ms")
   }
 
-  struct SessionSetupError: Error { let message: String }
-
-  func makeSession(_ peer: Endpoint, pin: WispTLS.Fingerprint?) -> Result<DTLSSession, SessionSetupError> {
+  /// A client session with `peer`, pinned to `pin` (or learning the peer's key without one).
+  func makeSession(_ peer: Endpoint, pin: WispTLS.Fingerprint?) throws(BuildError) -> DTLSSession {
+    let (id, random) = try clientIdentity()
     do throws(TLSError) {
-      if drbg == nil { drbg = try RandomGenerator() }
-      if identity == nil {
-        // The client's one key: the session presents the key its receipts are signed with,
-        // so the node sees the same client fingerprint in both.
-        do throws(IdentityError) {
-          let pem: [UInt8]
-          if let key = signer { pem = key.pem } else { pem = try Identity.generateKeyPEM(random: drbg!) }
-          identity = try Identity(keyPEM: pem, certificatePEM: nil, path: "client", random: drbg!)
-        } catch { return .failure(SessionSetupError(message: "cannot make a client key: \(error.description)")) }
-      }
       var o = DTLSOptions(role: .client, pinned: pin.map { [$0] } ?? [])
       o.learn = pin == nil
       o.mtu = UInt16(Wire.maxDatagram)
-      let config = try DTLSConfig(options: o, identity: identity!, random: drbg!)
+      let config = try DTLSConfig(options: o, identity: id, random: random)
       let sock = socket
       let me = Unmanaged.passUnretained(self)  // the session never outlives the client
-      return .success(try DTLSSession(config: config, peerIP: peer.ip, peerPort: peer.port, now: { Clock.nowNs() },
-                                      send: { d in sock.send(d.baseAddress!, d.count, to: peer) },
-                                      deliver: { f in me.takeUnretainedValue().opened.append(Array(f)) }))
+      return try DTLSSession(config: config, peerIP: peer.ip, peerPort: peer.port, now: { Clock.nowNs() },
+                             send: { d in sock.send(d.baseAddress!, d.count, to: peer) },
+                             deliver: { f in me.takeUnretainedValue().opened.append(Array(f)) })
     } catch {
-      return .failure(SessionSetupError(message: error.description))
+      throw .session(error.description)
+    }
+  }
+
+  /// The client's one key, made once: the session presents the key its receipts are signed
+  /// with, so the node sees the same client fingerprint in both.
+  func clientIdentity() throws(BuildError) -> (Identity, RandomGenerator) {
+    if let identity, let drbg { return (identity, drbg) }
+    let random: RandomGenerator
+    do throws(TLSError) { random = try RandomGenerator() } catch { throw .session(error.description) }
+    do throws(IdentityError) {
+      let pem: [UInt8]
+      if let key = signer { pem = key.pem } else { pem = try Identity.generateKeyPEM(random: random) }
+      let id = try Identity(keyPEM: pem, certificatePEM: nil, path: "client", random: random)
+      (identity, drbg) = (id, random)
+      return (id, random)
+    } catch {
+      throw .session("cannot make a client key: \(error.description)")
     }
   }
 
@@ -168,12 +169,6 @@ final class CircuitClient {
       }
       // A plain frame from a relay we have a session with is not trusted: dropped.
     }
-  }
-
-  /// Ends the session with close_notify.
-  func closeLink() {
-    link?.close()
-    link = nil
   }
 
   /// End-to-end sealing with the exit of the current circuit (nil: plain payloads).

@@ -78,14 +78,12 @@ enum Demo {
     // node links pinned to each other's keys.
     var tables: [SessionTable] = []
     for i in 0..<3 {
-      var links: [LinkPeer] = []
+      var config = RunConfig()
+      config.stateDir = "\(stateRoot)/node\(names[i])"
       for j in [i - 1, i + 1] where j >= 0 && j < 3 {
-        links.append(LinkPeer(name: names[j], endpoint: nodeEndpoints[j], fingerprint: Fingerprint(bytes: credits[j].fingerprint.bytes)))
+        config.peers.append((name: names[j], endpoint: nodeEndpoints[j], key: credits[j].fingerprint))
       }
-      guard let random = try? RandomGenerator(),
-            let id = try? IdentityStore(directory: "\(stateRoot)/node\(names[i])").loadOrCreate(random: random).identity,
-            let table = try? SessionTable(identity: id, random: random, peers: links, limits: SessionLimits(),
-                                          prefersChaCha: true, now: { wisp_monotonic_ns() }) else {
+      guard let table = Node.openSessions(config) else {
         Console.err("wisp demo: cannot set up node \(names[i])'s DTLS sessions")
         return 1
       }

@@ -130,7 +130,7 @@ final class Node {
       }
     }
     if config.sessions > 0 {
-      guard let table = openSessions(config) else { return 1 }
+      guard let table = Node.openSessions(config) else { return 1 }
       table.attach(to: main)
       sessions = table
     }
@@ -172,8 +172,9 @@ final class Node {
     return 0
   }
 
-  /// The node identity (the same `node.key` as receipts) and the session table.
-  func openSessions(_ config: RunConfig) -> SessionTable? {
+  /// The node identity (the same `node.key` as receipts) and the session table, as
+  /// `config` says (also the demo's nodes).
+  static func openSessions(_ config: RunConfig) -> SessionTable? {
     do throws(TLSError) {
       let random = try RandomGenerator()
       let identity: Identity
@@ -232,8 +233,8 @@ final class Node {
   /// Configured peers with a pinned key: the node links.
   static func linkPeers(_ c: RunConfig) -> [LinkPeer] {
     var out: [LinkPeer] = []
-    for (i, p) in c.peers.enumerated() where i < c.peerKeys.count {
-      if let k = c.peerKeys[i] { out.append(LinkPeer(name: p.name, endpoint: p.endpoint, fingerprint: Fingerprint(bytes: k.bytes))) }
+    for p in c.peers {
+      if let k = p.key { out.append(LinkPeer(name: p.name, endpoint: p.endpoint, fingerprint: Fingerprint(bytes: k.bytes))) }
     }
     return out
   }
@@ -314,7 +315,6 @@ final class Node {
       sessions?.update(peers: Node.linkPeers(new))
       var kept = current
       kept.peers = new.peers
-      kept.peerKeys = new.peerKeys
       kept.limits = new.limits
       kept.exits = new.exits
       kept.leds = new.leds
@@ -476,12 +476,6 @@ final class Node {
     return s
   }
 
-  static func refusalText(_ c: SessionCounters) -> String {
-    var s = ""
-    for r in SessionRefusal.allCases where c[r] > 0 { s += (s.isEmpty ? "" : " ") + "\(r.name)=\(c[r])" }
-    return s.isEmpty ? "none" : s
-  }
-
   func summary() -> String {
     let t = totals()
     let rss = ProcessInfo.peakRSSKiB()
@@ -496,7 +490,7 @@ final class Node {
           + " handshakes_resumed=\($0.counters.handshakesResumed) hello_verify_requests=\($0.counters.helloVerifyRequests)"
           + " unverified_bytes_in=\($0.counters.unverifiedBytesIn) unverified_bytes_out=\($0.counters.unverifiedBytesOut)"
           + " records_sealed=\($0.counters.recordsSealed) records_opened=\($0.counters.recordsOpened)"
-          + " close_notify_sent=\($0.counters.closeNotifySent) session_refusals=[\(Node.refusalText($0.counters))]" } ?? " sessions=off")
+          + " close_notify_sent=\($0.counters.closeNotifySent) session_refusals=[\($0.counters.refusalSummary)]" } ?? " sessions=off")
       + " circuits_open=\(t.circuits) gso_segments=\(t.gso) gro_segments=\(t.gro) peak_rss_kb=\(rss)\(creditText) drops=\(t.drops.total) [\(t.drops.summary)]"
   }
 }

@@ -21,13 +21,13 @@ final class NodePeers {
   let packet = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 16)
   static let intervalNs: UInt64 = 5_000_000_000
 
-  init(_ list: [(name: String, endpoint: Endpoint)]) { update(list) }
+  init(_ list: [(name: String, endpoint: Endpoint, key: Fingerprint?)]) { update(list) }
   deinit { packet.deallocate() }
 
   /// New peer list (SIGHUP): peers that stay keep their figures.
-  func update(_ list: [(name: String, endpoint: Endpoint)]) {
+  func update(_ list: [(name: String, endpoint: Endpoint, key: Fingerprint?)]) {
     var next: [Peer] = []
-    for (name, e) in list {
+    for (name, e, _) in list {
       if let old = peers.first(where: { $0.endpoint == e && $0.name.same(name) }) { next.append(old) }
       else { next.append(Peer(name: name, endpoint: e)) }
     }

@@ -99,9 +99,7 @@ struct StatusSnapshot {
       for l in sessionLines {
         s += "           \(l.peer) \(l.kind) \(l.suite) up \(l.ageSec) s, in \(l.bytesIn) B, out \(l.bytesOut) B, key \(l.key)\n"
       }
-      var refused = ""
-      for r in SessionRefusal.allCases where c[r] > 0 { refused += (refused.isEmpty ? "" : " ") + "\(r.name)=\(c[r])" }
-      s += "refused:   \(refused.isEmpty ? "none" : refused)\n"
+      s += "refused:   \(c.refusalSummary)\n"
     } else {
       s += "sessions:  off\n"
     }
