@@ -1,7 +1,7 @@
 // The node's DTLS sessions, one per peer address, inside the relay loop. Runs on host and device.
 //
 // Every datagram on the node's port whose first byte is a DTLS content type comes here
-// (RelayLoop → LinkLayer.input); every frame the node sends is offered to `seal`. In order:
+// (RelayLoop → LinkLayer.receive); every frame the node sends is offered to `seal`. In order:
 //   1. classify the datagram by its first record: a ClientHello (epoch 0), other handshake
 //      traffic, or records of an established session;
 //   2. ClientHello without a valid cookie: answered statelessly with a HelloVerifyRequest no
