@@ -213,7 +213,11 @@ public final class SessionTable: LinkLayer {
   var nextDialNs: [UInt64]
   /// An initiator waits this long for the peer with the lower fingerprint to call first.
   public static let fallbackConnectNs: UInt64 = 3_000_000_000
-  public static let redialNs: UInt64 = 5_000_000_000
+  /// A link that ended is dialled again after this (+ the fallback for the higher
+  /// fingerprint, + up to 1 s of jitter): the lower fingerprint, which holds the ticket,
+  /// calls first and resumes, also when the other end has just restarted (its own first
+  /// dial waits `fallbackConnectNs`).
+  public static let redialNs: UInt64 = 1_000_000_000
   let answer = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 16)
   let tidBuffer = UnsafeMutableRawPointer.allocate(byteCount: 8, alignment: 8)
 
@@ -523,9 +527,9 @@ public final class SessionTable: LinkLayer {
     }
     links.removeLast()
     if let p = l.peer, p < peers.count {
-      // Jitter (0-2 s) so that two nodes whose views of each other disagree (a wrong pin)
+      // Jitter (0-1 s) so that two nodes whose views of each other disagree (a wrong pin)
       // do not keep dialling each other at the same instant.
-      nextDialNs[p] = now() + SessionTable.redialNs + dialDelay(p) + jitterNs(2_000_000_000)
+      nextDialNs[p] = now() + SessionTable.redialNs + dialDelay(p) + jitterNs(1_000_000_000)
     }
     if let why {
       refuse(SessionRefusal.of(why))
