@@ -3,6 +3,7 @@
 #include "shim.h"
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/eventfd.h>
 #include <netinet/udp.h>
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -422,3 +423,34 @@ int wisp_mkdir(const char *path, unsigned int mode) {
 static pthread_mutex_t credit_mutex = PTHREAD_MUTEX_INITIALIZER;
 void wisp_credit_lock(void) { pthread_mutex_lock(&credit_mutex); }
 void wisp_credit_unlock(void) { pthread_mutex_unlock(&credit_mutex); }
+
+static pthread_mutex_t log_mutex = PTHREAD_MUTEX_INITIALIZER;
+void wisp_log_lock(void) { pthread_mutex_lock(&log_mutex); }
+void wisp_log_unlock(void) { pthread_mutex_unlock(&log_mutex); }
+
+void *wisp_mutex_new(void) {
+  pthread_mutex_t *m = malloc(sizeof *m);
+  if (m && pthread_mutex_init(m, NULL) != 0) { free(m); return NULL; }
+  return m;
+}
+void wisp_mutex_lock(void *m) { pthread_mutex_lock((pthread_mutex_t *)m); }
+void wisp_mutex_unlock(void *m) { pthread_mutex_unlock((pthread_mutex_t *)m); }
+void wisp_mutex_free(void *m) { if (m) { pthread_mutex_destroy((pthread_mutex_t *)m); free(m); } }
+
+int wisp_eventfd(void) {
+  int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  return fd < 0 ? -errno : fd;
+}
+void wisp_eventfd_signal(int fd) {
+  uint64_t one = 1;
+  ssize_t n;
+  do { n = write(fd, &one, sizeof one); } while (n < 0 && errno == EINTR);
+}
+uint64_t wisp_eventfd_drain(int fd) {
+  uint64_t v = 0;
+  ssize_t n;
+  do { n = read(fd, &v, sizeof v); } while (n < 0 && errno == EINTR);
+  return n == (ssize_t)sizeof v ? v : 0;
+}
+void wisp_atomic_store_u64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+uint64_t wisp_atomic_load_u64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }

@@ -99,7 +99,9 @@ public struct RunConfig {
   /// The shard count in effect. Exit replies carry no circuit id, so the kernel cannot
   /// steer them to the shard that owns their circuit: an exit node runs one shard.
   /// Event loops to run: one per core, or 1 for an exit or a node with DTLS node links
-  /// (sessions live on shard 0, and frames for a linked peer must leave through them).
+  /// (sessions live on shard 0: the circuits they carry are all on shard 0, so more shards
+  /// would sit idle; `--shards N` may still ask for them, and every shard applies the link
+  /// rules).
   public var effectiveShards: Int { shards ?? (exits.isEmpty && !hasNodeLinks ? cores : 1) }
 
   /// Whether a peer has a pinned key (a DTLS node link) and sessions are on.
@@ -174,9 +176,6 @@ public struct RunConfig {
       if l.is("required") { c.linksRequired = true } else if l.is("optional") { c.linksRequired = false } else {
         throw UsageError("option '--links' must be optional or required, not '\(l)'", command: .run)
       }
-    }
-    if let s = c.shards, s > 1, c.hasNodeLinks {
-      throw UsageError("'--shards' above 1 cannot be combined with DTLS node links ('--peer' with a fingerprint)", command: .run)
     }
     if c.linksRequired && c.sessions == 0 {
       throw UsageError("'--links required' needs sessions ('--sessions' above 0)", command: .run)

@@ -1,14 +1,28 @@
 // Logging to stderr as `level=… msg=… key=value`, with repeats rate-limited. Runs on host and device.
+// Safe from any thread: the suppression table and the recent lines are kept under one lock,
+// and each line is written whole.
 import CPosix
 
 public enum Log {
-  public static var name = "wisp"
+  static var prefix = "wisp"
+  /// The name every line starts with (`wisp[NAME]`).
+  public static var name: String {
+    get { wisp_log_lock(); defer { wisp_log_unlock() }; return prefix }
+    set { wisp_log_lock(); prefix = newValue; wisp_log_unlock() }
+  }
   /// Per-message-kind suppression: at most `burst` lines per 10 s for one key.
   static var keys: [(key: StaticString, windowStart: UInt64, count: Int, suppressed: Int)] = []
   static let burst = 5
 
   /// The latest warnings and errors (for status), oldest first.
-  public private(set) static var recent: [String] = []
+  static var recentLines: [String] = []
+
+  /// A copy of the latest warnings and errors, oldest first.
+  public static var recent: [String] {
+    wisp_log_lock()
+    defer { wisp_log_unlock() }
+    return recentLines
+  }
 
   public static func info(_ msg: StaticString, _ fields: String = "") { emit("info", msg, fields) }
   public static func warn(_ msg: StaticString, _ fields: String = "") { emit("warn", msg, fields) }
@@ -26,6 +40,8 @@ public enum Log {
   }
 
   static func emit(_ level: String, _ msg: StaticString, _ fields: String) {
+    wisp_log_lock()
+    defer { wisp_log_unlock() }
     let now = wisp_monotonic_ns()
     var extra = ""
     var found = false
@@ -41,9 +57,9 @@ public enum Log {
     if !found && keys.count < 64 { keys.append((msg, now, 1, 0)) }
     let line = "level=\(level) msg=\"\(msg)\"\(fields.isEmpty ? "" : " ")\(fields)\(extra)"
     if !level.is("info") {
-      if recent.count == 8 { recent.removeFirst() }
-      recent.append(line)
+      if recentLines.count == 8 { recentLines.removeFirst() }
+      recentLines.append(line)
     }
-    Console.err("\(name): \(line)")
+    Console.err("\(prefix): \(line)")
   }
 }

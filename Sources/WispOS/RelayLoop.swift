@@ -50,6 +50,9 @@ public final class RelayLoop {
   public static let linkPollNs: UInt64 = 50_000_000
   /// Called from the loop for timers and signals the owner handles (status, reload).
   public var onEvent: ((RelayLoop, Event) -> Void)?
+  /// Where the loop publishes its forwarded-packet count after every receive pass (a
+  /// relaxed atomic store, read by the control plane for the activity LED).
+  public var published: UnsafeMutablePointer<UInt64>? = nil
 
   let epfd: Int32
   let sigfd: Int32
@@ -256,6 +259,7 @@ public final class RelayLoop {
 
   /// Steps 2–6 until the socket is empty (at most 64 batches, so timers still run).
   func drain() {
+    defer { if let published { wisp_atomic_store_u64(published, forwarder.traffic.forwardedPackets) } }
     for _ in 0..<64 {
       // 2. receive
       let r = wisp_recvmmsg(fd, rmsgs, UInt32(batch), Int32(MSG_DONTWAIT))

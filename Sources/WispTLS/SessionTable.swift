@@ -83,6 +83,25 @@ public struct SessionCounters {
   public init() {}
   public subscript(_ r: SessionRefusal) -> UInt64 { refusals[r.rawValue] }
 
+  /// Adds another shard's counters (status sums the shards).
+  public mutating func add(_ o: SessionCounters) {
+    helloVerifyRequests &+= o.helloVerifyRequests
+    unverifiedBytesIn &+= o.unverifiedBytesIn
+    unverifiedBytesOut &+= o.unverifiedBytesOut
+    handshakesAdmitted &+= o.handshakesAdmitted
+    handshakesFull &+= o.handshakesFull
+    handshakesResumed &+= o.handshakesResumed
+    rekeys &+= o.rekeys
+    closeNotifySent &+= o.closeNotifySent
+    closedByPeer &+= o.closedByPeer
+    recordsSealed &+= o.recordsSealed
+    recordsOpened &+= o.recordsOpened
+    for i in 0..<refusals.count { refusals[i] &+= o.refusals[i] }
+  }
+
+  /// Counts one refusal.
+  public mutating func refuse(_ r: SessionRefusal) { refusals[r.rawValue] &+= 1 }
+
   /// "reason=n ..." for the non-zero refusals ("none" without any).
   public var refusalSummary: String {
     var s = ""

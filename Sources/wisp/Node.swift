@@ -1,10 +1,18 @@
 // `wisp run`: a relay node of one or more shards on one UDP port.
 //
-// Shard k is a RelayLoop on its own SO_REUSEPORT socket, with its own pool and
-// circuit table, on its own thread (shard 0 on the main thread, which also owns
-// the signalfd). The kernel steers each datagram to the shard named by the low
-// bits of its circuit id (a classic BPF program), so a circuit's frames always
-// meet the table that holds it and the hot path shares no lock.
+// Threads and who owns what:
+//   - the control plane runs on the main thread (ControlLoop): signals (stop, SIGHUP
+//     reload, SIGUSR1), the status socket and the metrics endpoint, peer RTT probes, the
+//     LEDs, the systemd watchdog and the credit journal's group commits. It forwards no
+//     packets and never touches a shard's state;
+//   - shard k is a RelayLoop on its own SO_REUSEPORT socket, with its own pool and circuit
+//     table, on a thread of its own (NodeShard). The kernel steers each plain frame to the
+//     shard named by the low bits of its circuit id (a classic BPF program), so a
+//     circuit's frames always meet the table that holds it, and everything else (DTLS
+//     records, exit replies) to shard 0, which holds the DTLS session table. The other
+//     shards apply the same link rules without sessions (PlainLinks);
+//   - the two talk only through bounded mailboxes (Mailbox, woken by an eventfd):
+//     ShardMessage to a shard, ControlMessage back.
 import CPosix
 import WispCore
 import WispOS
@@ -12,26 +20,36 @@ import WispTLS
 
 final class Node {
   let config: RunConfig
-  var loops: [RelayLoop] = []
-  var threads: [UInt] = []
+  var current: RunConfig
   let startNs = wisp_monotonic_ns()
+  var shards: [NodeShard] = []
+  var control: ControlLoop? = nil
+  /// What the shards post to the control plane.
+  let inbox: Mailbox<ControlMessage>
+  /// The latest snapshot of each shard, the request generation it answered, and when it
+  /// arrived (control-plane clock; a shard that stops posting stops the watchdog).
+  var latest: [ShardSnapshot] = []
+  var answered: [UInt64] = []
+  var heardNs: [UInt64] = []
+  var generation: UInt64 = 0
   var lastStats: (ns: UInt64, packets: UInt64, bytes: UInt64) = (0, 0, 0)
   var lastRate: (ns: UInt64, packets: UInt64, bytes: UInt64, pps: UInt64, kbit: UInt64) = (0, 0, 0, 0, 0)
   var statusFd: Int32 = -1
   var metricsFd: Int32 = -1
-  var current: RunConfig
   var leds: NodeLEDs? = nil
   var credit: NodeCredit? = nil
   var peers = NodePeers([])
-  /// DTLS sessions (on shard 0; nil with `sessions = 0`).
-  var sessions: SessionTable? = nil
   var ticks: UInt64 = 0
+  var watchdogUsec: UInt64 = 0
+  enum Timer: Int { case tick = 1, stats, stop, watchdog, leds }
   static let statusTag: UInt64 = 16
   static let metricsTag: UInt64 = 17
+  static let inboxTag: UInt64 = 18
 
-  init(config: RunConfig) {
+  init(config: RunConfig, inbox: Mailbox<ControlMessage>) {
     self.config = config
     current = config
+    self.inbox = inbox
   }
 
   static func main(_ inv: Invocation) -> Int32 {
@@ -44,28 +62,43 @@ final class Node {
       return f.exitCode
     }
     Log.name = "wisp[\(config.name)]"
-    let node = Node(config: config)
+    let inbox: Mailbox<ControlMessage>
+    do throws(Errno) {
+      // Room for every shard's periodic snapshot, answers to requests and PONGs.
+      inbox = try Mailbox(capacity: 64 + 8 * config.effectiveShards)
+    } catch {
+      Log.error("cannot create the control mailbox", "error=\"\(error.description)\"")
+      return 1
+    }
+    let node = Node(config: config, inbox: inbox)
     return node.run()
   }
 
   func run() -> Int32 {
     wisp_ignore_sigpipe()
+    // Signals are blocked before any thread starts, so that every thread inherits the mask.
+    let control: ControlLoop
+    do throws(Errno) { control = try ControlLoop(signals: true) } catch {
+      Log.error("cannot start the control loop", "error=\"\(error.description)\"")
+      return 1
+    }
+    self.control = control
     // The node key and the credit journal come first: READY means recovered.
     let credit = NodeCredit.open(directory: config.stateDir, window: config.creditWindow,
                                  commitInterval: config.commitIntervalSec)
     self.credit = credit
-    let shards = config.effectiveShards
+    let count = config.effectiveShards
     var shardBits = 0
-    while (1 << shardBits) < shards { shardBits += 1 }
-    let perShardPool = max(config.poolPackets / shards, config.batch * 4)
-    let perShardCircuits = max(config.circuits / shards, 1)
-    for k in 0..<shards {
-      let fd = wisp_udp_open(config.listen.ip, config.listen.port, shards > 1 ? 1 : 0, 4 << 20)
+    while (1 << shardBits) < count { shardBits += 1 }
+    let perShardPool = max(config.poolPackets / count, config.batch * 4)
+    let perShardCircuits = max(config.circuits / count, 1)
+    for k in 0..<count {
+      let fd = wisp_udp_open(config.listen.ip, config.listen.port, count > 1 ? 1 : 0, 4 << 20)
       if fd < 0 {
         Log.error("cannot open UDP socket", "addr=\(config.listen.text) error=\"\(Errno(-fd).description)\"")
         return 1
       }
-      if k == 0 && shards > 1 {
+      if k == 0 && count > 1 {
         let r = wisp_attach_reuseport_cbpf(fd, UInt32((1 << shardBits) - 1))
         if r < 0 { Log.error("cannot attach shard steering program", "error=\"\(Errno(-r).description)\""); return 1 }
       }
@@ -83,26 +116,42 @@ final class Node {
           fwd.exitCipher = ExitSealer(keyPEM: credit.key.pem, point: credit.key.publicKey, slots: max(config.exits.count, 16))
         }
       }
-      do {
-        let loop = try RelayLoop(fd: fd, pool: pool, forwarder: fwd, batch: config.batch, gso: config.gso,
-                                 signals: k == 0)
-        let now = wisp_monotonic_ns()
-        loop.timers.schedule(RelayLoop.TimerID.tick.rawValue, at: now + 1_000_000_000, every: 1_000_000_000)
-        loop.onEvent = { loop, event in self.handle(loop, event) }  // cycle broken in run()
-        loops.append(loop)
+      do throws(Errno) {
+        let loop = try RelayLoop(fd: fd, pool: pool, forwarder: fwd, batch: config.batch, gso: config.gso, signals: false)
+        loop.timers.schedule(RelayLoop.TimerID.tick.rawValue, at: wisp_monotonic_ns() + 1_000_000_000, every: 1_000_000_000)
+        shards.append(try NodeShard(index: k, loop: loop, control: inbox))
       } catch {
         Log.error("cannot start event loop", "error=\"\(error.description)\"")
         return 1
       }
     }
+    // Shard 0 holds the DTLS sessions; the others apply the same link rules without them.
+    if config.sessions > 0 {
+      guard let table = Node.openSessions(config) else { return 1 }
+      table.attach(to: shards[0].loop)
+      shards[0].sessions = table
+      let links = Node.linkPeers(config).map { $0.endpoint }
+      for s in shards.dropFirst() where config.linksRequired || !links.isEmpty {
+        let rules = PlainLinks(required: config.linksRequired, nodeLinks: links)
+        rules.attach(to: s.loop)
+        s.plain = rules
+      }
+    }
+    latest = shards.map { var s = ShardSnapshot(); s.shard = $0.index; return s }
+    answered = [UInt64](repeating: 0, count: shards.count)
     let now = wisp_monotonic_ns()
-    let main = loops[0]
+    heardNs = [UInt64](repeating: now, count: shards.count)
+    do throws(Errno) { try control.watch(inbox.fd, tag: Node.inboxTag) } catch {
+      Log.error("cannot watch the control mailbox", "error=\"\(error.description)\"")
+      return 1
+    }
+    control.timers.schedule(Timer.tick.rawValue, at: now + 1_000_000_000, every: 1_000_000_000)
     if config.statsIntervalSec > 0 {
-      main.timers.schedule(RelayLoop.TimerID.stats.rawValue, at: now + config.statsIntervalSec * 1_000_000_000,
-                           every: config.statsIntervalSec * 1_000_000_000)
+      control.timers.schedule(Timer.stats.rawValue, at: now + config.statsIntervalSec * 1_000_000_000,
+                              every: config.statsIntervalSec * 1_000_000_000)
     }
     if config.durationSec > 0 {
-      main.timers.schedule(RelayLoop.TimerID.stop.rawValue, at: now + config.durationSec * 1_000_000_000)
+      control.timers.schedule(Timer.stop.rawValue, at: now + config.durationSec * 1_000_000_000)
     }
     lastStats = (now, 0, 0)
     lastRate = (now, 0, 0, 0, 0)
@@ -111,7 +160,7 @@ final class Node {
       if statusFd < 0 {
         Log.warn("no status socket", "path=\(path) error=\"\(Errno(-statusFd).description)\"")
       } else {
-        try? main.watch(statusFd, tag: Node.statusTag)
+        try? control.watch(statusFd, tag: Node.statusTag)
       }
     }
     if let m = config.metrics {
@@ -119,50 +168,41 @@ final class Node {
       if metricsFd < 0 {
         Log.warn("no metrics endpoint", "addr=\(m.text) error=\"\(Errno(-metricsFd).description)\"")
       } else {
-        try? main.watch(metricsFd, tag: Node.metricsTag)
+        try? control.watch(metricsFd, tag: Node.metricsTag)
       }
     }
     // systemd: watchdog at half the interval it asks for, READY once the port is bound.
     if config.watchdog, let usecText = ProcessInfo.environment("WATCHDOG_USEC"), let usec = parseDecimal(usecText), usec > 0 {
       let pidOK = ProcessInfo.environment("WATCHDOG_PID").map { parseDecimal($0) == UInt64(getpid()) } ?? true
       if pidOK {
-        main.timers.schedule(RelayLoop.TimerID.watchdog.rawValue, at: now, every: usec * 500)
+        watchdogUsec = usec
+        control.timers.schedule(Timer.watchdog.rawValue, at: now, every: usec * 500)
       }
     }
-    if config.sessions > 0 {
-      guard let table = Node.openSessions(config) else { return 1 }
-      table.attach(to: main)
-      sessions = table
-    }
     peers = NodePeers(config.peers)
-    main.forwarder.onPong = { [peers] from, token in peers.pong(from: from, token: token) }
-    if !config.peers.isEmpty { peers.probe(main) }
     let ledPanel = NodeLEDs(lines: config.leds)
     ledPanel.set(.selfTest, true)   // lamp test for the first second
     ledPanel.set(.storageError, credit == nil || credit!.failed)
     leds = ledPanel
-    main.timers.schedule(RelayLoop.TimerID.leds.rawValue, at: now)
+    control.timers.schedule(Timer.leds.rawValue, at: now)
+    control.onEvent = { event in self.handle(event) }  // cycle broken below
+    for s in shards {
+      let r = s.start()
+      if r < 0 { Log.error("cannot start shard thread", "error=\"\(Errno(-r).description)\""); return 1 }
+    }
+    if !config.peers.isEmpty { shards[0].inbox.post(.ping(peers.probeTargets())) }
     _ = wisp_sd_notify("READY=1\nSTATUS=relaying on \(config.listen.text)")
-    Log.info("listening", "addr=\(config.listen.text) shards=\(shards) pool=\(perShardPool)x\(Defaults.bufferSize)B"
+    Log.info("listening", "addr=\(config.listen.text) shards=\(count) pool=\(perShardPool)x\(Defaults.bufferSize)B"
                + " circuits=\(perShardCircuits) batch=\(config.batch) gso=\(config.gso ? "on" : "off")"
                + " exits=\(config.exits.count) version=\(Build.version)")
-    for k in 1..<max(loops.count, 1) where k < loops.count {
-      var handle: UInt = 0
-      let ctx = Unmanaged.passUnretained(loops[k]).toOpaque()
-      let r = wisp_thread_spawn({ ctx in
-        Unmanaged<RelayLoop>.fromOpaque(ctx!).takeUnretainedValue().run()
-        return nil
-      }, ctx, &handle)
-      if r < 0 { Log.error("cannot start shard thread", "error=\"\(Errno(-r).description)\""); return 1 }
-      threads.append(handle)
-    }
-    main.run()
+    control.run()
     _ = wisp_sd_notify("STOPPING=1")
+    wisp_stop_request()  // a shard whose inbox was full stops at its next tick
+    for s in shards { _ = wisp_thread_join(s.thread) }
+    drainInbox()  // the shards' last snapshots
+    control.onEvent = nil
     credit?.close()
     leds?.shutdown(nowNs: wisp_monotonic_ns())
-    wisp_stop_request()
-    for t in threads { _ = wisp_thread_join(t) }
-    for l in loops { l.onEvent = nil }
     if statusFd >= 0, let path = config.statusSocket {
       close(statusFd)
       if !path.hasBytePrefix("@") { _ = wisp_unlink(path) }
@@ -239,36 +279,38 @@ final class Node {
     return out
   }
 
-  func handle(_ loop: RelayLoop, _ event: RelayLoop.Event) {
+  /// Runs on the control thread.
+  func handle(_ event: ControlLoop.Event) {
     switch event {
-    case .tick:
-      ticks += 1
-      if ticks % (NodePeers.intervalNs / 1_000_000_000) == 0 && !peers.peers.isEmpty { peers.probe(loops[0]) }
-      if let leds {
+    case .timer(let id):
+      switch Timer(rawValue: id) {
+      case .tick: tick()
+      case .leds:
+        if let leds {
+          let now = wisp_monotonic_ns()
+          let next = leds.update(nowNs: now, packets: forwardedPackets())
+          control?.timers.schedule(Timer.leds.rawValue, at: next)
+        }
+      case .watchdog:
+        // Only while every shard's loop is turning: each posts a snapshot every second.
         let now = wisp_monotonic_ns()
-        if now - startNs >= 1_000_000_000 { leds.set(.selfTest, false); leds.set(.ready, true) }
-        leds.set(.quotaReached, loops.contains { $0.forwarder.quota.reached })
+        let limit = max(watchdogUsec * 1000, 3_000_000_000)
+        if let k = heardNs.firstIndex(where: { now &- $0 > limit }) {
+          Log.error("a shard has stopped answering: no watchdog ping", "shard=\(k)")
+        } else {
+          _ = wisp_sd_notify("WATCHDOG=1")
+        }
+      case .stats:
+        Console.err(statusLine())
+      case .stop:
+        Log.info("run time over, stopping")
+        stopAll()
+      case .none: break
       }
-      if let credit {
-        credit.tick()
-        leds?.set(.storageError, credit.failed)
-        if config.creditWindow > 0 { leds?.set(.unpaid, loops.contains { $0.forwarder.creditState().paused > 0 }) }
-      }
-    case .leds:
-      if let leds {
-        let now = wisp_monotonic_ns()
-        let next = leds.update(nowNs: now, packets: forwardedPackets())
-        loop.timers.schedule(RelayLoop.TimerID.leds.rawValue, at: next)
-      }
-    case .watchdog:
-      _ = wisp_sd_notify("WATCHDOG=1")
     case .readable(let tag):
-      if tag == Node.statusTag { serveStatus() } else if tag == Node.metricsTag { serveMetrics() }
-    case .stats:
-      Console.err(statusLine())
-    case .stop:
-      Log.info("run time over, stopping")
-      stopAll()
+      if tag == Node.inboxTag { drainInbox() }
+      else if tag == Node.statusTag { serveStatus() }
+      else if tag == Node.metricsTag { serveMetrics() }
     case .signal(let s):
       if s == SIGTERM || s == SIGINT {
         Log.info("signal, stopping", "signal=\(s)")
@@ -278,6 +320,56 @@ final class Node {
       } else if s == SIGHUP {
         reload()
       }
+    }
+  }
+
+  /// Once a second: peer probes, LED states, the journal's group commit.
+  func tick() {
+    ticks += 1
+    if ticks % (NodePeers.intervalNs / 1_000_000_000) == 0 && !peers.peers.isEmpty {
+      shards[0].inbox.post(.ping(peers.probeTargets()))
+    }
+    if let leds {
+      let now = wisp_monotonic_ns()
+      if now - startNs >= 1_000_000_000 { leds.set(.selfTest, false); leds.set(.ready, true) }
+      leds.set(.quotaReached, latest.contains { $0.quotaReached })
+    }
+    if let credit {
+      credit.tick()
+      leds?.set(.storageError, credit.failed)
+      if config.creditWindow > 0 { leds?.set(.unpaid, latest.contains { $0.creditPaused > 0 }) }
+    }
+  }
+
+  /// Takes every message the shards posted.
+  func drainInbox() {
+    inbox.acknowledge()
+    let now = wisp_monotonic_ns()
+    while let m = inbox.take() {
+      switch m {
+      case .snapshot(let s):
+        guard s.shard < latest.count else { continue }
+        latest[s.shard] = s
+        answered[s.shard] = max(answered[s.shard], s.generation)
+        heardNs[s.shard] = now
+      case .pong(let from, let token):
+        peers.pong(from: from, token: token)
+      }
+    }
+  }
+
+  /// Asks every shard for a snapshot and waits for the answers (250 ms at most; a shard
+  /// that does not answer in time is shown as it last was).
+  func refreshSnapshots() {
+    generation += 1
+    let g = generation
+    for s in shards { s.inbox.post(.snapshot(generation: g)) }
+    let deadline = wisp_monotonic_ns() + 250_000_000
+    while answered.contains(where: { $0 < g }) {
+      let now = wisp_monotonic_ns()
+      if now >= deadline { break }
+      _ = wisp_poll_in(inbox.fd, Int32((deadline - now) / 1_000_000 + 1))
+      drainInbox()
     }
   }
 
@@ -297,11 +389,11 @@ final class Node {
         || new.circuits != current.circuits {
         Log.warn("listen, shards, pool and circuits take effect on restart")
       }
+      // Each shard applies the new limits and exits on its own thread.
       let now = wisp_realtime_s()
-      for l in loops {
-        l.forwarder.update(limits: new.limits, nowEpoch: now)
-        l.forwarder.setExits(new.exits)
-      }
+      var refused = 0
+      for s in shards where !s.inbox.post(.limits(new.limits, exits: new.exits, nowEpoch: now)) { refused += 1 }
+      if refused > 0 { Log.error("reload not delivered to every shard (mailbox full): reload again", "shards=\(refused)") }
       if new.leds != current.leds || (current.configPath != nil && new.boardName != current.boardName) {
         // New LED lines: release the old ones (dark first), then request the new ones.
         leds?.shutdown(nowNs: wisp_monotonic_ns())
@@ -312,7 +404,8 @@ final class Node {
         Log.info("LED lines reloaded", "backend=\"\(Log.quote(fresh.backend))\"")
       }
       peers.update(new.peers)
-      sessions?.update(peers: Node.linkPeers(new))
+      let links = Node.linkPeers(new)
+      for s in shards { s.inbox.post(.nodeLinks(links)) }
       var kept = current
       kept.peers = new.peers
       kept.limits = new.limits
@@ -326,19 +419,21 @@ final class Node {
     }
   }
 
+  /// The node's status from fresh shard snapshots (control thread).
   func snapshot() -> StatusSnapshot {
+    refreshSnapshots()
     let t = totals()
     let now = wisp_monotonic_ns()
     if now - lastRate.ns >= 1_000_000_000 {
       let dt = now - lastRate.ns
-      lastRate = (now, t.packets, t.bytes, (t.packets - lastRate.packets) * 1_000_000_000 / dt,
-                  (t.bytes - lastRate.bytes) * 8 * 1_000_000 / dt)
+      lastRate = (now, t.packets, t.bytes, (t.packets &- lastRate.packets) &* 1_000_000_000 / dt,
+                  (t.bytes &- lastRate.bytes) &* 8 &* 1_000_000 / dt)
     }
     var s = StatusSnapshot()
     s.name = config.name
     s.listen = config.listen.text
     s.uptimeSec = (now - startNs) / 1_000_000_000
-    s.shards = loops.count
+    s.shards = shards.count
     s.circuits = t.circuits
     s.circuitsCreated = t.created
     s.packets = t.packets
@@ -346,11 +441,13 @@ final class Node {
     s.pps = lastRate.pps
     s.kbitPerSec = lastRate.kbit
     s.drops = t.drops
-    for l in loops {
-      s.quotaUsed += l.forwarder.quota.used
-      s.quotaReached = s.quotaReached || l.forwarder.quota.reached
-      s.poolFree += l.pool.available
-      s.poolSize += l.pool.capacity
+    for l in latest {
+      s.quotaUsed &+= l.quotaUsed
+      s.quotaReached = s.quotaReached || l.quotaReached
+      s.poolFree += l.poolFree
+      s.poolSize += l.poolSize
+      s.creditPaused += l.creditPaused
+      s.creditPending &+= l.creditPending
     }
     s.quotaLimit = current.limits.quotaBytes
     s.quotaResetDay = current.limits.quotaResetDay
@@ -365,26 +462,19 @@ final class Node {
       s.creditCommitted = t.committed
       s.creditError = credit.lastError
     }
-    for l in loops {
-      let cs = l.forwarder.creditState()
-      s.creditPaused += cs.paused
-      s.creditPending += cs.pending
-    }
     s.creditWindow = config.creditWindow
-    let nowNs = wisp_monotonic_ns()
-    if let t = sessions {
-      s.sessions = t.counters
-      s.sessionsEstablished = t.establishedSessions
-      s.sessionsHalfOpen = t.halfOpenSessions
-      s.sessionsCapacity = t.limits.capacity
-      for l in t.links where l.established {
-        let name = l.peer.map { $0 < t.peers.count ? t.peers[$0].name + "@" : "" } ?? ""
-        s.sessionLines.append(.init(peer: name + l.endpoint.text, kind: l.peer == nil ? "client" : "node",
-                                    suite: l.session.cipherSuite, key: l.session.peerFingerprint?.hex ?? "-",
-                                    ageSec: (nowNs &- l.session.establishedNs) / 1_000_000_000,
-                                    bytesIn: l.session.bytesIn, bytesOut: l.session.bytesOut))
+    if latest.contains(where: { $0.hasSessionTable }) {
+      var c = SessionCounters()
+      for l in latest {
+        c.add(l.links)
+        s.sessionsEstablished += l.sessionsEstablished
+        s.sessionsHalfOpen += l.sessionsHalfOpen
+        s.sessionsCapacity += l.sessionsCapacity
+        s.sessionLines += l.sessionLines
       }
+      s.sessions = c
     }
+    let nowNs = wisp_monotonic_ns()
     s.peers = peers.peers.map { p in
       StatusSnapshot.PeerLine(name: p.name, endpoint: p.endpoint.text, srttUs: p.srttUs, lastRttUs: p.lastRttUs,
                               sent: p.sent, answered: p.answered,
@@ -424,39 +514,44 @@ final class Node {
   }
 
   func stopAll() {
-    wisp_stop_request()
-    loops[0].stop()
+    for s in shards { s.inbox.post(.stop) }
+    control?.stop()
   }
 
-  /// Packets forwarded by every shard (allocation-free: the LED timer asks 20 times a second).
+  /// Packets forwarded by every shard, as they published them (the LED timer asks 20
+  /// times a second; no message, no allocation).
   func forwardedPackets() -> UInt64 {
     var p: UInt64 = 0
-    for l in loops { p &+= l.forwarder.traffic.forwardedPackets }
+    for s in shards { p &+= wisp_atomic_load_u64(s.published) }
     return p
   }
 
-  func totals() -> (packets: UInt64, bytes: UInt64, circuits: Int, created: UInt64, drops: DropCounters, gso: UInt64, gro: UInt64) {
+  /// Sums of the shards' latest snapshots.
+  func totals() -> (packets: UInt64, bytes: UInt64, circuits: Int, created: UInt64, drops: DropCounters, gso: UInt64, gro: UInt64,
+                    links: SessionCounters) {
     var p: UInt64 = 0, b: UInt64 = 0, c = 0, cr: UInt64 = 0, g: UInt64 = 0, r: UInt64 = 0
     var d = DropCounters()
-    for l in loops {
-      p += l.forwarder.traffic.forwardedPackets
-      b += l.forwarder.traffic.forwardedBytes
-      c += l.forwarder.circuits.circuitsInUse
-      cr += l.forwarder.traffic.circuitsCreated
-      g += l.gsoSegments
-      r += l.groSegments
-      for r in DropReason.allCases { d.count(r, l.forwarder.drops[r]) }
-      d.count(.poolExhausted, 0)
+    var links = SessionCounters()
+    for l in latest {
+      p &+= l.traffic.forwardedPackets
+      b &+= l.traffic.forwardedBytes
+      c += l.circuits
+      cr &+= l.traffic.circuitsCreated
+      g &+= l.gsoSegments
+      r &+= l.groSegments
+      for reason in DropReason.allCases { d.count(reason, l.drops[reason]) }
+      links.add(l.links)
     }
-    return (p, b, c, cr, d, g, r)
+    return (p, b, c, cr, d, g, r, links)
   }
 
   func statusLine() -> String {
+    refreshSnapshots()
     let t = totals()
     let now = wisp_monotonic_ns()
     let dt = max(now - lastStats.ns, 1)
-    let pps = (t.packets - lastStats.packets) * 1_000_000_000 / dt
-    let kbit = (t.bytes - lastStats.bytes) * 8 * 1_000_000 / dt
+    let pps = (t.packets &- lastStats.packets) &* 1_000_000_000 / dt
+    let kbit = (t.bytes &- lastStats.bytes) &* 8 &* 1_000_000 / dt
     lastStats = (now, t.packets, t.bytes)
     return "status node=\(config.name) uptime_s=\((now - startNs) / 1_000_000_000) circuits=\(t.circuits)"
       + " pps=\(pps) mbit_s=\(formatFixed(kbit, decimals: 3)) forwarded=\(t.packets) bytes=\(t.bytes)"
@@ -465,17 +560,18 @@ final class Node {
 
   /// " quota=used/limit" and why new circuits are refused, when a quota is set.
   func quotaStatus() -> String {
-    let q = loops[0].forwarder.quota
-    if q.limit == 0 { return "" }
+    let q = current.limits
+    if q.quotaBytes == 0 { return "" }
     var used: UInt64 = 0
-    for l in loops { used += l.forwarder.quota.used }
-    var s = " quota_used=\(used) quota_limit=\(q.limit)"
-    if loops.contains(where: { $0.forwarder.quota.reached }) {
-      s += " refusing_new_circuits=\"monthly quota reached; resets on day \(q.resetDay)\""
+    for l in latest { used &+= l.quotaUsed }
+    var s = " quota_used=\(used) quota_limit=\(q.quotaBytes)"
+    if latest.contains(where: { $0.quotaReached }) {
+      s += " refusing_new_circuits=\"monthly quota reached; resets on day \(q.quotaResetDay)\""
     }
     return s
   }
 
+  /// The stop line, from the shards' last snapshots.
   func summary() -> String {
     let t = totals()
     let rss = ProcessInfo.peakRSSKiB()
@@ -485,12 +581,15 @@ final class Node {
       creditText = " receipted_bytes=\(c.receipted) committed_bytes=\(c.committed) receipts_accepted=\(credit.accepted)"
         + " receipts_rejected=\(credit.rejected) receipts_uncredited=\(credit.uncredited)"
     }
-    return "forwarded_packets=\(t.packets) forwarded_bytes=\(t.bytes) circuits_created=\(t.created)"
-      + (sessions.map { " sessions=\($0.establishedSessions) handshakes_full=\($0.counters.handshakesFull)"
-          + " handshakes_resumed=\($0.counters.handshakesResumed) hello_verify_requests=\($0.counters.helloVerifyRequests)"
-          + " unverified_bytes_in=\($0.counters.unverifiedBytesIn) unverified_bytes_out=\($0.counters.unverifiedBytesOut)"
-          + " records_sealed=\($0.counters.recordsSealed) records_opened=\($0.counters.recordsOpened)"
-          + " close_notify_sent=\($0.counters.closeNotifySent) session_refusals=[\($0.counters.refusalSummary)]" } ?? " sessions=off")
+    let l = t.links
+    let sessionsText = latest.contains(where: { $0.hasSessionTable })
+      ? " sessions=\(latest.reduce(0) { $0 + $1.sessionsEstablished }) handshakes_full=\(l.handshakesFull)"
+        + " handshakes_resumed=\(l.handshakesResumed) hello_verify_requests=\(l.helloVerifyRequests)"
+        + " unverified_bytes_in=\(l.unverifiedBytesIn) unverified_bytes_out=\(l.unverifiedBytesOut)"
+        + " records_sealed=\(l.recordsSealed) records_opened=\(l.recordsOpened)"
+        + " close_notify_sent=\(l.closeNotifySent) session_refusals=[\(l.refusalSummary)]"
+      : " sessions=off"
+    return "forwarded_packets=\(t.packets) forwarded_bytes=\(t.bytes) circuits_created=\(t.created)" + sessionsText
       + " circuits_open=\(t.circuits) gso_segments=\(t.gso) gro_segments=\(t.gro) peak_rss_kb=\(rss)\(creditText) drops=\(t.drops.total) [\(t.drops.summary)]"
   }
 }

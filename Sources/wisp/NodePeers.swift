@@ -1,5 +1,7 @@
 // The node's neighbours: PING every few seconds from the event loop, round-trip time from
 // the PONG (smoothed like TCP's SRTT, 7/8 old + 1/8 new), shown in status and metrics.
+// Owned by the control plane: the PINGs leave through the session shard (NodeShard), whose
+// PONGs come back through the control mailbox.
 // The PING's token is the send time, so a PONG needs no state and a forged one can at
 // worst report a wrong RTT for a peer it impersonates.
 import CPosix
@@ -18,11 +20,9 @@ final class NodePeers {
   }
 
   var peers: [Peer] = []
-  let packet = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 16)
   static let intervalNs: UInt64 = 5_000_000_000
 
   init(_ list: [(name: String, endpoint: Endpoint, key: Fingerprint?)]) { update(list) }
-  deinit { packet.deallocate() }
 
   /// New peer list (SIGHUP): peers that stay keep their figures.
   func update(_ list: [(name: String, endpoint: Endpoint, key: Fingerprint?)]) {
@@ -34,15 +34,11 @@ final class NodePeers {
     peers = next
   }
 
-  /// Sends one PING to every peer from the node's socket (inside its DTLS session if it has one).
-  func probe(_ loop: RelayLoop) {
-    let now = wisp_monotonic_ns()
-    let n = Frame.encodeHeader(packet, type: .ping, bodyLength: 8, circuit: 0)
-    (packet + Wire.headerSize).storeBytes(of: now.bigEndian, as: UInt64.self)
-    for i in 0..<peers.count {
-      loop.sendFrame(UnsafeRawBufferPointer(start: packet, count: n), to: peers[i].endpoint)
-      peers[i].sent += 1
-    }
+  /// The peers to PING now (counted as sent). The control plane hands them to the session
+  /// shard, which sends the PINGs (inside a DTLS session where there is one).
+  func probeTargets() -> [Endpoint] {
+    for i in 0..<peers.count { peers[i].sent += 1 }
+    return peers.map { $0.endpoint }
   }
 
   /// A PONG from `from` carrying `token` (the PING's send time).

@@ -85,6 +85,23 @@ int wisp_fsync_path(const char *path);
 
 /// A process-wide mutex for state shared by shards (the credit journal): lock/unlock.
 void wisp_credit_lock(void);
+/// The log's lock: one line at a time from any thread.
+void wisp_log_lock(void);
+void wisp_log_unlock(void);
+/// A heap-allocated pthread mutex (mailboxes): new returns NULL when out of memory.
+void *wisp_mutex_new(void);
+void wisp_mutex_lock(void *m);
+void wisp_mutex_unlock(void *m);
+void wisp_mutex_free(void *m);
+/// An eventfd (non-blocking, close-on-exec): -errno on failure.
+int wisp_eventfd(void);
+/// Adds 1 to the eventfd's counter (a wake-up); never blocks.
+void wisp_eventfd_signal(int fd);
+/// Reads and resets the counter; 0 when nothing was signalled.
+uint64_t wisp_eventfd_drain(int fd);
+/// A 64-bit value one thread publishes and others read (relaxed).
+void wisp_atomic_store_u64(uint64_t *p, uint64_t v);
+uint64_t wisp_atomic_load_u64(const uint64_t *p);
 void wisp_credit_unlock(void);
 
 /// CLOCK_MONOTONIC in nanoseconds.

@@ -1,0 +1,176 @@
+// One shard of a node: a relay loop on its own thread, and the mailbox through which the
+// control plane reaches it.
+//
+// Everything a shard mutates — its pool, circuit table, forwarder, limits, exit list and
+// (on the session shard) the DTLS session table — belongs to its thread alone. The control
+// plane never touches it: it posts a `ShardMessage` to the shard's inbox (an eventfd in the
+// loop's epoll set wakes it) and reads what the shard posts back to the control mailbox:
+// a `ShardSnapshot` every second and on request, PONGs, and a last snapshot when it stops.
+// The only value shared otherwise is the forwarded-packet count the shard publishes (one
+// relaxed atomic) for the activity LED, which blinks 20 times a second.
+import CPosix
+import WispCore
+import WispOS
+import WispTLS
+
+/// What the control plane asks of a shard.
+enum ShardMessage {
+  /// New limits and exit list (SIGHUP).
+  case limits(Limits, exits: [Endpoint], nowEpoch: Int64)
+  /// New node links (SIGHUP): the session shard updates its table, the others their rules.
+  case nodeLinks([LinkPeer])
+  /// PING these peers (the session shard).
+  case ping([Endpoint])
+  /// Post a snapshot tagged `generation`.
+  case snapshot(generation: UInt64)
+  /// Stop the loop (the thread posts its last snapshot and ends).
+  case stop
+}
+
+/// What shards tell the control plane.
+enum ControlMessage {
+  case snapshot(ShardSnapshot)
+  /// A PONG: who answered and the token its PING carried.
+  case pong(Endpoint, UInt64)
+}
+
+/// A shard's figures at one moment, copied out of its thread.
+struct ShardSnapshot {
+  var shard = 0
+  /// The request it answers (0: the periodic one; `UInt64.max`: the last, at stop).
+  var generation: UInt64 = 0
+  var traffic = TrafficCounters()
+  var drops = DropCounters()
+  var quotaUsed: UInt64 = 0
+  var quotaReached = false
+  var poolFree = 0
+  var poolSize = 0
+  var circuits = 0
+  var creditPaused = 0
+  var creditPending: UInt64 = 0
+  var gsoSegments: UInt64 = 0
+  var groSegments: UInt64 = 0
+  /// Session counters (the session table's, or the refusals of a shard without one).
+  var links = SessionCounters()
+  var hasSessionTable = false
+  var sessionsEstablished = 0
+  var sessionsHalfOpen = 0
+  var sessionsCapacity = 0
+  var sessionLines: [StatusSnapshot.SessionLine] = []
+}
+
+final class NodeShard {
+  let index: Int
+  let loop: RelayLoop
+  let inbox: Mailbox<ShardMessage>
+  let control: Mailbox<ControlMessage>
+  /// The session table (the session shard only).
+  var sessions: SessionTable? = nil
+  /// The link rules of a shard without sessions (nil: no rules to apply).
+  var plain: PlainLinks? = nil
+  /// Forwarded packets, published for the activity LED.
+  let published = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
+  let ping = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 16)
+  var thread: UInt = 0
+  static let inboxTag: UInt64 = 20
+  static let inboxCapacity = 64
+
+  init(index: Int, loop: RelayLoop, control: Mailbox<ControlMessage>) throws(Errno) {
+    self.index = index
+    self.loop = loop
+    self.control = control
+    inbox = try Mailbox(capacity: NodeShard.inboxCapacity)
+    published.initialize(to: 0)
+    try loop.watch(inbox.fd, tag: NodeShard.inboxTag)
+    loop.published = published
+    loop.forwarder.onPong = { from, token in control.post(.pong(from, token)) }
+    loop.onEvent = { _, event in self.handle(event) }  // cycle broken when the thread ends
+  }
+
+  deinit {
+    published.deallocate()
+    ping.deallocate()
+  }
+
+  /// Starts the shard's thread.
+  func start() -> Int32 {
+    let ctx = Unmanaged.passRetained(self).toOpaque()
+    return wisp_thread_spawn({ ctx in
+      let shard = Unmanaged<NodeShard>.fromOpaque(ctx!).takeRetainedValue()
+      shard.loop.run()
+      shard.control.post(.snapshot(shard.snapshot(generation: UInt64.max)))
+      shard.loop.onEvent = nil
+      shard.loop.forwarder.onPong = nil
+      return nil
+    }, ctx, &thread)
+  }
+
+  /// Runs on the shard's thread.
+  func handle(_ event: RelayLoop.Event) {
+    switch event {
+    case .tick:
+      control.post(.snapshot(snapshot(generation: 0)))
+    case .readable(let tag) where tag == NodeShard.inboxTag:
+      inbox.acknowledge()
+      while let m = inbox.take() { apply(m) }
+    default:
+      break
+    }
+  }
+
+  func apply(_ m: ShardMessage) {
+    switch m {
+    case .limits(let limits, let exits, let now):
+      loop.forwarder.update(limits: limits, nowEpoch: now)
+      loop.forwarder.setExits(exits)
+    case .nodeLinks(let peers):
+      sessions?.update(peers: peers)
+      plain?.update(nodeLinks: peers.map { $0.endpoint })
+    case .ping(let targets):
+      let n = Frame.encodeHeader(ping, type: .ping, bodyLength: 8, circuit: 0)
+      (ping + Wire.headerSize).storeBytes(of: wisp_monotonic_ns().bigEndian, as: UInt64.self)
+      for t in targets { loop.sendFrame(UnsafeRawBufferPointer(start: ping, count: n), to: t) }
+    case .snapshot(let g):
+      control.post(.snapshot(snapshot(generation: g)))
+    case .stop:
+      loop.stop()
+    }
+  }
+
+  func snapshot(generation: UInt64) -> ShardSnapshot {
+    let f = loop.forwarder
+    var s = ShardSnapshot()
+    s.shard = index
+    s.generation = generation
+    s.traffic = f.traffic
+    s.drops = f.drops
+    s.quotaUsed = f.quota.used
+    s.quotaReached = f.quota.reached
+    s.poolFree = loop.pool.available
+    s.poolSize = loop.pool.capacity
+    s.circuits = f.circuits.circuitsInUse
+    let cs = f.creditState()
+    s.creditPaused = cs.paused
+    s.creditPending = cs.pending
+    s.gsoSegments = loop.gsoSegments
+    s.groSegments = loop.groSegments
+    if let t = sessions {
+      s.hasSessionTable = true
+      s.links = t.counters
+      s.sessionsEstablished = t.establishedSessions
+      s.sessionsHalfOpen = t.halfOpenSessions
+      s.sessionsCapacity = t.limits.capacity
+      let now = wisp_monotonic_ns()
+      for l in t.links where l.established {
+        let name = l.peer.map { $0 < t.peers.count ? t.peers[$0].name + "@" : "" } ?? ""
+        s.sessionLines.append(.init(peer: name + l.endpoint.text, kind: l.peer == nil ? "client" : "node",
+                                    suite: l.session.cipherSuite, key: l.session.peerFingerprint?.hex ?? "-",
+                                    ageSec: (now &- l.session.establishedNs) / 1_000_000_000,
+                                    bytesIn: l.session.bytesIn, bytesOut: l.session.bytesOut))
+      }
+    } else if let p = plain {
+      s.links = p.counters
+    }
+    return s
+  }
+}
