@@ -22,6 +22,7 @@ step() {  # step NAME COMMAND...
   fi
 }
 
+step import-boundaries Tests/check-imports.sh
 step host-unit-tests swift test
 step firmware-build Toolchain/build.sh x86_64 aarch64 armv7
 for t in Tests/e2e/*.sh; do
