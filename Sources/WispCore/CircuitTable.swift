@@ -157,12 +157,13 @@ public final class CircuitTable {
     if paired { release(p) }
   }
 
-  /// Told the serial of every circuit that ends after a receipt bound it.
-  public var onClose: ((UInt64) -> Void)?
+  /// Told of every circuit that ends after a receipt bound it: its forward half's index,
+  /// local id and serial.
+  public var onClose: ((Int32, UInt32, UInt64) -> Void)?
 
   private func release(_ i: Int) {
     if !halves[i].inUse { return }
-    if halves[i].isForward && halves[i].serial != 0 { onClose?(halves[i].serial) }
+    if halves[i].isForward && halves[i].serial != 0 { onClose?(Int32(i), halves[i].localId, halves[i].serial) }
     halves[i].inUse = false
     halves[i].localId = 0
     freeStack[freeCount] = Int32(i)

@@ -24,6 +24,7 @@ public enum DropReason: Int, CaseIterable, Error {
   case unexpectedReply      // CREATED/REFUSED nobody asked for (security)
   case unpaid               // circuit ran its credit window beyond its last receipt
   case badSeal              // a sealed payload that does not open, or a replayed one (security)
+  case workerBusy           // the credit worker's queue was full: a receipt refused (back-pressure)
 
   /// Name used in status, metrics and logs.
   public var name: StaticString {
@@ -50,10 +51,11 @@ public enum DropReason: Int, CaseIterable, Error {
     case .unexpectedReply: return "unexpected_reply"
     case .unpaid: return "unpaid"
     case .badSeal: return "bad_seal"
+    case .workerBusy: return "worker_busy"
     }
   }
 
-  public static let count = 22
+  public static let count = 23
 }
 
 /// Fixed-size drop counters, indexed by reason; no allocation after init.

@@ -79,9 +79,11 @@ public final class Forwarder<R: RandomSource> {
   public var creditWindow: UInt64 = 0
   /// This node's key fingerprint: RECEIPT frames naming it are consumed, others forwarded.
   public var fingerprint: Fingerprint? = nil
-  /// Takes a receipt addressed to this node for the circuit whose forward half is given;
-  /// the taker verifies it, records it and updates the half's credit fields.
-  public var onReceipt: ((Receipt, UnsafeMutablePointer<Half>, UnsafeMutablePointer<Half>) -> Void)?
+  /// Hands a receipt addressed to this node to the credit worker, which verifies and
+  /// records it off this thread and answers through `credited`: the circuit's forward half
+  /// (index and local id, which tells a reused slot apart) and the bytes relayed on the
+  /// circuit so far. False when the worker's queue is full (dropped, `worker_busy`).
+  public var onReceipt: ((Receipt, _ half: Int32, _ localId: UInt32, _ relayed: UInt64) -> Bool)?
   /// Told of every PONG: who answered and the 8-byte token its PING carried.
   public var onPong: ((Endpoint, UInt64) -> Void)?
   /// Seals and opens payloads of circuits that asked for a sealed exit (nil: refused).
@@ -350,14 +352,27 @@ public final class Forwarder<R: RandomSource> {
     guard let r = Receipt.decode(&reader), reader.remaining == 0 else { return drop(.badBody) }
     if let mine = fingerprint, r.node == mine {
       guard let take = onReceipt else { return drop(.receiptUnsupported) }
-      let peer = circuits.half(Int(h.pointee.peer))
-      if h.pointee.isForward { take(r, h, peer) } else { take(r, peer, h) }
+      let f = h.pointee.isForward ? Int32(i) : h.pointee.peer
+      let forward = circuits.half(Int(f))
+      let relayed = forward.pointee.bytes &+ circuits.half(Int(forward.pointee.peer)).pointee.bytes
+      guard take(r, f, forward.pointee.localId, relayed) else { return drop(.workerBusy) }
       traffic.receipts &+= 1
       return .consumed
     }
     if h.pointee.pending || h.pointee.outIsExit { return drop(.receiptUnsupported) }  // nowhere to go
     Frame.store32(p, 4, h.pointee.outId)
     return .send(to: h.pointee.outEndpoint, offset: 0, length: Wire.headerSize + header.bodyLength)
+  }
+
+  /// The credit worker's answer for a receipt: the circuit's serial and the bytes its
+  /// receipts acknowledge (which move its credit window). Ignored when the half no longer
+  /// holds the circuit the receipt came on.
+  public func credited(half: Int32, localId: UInt32, serial: UInt64, receipted: UInt64) {
+    guard half >= 0, Int(half) < circuits.capacity else { return }
+    let h = circuits.half(Int(half))
+    guard h.pointee.inUse, h.pointee.isForward, h.pointee.localId == localId else { return }
+    h.pointee.serial = serial
+    if receipted > h.pointee.receipted { h.pointee.receipted = receipted }
   }
 
   /// (paused circuits, relayed-but-unreceipted bytes) — for status, not the packet path.

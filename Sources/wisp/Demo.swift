@@ -47,7 +47,11 @@ enum Demo {
     }
     let stateRoot = String(cString: dirp)
     var credits: [NodeCredit] = []
-    var loops: [RelayLoop] = []
+    var workers: [CreditWorker] = []
+    var shards: [NodeShard] = []
+    // Each node's shard posts its snapshots to a mailbox of its own: the demo's thread
+    // reads the nodes only through them (as a node's control plane does).
+    var inboxes: [Mailbox<ControlMessage>] = []
     for (i, e) in nodeEndpoints.enumerated() {
       let fd = wisp_udp_open(e.ip, e.port, 0, 1 << 20)
       if fd < 0 {
@@ -63,20 +67,24 @@ enum Demo {
       credits.append(credit)
       fwd.fingerprint = credit.fingerprint
       fwd.creditWindow = Credits.defaultWindow
-      fwd.onReceipt = { r, f, b in credit.take(r, f, b) }
-      fwd.circuits.onClose = { serial in credit.closed(serial: serial) }
       if i == 2 { fwd.exitCipher = ExitSealer(keyPEM: credit.key.pem, point: credit.key.publicKey, slots: 1) }
       guard let loop = try? RelayLoop(fd: fd, pool: PacketPool(capacity: 512), forwarder: fwd, batch: 32, gso: true,
-                                      signals: false) else {
+                                      signals: false),
+            let inbox = try? Mailbox<ControlMessage>(capacity: 64),
+            let shard = try? NodeShard(index: 0, loop: loop, control: inbox),
+            let worker = try? CreditWorker(credit: credit, shards: 1, halvesPerShard: fwd.circuits.capacity) else {
         Console.err("wisp demo: cannot start node \(names[i])")
         return 1
       }
+      worker.connect(fwd, shard: 0)
+      worker.shards = [shard.inbox]
       loop.timers.schedule(RelayLoop.TimerID.tick.rawValue, at: Clock.nowNs() + 200_000_000, every: 200_000_000)
-      loops.append(loop)
+      inboxes.append(inbox)
+      shards.append(shard)
+      workers.append(worker)
     }
     // DTLS: each node's identity is its node.key (made by NodeCredit); A–B and B–C are
     // node links pinned to each other's keys.
-    var tables: [SessionTable] = []
     for i in 0..<3 {
       var config = RunConfig()
       config.stateDir = "\(stateRoot)/node\(names[i])"
@@ -87,21 +95,37 @@ enum Demo {
         Console.err("wisp demo: cannot set up node \(names[i])'s DTLS sessions")
         return 1
       }
-      table.attach(to: loops[i])
-      tables.append(table)
+      table.attach(to: shards[i].loop)
+      shards[i].sessions = table
     }
     guard let echo = try? UDPSocket(bind: echoEndpoint) else {
       Console.err("wisp demo: cannot bind the echo service on \(echoEndpoint.text)")
       return 1
     }
-    var threads: [UInt] = []
-    for loop in loops {
-      var h: UInt = 0
-      _ = wisp_thread_spawn({ ctx in
-        Unmanaged<RelayLoop>.fromOpaque(ctx!).takeUnretainedValue().run()
-        return nil
-      }, Unmanaged.passUnretained(loop).toOpaque(), &h)
-      threads.append(h)
+    for w in workers { _ = w.start() }
+    for s in shards { _ = s.start() }
+    // The latest snapshot of each node (asked for, then read from its mailbox).
+    var snaps = [ShardSnapshot](repeating: ShardSnapshot(), count: 3)
+    func read() {
+      for i in 0..<3 {
+        inboxes[i].acknowledge()
+        while let m = inboxes[i].take() { if case .snapshot(let s) = m { snaps[i] = s } }
+      }
+    }
+    func refresh() {
+      for s in shards { s.inbox.post(.snapshot(generation: 1)) }
+      Clock.sleep(ms: 20)
+      read()
+    }
+    func stopNodes() {
+      wisp_stop_request()
+      for s in shards { s.inbox.post(.stop) }
+      for s in shards { _ = wisp_thread_join(s.thread) }
+      for w in workers {
+        while !w.inbox.post(.stop) { Clock.sleep(ms: 10) }
+        _ = wisp_thread_join(w.thread)
+      }
+      read()  // the nodes' last snapshots
     }
     var echoThread: UInt = 0
     var echoFd = echo.fd
@@ -125,19 +149,19 @@ enum Demo {
     // The node links come up within a round trip or two (at most 3 s: the fallback dial).
     let linkDeadline = Clock.nowNs() + 5_000_000_000
     while Clock.nowNs() < linkDeadline
-      && !(tables[0].establishedSessions == 1 && tables[1].establishedSessions == 2 && tables[2].establishedSessions == 1) {
-      Clock.sleep(ms: 20)
+      && !(snaps[0].sessionsEstablished == 1 && snaps[1].sessionsEstablished == 2 && snaps[2].sessionsEstablished == 1) {
+      refresh()
     }
     guard let client = try? CircuitClient() else {
       Console.err("wisp demo: could not open the client's socket")
-      wisp_stop_request()
+      stopNodes()
       return 1
     }
     client.useDTLS = true
     client.pins = [(nodeEndpoints[0], Fingerprint(bytes: credits[0].fingerprint.bytes))]
     guard let clientKey = P256Signer.generate() else {
       Console.err("wisp demo: cannot make the client's key")
-      wisp_stop_request()
+      stopNodes()
       return 1
     }
     client.enableReceipts(key: clientKey, hops: credits.map { $0.fingerprint })
@@ -146,7 +170,7 @@ enum Demo {
       try client.build(relays: nodeEndpoints, exit: echoEndpoint, exitKey: credits[2].fingerprint)
     } catch {
       Console.err("wisp demo: could not build the 3-hop circuit")
-      wisp_stop_request()
+      stopNodes()
       return 1
     }
     Console.out("  DTLS 1.2 sessions (mutual ECDSA P-256, pinned keys): client-A, node links A-B and B-C")
@@ -157,46 +181,46 @@ enum Demo {
 
     // Each node's LEDs on the console backend: lamp test, then ready, relaying flicker.
     var leds: [NodeLEDs] = []
-    for _ in loops {
+    for _ in shards {
       let l = NodeLEDs(lines: LEDLines())
       l.set(.selfTest, true)
       leds.append(l)
     }
     let result = TrafficRun.run(client: client, seconds: seconds, size: 1200, kbit: 7_680, sigfd: sigfd) { elapsed in
       var line = " |"
-      for (i, l) in loops.enumerated() {
+      read()  // keeps the mailboxes empty for the last snapshots
+      for (i, s) in shards.enumerated() {
         if elapsed >= 1_000_000_000 { leds[i].set(.selfTest, false); leds[i].set(.ready, true) }
-        _ = leds[i].update(nowNs: Clock.nowNs(), packets: l.forwarder.traffic.forwardedPackets)
+        _ = leds[i].update(nowNs: Clock.nowNs(), packets: wisp_atomic_load_u64(s.published))
         let name = leds[i].panel.engine.shown.map { "\($0.name)" } ?? "dark"
-        line += " \(names[i]) \(credits[i].totals().receipted / 1000) kB credit"
+        line += " \(names[i]) \(credits[i].report().totals.receipted / 1000) kB credit"
           + " LEDs \(LEDText.dots(leds[i].panel.levels, leds[i].panel.engine.layout)) \(name);"
       }
       return line
     }
     Clock.sleep(ms: 100)
-    wisp_stop_request()
-    for t in threads { _ = wisp_thread_join(t) }
+    stopNodes()  // the credit workers commit each journal as they end
     _ = wisp_thread_join(echoThread)
     echo.close()
-    for c in credits { c.close() }
 
     Console.out("")
     Console.out(result.interrupted ? "stopped by signal." : "done.")
     Console.out(result.summary)
     Console.out("relayed per node (each message crosses every node twice, out and back):")
-    for (i, l) in loops.enumerated() {
-      let t = l.forwarder.traffic
-      let c = tables[i].counters
+    for (i, s) in snaps.enumerated() {
+      let t = s.traffic
+      let c = s.links
       Console.out("  node \(names[i]): \(t.forwardedPackets) packets, \(t.forwardedBytes) bytes,"
-                  + " drops \(l.forwarder.drops.total), circuits created \(t.circuitsCreated);"
+                  + " drops \(s.drops.total), circuits created \(t.circuitsCreated);"
                   + " DTLS records opened \(c.recordsOpened), sealed \(c.recordsSealed)")
     }
     Console.out("")
     Console.out("credit earned (signed receipts from the client, synced to each node's journal):")
     for (i, c) in credits.enumerated() {
-      let t = c.totals()
-      Console.out("  node \(names[i]): \(t.receipted) bytes receipted in \(c.accepted) receipts, \(t.committed) committed"
-                  + " (\(c.rejected) rejected)  key \(String(c.fingerprint.hex.utf8.prefix(16))!)...")
+      let r = c.report()
+      let t = r.totals
+      Console.out("  node \(names[i]): \(t.receipted) bytes receipted in \(r.accepted) receipts, \(t.committed) committed"
+                  + " (\(r.rejected) rejected)  key \(String(c.fingerprint.hex.utf8.prefix(16))!)...")
     }
     Console.out("  journals: \(stateRoot)/node{A,B,C}   (see: wisp credits --state-dir \(stateRoot)/nodeA)")
     return 0

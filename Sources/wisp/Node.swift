@@ -38,6 +38,8 @@ final class Node {
   var metricsFd: Int32 = -1
   var leds: NodeLEDs? = nil
   var credit: NodeCredit? = nil
+  /// The thread that verifies and records receipts and commits the journal (nil without credit).
+  var worker: CreditWorker? = nil
   var peers = NodePeers([])
   var ticks: UInt64 = 0
   var watchdogUsec: UInt64 = 0
@@ -92,6 +94,12 @@ final class Node {
     while (1 << shardBits) < count { shardBits += 1 }
     let perShardPool = max(config.poolPackets / count, config.batch * 4)
     let perShardCircuits = max(config.circuits / count, 1)
+    if let credit {
+      do throws(Errno) { worker = try CreditWorker(credit: credit, shards: count, halvesPerShard: perShardCircuits * 2) } catch {
+        Log.error("cannot start the credit worker", "error=\"\(error.description)\"")
+        return 1
+      }
+    }
     for k in 0..<count {
       let fd = wisp_udp_open(config.listen.ip, config.listen.port, count > 1 ? 1 : 0, 4 << 20)
       if fd < 0 {
@@ -109,8 +117,7 @@ final class Node {
       if let credit {
         fwd.fingerprint = credit.fingerprint
         fwd.creditWindow = config.creditWindow
-        fwd.onReceipt = { r, f, b in credit.take(r, f, b) }
-        fwd.circuits.onClose = { serial in credit.closed(serial: serial) }
+        worker?.connect(fwd, shard: k)
         if !config.exits.isEmpty {
           // Sealed exits: ECDH with this node's key; room for exits added by SIGHUP.
           fwd.exitCipher = ExitSealer(keyPEM: credit.key.pem, point: credit.key.publicKey, slots: max(config.exits.count, 16))
@@ -182,10 +189,15 @@ final class Node {
     peers = NodePeers(config.peers)
     let ledPanel = NodeLEDs(lines: config.leds)
     ledPanel.set(.selfTest, true)   // lamp test for the first second
-    ledPanel.set(.storageError, credit == nil || credit!.failed)
+    ledPanel.set(.storageError, credit == nil || credit!.report().failed)
     leds = ledPanel
     control.timers.schedule(Timer.leds.rawValue, at: now)
     control.onEvent = { event in self.handle(event) }  // cycle broken below
+    if let worker {
+      worker.shards = shards.map { $0.inbox }
+      let r = worker.start()
+      if r < 0 { Log.error("cannot start the credit worker", "error=\"\(Errno(-r).description)\""); return 1 }
+    }
     for s in shards {
       let r = s.start()
       if r < 0 { Log.error("cannot start shard thread", "error=\"\(Errno(-r).description)\""); return 1 }
@@ -199,9 +211,13 @@ final class Node {
     _ = wisp_sd_notify("STOPPING=1")
     wisp_stop_request()  // a shard whose inbox was full stops at its next tick
     for s in shards { _ = wisp_thread_join(s.thread) }
+    if let worker {
+      // After the shards: the circuits they closed reach the journal, then its last commit.
+      while !worker.inbox.post(.stop) { _ = wisp_poll_in(-1, 10) }
+      _ = wisp_thread_join(worker.thread)
+    }
     drainInbox()  // the shards' last snapshots
     control.onEvent = nil
-    credit?.close()
     leds?.shutdown(nowNs: wisp_monotonic_ns())
     if statusFd >= 0, let path = config.statusSocket {
       close(statusFd)
@@ -335,8 +351,7 @@ final class Node {
       leds.set(.quotaReached, latest.contains { $0.quotaReached })
     }
     if let credit {
-      credit.tick()
-      leds?.set(.storageError, credit.failed)
+      leds?.set(.storageError, credit.report().failed)
       if config.creditWindow > 0 { leds?.set(.unpaid, latest.contains { $0.creditPaused > 0 }) }
     }
   }
@@ -399,7 +414,7 @@ final class Node {
         leds?.shutdown(nowNs: wisp_monotonic_ns())
         let fresh = NodeLEDs(lines: new.leds)
         fresh.set(.ready, true)
-        fresh.set(.storageError, credit == nil || credit!.failed)
+        fresh.set(.storageError, credit == nil || credit!.report().failed)
         leds = fresh
         Log.info("LED lines reloaded", "backend=\"\(Log.quote(fresh.backend))\"")
       }
@@ -454,13 +469,13 @@ final class Node {
     s.recentErrors = Log.recent
     s.ledState = leds?.summary ?? "off"
     if let credit {
-      let t = credit.totals()
+      let r = credit.report()
       s.identity = credit.fingerprint.hex
       s.creditKnown = true
-      s.creditReceipted = t.receipted
-      s.creditReceipts = t.receipts
-      s.creditCommitted = t.committed
-      s.creditError = credit.lastError
+      s.creditReceipted = r.totals.receipted
+      s.creditReceipts = r.totals.receipts
+      s.creditCommitted = r.totals.committed
+      s.creditError = r.lastError
     }
     s.creditWindow = config.creditWindow
     if latest.contains(where: { $0.hasSessionTable }) {
@@ -577,9 +592,10 @@ final class Node {
     let rss = ProcessInfo.peakRSSKiB()
     var creditText = " credit=off"
     if let credit {
-      let c = credit.totals()
-      creditText = " receipted_bytes=\(c.receipted) committed_bytes=\(c.committed) receipts_accepted=\(credit.accepted)"
-        + " receipts_rejected=\(credit.rejected) receipts_uncredited=\(credit.uncredited)"
+      let r = credit.report()
+      creditText = " receipted_bytes=\(r.totals.receipted) committed_bytes=\(r.totals.committed) receipts_accepted=\(r.accepted)"
+        + " receipts_rejected=\(r.rejected) receipts_uncredited=\(r.uncredited)"
+        + " credit_queue_refused=\(worker?.inbox.occupancy.refused ?? 0) credit_answers_lost=\(worker?.answersLost ?? 0)"
     }
     let l = t.links
     let sessionsText = latest.contains(where: { $0.hasSessionTable })

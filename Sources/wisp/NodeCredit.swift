@@ -13,7 +13,8 @@
 // valid receipt still moves its circuit's window (paying clients keep flowing) but
 // credits nothing; after the reopen the next cumulative receipt of each circuit credits
 // everything it covers, since circuits are re-opened in the recovered ledger.
-// Shards share the journal under one lock; receipts are rare next to packets.
+// All of it runs on the credit worker's thread (CreditWorker); the control plane reads the
+// totals for status under the lock.
 import CPosix
 import WispCore
 import WispOS
@@ -118,20 +119,31 @@ final class NodeCredit {
     }
   }
 
-  var failed: Bool { lastError != nil }
+  /// Whether the storage is failing (caller holds the lock, or is the only thread).
+  var isFailed: Bool { lastError != nil }
 
-  /// A receipt for the circuit whose forward half is `f` (`b` the backward half).
-  /// Runs on the shard's thread; the journal is shared under the lock.
-  func take(_ r: Receipt, _ f: UnsafeMutablePointer<Half>, _ b: UnsafeMutablePointer<Half>) {
+  /// What status shows, read under the lock from the control plane.
+  func report() -> (totals: (receipted: UInt64, receipts: Int, committed: UInt64), failed: Bool, lastError: String?,
+                    accepted: UInt64, rejected: UInt64, uncredited: UInt64) {
+    let t = totals()
     wisp_credit_lock()
     defer { wisp_credit_unlock() }
-    let total = f.pointee.bytes &+ b.pointee.bytes
+    return (t, lastError != nil, lastError, accepted, rejected, uncredited)
+  }
+
+  /// A receipt for the circuit `slot` describes, which has relayed `total` bytes so far.
+  /// Runs on the credit worker's thread (CreditWorker): the ECDSA check and the journal's
+  /// writes never run where packets are forwarded. The lock only keeps the status readers
+  /// of the control plane out while the journal changes.
+  func take(_ r: Receipt, slot: inout CreditSlot, relayed total: UInt64) {
+    wisp_credit_lock()
+    defer { wisp_credit_unlock() }
     guard var j = journal else {
       // Storage failing: credit nothing, but a valid receipt still opens the window.
-      if (f.pointee.serial == 0 || f.pointee.serial == r.serial) && r.bytes > f.pointee.receipted && r.bytes <= total
+      if (slot.serial == 0 || slot.serial == r.serial) && r.bytes > slot.receipted && r.bytes <= total
         && r.check(node: fingerprint, verifier: P256Verifier()) == nil {
-        f.pointee.serial = r.serial
-        f.pointee.receipted = r.bytes
+        slot.serial = r.serial
+        slot.receipted = r.bytes
         uncredited += 1
       } else {
         rejected += 1
@@ -139,35 +151,35 @@ final class NodeCredit {
       return
     }
     journal = nil  // exclusive while mutated (the value is written back below)
-    defer { if !failed { journal = j } }
-    if f.pointee.serial == 0 {
+    defer { if !isFailed { journal = j } }
+    if slot.serial == 0 {
       if j.ledger.index(openSerial: r.serial) != nil { rejected += 1; return }  // serial in use by another circuit
-      f.pointee.serial = r.serial
-      f.pointee.reported = 0
+      slot.serial = r.serial
+      slot.reported = 0
       j.openCircuit(client: r.client, serial: r.serial)
-    } else if f.pointee.serial != r.serial {
+    } else if slot.serial != r.serial {
       rejected += 1
       return
     } else if j.ledger.index(openSerial: r.serial) == nil {
       // Bound before the journal was reopened: open it in the recovered ledger, which
       // counts what this process relayed on it from the start.
       j.openCircuit(client: r.client, serial: r.serial)
-      f.pointee.reported = j.ledger.index(openSerial: r.serial).map { j.ledger.circuits[$0].relayed } ?? 0
+      slot.reported = j.ledger.index(openSerial: r.serial).map { j.ledger.circuits[$0].relayed } ?? 0
     }
-    if total > f.pointee.reported {
-      j.relayed(serial: r.serial, bytes: total - f.pointee.reported)
-      f.pointee.reported = total
+    if total > slot.reported {
+      j.relayed(serial: r.serial, bytes: total - slot.reported)
+      slot.reported = total
     }
     do {
       if case .accepted = try j.record(r, now: NodeCredit.now(), live: true) {
-        f.pointee.receipted = r.bytes
+        slot.receipted = r.bytes
         accepted += 1
       } else {
         rejected += 1
       }
     } catch {
       // Accepted (the ledger took it) but its commit failed: the window still moves.
-      f.pointee.receipted = max(f.pointee.receipted, min(r.bytes, total))
+      slot.receipted = max(slot.receipted, min(r.bytes, total))
       accepted += 1
       fail("receipt write: \(NodeCredit.describe(error))", closing: j)
     }
@@ -184,7 +196,7 @@ final class NodeCredit {
   func tick() {
     wisp_credit_lock()
     defer { wisp_credit_unlock() }
-    if failed {
+    if isFailed {
       if wisp_monotonic_ns() >= nextReopen { reopen() }
       return
     }

@@ -23,6 +23,8 @@ enum ShardMessage {
   case ping([Endpoint])
   /// Post a snapshot tagged `generation`.
   case snapshot(generation: UInt64)
+  /// The credit worker's answer for a receipt (CreditWorker).
+  case credited(half: Int32, localId: UInt32, serial: UInt64, receipted: UInt64)
   /// Stop the loop (the thread posts its last snapshot and ends).
   case stop
 }
@@ -73,7 +75,8 @@ final class NodeShard {
   let ping = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 16)
   var thread: UInt = 0
   static let inboxTag: UInt64 = 20
-  static let inboxCapacity = 64
+  /// Room for the credit worker's answers to a full queue of receipts, and the control plane's messages.
+  static let inboxCapacity = CreditWorker.queueCapacity + 64
 
   init(index: Int, loop: RelayLoop, control: Mailbox<ControlMessage>) throws(Errno) {
     self.index = index
@@ -132,6 +135,8 @@ final class NodeShard {
       for t in targets { loop.sendFrame(UnsafeRawBufferPointer(start: ping, count: n), to: t) }
     case .snapshot(let g):
       control.post(.snapshot(snapshot(generation: g)))
+    case .credited(let half, let localId, let serial, let receipted):
+      loop.forwarder.credited(half: half, localId: localId, serial: serial, receipted: receipted)
     case .stop:
       loop.stop()
     }

@@ -202,10 +202,15 @@ func node(_ local: Endpoint, exits: [Endpoint] = [], limits: Limits = Limits(), 
     a.fingerprint = fp(1)
     a.creditWindow = 3000
     var seen: [UInt64] = []
-    a.onReceipt = { r, f, _ in
-      #expect(f.pointee.isForward)
+    a.onReceipt = { r, half, localId, relayed in
+      #expect(a.circuits.half(Int(half)).pointee.isForward)
+      #expect(relayed == 3000)
       seen.append(r.bytes)
-      f.pointee.receipted = r.bytes   // what NodeCredit does after verifying
+      // What the credit worker answers after verifying (through the shard's mailbox).
+      a.credited(half: half, localId: localId, serial: r.serial, receipted: r.bytes)
+      // An answer for a reused slot (another local id) changes nothing.
+      a.credited(half: half, localId: localId &+ 1, serial: 1, receipted: 1 << 40)
+      return true
     }
     let (_, out) = Datagram(bytes(2, 0xC1, hopBytes(2, service))).handle(a, from: client)
     let fwd = u32(out, 8)
@@ -223,12 +228,16 @@ func node(_ local: Endpoint, exits: [Endpoint] = [], limits: Limits = Limits(), 
     #expect(Datagram(bytes(7, fwd, receiptBody(node: fp(1), bytes: 1) + [0])).handle(a, from: client).0 == .drop(.badBody))
     #expect(Datagram(bytes(7, fwd, Array(receiptBody(node: fp(1), bytes: 1).prefix(50)))).handle(a, from: client).0 == .drop(.badBody))
     #expect(Datagram(bytes(7, 0x1234, receiptBody(node: fp(1), bytes: 1))).handle(a, from: client).0 == .drop(.unknownCircuit))
+    // A full worker queue refuses the receipt: dropped and counted, the circuit untouched.
+    a.onReceipt = { _, _, _, _ in false }
+    #expect(Datagram(bytes(7, fwd, receiptBody(node: fp(1), bytes: 9000))).handle(a, from: client).0 == .drop(.workerBusy))
+    #expect(a.drops[.workerBusy] == 1)
   }
 
   @Test func receiptForTheNextNodeIsForwardedWithItsId() {
     let a = node(nodeA)
     a.fingerprint = fp(1)
-    a.onReceipt = { _, _, _ in Issue.record("consumed a receipt for another node") }
+    a.onReceipt = { _, _, _, _ in Issue.record("consumed a receipt for another node"); return true }
     let (_, o1) = Datagram(bytes(2, 0xC1, hopBytes(1, nodeB))).handle(a, from: client)
     _ = Datagram(bytes(3, u32(o1, 4), [0, 0, 0, 0x42])).handle(a, from: nodeB)   // CREATED from B: B's id 0x42
     var forwardId: UInt32 = 0

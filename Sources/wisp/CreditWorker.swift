@@ -1,0 +1,124 @@
+// The credit worker: the thread that does a node's expensive credit work, so that the
+// forwarding loops never do.
+//
+// A shard that receives a RECEIPT for this node decodes it (cheap) and posts it here with
+// the circuit it came on; it never waits. If the queue is full the receipt is refused and
+// the shard counts `worker_busy`. This thread verifies the ECDSA signature (about 1 ms),
+// binds and records the receipt in the journal (NodeCredit, which it owns), runs the
+// journal's group commit with its fdatasync once a second, and answers the shard through
+// its mailbox (`credited`: the circuit's serial and the bytes its receipts acknowledge,
+// which move its credit window). The shard applies an answer only if the circuit is still
+// the one the receipt came on.
+//
+// Its view of each circuit (`CreditSlot`, per shard and forward half, allocated at start)
+// is the authoritative one: two receipts of one circuit in flight at once are handled in
+// order, against the state the first left.
+import CPosix
+import WispCore
+import WispOS
+
+/// The worker's view of one circuit (its forward half on one shard).
+struct CreditSlot {
+  var localId: UInt32 = 0
+  /// The serial the circuit's first valid receipt bound (0: unbound).
+  var serial: UInt64 = 0
+  /// Bytes the latest valid receipt acknowledges.
+  var receipted: UInt64 = 0
+  /// Relayed bytes already reported to the ledger.
+  var reported: UInt64 = 0
+}
+
+/// Work for the credit worker.
+enum CreditJob {
+  /// A receipt naming this node, from `shard`'s circuit (forward half `half`, `localId`)
+  /// that had relayed `relayed` bytes when it arrived.
+  case receipt(shard: Int, half: Int32, localId: UInt32, relayed: UInt64, Receipt)
+  /// A bound circuit ended.
+  case closed(shard: Int, half: Int32, localId: UInt32, serial: UInt64)
+  /// Commit and end the thread.
+  case stop
+}
+
+final class CreditWorker {
+  let credit: NodeCredit
+  let inbox: Mailbox<CreditJob>
+  /// Each shard's inbox, for the answers.
+  var shards: [Mailbox<ShardMessage>] = []
+  var slots: [[CreditSlot]]
+  var thread: UInt = 0
+  var running = true
+  /// Answers a full shard inbox did not take (that circuit's window moves at its next receipt).
+  var answersLost: UInt64 = 0
+  /// Receipts waiting at most: a receipt costs about 1 ms here, so a full queue is about
+  /// a quarter of a second of work.
+  static let queueCapacity = 256
+
+  init(credit: NodeCredit, shards: Int, halvesPerShard: Int) throws(Errno) {
+    self.credit = credit
+    inbox = try Mailbox(capacity: CreditWorker.queueCapacity)
+    slots = [[CreditSlot]](repeating: [CreditSlot](repeating: CreditSlot(), count: halvesPerShard), count: shards)
+  }
+
+  /// Wires a shard's forwarder to the worker: receipts in, circuit ends in.
+  func connect(_ fwd: Forwarder<KernelRandom>, shard: Int) {
+    let inbox = self.inbox
+    fwd.onReceipt = { r, half, localId, relayed in
+      inbox.post(.receipt(shard: shard, half: half, localId: localId, relayed: relayed, r))
+    }
+    fwd.circuits.onClose = { half, localId, serial in
+      inbox.post(.closed(shard: shard, half: half, localId: localId, serial: serial))
+    }
+  }
+
+  /// Starts the thread (after `shards` is set).
+  func start() -> Int32 {
+    let ctx = Unmanaged.passRetained(self).toOpaque()
+    return wisp_thread_spawn({ ctx in
+      Unmanaged<CreditWorker>.fromOpaque(ctx!).takeRetainedValue().run()
+      return nil
+    }, ctx, &thread)
+  }
+
+  func run() {
+    var nextTick = wisp_monotonic_ns() + 1_000_000_000
+    while running {
+      let now = wisp_monotonic_ns()
+      if now >= nextTick {
+        credit.tick()  // group commit, compaction, or a retry after a storage error
+        nextTick += 1_000_000_000
+        if nextTick <= now { nextTick = now + 1_000_000_000 }
+        continue
+      }
+      _ = wisp_poll_in(inbox.fd, Int32((nextTick - now) / 1_000_000 + 1))
+      inbox.acknowledge()
+      while running, let job = inbox.take() { handle(job) }
+    }
+    credit.close()
+  }
+
+  func handle(_ job: CreditJob) {
+    switch job {
+    case .receipt(let shard, let half, let localId, let relayed, let r):
+      guard shard < slots.count, half >= 0, Int(half) < slots[shard].count else { return }
+      var s = slots[shard][Int(half)]
+      if s.localId != localId {
+        // The slot holds a circuit that ended before its binding reached the shard.
+        if s.serial != 0 { credit.closed(serial: s.serial) }
+        s = CreditSlot(localId: localId)
+      }
+      credit.take(r, slot: &s, relayed: relayed)
+      slots[shard][Int(half)] = s
+      if shard < shards.count,
+         !shards[shard].post(.credited(half: half, localId: localId, serial: s.serial, receipted: s.receipted)) {
+        answersLost &+= 1
+      }
+    case .closed(let shard, let half, let localId, let serial):
+      credit.closed(serial: serial)
+      if shard < slots.count, half >= 0, Int(half) < slots[shard].count, slots[shard][Int(half)].localId == localId {
+        slots[shard][Int(half)] = CreditSlot()
+      }
+    case .stop:
+      running = false
+    }
+  }
+}
