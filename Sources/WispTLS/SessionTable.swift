@@ -287,7 +287,7 @@ public final class SessionTable: LinkLayer {
 
   /// Wires the table to a relay loop: frames in through `handleFrame`, records out through
   /// `sendCopy`. `shutdown` breaks the reference cycle.
-  public func attach(to loop: RelayLoop) {
+  public func attach<IO: DatagramIO>(to loop: RelayLoop<IO>) {
     deliverFrame = { frame, from in loop.handleFrame(frame, from: from, nowNs: wisp_monotonic_ns()) }
     sendDatagram = { d, to in loop.sendCopy(d, to: to) }
     isExit = { e in loop.forwarder.isExitSource(e) }

@@ -68,8 +68,8 @@ enum Demo {
       fwd.fingerprint = credit.fingerprint
       fwd.creditWindow = Credits.defaultWindow
       if i == 2 { fwd.exitCipher = ExitSealer(keyPEM: credit.key.pem, point: credit.key.publicKey, slots: 1) }
-      guard let loop = try? RelayLoop(fd: fd, pool: PacketPool(capacity: 512), forwarder: fwd, batch: 32, gso: true,
-                                      signals: false),
+      guard let loop = try? RelayLoop(io: UDPBatchIO(fd: fd, batch: 32, sendCapacity: 32 * 64, gso: true),
+                                      pool: PacketPool(capacity: 512), forwarder: fwd, batch: 32, signals: false),
             let inbox = try? Mailbox<ControlMessage>(capacity: 64),
             let shard = try? NodeShard(index: 0, loop: loop, control: inbox),
             let worker = try? CreditWorker(credit: credit, shards: 1, halvesPerShard: fwd.circuits.capacity) else {
@@ -78,7 +78,7 @@ enum Demo {
       }
       worker.connect(fwd, shard: 0)
       worker.shards = [shard.inbox]
-      loop.timers.schedule(RelayLoop.TimerID.tick.rawValue, at: Clock.nowNs() + 200_000_000, every: 200_000_000)
+      loop.timers.schedule(RelayLoop<UDPBatchIO>.TimerID.tick.rawValue, at: Clock.nowNs() + 200_000_000, every: 200_000_000)
       inboxes.append(inbox)
       shards.append(shard)
       workers.append(worker)

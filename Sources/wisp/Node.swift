@@ -124,8 +124,9 @@ final class Node {
         }
       }
       do throws(Errno) {
-        let loop = try RelayLoop(fd: fd, pool: pool, forwarder: fwd, batch: config.batch, gso: config.gso, signals: false)
-        loop.timers.schedule(RelayLoop.TimerID.tick.rawValue, at: wisp_monotonic_ns() + 1_000_000_000, every: 1_000_000_000)
+        let io = UDPBatchIO(fd: fd, batch: config.batch, sendCapacity: config.gso ? config.batch * 64 : config.batch, gso: config.gso)
+        let loop = try RelayLoop(io: io, pool: pool, forwarder: fwd, batch: config.batch, signals: false)
+        loop.timers.schedule(RelayLoop<UDPBatchIO>.TimerID.tick.rawValue, at: wisp_monotonic_ns() + 1_000_000_000, every: 1_000_000_000)
         shards.append(try NodeShard(index: k, loop: loop, control: inbox))
       } catch {
         Log.error("cannot start event loop", "error=\"\(error.description)\"")

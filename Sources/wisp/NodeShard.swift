@@ -63,7 +63,7 @@ struct ShardSnapshot {
 
 final class NodeShard {
   let index: Int
-  let loop: RelayLoop
+  let loop: RelayLoop<UDPBatchIO>
   let inbox: Mailbox<ShardMessage>
   let control: Mailbox<ControlMessage>
   /// The session table (the session shard only).
@@ -78,7 +78,7 @@ final class NodeShard {
   /// Room for the credit worker's answers to a full queue of receipts, and the control plane's messages.
   static let inboxCapacity = CreditWorker.queueCapacity + 64
 
-  init(index: Int, loop: RelayLoop, control: Mailbox<ControlMessage>) throws(Errno) {
+  init(index: Int, loop: RelayLoop<UDPBatchIO>, control: Mailbox<ControlMessage>) throws(Errno) {
     self.index = index
     self.loop = loop
     self.control = control
@@ -109,7 +109,7 @@ final class NodeShard {
   }
 
   /// Runs on the shard's thread.
-  func handle(_ event: RelayLoop.Event) {
+  func handle(_ event: RelayLoop<UDPBatchIO>.Event) {
     switch event {
     case .tick:
       control.post(.snapshot(snapshot(generation: 0)))
@@ -157,8 +157,8 @@ final class NodeShard {
     let cs = f.creditState()
     s.creditPaused = cs.paused
     s.creditPending = cs.pending
-    s.gsoSegments = loop.gsoSegments
-    s.groSegments = loop.groSegments
+    s.gsoSegments = loop.io.gsoSegments
+    s.groSegments = loop.io.groSegments
     if let t = sessions {
       s.hasSessionTable = true
       s.links = t.counters
