@@ -1,5 +1,7 @@
 # Shared helpers for the end-to-end scripts (sourced, not run).
 set -euo pipefail
+# An unexpected failure names its command, file and line (FAILED: line N of …).
+source "$(dirname "${BASH_SOURCE[0]}")/err-trap.bash"
 cd "${WISP_ROOT:-$(dirname "${BASH_SOURCE[0]}")/../..}"
 fail() { echo "FAILED: $*" >&2; exit 1; }
 check() { echo "check $*"; }
