@@ -3,7 +3,7 @@ set -euo pipefail
 # An unexpected failure names its command, file and line (FAILED: line N of …).
 source "$(dirname "${BASH_SOURCE[0]}")/err-trap.bash"
 cd "${WISP_ROOT:-$(dirname "${BASH_SOURCE[0]}")/../..}"
-fail() { echo "FAILED: $*" >&2; exit 1; }
+fail() { echo "FAILED: $*" >&2; err_trap_done=1; exit 1; }
 check() { echo "check $*"; }
 # need_tools COMMAND:PACKAGE...: installs the packages of the missing commands (apt-get,
 # retried: mirrors may be mid-sync); fails naming what is still missing.
