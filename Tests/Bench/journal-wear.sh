@@ -10,6 +10,7 @@
 # dir is on a disk-backed file system (.build-wear/ in the repository, git-ignored): on
 # tmpfs write_bytes stays 0. Prints `bench journal_… VALUE UNIT` lines; 127.0.0.1 only.
 set -euo pipefail
+source "$(dirname "$0")/../e2e/err-trap.bash"  # FAILED: line N of … on an unexpected exit
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 WISP=${WISP_BIN:-$root/.build-firmware/x86_64/wisp}

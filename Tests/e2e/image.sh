@@ -20,7 +20,9 @@ source "$(dirname "$0")/lib.bash"
 cuts=${WISP_IMAGE_CUTS:-3}
 work=$(mktemp -d /tmp/wisp-image-test.XXXXXX)
 qpid=
-trap 'cleanup; [ -n "$qpid" ] && kill -9 $qpid 2>/dev/null; rm -rf "$work"' EXIT
+trap 'cleanup; [ -z "$qpid" ] || kill -9 "$qpid" 2>/dev/null || true; rm -rf "$work"' EXIT
+# The emulator is this test's own need (Toolchain/image.sh installs the build tools).
+need_tools qemu-system-aarch64:qemu-system-arm mcopy:mtools sfdisk:fdisk debugfs:e2fsprogs
 t0=$SECONDS
 
 # 1. Build twice.
@@ -46,18 +48,32 @@ printf 'name = image-test\nlisten = 0.0.0.0:7400\nboard = rpi3b\n' >"$work/wisp.
 mcopy -o -i "$fat" "$work/wisp.conf" ::wisp.conf
 
 n=0
-boot() {  # boot: start QEMU on the card in the background; console in $work/boot-N.log
-  n=$((n + 1)); log=$work/boot-$n.log; : >"$log"
-  WISP_BOOT_DIR=$work/bootfiles WISP_SERIAL=file:$log Toolchain/image/qemu-boot.sh "$card" 2>/dev/null &
+boot() {  # boot: start QEMU on the card in the background; console in $work/boot-N.log,
+          # qemu-boot.sh's and QEMU's own messages in $work/boot-N.err
+  n=$((n + 1)); log=$work/boot-$n.log err=$work/boot-$n.err; : >"$log"
+  WISP_BOOT_DIR=$work/bootfiles WISP_SERIAL=file:$log Toolchain/image/qemu-boot.sh "$card" 2>"$err" &
   qpid=$!; bstart=$(date +%s.%N)
 }
-cut_power() { kill -9 "$qpid" 2>/dev/null; wait "$qpid" 2>/dev/null || true; qpid=; }
-clog() { tr -d '\r' <"$log" | grep -a '^@@ ' || true; }
+said() { echo "qemu-boot.sh/QEMU said: $(tail -5 "$err" | tr '\n' ' ')console: $(tr -d '\r' <"$log" | grep -av gpio | tail -15)"; }
+cut_power() {  # a hard power cut: QEMU must still be running (137 = our SIGKILL)
+  local rc=0
+  kill -9 "$qpid" 2>/dev/null || true
+  wait "$qpid" 2>/dev/null || rc=$?
+  qpid=
+  [ "$rc" = 137 ] || fail "boot $n: QEMU had ended by itself (status $rc) before the power cut $(elapsed) s after start; $(said)"
+}
+clog() {  # the console's @@ lines; only whole ones (QEMU may be half-way through the last)
+  local c
+  c=$(tr -d '\r\0' <"$log"; echo .)
+  c=${c%.}
+  case $c in *$'\n') ;; *$'\n'*) c=${c%$'\n'*} ;; *) c= ;; esac
+  printf '%s\n' "$c" | grep -a '^@@ ' || true
+}
 wait_line() {  # wait_line REGEX SECONDS: wait for a console line; fails on timeout
   local end=$((SECONDS + $2))
   until clog | grep -qE "$1"; do
     [ $SECONDS -lt $end ] || fail "boot $n: no '$1' in $2 s; console: $(tr -d '\r' <"$log" | grep -av gpio | tail -15)"
-    kill -0 "$qpid" 2>/dev/null || { sleep 0.3; clog | grep -qE "$1" && return 0; fail "boot $n: QEMU ended before '$1': $(tr -d '\r' <"$log" | tail -15)"; }
+    kill -0 "$qpid" 2>/dev/null || { sleep 0.3; clog | grep -qE "$1" && return 0; fail "boot $n: QEMU ended before '$1'; $(said)"; }
     sleep 0.2
   done
 }
@@ -72,7 +88,7 @@ good_boot() {  # good_boot: this boot must check clean, reach READY, light GPIO1
   clog | grep -q '^@@ gpio gpio-[0-9]* (GPIO27 |wisp ) out lo' || fail "boot $n: GPIO27 not off"
   clog | grep -q '^@@ gpio gpio-[0-9]* (GPIO22 |wisp ) out lo' || fail "boot $n: GPIO22 not off"
   fsck_rc=$fsck
-  state=$(clog | sed -n 's/^@@ state //p' | head -1)
+  card_state=$(clog | sed -n 's/^@@ state //p' | head -1)
 }
 ready_at() { clog | sed -n 's/^@@ ready .*uptime=\([0-9.]*\)/\1/p' | head -1; }
 
@@ -83,11 +99,11 @@ cut_power
 check "cut 1 (during the first boot) at $(elapsed) s after start: $(clog | tr '\n' ';' | cut -c1-120)"
 boot
 good_boot
-ref=$state
+ref=$card_state
 clog | grep -qE '^@@ config installed' || grep -aq 'wisp.conf from the boot partition installed' "$work/boot-1.log" \
   || fail "wisp.conf was not installed from the boot partition"
 mdir -b -i "$fat" :: | grep -qi '/wisp.conf$' && fail "wisp.conf is still on the boot partition"
-tr -d '\r' <"$log" | grep -aq 'msg="listening"' || fail "no listening line from wisp"
+grep -aq 'msg="listening"' "$log" || fail "no listening line from wisp"
 check "first boot: READY (wisp listening) at $(ready_at) s uptime, $(elapsed) s after QEMU started; fsck rc $fsck_rc"
 check "first boot: wisp.conf moved from the boot partition to the data partition; GPIO17 out hi, GPIO27/GPIO22 out lo (pinctrl-bcm2835, consumer wisp)"
 check "first boot: state $ref"
@@ -103,7 +119,7 @@ for i in $(seq 2 "$cuts"); do
   cut_power
   boot
   good_boot
-  [ "$state" = "$ref" ] || fail "after cut $i: state changed: '$state' vs '$ref'"
+  [ "$card_state" = "$ref" ] || fail "after cut $i: state changed: '$card_state' vs '$ref'"
   check "cut $i at ${d} s ($when READY); next boot: fsck rc $fsck_rc, READY at $(ready_at) s, state unchanged"
   # The verification boot is cut too, right after its state line (after READY).
   cut_power
@@ -137,7 +153,7 @@ check "A/B: pending slot b booted (try 1), READY at $(ready_at) s, confirmed: $(
 cut_power
 boot; good_boot
 clog | grep -q '^@@ ab slot=b pending=no' || fail "the confirmed slot b did not stay: $(clog | grep ab)"
-check "A/B: next boot stays on the confirmed slot: $(clog | grep '^@@ ab' | tr '\n' ';') state $state"
+check "A/B: next boot stays on the confirmed slot: $(clog | grep '^@@ ab' | tr '\n' ';') state $card_state"
 cut_power
 
 # 4b. An update that never confirms: slot A gets a root whose wisp fails; pending, with a

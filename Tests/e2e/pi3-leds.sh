@@ -20,14 +20,7 @@ work=$(mktemp -d "$PWD/$cache/run.XXXXXX")
 trap 'cleanup; rm -rf "$work"' EXIT
 
 # 1. Host tools.
-if ! command -v qemu-system-aarch64 >/dev/null || ! command -v cpio >/dev/null; then
-  for try in 1 2 3; do
-    apt-get install -y --no-install-recommends -o DPkg::Lock::Timeout=120 qemu-system-arm cpio >/dev/null && break
-    apt-get update -o Acquire::Retries=3 >/dev/null || true
-    sleep $((try * 5))
-  done
-  command -v qemu-system-aarch64 >/dev/null || fail "cannot install qemu-system-arm"
-fi
+need_tools qemu-system-aarch64:qemu-system-arm cpio:cpio
 
 # 2. Guest packages (the kernel ABI is looked up: old ones leave the archive).
 fetch() {  # fetch PACKAGE...: apt-get download into the cache unless present

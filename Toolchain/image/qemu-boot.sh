@@ -10,6 +10,7 @@
 set -euo pipefail
 img=${1:?usage: qemu-boot.sh IMAGE [QEMU-OPTION...]}
 shift
+command -v qemu-system-aarch64 >/dev/null || { echo "qemu-boot: no qemu-system-aarch64 (apt-get install qemu-system-arm)" >&2; exit 127; }
 size=$(stat -c %s "$img")
 [ $((size & (size - 1))) -eq 0 ] || { echo "qemu-boot: $img: QEMU's SD card needs a power-of-two size ($size)" >&2; exit 1; }
 start=$(sfdisk -d "$img" | sed -n 's/.*[^0-9]1 : start= *\([0-9]*\),.*/\1/p' | head -1)
