@@ -61,17 +61,12 @@ public struct RunConfig {
     guard let e = Endpoint(String(decoding: parts[1], as: UTF8.self)) else { return nil }
     var key: Fingerprint? = nil
     if parts.count == 3 {
-      guard let k = parseFingerprint(Array(parts[2])) else { return nil }
+      guard let k = Fingerprint(hex: String(decoding: parts[2], as: UTF8.self)) else { return nil }
       key = k
     }
     return (String(decoding: parts[0], as: UTF8.self), e, key)
   }
 
-  /// 64 hex digits → a fingerprint.
-  public static func parseFingerprint(_ hex: [UInt8]) -> Fingerprint? {
-    guard hex.count == 64, let bytes = bytesFromHex(hex) else { return nil }
-    return Fingerprint(bytes)
-  }
 
   /// "NAME=ADDR:PORT" → (name, endpoint): an entry without a key.
   public static func parsePeer(_ text: String) -> (name: String, endpoint: Endpoint)? {

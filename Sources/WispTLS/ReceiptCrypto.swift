@@ -11,10 +11,10 @@ public struct P256Verifier: SignatureVerifier {
   /// SHA-256 of the key's DER SubjectPublicKeyInfo — the fingerprint `wisp id` prints, TLS
   /// pins, and `openssl pkey -pubout -outform DER | sha256sum` gives. For P-256 the SPKI is
   /// a fixed 26-byte prefix followed by the 65-byte point a receipt carries.
-  public func fingerprint(ofKey key: UnsafeRawBufferPointer) -> WispCore.Fingerprint {
+  public func fingerprint(ofKey key: UnsafeRawBufferPointer) -> Fingerprint {
     var spki = P256Verifier.spkiPrefix
     spki.append(contentsOf: key)
-    return spki.withUnsafeBytes { TLSLibrary.sha256($0) }.withUnsafeBytes { WispCore.Fingerprint($0)! }
+    return Fingerprint(bytes: spki.withUnsafeBytes { TLSLibrary.sha256($0) })
   }
 
   /// DER: SEQUENCE { SEQUENCE { id-ecPublicKey, prime256v1 }, BIT STRING (0 unused bits) ... }

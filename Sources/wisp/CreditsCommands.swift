@@ -81,7 +81,7 @@ enum CreditsCommands {
     Console.out("paused      \(l.pausedCount) circuits")
     Console.out("committed   \(s.committedTotal) bytes")
     // Per client.
-    var clients: [(WispCore.Fingerprint, UInt64, Int)] = []
+    var clients: [(Fingerprint, UInt64, Int)] = []
     var days: [(Int64, UInt64)] = []
     for c in l.circuits {
       guard let r = c.latest else { continue }

@@ -134,7 +134,7 @@ enum Demo {
       return 1
     }
     client.useDTLS = true
-    client.pins = [(nodeEndpoints[0], Fingerprint(bytes: credits[0].fingerprint.bytes))]
+    client.pins = [(nodeEndpoints[0], credits[0].fingerprint)]
     guard let clientKey = P256Signer.generate() else {
       Console.err("wisp demo: cannot make the client's key")
       wisp_stop_request()

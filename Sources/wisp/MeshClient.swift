@@ -22,7 +22,7 @@ import WispTLS
 struct MeshPeer {
   var name: String
   var endpoint: Endpoint
-  var key: WispCore.Fingerprint?
+  var key: Fingerprint?
   var rttUs: UInt32 = 0
   var alive = false
   /// Refused as an exit for the service (REFUSED 3): never the last hop again.
@@ -85,12 +85,12 @@ final class MeshClient {
             let e = Endpoint(String(decoding: fields[1], as: UTF8.self)) else {
         return .failure(UsageError("'--peers' takes NAME=ADDR:PORT[=FP],..., not '\(entry)'"))
       }
-      var key: WispCore.Fingerprint? = nil
+      var key: Fingerprint? = nil
       if fields.count == 3 {
-        guard let fp = WispTLS.Fingerprint(hex: String(decoding: fields[2], as: UTF8.self)) else {
+        guard let fp = Fingerprint(hex: String(decoding: fields[2], as: UTF8.self)) else {
           return .failure(UsageError("'--peers': '\(entry)' has no 64-hex-digit fingerprint"))
         }
-        fp.bytes.withUnsafeBytes { key = WispCore.Fingerprint($0) }
+        key = fp
       }
       let name = String(decoding: fields[0], as: UTF8.self)
       if peers.contains(where: { $0.name.same(name) }) { return .failure(UsageError("'--peers' names '\(name)' twice")) }
@@ -193,7 +193,7 @@ final class MeshClient {
       do {
         // Sealed end to end when the exit relay's key is known.
         // The first hop's session is pinned to its key when the peer list gives one.
-        client.pins = peers.compactMap { p in p.key.map { (p.endpoint, WispTLS.Fingerprint(bytes: $0.bytes)) } }
+        client.pins = peers.compactMap { p in p.key.map { (p.endpoint, $0) } }
         try client.build(relays: next.path.map { peers[$0].endpoint }, exit: exit, tries: tries, waitMs: waitMs,
                          exitKey: peers[next.path[next.path.count - 1]].key)
         path = next.path

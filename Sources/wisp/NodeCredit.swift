@@ -23,7 +23,7 @@ final class NodeCredit {
   let directory: String
   let window: UInt64
   let policy: CommitPolicy
-  let fingerprint: WispCore.Fingerprint
+  let fingerprint: Fingerprint
   /// The node's identity key (receipts name it; sealed exits use it for ECDH).
   let key: P256Signer
   var journal: Journal<FileJournalStorage, P256Verifier>?
@@ -36,7 +36,7 @@ final class NodeCredit {
   /// The totals as last seen with a working journal (what status shows while failed).
   var lastTotals: (receipted: UInt64, receipts: Int, committed: UInt64) = (0, 0, 0)
 
-  private init(directory: String, window: UInt64, policy: CommitPolicy, key: P256Signer, fingerprint: WispCore.Fingerprint) {
+  private init(directory: String, window: UInt64, policy: CommitPolicy, key: P256Signer, fingerprint: Fingerprint) {
     self.key = key
     self.directory = directory
     self.window = window

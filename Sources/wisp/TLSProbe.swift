@@ -26,7 +26,7 @@ enum TLSProbe {
     guard let text = inv.value(addressOption), let address = Endpoint(text) else {
       return usage(role == .server ? "--listen ADDR:PORT is required" : "--connect ADDR:PORT is required")
     }
-    var pins: [WispTLS.Fingerprint] = []
+    var pins: [Fingerprint] = []
     for hex in inv.values("--pin") {
       guard let fp = Fingerprint(hex: hex) else { return usage("--pin needs 64 hex digits, got '\(hex)'") }
       pins.append(fp)

@@ -110,13 +110,4 @@ func mode(_ path: String) -> UInt32 { (try? Files.permissions(path)) ?? 0xffff }
     #expect(again.fingerprint == first.fingerprint)
     #expect(try Files.read(store.certificatePath) == again.certificatePEM)
   }
-
-  @Test func fingerprintHexRoundTrips() throws {
-    let fp = Fingerprint(bytes: Array(0..<32))
-    #expect(fp.hex.utf8.count == 64)
-    #expect(Fingerprint(hex: fp.hex) == fp)
-    #expect(Fingerprint(hex: fp.hex.uppercased()) == fp)
-    #expect(Fingerprint(hex: "abc") == nil)
-    #expect(Fingerprint(hex: String(fp.hex.dropLast()) + "g") == nil)
-  }
 }
