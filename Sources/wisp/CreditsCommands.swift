@@ -35,23 +35,15 @@ enum CreditsCommands {
 
   // MARK: node key
 
-  /// The node key at `<dir>/node.key`, generated (0600) when `create` and missing.
-  static func nodeKey(_ dir: String, create: Bool) -> P256Signer? {
-    let path = dir + "/node.key"
-    if let bytes = try? Files.read(path, limit: 16 * 1024) {
-      guard let k = P256Signer(key: bytes) else { Console.err("wisp: \(path) is not a P-256 private key"); return nil }
-      return k
-    }
-    guard create else { return nil }
-    guard let k = P256Signer.generate() else { Console.err("wisp: cannot generate a node key"); return nil }
-    do throws(Errno) {
-      try Files.makeDirectory(dir)
-      try Files.writeAtomically(path, k.pemFileBytes, mode: 0o600)
-    } catch {
-      Console.err("wisp: cannot write \(path): \(error.description)")
+  /// The node key at `<dir>/node.key` through the one loader (IdentityStore: owner-only
+  /// permissions, never replaced); made with its certificate when `create` and missing.
+  /// nil with the reason printed; a missing key is silent unless `create`.
+  static func nodeKey(_ dir: String, create: Bool, quietIfMissing: Bool = false) -> P256Signer? {
+    do { return try IdentityStore(directory: dir).signer(create: create) } catch {
+      if quietIfMissing, case .io(_, let e) = error, e == Errno(ENOENT) { return nil }
+      Console.err("wisp: \(error.description)")
       return nil
     }
-    return k
   }
 
   /// A read-only scan of the journal (nothing is truncated or written).
@@ -62,7 +54,7 @@ enum CreditsCommands {
       Console.err("wisp: cannot read \(path)")
       return nil
     }
-    let node = nodeKey(dir, create: false).map { P256Verifier().fingerprint(ofKey: $0.publicKey) }
+    let node = nodeKey(dir, create: false, quietIfMissing: true).map { P256Verifier().fingerprint(ofKey: $0.publicKey) }
     return JournalScan.scan(bytes, node: node, verifier: P256Verifier())
   }
 
@@ -115,7 +107,7 @@ enum CreditsCommands {
       guard let s = parseDecimal(v) else { Console.err("wisp: --since needs an epoch in seconds"); return 2 }
       since = s
     }
-    guard var key = nodeKey(dir, create: false) else { Console.err("wisp: no node key in \(dir)"); return 1 }
+    guard var key = nodeKey(dir, create: false) else { return 1 }
     guard let s = scan(dir) else { Console.err("wisp: no journal in \(dir)"); return 1 }
     if let stop = s.stop { Console.err("wisp: journal: \(stop.text) at offset \(s.validLength); exporting the valid prefix") }
     let receipts = s.ledger.latestReceipts.filter { $0.epoch >= since }

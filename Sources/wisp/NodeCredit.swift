@@ -46,13 +46,14 @@ final class NodeCredit {
 
   static func now() -> UInt64 { UInt64(max(0, wisp_realtime_s())) }
 
-  /// The node key (created on first start) and the recovered journal; nil with a logged
-  /// reason when the state directory is unusable. `commitInterval` 0 commits every receipt.
+  /// The node key (created on first start, IdentityStore's checks) and the recovered
+  /// journal; nil with a logged reason when the state directory or the key is unusable. `commitInterval` 0 commits every receipt.
   static func open(directory: String, window: UInt64, commitInterval: UInt64 = Credits.defaultCommitInterval)
     -> NodeCredit?
   {
-    guard let key = CreditsCommands.nodeKey(directory, create: true) else {
-      Log.error("no node key: relaying without credit", "state_dir=\(directory)")
+    let key: P256Signer
+    do { key = try IdentityStore(directory: directory).signer(create: true) } catch {
+      Log.error("no node key: relaying without credit", "state_dir=\(directory) error=\"\(Log.quote(error.description))\"")
       return nil
     }
     var policy = CommitPolicy()
