@@ -116,7 +116,7 @@ enum CreditsCommands {
       return 1
     }
     if let out = inv.value("--out") {
-      do throws(Errno) { try Files.writeAtomically(out, claim, mode: 0o644) } catch {
+      do throws(Errno) { try Files.writeDurably(out, claim, mode: 0o644) } catch {
         Console.err("wisp: cannot write \(out): \(error.description)")
         return 1
       }
