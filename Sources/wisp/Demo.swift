@@ -81,7 +81,7 @@ enum Demo {
       var config = RunConfig()
       config.stateDir = "\(stateRoot)/node\(names[i])"
       for j in [i - 1, i + 1] where j >= 0 && j < 3 {
-        config.peers.append((name: names[j], endpoint: nodeEndpoints[j], key: credits[j].fingerprint))
+        config.peers.append(PeerEntry(name: names[j], endpoint: nodeEndpoints[j], key: credits[j].fingerprint))
       }
       guard let table = Node.openSessions(config) else {
         Console.err("wisp demo: cannot set up node \(names[i])'s DTLS sessions")

@@ -66,39 +66,19 @@ final class MeshClient {
     probeSocket.close()
   }
 
-  /// Parses `NAME=ADDR:PORT[=FP],…`, or a file with one such peer a line (`#` comments).
+  /// Parses `NAME=ADDR:PORT[=FP],…`, or a file with one such peer a line (`#` comments),
+  /// by the rules of PeerEntry.
   static func parsePeers(_ text: String) -> Result<[MeshPeer], UsageError> {
     var source = text
     if !text.utf8.contains(61) {  // no '=': a file name
       guard let t = try? Files.readText(text) else { return .failure(UsageError("cannot read the peer file '\(text)'")) }
       source = t
     }
-    var peers: [MeshPeer] = []
-    for line in source.utf8.split(whereSeparator: { $0 == 10 || $0 == 44 }) {  // newlines or commas
-      var bytes = Array(line)
-      while let b = bytes.last, b == 32 || b == 9 || b == 13 { bytes.removeLast() }
-      while let b = bytes.first, b == 32 || b == 9 { bytes.removeFirst() }
-      if bytes.isEmpty || bytes[0] == 35 { continue }  // '#'
-      let fields = bytes.split(separator: 61, omittingEmptySubsequences: false)  // '='
-      let entry = String(decoding: bytes, as: UTF8.self)
-      guard fields.count == 2 || fields.count == 3, !fields[0].isEmpty,
-            let e = Endpoint(String(decoding: fields[1], as: UTF8.self)) else {
-        return .failure(UsageError("'--peers' takes NAME=ADDR:PORT[=FP],..., not '\(entry)'"))
-      }
-      var key: Fingerprint? = nil
-      if fields.count == 3 {
-        guard let fp = Fingerprint(hex: String(decoding: fields[2], as: UTF8.self)) else {
-          return .failure(UsageError("'--peers': '\(entry)' has no 64-hex-digit fingerprint"))
-        }
-        key = fp
-      }
-      let name = String(decoding: fields[0], as: UTF8.self)
-      if peers.contains(where: { $0.name.same(name) }) { return .failure(UsageError("'--peers' names '\(name)' twice")) }
-      peers.append(MeshPeer(name: name, endpoint: e, key: key))
-    }
-    if peers.isEmpty { return .failure(UsageError("'--peers' lists no peer")) }
-    if peers.count > 64 { return .failure(UsageError("'--peers' takes at most 64 peers")) }
-    return .success(peers)
+    let entries: [PeerEntry]
+    do { entries = try PeerEntry.parseList(source) } catch { return .failure(UsageError("'--peers': \(error.message)")) }
+    if entries.isEmpty { return .failure(UsageError("'--peers' lists no peer")) }
+    if entries.count > 64 { return .failure(UsageError("'--peers' takes at most 64 peers")) }
+    return .success(entries.map { MeshPeer(name: $0.name, endpoint: $0.endpoint, key: $0.key) })
   }
 
   /// PINGs every peer `rounds` times (100 ms apart) and waits at most `waitMs` after the
