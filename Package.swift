@@ -27,6 +27,9 @@ let package = Package(
     .target(name: "WispTLS", dependencies: ["WispCore", "WispOS", "CMbedTLS"], path: "Sources/WispTLS",
             exclude: ["SESSIONS.md"]),
     .target(name: "WispGPIO", dependencies: ["WispCore", "CGpiod"], path: "Sources/WispGPIO"),
+    // Fakes for the tests (emulated journal storage with power cuts, recording LED output):
+    // test targets only, never a dependency of `wisp`.
+    .target(name: "WispTestSupport", dependencies: ["WispCore", "WispOS"], path: "Sources/WispTestSupport"),
 
     .executableTarget(
       name: "wisp",
@@ -39,12 +42,12 @@ let package = Package(
     ),
     .testTarget(
       name: "WispCoreTests",
-      dependencies: ["WispCore", "WispOS"],
+      dependencies: ["WispCore", "WispOS", "WispTestSupport"],
       path: "Tests/WispCoreTests"
     ),
     .testTarget(
       name: "WispTLSTests",
-      dependencies: ["WispTLS", "WispOS", "WispCore"],
+      dependencies: ["WispTLS", "WispOS", "WispCore", "WispTestSupport"],
       path: "Tests/WispTLSTests",
       linkerSettings: [.linkedLibrary("mbedtls"), .linkedLibrary("mbedx509"), .linkedLibrary("mbedcrypto")]
     ),

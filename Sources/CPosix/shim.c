@@ -358,13 +358,6 @@ int wisp_sd_notify(const char *msg) {
 
 int wisp_unlink(const char *path) { return unlink(path) < 0 ? -errno : 0; }
 
-int wisp_fsync_path(const char *path) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -errno;
-  int r = fsync(fd) < 0 ? -errno : 0;
-  close(fd);
-  return r;
-}
 int wisp_fdatasync(int fd) {
   int r;
   do { r = fdatasync(fd); } while (r < 0 && errno == EINTR);
@@ -377,16 +370,6 @@ int wisp_fsync(int fd) {
   return r < 0 ? -errno : 0;
 }
 
-int wisp_fsync_dir(const char *path) {
-  int fd;
-  do { fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC); } while (fd < 0 && errno == EINTR);
-  if (fd < 0) return -errno;
-  int r = wisp_fsync(fd);
-  close(fd);
-  return r;
-}
-
-int wisp_rename(const char *from, const char *to) { return rename(from, to) < 0 ? -errno : 0; }
 
 int wisp_ftruncate(int fd, int64_t length) {
   int r;

@@ -176,7 +176,7 @@ public enum Arguments {
                   OptionSpec("--state-dir", "DIR", "where node.key and node.crt live (default /var/lib/wisp)"),
                 ],
                 positionals: nil, maxPositionals: 0),
-    CommandSpec(command: .tlsProbe, name: "tls-probe", summary: "one DTLS 1.2 session over UDP, to test peers",
+    CommandSpec(command: .tlsProbe, name: "tls-probe", summary: "one DTLS 1.2 session over UDP, to test peers (developer tool: host build only)",
                 options: [
                   OptionSpec("--role", "server|client", "answer one client, or connect to a server"),
                   OptionSpec("--listen", "ADDR:PORT", "UDP address to serve (server)"),
@@ -190,7 +190,7 @@ public enum Arguments {
                 ],
                 positionals: nil, maxPositionals: 0),
     CommandSpec(command: .tlsBench, name: "tls-bench",
-                summary: "measure DTLS handshakes, AEAD and record costs in-process (benchmark)",
+                summary: "measure DTLS handshakes, AEAD and record costs in-process (developer tool: host build only)",
                 options: [
                   OptionSpec("--seconds", "N", "wall time per measurement (1-60, default 2)"),
                   OptionSpec("--suite", "chacha|aes|both", "AEADs to measure; the first one sets the handshake suite (default both)"),
@@ -202,7 +202,7 @@ public enum Arguments {
                   OptionSpec("--state-dir", "DIR", "where credits.journal and node.key live (default /var/lib/wisp)"),
                   OptionSpec("--since", "EPOCH", "export: only receipts signed at or after this time"),
                   OptionSpec("--out", "FILE", "export: write the claim here (default: standard output)"),
-                  OptionSpec("--receipts", "N", "selftest-fill: receipts to add (default 20)"),
+                  OptionSpec("--receipts", "N", "selftest-fill (host build only): receipts to add (default 20)"),
                   OptionSpec("--clients", "N", "selftest-fill: test clients (default 3)"),
                   OptionSpec("--loop", nil, "selftest-fill: add and commit until killed"),
                 ],

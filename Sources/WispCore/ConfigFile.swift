@@ -82,13 +82,7 @@ public enum ConfigFile {
       else if k.is("peers") {
         c.peers = []
         if !v.is("none") {
-          for part in v.utf8.split(separator: 44) {  // ','
-            let t = String(decoding: KeyValueFile.trim(Array(part)), as: UTF8.self)
-            guard let p = RunConfig.parsePeerEntry(t) else {
-              throw fail("'peers' must be none or NAME=ADDR:PORT[=FINGERPRINT], ...; '\(t)' is not")
-            }
-            c.peers.append(p)
-          }
+          do { c.peers = try PeerEntry.parseList(v) } catch { throw fail("'peers': \(error.message)") }
         }
       }
       else if k.is("sessions") { c.sessions = Int(try number(0, 1024)) }

@@ -1,8 +1,8 @@
 // Names used by `wisp config import-boot` (the headless first boot). Runs on host and device.
 //
 // The import validates FILE (default /boot/firmware/wisp.conf), keeps a backup of the old
-// target as `TARGET.bak-EPOCH`, writes the new target through `TARGET.tmp-PID` (fsync,
-// rename, fsync of the folder) and retires the source as `FILE.imported`.
+// target as `TARGET.bak-EPOCH`, writes the new target durably (`Files.writeDurably`:
+// `TARGET.tmp-PID`, fsync, rename, fsync of the folder) and retires the source as `FILE.imported`.
 
 public enum ConfigImportPaths {
   public static let defaultSource = "/boot/firmware/wisp.conf"
@@ -20,9 +20,6 @@ public enum ConfigImportPaths {
 
   /// `TARGET.bak-EPOCH`: the previous target, kept on every import.
   public static func backup(of target: String, epoch: Int64) -> String { "\(target).bak-\(epoch)" }
-
-  /// The temporary file the new target is written to before the rename.
-  public static func temporary(for target: String, pid: Int32) -> String { "\(target).tmp-\(pid)" }
 
   /// What the source is renamed to once imported (so the next boot does not import it again).
   public static func imported(_ source: String) -> String { "\(source).imported" }

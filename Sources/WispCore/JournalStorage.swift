@@ -1,6 +1,6 @@
 // The storage under the credit journal: five callbacks with written contracts.
-// Runs on host and device. The real one is `FileJournalStorage` (WispOS); tests and
-// the self-test use `EmulatedJournalStorage`, which can cut power after any write.
+// Runs on host and device. The real one is `FileJournalStorage` (WispOS); tests use
+// `EmulatedJournalStorage` (WispTestSupport), which can cut power after any write.
 
 /// A failure of the storage below the journal.
 public struct StorageError: Error, Equatable {

@@ -27,9 +27,9 @@ public struct RunConfig {
   /// Seconds between group commits of the credit journal (0: commit every receipt).
   public var commitIntervalSec: UInt64 = Credits.defaultCommitInterval
   /// Neighbour nodes this node probes (PING/PONG RTT, shown in status).
-  /// With a key (`NAME=ADDR:PORT=FINGERPRINT`) a peer gets a DTLS session (node link);
-  /// without one it is only probed.
-  public var peers: [(name: String, endpoint: Endpoint, key: Fingerprint?)] = []
+  /// With a key (`NAME=ADDR:PORT=FINGERPRINT`, PeerEntry.swift) a peer gets a DTLS session
+  /// (node link); without one it is only probed.
+  public var peers: [PeerEntry] = []
   /// Each peer's pinned key, in `peers` order.
   public var peerKeys: [Fingerprint?] { peers.map { $0.key } }
   /// DTLS session table capacity (0: no sessions; DTLS datagrams are dropped).
@@ -49,35 +49,6 @@ public struct RunConfig {
   public var durationSec: UInt64 = 0
 
   public init() {}
-
-  /// "NAME=ADDR:PORT[=FINGERPRINT]" → (name, endpoint, key); names are [A-Za-z0-9_.-]{1,32},
-  /// a fingerprint is 64 hex digits (`wisp id` of that node).
-  public static func parsePeerEntry(_ text: String) -> (name: String, endpoint: Endpoint, key: Fingerprint?)? {
-    let parts = text.utf8.split(separator: 61, omittingEmptySubsequences: false)  // '='
-    guard parts.count == 2 || parts.count == 3, parts[0].count >= 1, parts[0].count <= 32 else { return nil }
-    for b in parts[0] where !((b >= 48 && b <= 57) || (b >= 65 && b <= 90) || (b >= 97 && b <= 122) || b == 95 || b == 45 || b == 46) {
-      return nil
-    }
-    guard let e = Endpoint(String(decoding: parts[1], as: UTF8.self)) else { return nil }
-    var key: Fingerprint? = nil
-    if parts.count == 3 {
-      guard let k = parseFingerprint(Array(parts[2])) else { return nil }
-      key = k
-    }
-    return (String(decoding: parts[0], as: UTF8.self), e, key)
-  }
-
-  /// 64 hex digits → a fingerprint.
-  public static func parseFingerprint(_ hex: [UInt8]) -> Fingerprint? {
-    guard hex.count == 64, let bytes = bytesFromHex(hex) else { return nil }
-    return Fingerprint(bytes)
-  }
-
-  /// "NAME=ADDR:PORT" → (name, endpoint): an entry without a key.
-  public static func parsePeer(_ text: String) -> (name: String, endpoint: Endpoint)? {
-    guard let p = parsePeerEntry(text), p.key == nil else { return nil }
-    return (p.name, p.endpoint)
-  }
 
   /// Applies a board's sizes (before command-line options).
   public mutating func apply(board: Board) {
@@ -160,12 +131,10 @@ public struct RunConfig {
         throw UsageError("option '--gso' must be on or off, not '\(g)'", command: .run)
       }
     }
-    if !inv.values("--peer").isEmpty { c.peers = [] }
-    for t in inv.values("--peer") {
-      guard let p = RunConfig.parsePeerEntry(t) else {
-        throw UsageError("option '--peer' must be NAME=ADDR:PORT[=FINGERPRINT], not '\(t)'", command: .run)
+    if !inv.values("--peer").isEmpty {
+      do { c.peers = try PeerEntry.parse(inv.values("--peer")) } catch {
+        throw UsageError("option '--peer': \(error.message)", command: .run)
       }
-      c.peers.append(p)
     }
     if let n = try number("--sessions", 0, 1024) { c.sessions = Int(n) }
     if let n = try number("--half-open", 1, 1024) { c.halfOpen = Int(n) }

@@ -1,4 +1,5 @@
-// Whole-file reads and durable writes. Runs on host and device.
+// Whole-file reads, folders and permission bits. Runs on host and device.
+// Durable writes are in DurableWrite.swift.
 import CPosix
 import WispCore
 
@@ -39,4 +40,18 @@ public enum Files {
   }
 
   public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+  /// Creates `path` (one level) with `mode` if it does not exist yet.
+  public static func makeDirectory(_ path: String, mode: UInt32 = 0o700) throws(Errno) {
+    if mkdir(path, mode_t(mode)) == 0 { return }
+    let e = wisp_errno()
+    if e != EEXIST { throw Errno(e) }
+  }
+
+  /// Permission bits (mode & 0o7777) of a file, following no symbolic link at the end.
+  public static func permissions(_ path: String) throws(Errno) -> UInt32 {
+    var st = stat()
+    _ = try retryingEINTR { lstat(path, &st) }
+    return UInt32(st.st_mode) & 0o7777
+  }
 }

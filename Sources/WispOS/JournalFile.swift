@@ -1,5 +1,5 @@
 // The credit journal on a real file: write + fdatasync, ftruncate + fsync, and
-// compaction as write-new/fsync/rename/fsync-directory. Runs on host and device.
+// compaction as write-new/fsync/rename/fsync-directory (Files.writeDurably). Runs on host and device.
 // Implements the contracts of `JournalStorage` (WispCore/JournalStorage.swift).
 import CPosix
 import WispCore
@@ -62,38 +62,14 @@ public struct FileJournalStorage: JournalStorage {
     if r < 0 { throw Self.err(Int(r)) }
   }
 
-  /// Writes `<path>.tmp`, fsyncs it, renames it over the journal, fsyncs the directory.
+  /// Writes `<path>.tmp`, fsyncs it, renames it over the journal, fsyncs the directory
+  /// (Files.writeDurably), then reopens the journal.
   public mutating func replace(with bytes: UnsafeRawBufferPointer) throws(StorageError) {
-    let tmp = tmpPath
-    let t = wisp_open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-    if t < 0 { throw StorageError(.io, code: wisp_errno()) }
-    var r = wisp_write_file(t, bytes.baseAddress, bytes.count)
-    if r >= 0 { r = Int(wisp_fsync(t)) }
-    _ = CPosix.close(t)
-    if r >= 0 { r = Int(wisp_rename(tmp, path)) }
-    if r < 0 { _ = wisp_unlink(tmp); throw Self.err(r) }
-    let d = wisp_fsync_dir(directory)
-    if d < 0 { throw Self.err(Int(d)) }
+    do { try Files.writeDurably(path, bytes, mode: 0o600, temporary: tmpPath) } catch {
+      throw StorageError(.io, code: error.code)
+    }
     close()
     fd = wisp_open(path, O_RDWR | O_APPEND | O_CLOEXEC, 0o600)
     if fd < 0 { throw StorageError(.io, code: wisp_errno()) }
-  }
-}
-
-extension Files {
-  /// Writes a whole file durably and atomically: `<path>.tmp`, fsync, rename, fsync directory.
-  public static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: UInt32 = 0o600) throws(Errno) {
-    let tmp = path + ".tmp"
-    let t = try retryingEINTR { wisp_open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode) }
-    var r = bytes.withUnsafeBytes { wisp_write_file(t, $0.baseAddress, $0.count) }
-    if r >= 0 { r = Int(wisp_fsync(t)) }
-    _ = close(t)
-    if r >= 0 { r = Int(wisp_rename(tmp, path)) }
-    if r < 0 { _ = wisp_unlink(tmp); throw Errno(Int32(-r)) }
-    var dir = "."
-    if let slash = path.utf8.lastIndex(of: 47) { dir = String(path.utf8[path.utf8.startIndex..<slash])! }
-    if dir.isEmpty { dir = "/" }
-    let d = wisp_fsync_dir(dir)
-    if d < 0 { throw Errno(-d) }
   }
 }

@@ -83,7 +83,7 @@ public final class Identity {
       throw IdentityError.notP256(path)
     }
     let fp: Fingerprint
-    do { fp = try Fingerprint.of(key) } catch { throw IdentityError.crypto(error) }
+    do { fp = try publicKeyFingerprint(key) } catch { throw IdentityError.crypto(error) }
 
     var pem: [UInt8] = []
     var isNew = false
@@ -113,7 +113,7 @@ public final class Identity {
   }
 
   static func certificate(_ crt: UnsafeMutablePointer<mbedtls_x509_crt>, matches fp: Fingerprint) -> Bool {
-    guard let other = try? Fingerprint.of(&crt.pointee.pk) else { return false }
+    guard let other = try? publicKeyFingerprint(&crt.pointee.pk) else { return false }
     return other == fp
   }
 

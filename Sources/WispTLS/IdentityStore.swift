@@ -3,6 +3,11 @@
 //   node.crt               the self-signed certificate, PEM, mode 0644 — derived, re-made freely
 //   node.key.bak-<epoch>   an earlier key, left by `wisp keygen --force`
 // Runs on host and device. Every write is durable (Files.writeDurably).
+//
+// The one loader of node.key: the DTLS identity (`load`, `loadOrCreate`) and the signer of
+// receipts and claims (`signer`) read it through `readKey`, which refuses a key that group
+// or others may read or write. A key that does not parse is an error, never replaced;
+// only `wisp keygen --force` replaces a key, and it keeps the old one.
 import CMbedTLS
 import WispCore
 import WispOS
@@ -26,15 +31,39 @@ public struct IdentityStore {
 
   /// The existing identity; an absent key is an `.io(path, ENOENT)` error.
   public func load(random: RandomGenerator) throws(IdentityError) -> Identity {
-    let mode: UInt32
-    do { mode = try Files.permissions(keyPath) } catch { throw IdentityError.io(keyPath, error) }
-    if mode & 0o077 != 0 { throw IdentityError.permissions(keyPath, mode) }
-    let pem: [UInt8]
-    do { pem = try Files.read(keyPath, limit: 16 * 1024) } catch { throw IdentityError.io(keyPath, error) }
+    var pem = try readKey()
+    defer { for i in 0..<pem.count { pem[i] = 0 } }
     let cert: [UInt8]? = try? Files.read(certificatePath, limit: 64 * 1024)
     let identity = try Identity(keyPEM: pem, certificatePEM: cert, path: keyPath, random: random)
     if identity.certificateIsNew { try storeCertificate(identity) }
     return identity
+  }
+
+  /// The node key as the signer of receipts and claims, under the same checks as `load`.
+  /// With `create`, a missing key is made first (with its certificate, as on a node's first
+  /// start); otherwise an absent key is an `.io(path, ENOENT)` error. Nothing else is written.
+  public func signer(create: Bool) throws(IdentityError) -> P256Signer {
+    if create && !Files.exists(keyPath) {
+      let random: RandomGenerator
+      do { random = try RandomGenerator() } catch { throw IdentityError.crypto(error) }
+      _ = try self.create(random: random)
+    }
+    var pem = try readKey()
+    defer { for i in 0..<pem.count { pem[i] = 0 } }
+    switch P256Signer.parse(pem) {
+    case .success(let k): return k
+    case .failure(let e):
+      guard case .mbedtls(_, let code) = e else { throw IdentityError.crypto(e) }
+      throw IdentityError.corruptKey(keyPath, code)
+    }
+  }
+
+  /// The key file's bytes, if only its owner may read and write it (mode 0600 or 0400).
+  func readKey() throws(IdentityError) -> [UInt8] {
+    let mode: UInt32
+    do { mode = try Files.permissions(keyPath) } catch { throw IdentityError.io(keyPath, error) }
+    if mode & 0o077 != 0 { throw IdentityError.permissions(keyPath, mode) }
+    do { return try Files.read(keyPath, limit: 16 * 1024) } catch { throw IdentityError.io(keyPath, error) }
   }
 
   /// `wisp keygen`: a new key unless one exists; with `force`, the old key is first renamed to

@@ -14,6 +14,7 @@
 //      it is recorded for the caller to pin.
 // Possession of the private key is then proved by the handshake's own signatures.
 import CMbedTLS
+import WispCore
 
 enum PeerVerification {
   /// `int (*f_vrfy)(void *, mbedtls_x509_crt *, int, uint32_t *)` for `mbedtls_ssl_set_verify`,
@@ -53,7 +54,7 @@ enum PeerVerification {
           mbedtls_pk_ec(crt.pointee.pk).pointee.grp.id == MBEDTLS_ECP_DP_SECP256R1 else {
       return (.refuse(.peerCertificateInvalid("key is not ECDSA P-256")), nil)
     }
-    guard let fp = try? Fingerprint.of(&crt.pointee.pk) else {
+    guard let fp = try? publicKeyFingerprint(&crt.pointee.pk) else {
       return (.refuse(.peerCertificateInvalid("public key cannot be encoded")), nil)
     }
     let pinned = options.pinned.contains(fp)

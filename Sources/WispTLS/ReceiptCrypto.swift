@@ -11,10 +11,10 @@ public struct P256Verifier: SignatureVerifier {
   /// SHA-256 of the key's DER SubjectPublicKeyInfo — the fingerprint `wisp id` prints, TLS
   /// pins, and `openssl pkey -pubout -outform DER | sha256sum` gives. For P-256 the SPKI is
   /// a fixed 26-byte prefix followed by the 65-byte point a receipt carries.
-  public func fingerprint(ofKey key: UnsafeRawBufferPointer) -> WispCore.Fingerprint {
+  public func fingerprint(ofKey key: UnsafeRawBufferPointer) -> Fingerprint {
     var spki = P256Verifier.spkiPrefix
     spki.append(contentsOf: key)
-    return spki.withUnsafeBytes { TLSLibrary.sha256($0) }.withUnsafeBytes { WispCore.Fingerprint($0)! }
+    return Fingerprint(bytes: spki.withUnsafeBytes { TLSLibrary.sha256($0) })
   }
 
   /// DER: SEQUENCE { SEQUENCE { id-ecPublicKey, prime256v1 }, BIT STRING (0 unused bits) ... }
@@ -44,15 +44,26 @@ public struct P256Signer: MessageSigner {
 
   /// From a PEM file's bytes (with or without a trailing NUL) or DER.
   public init?(key: [UInt8]) {
+    guard case .success(let k) = P256Signer.parse(key) else { return nil }
+    self = k
+  }
+
+  private init(pem: [UInt8], publicKey: [UInt8]) {
+    self.pem = pem
+    self.publicKey = publicKey
+  }
+
+  /// A P-256 private key from PEM (with or without a trailing NUL) or DER, or the mbedTLS
+  /// error saying why the bytes are not one.
+  public static func parse(_ key: [UInt8]) -> Result<P256Signer, TLSError> {
     var k = key
     if k.first == 0x2D /* '-' */ && k.last != 0 { k.append(0) }
     var pub = [UInt8](repeating: 0, count: Receipt.keySize)
     let r = k.withUnsafeBufferPointer { kb in
       pub.withUnsafeMutableBufferPointer { wisp_p256_public(kb.baseAddress!, kb.count, $0.baseAddress!) }
     }
-    guard r == 0 else { return nil }
-    pem = k
-    publicKey = pub
+    guard r == 0 else { return .failure(.mbedtls("wisp_p256_public", r)) }
+    return .success(P256Signer(pem: k, publicKey: pub))
   }
 
   /// A new random key.

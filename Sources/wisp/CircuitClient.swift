@@ -39,7 +39,7 @@ final class CircuitClient {
   var rttCount = 0
   // Receipts: the client's key, each hop's fingerprint, the circuit's serial.
   var signer: P256Signer? = nil
-  var hops: [WispCore.Fingerprint] = []
+  var hops: [Fingerprint] = []
   var serial: UInt64 = 0
   var receiptedUpTo: UInt64 = 0
   var receiptsSent: UInt64 = 0
@@ -67,7 +67,7 @@ final class CircuitClient {
   var useDTLS = false
   /// Pinned keys of relays, for the session with whichever is the first hop; a first hop
   /// without one is trusted on first use (its fingerprint is printed).
-  var pins: [(Endpoint, WispTLS.Fingerprint)] = []
+  var pins: [(Endpoint, Fingerprint)] = []
   var link: DTLSSession? = nil
   var linkPeer = Endpoint(ip: 0, port: 0)
   var identity: Identity? = nil
@@ -105,7 +105,7 @@ final class CircuitClient {
   }
 
   /// A client session with `peer`, pinned to `pin` (or learning the peer's key without one).
-  func makeSession(_ peer: Endpoint, pin: WispTLS.Fingerprint?) throws(BuildError) -> DTLSSession {
+  func makeSession(_ peer: Endpoint, pin: Fingerprint?) throws(BuildError) -> DTLSSession {
     let (id, random) = try clientIdentity()
     do throws(TLSError) {
       var o = DTLSOptions(role: .client, pinned: pin.map { [$0] } ?? [])
@@ -181,7 +181,7 @@ final class CircuitClient {
   /// With `exitKey` (the last relay's fingerprint) the payloads are sealed end to end: the
   /// CREATE carries an ephemeral point, and the exit's point in CREATED must match `exitKey`.
   func build(relays: [Endpoint], exit: Endpoint, tries: Int = 5, waitMs: UInt64 = 1000,
-             exitKey: WispCore.Fingerprint? = nil) throws(BuildError) {
+             exitKey: Fingerprint? = nil) throws(BuildError) {
     precondition(!relays.isEmpty && relays.count <= Wire.maxHops, "1-3 relays")
     first = relays[0]
     if useDTLS && (link == nil || link!.state != .established || linkPeer != first) {
@@ -237,13 +237,13 @@ final class CircuitClient {
   }
 
   /// Signs receipts for `hops` (node fingerprints, first hop first) with `key`.
-  func enableReceipts(key: P256Signer, hops: [WispCore.Fingerprint]) {
+  func enableReceipts(key: P256Signer, hops: [Fingerprint]) {
     signer = key
     newReceiptCircuit(hops: hops)
   }
 
   /// After a rebuild: the new circuit's hops, a fresh serial, receipts counted from zero.
-  func newReceiptCircuit(hops: [WispCore.Fingerprint]) {
+  func newReceiptCircuit(hops: [Fingerprint]) {
     self.hops = hops
     serial = UInt64(random.next32()) << 32 | UInt64(random.next32()) | 1
     receiptedUpTo = 0

@@ -41,11 +41,11 @@ enum ClientCommand {
     guard let exitText = inv.value("--exit"), let exit = Endpoint(exitText) else {
       return usage("'wisp client' needs --exit ADDR:PORT (the UDP service behind the last relay)")
     }
-    var keys: [WispCore.Fingerprint] = []
+    var keys: [Fingerprint] = []
     if let k = inv.value("--keys") {
       for part in k.utf8.split(separator: 44) {
-        guard let fp = WispTLS.Fingerprint(hex: String(part)!) else { return usage("'--keys' takes 64-hex-digit fingerprints") }
-        fp.bytes.withUnsafeBytes { keys.append(WispCore.Fingerprint($0)!) }
+        guard let fp = Fingerprint(hex: String(part)!) else { return usage("'--keys' takes 64-hex-digit fingerprints") }
+        keys.append(fp)
       }
       if keys.count != relays.count { return usage("'--keys' needs one fingerprint per relay in '--via'") }
     }
@@ -60,7 +60,7 @@ enum ClientCommand {
       client.enableReceipts(key: key, hops: keys)
     }
     // With the relays' keys the payload is sealed end to end with the exit (its key is the last).
-    for (i, k) in keys.enumerated() where i < relays.count { client.pins.append((relays[i], WispTLS.Fingerprint(bytes: k.bytes))) }
+    for (i, k) in keys.enumerated() where i < relays.count { client.pins.append((relays[i], k)) }
     do { try client.build(relays: relays, exit: exit, exitKey: keys.last) } catch {
       switch error {
       case .refused(let r): Console.err("wisp: the circuit was refused (reason \(r): \(refuseText(r)))")

@@ -1,4 +1,5 @@
-// Dispatch of parsed commands to their implementations.
+// Dispatch of parsed commands to their implementations (the developer tools through
+// DeveloperTools, which the device binary answers with "not in this build").
 import WispCore
 import WispOS
 import WispTLS
@@ -34,12 +35,10 @@ enum Commands {
       return IdentityCommands.keygen(inv)
     case .id:
       return IdentityCommands.id(inv)
-    case .tlsProbe:
-      return TLSProbe.main(inv)
-    case .tlsBench:
-      return TLSBench.main(inv)
+    case .tlsProbe, .tlsBench:
+      return DeveloperTools.main(inv)
     case .credits:
-      return CreditsCommands.credits(inv)
+      return DeveloperTools.wanted(inv) ? DeveloperTools.main(inv) : CreditsCommands.credits(inv)
     case .journal:
       return CreditsCommands.journal(inv)
     }

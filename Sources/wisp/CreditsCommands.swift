@@ -3,7 +3,7 @@
 //   wisp credits [--state-dir DIR]                      totals, per client, per day
 //   wisp credits export [--since EPOCH] [--out FILE]    signed claim file (CLAIM-FORMAT.md)
 //   wisp credits verify FILE                            exit 0 valid, 1 invalid
-//   wisp credits selftest-fill [--receipts N] [--clients N] [--loop]
+//   (wisp credits selftest-fill: a developer tool, CreditsFill.swift)
 //   wisp journal check [--state-dir DIR]                health report
 import CPosix
 import WispCore
@@ -20,8 +20,7 @@ enum CreditsCommands {
     guard let action = inv.positionals.first else { return report(inv) }
     if action.is("export") { return export(inv) }
     if action.is("verify") { return verify(inv) }
-    if action.is("selftest-fill") { return fill(inv) }
-    Console.err("wisp: unknown credits action '\(action)' (export, verify FILE, selftest-fill)")
+    Console.err("wisp: unknown credits action '\(action)' (export, verify FILE; selftest-fill in the host build)")
     return 2
   }
 
@@ -35,23 +34,15 @@ enum CreditsCommands {
 
   // MARK: node key
 
-  /// The node key at `<dir>/node.key`, generated (0600) when `create` and missing.
-  static func nodeKey(_ dir: String, create: Bool) -> P256Signer? {
-    let path = dir + "/node.key"
-    if let bytes = try? Files.read(path, limit: 16 * 1024) {
-      guard let k = P256Signer(key: bytes) else { Console.err("wisp: \(path) is not a P-256 private key"); return nil }
-      return k
-    }
-    guard create else { return nil }
-    guard let k = P256Signer.generate() else { Console.err("wisp: cannot generate a node key"); return nil }
-    do throws(Errno) {
-      try Files.makeDirectory(dir)
-      try Files.writeAtomically(path, k.pemFileBytes, mode: 0o600)
-    } catch {
-      Console.err("wisp: cannot write \(path): \(error.description)")
+  /// The node key at `<dir>/node.key` through the one loader (IdentityStore: owner-only
+  /// permissions, never replaced); made with its certificate when `create` and missing.
+  /// nil with the reason printed; a missing key is silent unless `create`.
+  static func nodeKey(_ dir: String, create: Bool, quietIfMissing: Bool = false) -> P256Signer? {
+    do { return try IdentityStore(directory: dir).signer(create: create) } catch {
+      if quietIfMissing, case .io(_, let e) = error, e == Errno(ENOENT) { return nil }
+      Console.err("wisp: \(error.description)")
       return nil
     }
-    return k
   }
 
   /// A read-only scan of the journal (nothing is truncated or written).
@@ -62,7 +53,7 @@ enum CreditsCommands {
       Console.err("wisp: cannot read \(path)")
       return nil
     }
-    let node = nodeKey(dir, create: false).map { P256Verifier().fingerprint(ofKey: $0.publicKey) }
+    let node = nodeKey(dir, create: false, quietIfMissing: true).map { P256Verifier().fingerprint(ofKey: $0.publicKey) }
     return JournalScan.scan(bytes, node: node, verifier: P256Verifier())
   }
 
@@ -81,7 +72,7 @@ enum CreditsCommands {
     Console.out("paused      \(l.pausedCount) circuits")
     Console.out("committed   \(s.committedTotal) bytes")
     // Per client.
-    var clients: [(WispCore.Fingerprint, UInt64, Int)] = []
+    var clients: [(Fingerprint, UInt64, Int)] = []
     var days: [(Int64, UInt64)] = []
     for c in l.circuits {
       guard let r = c.latest else { continue }
@@ -115,7 +106,7 @@ enum CreditsCommands {
       guard let s = parseDecimal(v) else { Console.err("wisp: --since needs an epoch in seconds"); return 2 }
       since = s
     }
-    guard var key = nodeKey(dir, create: false) else { Console.err("wisp: no node key in \(dir)"); return 1 }
+    guard var key = nodeKey(dir, create: false) else { return 1 }
     guard let s = scan(dir) else { Console.err("wisp: no journal in \(dir)"); return 1 }
     if let stop = s.stop { Console.err("wisp: journal: \(stop.text) at offset \(s.validLength); exporting the valid prefix") }
     let receipts = s.ledger.latestReceipts.filter { $0.epoch >= since }
@@ -124,7 +115,7 @@ enum CreditsCommands {
       return 1
     }
     if let out = inv.value("--out") {
-      do throws(Errno) { try Files.writeAtomically(out, claim, mode: 0o644) } catch {
+      do throws(Errno) { try Files.writeDurably(out, claim, mode: 0o644) } catch {
         Console.err("wisp: cannot write \(out): \(error.description)")
         return 1
       }
@@ -182,61 +173,5 @@ enum CreditsCommands {
       Console.out("status      BAD: \(s.stop!.text) at offset \(s.validLength)")
       return 1
     }
-  }
-
-  // MARK: selftest-fill
-
-  /// Adds receipts from fresh test clients to the journal (for tests and demos).
-  /// With --loop: one receipt and one commit per round until killed, printing
-  /// "committed TOTAL" after each commit has returned.
-  static func fill(_ inv: Invocation) -> Int32 {
-    let dir = stateDir(inv)
-    let count = inv.value("--receipts").flatMap(parseDecimal) ?? 20
-    let nClients = max(1, Int(inv.value("--clients").flatMap(parseDecimal) ?? 3))
-    let loop = inv.has("--loop")
-    guard let key = nodeKey(dir, create: true) else { return 1 }
-    let v = P256Verifier()
-    let node = v.fingerprint(ofKey: key.publicKey)
-    let storage: FileJournalStorage
-    do throws(Errno) { storage = try FileJournalStorage(directory: dir) } catch {
-      Console.err("wisp: cannot open \(journalPath(dir)): \(error.description)")
-      return 1
-    }
-    var j: Journal<FileJournalStorage, P256Verifier>
-    do throws(JournalError) { j = try Journal.open(storage: storage, node: node, verifier: v, now: now()) } catch {
-      Console.err("wisp: cannot open the journal: \(error.text)")
-      return 1
-    }
-    var clients: [P256Signer] = []
-    for _ in 0..<nClients {
-      guard let c = P256Signer.generate() else { Console.err("wisp: key generation failed"); return 1 }
-      clients.append(c)
-    }
-    // Serials continue after the largest in the journal, so each run adds new circuits.
-    var base: UInt64 = 0
-    for c in j.ledger.circuits where c.serial > base { base = c.serial }
-    var amounts = [UInt64](repeating: 0, count: nClients)
-    var round: UInt64 = 0
-    while loop || round < count {
-      let i = Int(round % UInt64(nClients))
-      amounts[i] += 1000 + round * 7
-      let t = now()
-      guard let r = Receipt.make(signer: &clients[i], verifier: v, node: node, serial: base + 1 + UInt64(i),
-                                 bytes: amounts[i], epoch: t) else { Console.err("wisp: signing failed"); return 1 }
-      do throws(JournalError) {
-        _ = try j.record(r, now: t, live: false)
-        if loop { try j.commit(now: t); Console.out("committed \(j.committedTotal)") }
-      } catch {
-        Console.err("wisp: journal: \(error.text)")
-        return 1
-      }
-      round += 1
-    }
-    do throws(JournalError) { try j.close(now: now()) } catch {
-      Console.err("wisp: journal: \(error.text)")
-      return 1
-    }
-    Console.out("filled: \(count) receipts, journal total \(j.committedTotal) bytes, node \(node.hex)")
-    return 0
   }
 }

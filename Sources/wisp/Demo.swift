@@ -89,7 +89,7 @@ enum Demo {
       var config = RunConfig()
       config.stateDir = "\(stateRoot)/node\(names[i])"
       for j in [i - 1, i + 1] where j >= 0 && j < 3 {
-        config.peers.append((name: names[j], endpoint: nodeEndpoints[j], key: credits[j].fingerprint))
+        config.peers.append(PeerEntry(name: names[j], endpoint: nodeEndpoints[j], key: credits[j].fingerprint))
       }
       guard let table = Node.openSessions(config) else {
         Console.err("wisp demo: cannot set up node \(names[i])'s DTLS sessions")
@@ -158,7 +158,7 @@ enum Demo {
       return 1
     }
     client.useDTLS = true
-    client.pins = [(nodeEndpoints[0], Fingerprint(bytes: credits[0].fingerprint.bytes))]
+    client.pins = [(nodeEndpoints[0], credits[0].fingerprint)]
     guard let clientKey = P256Signer.generate() else {
       Console.err("wisp demo: cannot make the client's key")
       stopNodes()

@@ -222,12 +222,6 @@ enum LedsCommand {
   static func nowMs() -> UInt64 { wisp_monotonic_ns() / 1_000_000 }
 }
 
-/// LEDs that exist only as the panel's levels; the command prints them.
-struct ConsoleLEDs: LEDOutput {
-  let count: Int
-  mutating func set(_ index: Int, on: Bool) {}
-}
-
 /// Sleeps until a time, waking early for SIGINT/SIGTERM (epoll on a signalfd).
 final class SignalWait {
   let sfd: Int32

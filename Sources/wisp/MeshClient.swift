@@ -22,7 +22,7 @@ import WispTLS
 struct MeshPeer {
   var name: String
   var endpoint: Endpoint
-  var key: WispCore.Fingerprint?
+  var key: Fingerprint?
   var rttUs: UInt32 = 0
   var alive = false
   /// Refused as an exit for the service (REFUSED 3): never the last hop again.
@@ -66,39 +66,19 @@ final class MeshClient {
     probeSocket.close()
   }
 
-  /// Parses `NAME=ADDR:PORT[=FP],…`, or a file with one such peer a line (`#` comments).
+  /// Parses `NAME=ADDR:PORT[=FP],…`, or a file with one such peer a line (`#` comments),
+  /// by the rules of PeerEntry.
   static func parsePeers(_ text: String) -> Result<[MeshPeer], UsageError> {
     var source = text
     if !text.utf8.contains(61) {  // no '=': a file name
       guard let t = try? Files.readText(text) else { return .failure(UsageError("cannot read the peer file '\(text)'")) }
       source = t
     }
-    var peers: [MeshPeer] = []
-    for line in source.utf8.split(whereSeparator: { $0 == 10 || $0 == 44 }) {  // newlines or commas
-      var bytes = Array(line)
-      while let b = bytes.last, b == 32 || b == 9 || b == 13 { bytes.removeLast() }
-      while let b = bytes.first, b == 32 || b == 9 { bytes.removeFirst() }
-      if bytes.isEmpty || bytes[0] == 35 { continue }  // '#'
-      let fields = bytes.split(separator: 61, omittingEmptySubsequences: false)  // '='
-      let entry = String(decoding: bytes, as: UTF8.self)
-      guard fields.count == 2 || fields.count == 3, !fields[0].isEmpty,
-            let e = Endpoint(String(decoding: fields[1], as: UTF8.self)) else {
-        return .failure(UsageError("'--peers' takes NAME=ADDR:PORT[=FP],..., not '\(entry)'"))
-      }
-      var key: WispCore.Fingerprint? = nil
-      if fields.count == 3 {
-        guard let fp = WispTLS.Fingerprint(hex: String(decoding: fields[2], as: UTF8.self)) else {
-          return .failure(UsageError("'--peers': '\(entry)' has no 64-hex-digit fingerprint"))
-        }
-        fp.bytes.withUnsafeBytes { key = WispCore.Fingerprint($0) }
-      }
-      let name = String(decoding: fields[0], as: UTF8.self)
-      if peers.contains(where: { $0.name.same(name) }) { return .failure(UsageError("'--peers' names '\(name)' twice")) }
-      peers.append(MeshPeer(name: name, endpoint: e, key: key))
-    }
-    if peers.isEmpty { return .failure(UsageError("'--peers' lists no peer")) }
-    if peers.count > 64 { return .failure(UsageError("'--peers' takes at most 64 peers")) }
-    return .success(peers)
+    let entries: [PeerEntry]
+    do { entries = try PeerEntry.parseList(source) } catch { return .failure(UsageError("'--peers': \(error.message)")) }
+    if entries.isEmpty { return .failure(UsageError("'--peers' lists no peer")) }
+    if entries.count > 64 { return .failure(UsageError("'--peers' takes at most 64 peers")) }
+    return .success(entries.map { MeshPeer(name: $0.name, endpoint: $0.endpoint, key: $0.key) })
   }
 
   /// PINGs every peer `rounds` times (100 ms apart) and waits at most `waitMs` after the
@@ -193,7 +173,7 @@ final class MeshClient {
       do {
         // Sealed end to end when the exit relay's key is known.
         // The first hop's session is pinned to its key when the peer list gives one.
-        client.pins = peers.compactMap { p in p.key.map { (p.endpoint, WispTLS.Fingerprint(bytes: $0.bytes)) } }
+        client.pins = peers.compactMap { p in p.key.map { (p.endpoint, $0) } }
         try client.build(relays: next.path.map { peers[$0].endpoint }, exit: exit, tries: tries, waitMs: waitMs,
                          exitKey: peers[next.path[next.path.count - 1]].key)
         path = next.path

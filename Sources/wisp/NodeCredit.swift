@@ -24,7 +24,7 @@ final class NodeCredit {
   let directory: String
   let window: UInt64
   let policy: CommitPolicy
-  let fingerprint: WispCore.Fingerprint
+  let fingerprint: Fingerprint
   /// The node's identity key (receipts name it; sealed exits use it for ECDH).
   let key: P256Signer
   var journal: Journal<FileJournalStorage, P256Verifier>?
@@ -37,7 +37,7 @@ final class NodeCredit {
   /// The totals as last seen with a working journal (what status shows while failed).
   var lastTotals: (receipted: UInt64, receipts: Int, committed: UInt64) = (0, 0, 0)
 
-  private init(directory: String, window: UInt64, policy: CommitPolicy, key: P256Signer, fingerprint: WispCore.Fingerprint) {
+  private init(directory: String, window: UInt64, policy: CommitPolicy, key: P256Signer, fingerprint: Fingerprint) {
     self.key = key
     self.directory = directory
     self.window = window
@@ -47,13 +47,14 @@ final class NodeCredit {
 
   static func now() -> UInt64 { UInt64(max(0, wisp_realtime_s())) }
 
-  /// The node key (created on first start) and the recovered journal; nil with a logged
-  /// reason when the state directory is unusable. `commitInterval` 0 commits every receipt.
+  /// The node key (created on first start, IdentityStore's checks) and the recovered
+  /// journal; nil with a logged reason when the state directory or the key is unusable. `commitInterval` 0 commits every receipt.
   static func open(directory: String, window: UInt64, commitInterval: UInt64 = Credits.defaultCommitInterval)
     -> NodeCredit?
   {
-    guard let key = CreditsCommands.nodeKey(directory, create: true) else {
-      Log.error("no node key: relaying without credit", "state_dir=\(directory)")
+    let key: P256Signer
+    do { key = try IdentityStore(directory: directory).signer(create: true) } catch {
+      Log.error("no node key: relaying without credit", "state_dir=\(directory) error=\"\(Log.quote(error.description))\"")
       return nil
     }
     var policy = CommitPolicy()

@@ -9,12 +9,12 @@ import WispOS
 /// GPIO lines or the console stand-in, behind the engine's one small interface.
 enum NodeLEDOutput: LEDOutput {
   case gpio(GPIOLEDs)
-  case console(Int)
+  case console(ConsoleLEDs)
 
   var count: Int {
     switch self {
     case .gpio(let g): return g.count
-    case .console(let n): return n
+    case .console(let c): return c.count
     }
   }
 
@@ -28,7 +28,7 @@ enum NodeLEDOutput: LEDOutput {
   mutating func release() {
     if case .gpio(var g) = self {
       g.release()
-      self = .console(g.count)
+      self = .console(ConsoleLEDs(count: g.count))
     }
   }
 }
@@ -42,7 +42,7 @@ final class NodeLEDs {
   init(lines: LEDLines) {
     var refs: [LineRef] = []
     for l in [lines.status, lines.activity, lines.error] { if let l { refs.append(l) } }
-    var output = NodeLEDOutput.console(3)
+    var output = NodeLEDOutput.console(ConsoleLEDs(count: 3))
     var backend = "console (no LED lines configured)"
     if let chip = lines.chip, !refs.isEmpty {
       do {

@@ -22,14 +22,14 @@ final class NodePeers {
   var peers: [Peer] = []
   static let intervalNs: UInt64 = 5_000_000_000
 
-  init(_ list: [(name: String, endpoint: Endpoint, key: Fingerprint?)]) { update(list) }
+  init(_ list: [PeerEntry]) { update(list) }
 
   /// New peer list (SIGHUP): peers that stay keep their figures.
-  func update(_ list: [(name: String, endpoint: Endpoint, key: Fingerprint?)]) {
+  func update(_ list: [PeerEntry]) {
     var next: [Peer] = []
-    for (name, e, _) in list {
-      if let old = peers.first(where: { $0.endpoint == e && $0.name.same(name) }) { next.append(old) }
-      else { next.append(Peer(name: name, endpoint: e)) }
+    for p in list {
+      if let old = peers.first(where: { $0.endpoint == p.endpoint && $0.name.same(p.name) }) { next.append(old) }
+      else { next.append(Peer(name: p.name, endpoint: p.endpoint)) }
     }
     peers = next
   }

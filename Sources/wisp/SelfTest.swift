@@ -26,13 +26,8 @@ enum SelfTest {
     let board = try? Board.parse("name = t\ntarget = armv7\ngpio_chip = c\nled_status = GPIO17\n")
     check(board?.target == .armv7 && board?.ledStatus == .name("GPIO17"), "board parse")
     check((try? Board.parse("name = t\ntarget = mips\n")) == nil, "bad board target rejected")
-    SelfTestDataPlane.run(check)
     Console.out("selftest: \(Build.triple) \(Build.flavour)")
     Console.out("\(passed) passed, \(failed) failed")
     return failed == 0 ? 0 : 1
   }
-}
-
-enum SelfTestDataPlane {
-  static func run(_ check: (Bool, StaticString) -> Void) {}
 }

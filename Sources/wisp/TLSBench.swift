@@ -1,5 +1,5 @@
 // `wisp tls-bench`: what DTLS sessions cost this CPU, single-threaded, in one process.
-// Runs on host and device (qemu-user figures are only indicative).
+// A developer tool: in the host build only (DeveloperTools.swift), not in the device binary.
 //
 //   handshakes   a server and a client session wired through in-memory datagram queues
 //                (cookies on, mutual authentication with pinned P-256 keys), full and
@@ -13,6 +13,7 @@
 // Rates are per second of this thread's CPU time (the machine may be shared), so they are
 // the capacity of one core. Every loop is bounded by a count and by --seconds of wall time.
 // Output: a short table, then `bench NAME VALUE UNIT` lines (Tests/Bench/bench.sh).
+#if !hasFeature(Embedded)
 import WispCore
 import WispOS
 import WispTLS
@@ -385,3 +386,4 @@ enum TLSBench {
     }
   }
 }
+#endif

@@ -1,10 +1,12 @@
 // `wisp tls-probe`: one DTLS 1.2 session over a real UDP socket, to test wisp against
-// independent peers (openssl s_client / s_server) and across builds. Runs on host and device.
+// independent peers (openssl s_client / s_server). A developer tool: in the host build only
+// (DeveloperTools.swift), not in the device binary.
 //
 //   server: answer the first DTLS datagram's sender, echo each line it sends, then close_notify
 //   client: connect, send --message, print the first reply, then close_notify
 //
 // Exit status: 0 the exchange completed, 1 refused / failed / timed out, 2 bad command line.
+#if !hasFeature(Embedded)
 import WispCore
 import WispOS
 import WispTLS
@@ -26,7 +28,7 @@ enum TLSProbe {
     guard let text = inv.value(addressOption), let address = Endpoint(text) else {
       return usage(role == .server ? "--listen ADDR:PORT is required" : "--connect ADDR:PORT is required")
     }
-    var pins: [WispTLS.Fingerprint] = []
+    var pins: [Fingerprint] = []
     for hex in inv.values("--pin") {
       guard let fp = Fingerprint(hex: hex) else { return usage("--pin needs 64 hex digits, got '\(hex)'") }
       pins.append(fp)
@@ -208,3 +210,4 @@ enum TLSProbe {
     return String(decoding: bytes, as: UTF8.self)
   }
 }
+#endif

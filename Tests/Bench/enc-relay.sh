@@ -4,7 +4,8 @@
 #   wisp client ==DTLS==> relay R (measured, one shard) ==DTLS==> exit node X --> sink
 #
 # R opens every record from the client and seals it again for X: one seal + one open per
-# packet, exactly what `wisp tls-bench` times as the raw AEAD ceiling (ChaCha20-Poly1305,
+# packet, exactly what `wisp tls-bench` (a developer tool: the host build, Toolchain/host-build.sh)
+# times as the raw AEAD ceiling (ChaCha20-Poly1305,
 # the suite the default board order picks). Figures: R's forwarded packets per second of
 # R's own CPU time (user + system from /proc), at 512 and 1400 bytes of payload, and
 #   enc_relay_ratio_aead_1400 = R's packets per CPU-second at 1400 B / AEAD ceiling pps.
@@ -24,7 +25,8 @@ trap 'for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done; wait 2>/dev/null
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 packets() { "$WISP" status --socket "$1" --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["traffic"]["packets"])'; }
 
-ceiling=$("$WISP" tls-bench --seconds 2 --suite chacha 2>/dev/null | awk '$1 == "bench" && $2 == "aead_ceiling_pps_1400_chacha" { print $3 }')
+WISP_DEV=$(WISP_DEV_BIN=${WISP_DEV_BIN:-} Toolchain/host-build.sh) || { echo "enc-relay: no host build for tls-bench" >&2; exit 1; }
+ceiling=$("$WISP_DEV" tls-bench --seconds 2 --suite chacha 2>/dev/null | awk '$1 == "bench" && $2 == "aead_ceiling_pps_1400_chacha" { print $3 }')
 [ -n "$ceiling" ] || { echo "enc-relay: tls-bench gave no AEAD ceiling" >&2; exit 1; }
 
 "$WISP" keygen --state-dir "$tmp/r" >/dev/null

@@ -12,7 +12,6 @@ import Testing
 
   @Test func names() {
     #expect(ConfigImportPaths.backup(of: "/etc/wisp/wisp.conf", epoch: 1700000000) == "/etc/wisp/wisp.conf.bak-1700000000")
-    #expect(ConfigImportPaths.temporary(for: "/etc/wisp/wisp.conf", pid: 42) == "/etc/wisp/wisp.conf.tmp-42")
     #expect(ConfigImportPaths.imported("/boot/firmware/wisp.conf") == "/boot/firmware/wisp.conf.imported")
     #expect(ConfigImportPaths.defaultSource == "/boot/firmware/wisp.conf")
     #expect(ConfigImportPaths.defaultTarget == "/etc/wisp/wisp.conf")

@@ -95,20 +95,12 @@ import Testing
     #expect(try RunConfig.from(inv, over: c).peers.map { $0.name } == ["x"])
   }
 
-  @Test(arguments: ["", "=127.0.0.1:1", "a=", "a b=127.0.0.1:1", "a=127.0.0.1", "a=1.2.3.4:0",
-                    String(repeating: "n", count: 33) + "=127.0.0.1:1"])
-  func badPeers(text: String) {
-    #expect(RunConfig.parsePeer(text) == nil)
-  }
-
   @Test func peerWithAFingerprintIsANodeLink() throws {
     let fp = "76300de3a70d16afdda1dd8b66c414bd58efc493aea971338b199008ec4e9fbe"
     let c = try ConfigFile.apply("peers = a=127.0.0.1:7401=\(fp), b=127.0.0.1:7402\nsessions = 8\nlinks = required\n", to: RunConfig())
     #expect(c.peers.count == 2 && c.peerKeys.count == 2)
     #expect(c.peerKeys[0]?.bytes.first == 0x76 && c.peerKeys[1] == nil)
     #expect(c.sessions == 8 && c.linksRequired && c.hasNodeLinks && c.effectiveShards == 1)
-    #expect(RunConfig.parsePeerEntry("a=127.0.0.1:1=" + String(fp.dropLast())) == nil)
-    #expect(RunConfig.parsePeerEntry("a=127.0.0.1:1=" + String(fp.dropLast()) + "g") == nil)
     #expect(throws: ConfigError.self) { try ConfigFile.apply("links = sometimes\n", to: RunConfig()) }
   }
 
@@ -117,7 +109,21 @@ import Testing
       _ = try ConfigFile.apply("peers = ok=127.0.0.1:1, nope\n", to: RunConfig())
       Issue.record("accepted a bad peer")
     } catch {
-      #expect(error.line == 1 && error.message == "'peers' must be none or NAME=ADDR:PORT[=FINGERPRINT], ...; 'nope' is not")
+      #expect(error.line == 1 && error.message == "'peers': 'nope' is not NAME=ADDR:PORT[=FINGERPRINT]")
     }
+    do {
+      _ = try ConfigFile.apply("peers = a=127.0.0.1:1, a=127.0.0.1:2\n", to: RunConfig())
+      Issue.record("accepted a duplicate peer name")
+    } catch {
+      #expect(error.line == 1 && error.message == "'peers': the name 'a' is given twice")
+    }
+  }
+
+  @Test func badPeerOptionNamesTheProblem() throws {
+    let inv = try Arguments.parse(["run", "--peer", "a=127.0.0.1:1", "--peer", "b=127.0.0.1:99999"])
+    #expect(throws: UsageError("option '--peer': 'b=127.0.0.1:99999': the port must be 1 to 65535, not '99999'",
+                               command: .run)) { try RunConfig.from(inv) }
+    let twice = try Arguments.parse(["run", "--peer", "a=127.0.0.1:1", "--peer", "a=127.0.0.1:2"])
+    #expect(throws: UsageError("option '--peer': the name 'a' is given twice", command: .run)) { try RunConfig.from(twice) }
   }
 }

@@ -2,6 +2,7 @@
 // every N the workload makes, reboot, and require a consistent state whose credit is
 // at least the last completed commit and never more than was receipted.
 import Testing
+import WispTestSupport
 import WispCore
 
 @Suite struct JournalPowerLossTests {

@@ -1,5 +1,6 @@
 // The journal format from JOURNAL-FORMAT.md: CRC-32C, framing, round trips, bit flips.
 import Testing
+import WispTestSupport
 import WispCore
 
 @Suite struct JournalRecordTests {

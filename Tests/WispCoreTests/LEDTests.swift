@@ -1,4 +1,5 @@
 import Testing
+import WispTestSupport
 @testable import WispCore
 import WispOS
 

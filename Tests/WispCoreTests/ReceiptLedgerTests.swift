@@ -1,5 +1,6 @@
 // Receipts and the credit ledger: encoding, the acceptance rules, tampering, the window.
 import Testing
+import WispTestSupport
 import WispCore
 
 @Suite struct ReceiptLedgerTests {

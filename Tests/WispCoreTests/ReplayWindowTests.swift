@@ -1,5 +1,6 @@
 // The 64-wide anti-replay window for sealed-exit counters (WIRE-PROTOCOL.md, "Sealed exits").
 import Testing
+import WispTestSupport
 @testable import WispCore
 
 /// The window's rules written as plainly as possible: every accepted counter in a set.

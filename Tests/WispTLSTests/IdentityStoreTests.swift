@@ -111,12 +111,60 @@ func mode(_ path: String) -> UInt32 { (try? Files.permissions(path)) ?? 0xffff }
     #expect(try Files.read(store.certificatePath) == again.certificatePEM)
   }
 
-  @Test func fingerprintHexRoundTrips() throws {
-    let fp = Fingerprint(bytes: Array(0..<32))
-    #expect(fp.hex.utf8.count == 64)
-    #expect(Fingerprint(hex: fp.hex) == fp)
-    #expect(Fingerprint(hex: fp.hex.uppercased()) == fp)
-    #expect(Fingerprint(hex: "abc") == nil)
-    #expect(Fingerprint(hex: String(fp.hex.dropLast()) + "g") == nil)
+  // The signer of receipts reads node.key through the same loader as the DTLS identity.
+
+  @Test func signerIsTheIdentityKeyAndMadeOnFirstStart() throws {
+    let store = IdentityStore(directory: temporaryDirectory() + "/state")
+    let signer = try store.signer(create: true)
+    #expect(mode(store.keyPath) == 0o600)
+    #expect(Files.exists(store.certificatePath))
+    let identity = try store.load(random: random)
+    #expect(P256Verifier().fingerprint(ofKey: signer.publicKey) == identity.fingerprint)
+    // A second start keeps the key.
+    #expect(try store.signer(create: true).publicKey == signer.publicKey)
+  }
+
+  @Test func signerWithoutCreateLeavesAMissingKeyMissing() throws {
+    let store = IdentityStore(directory: temporaryDirectory() + "/state")
+    do {
+      _ = try store.signer(create: false)
+      Issue.record("a missing key loaded")
+    } catch {
+      guard case .io(_, let e) = error else { Issue.record("wrong error \(error.description)"); return }
+      #expect(e == Errno(ENOENT))
+    }
+    #expect(!Files.exists(store.keyPath))
+  }
+
+  @Test func signerRefusesAKeyOthersCanRead() throws {
+    let store = IdentityStore(directory: temporaryDirectory() + "/state")
+    _ = try store.loadOrCreate(random: random)
+    let before = try Files.read(store.keyPath)
+    for m: UInt32 in [0o640, 0o604, 0o660] {
+      chmod(store.keyPath, mode_t(m))
+      do {
+        _ = try store.signer(create: true)
+        Issue.record("a key with mode \(m) loaded")
+      } catch {
+        guard case .permissions(_, let got) = error else { Issue.record("wrong error \(error.description)"); return }
+        #expect(got == m)
+      }
+    }
+    #expect(try Files.read(store.keyPath) == before, "never replaced")
+  }
+
+  @Test func signerNeverReplacesACorruptKey() throws {
+    let store = IdentityStore(directory: temporaryDirectory() + "/state")
+    _ = try store.loadOrCreate(random: random)
+    let garbage = Array("-----BEGIN EC PRIVATE KEY-----\ngarbage\n".utf8)
+    try Files.writeDurably(store.keyPath, garbage, mode: 0o600)
+    do {
+      _ = try store.signer(create: true)
+      Issue.record("a corrupt key loaded")
+    } catch {
+      guard case .corruptKey(let path, _) = error else { Issue.record("wrong error \(error.description)"); return }
+      #expect(path == store.keyPath)
+    }
+    #expect(try Files.read(store.keyPath) == garbage)
   }
 }

@@ -1,6 +1,7 @@
 // Receipts and claim files with real ECDSA P-256 (mbedTLS): sign/verify, tampering,
 // and claim-file verification from the file alone.
 import Testing
+import WispTestSupport
 import WispCore
 import WispTLS
 

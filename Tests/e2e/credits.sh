@@ -3,15 +3,18 @@
 # claim, verify it, reject tampered copies; then kill -9 a process that appends and
 # commits in a loop at 50+ random moments and check that the journal stays healthy
 # and credit never drops below the last commit the process reported.
+# The filling is `credits selftest-fill`, a developer tool of the host build
+# (Toolchain/host-build.sh); checking, export and verification use the firmware.
 source "$(dirname "$0")/lib.bash"
 wisp=${WISP_BIN:-.build-firmware/x86_64/wisp}
 [ -x "$wisp" ] || wisp=.build/debug/wisp
 [ -x "$wisp" ] || fail "no wisp binary (build first)"
+fill=$(Toolchain/host-build.sh) || fail "no host build for 'credits selftest-fill'"
 dir=$(mktemp -d /tmp/wisp-credits.XXXXXX)
 trap 'cleanup; rm -rf "$dir"' EXIT
 
 # 1. Signed receipts, claim export and verification.
-"$wisp" credits selftest-fill --state-dir "$dir/s" --receipts 24 --clients 4 >/dev/null
+"$fill" credits selftest-fill --state-dir "$dir/s" --receipts 24 --clients 4 >/dev/null
 "$wisp" journal check --state-dir "$dir/s" | grep -q '^status      ok$' || fail "journal check after fill"
 "$wisp" credits export --state-dir "$dir/s" --out "$dir/claim.txt" >/dev/null
 "$wisp" credits verify "$dir/claim.txt" >/dev/null || fail "fresh claim does not verify"
@@ -40,12 +43,12 @@ expect_invalid "$dir/raised2.txt" "raised amount with total fixed"
 
 # 3. kill -9 during append+commit loops.
 state=$dir/k
-"$wisp" credits selftest-fill --state-dir "$state" --receipts 1 >/dev/null
+"$fill" credits selftest-fill --state-dir "$state" --receipts 1 >/dev/null
 last=0
 kills=0
 deadline=$((SECONDS + 40))
 while [ $kills -lt 55 ] && [ $SECONDS -lt $deadline ]; do
-  "$wisp" credits selftest-fill --state-dir "$state" --loop --clients 2 >"$dir/loop.out" 2>"$dir/loop.err" &
+  "$fill" credits selftest-fill --state-dir "$state" --loop --clients 2 >"$dir/loop.out" 2>"$dir/loop.err" &
   pid=$!
   pids=("$pid")
   sleep "0.0$((RANDOM % 9 + 1))$((RANDOM % 10))"

@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# DTLS 1.2 interop of the firmware `wisp tls-probe` with an independent implementation
-# (OpenSSL), on 127.0.0.1 only, every wait bounded by `timeout`:
-#   - wisp as server  <- openssl s_client (client certificate, ChaCha20 and AES-GCM)
-#   - wisp as client  -> openssl s_server -Verify 1
-#   - wisp <-> wisp across builds (aarch64 and armv7 under qemu against x86_64)
-#   - refusals, each with a clear log line: wrong pinned fingerprint (both roles), a damaged
-#     certificate whose key is pinned, a CBC suite (both roles), DTLS 1.0 (both roles).
-# WISP_TLS_TARGETS (default "x86_64 aarch64 armv7") names the builds to try; x86_64 runs all cases.
+# DTLS 1.2 interop of wisp with an independent implementation (OpenSSL), on 127.0.0.1
+# only, every wait bounded by `timeout`:
+#   - `wisp tls-probe` (a developer tool: the host build, Toolchain/host-build.sh)
+#       as server <- openssl s_client (client certificate, ChaCha20 and AES-GCM),
+#       as client -> openssl s_server -Verify 1,
+#       refusals, each with a clear log line: wrong pinned fingerprint (both roles), a damaged
+#       certificate whose key is pinned, a CBC suite (both roles), DTLS 1.0 (both roles);
+#   - the identity commands of the x86_64 firmware (keygen, id) against openssl's view;
+#   - the ARM firmware under qemu (aarch64, armv7), whose binary has no tls-probe: its node
+#       (`wisp run`) <- openssl s_client with ChaCha20, and -> openssl s_server -Verify 1
+#       with AES-GCM as a pinned node link.
+# WISP_TLS_TARGETS (default "x86_64 aarch64 armv7") names the firmware builds to try.
 source "$(dirname "$0")/lib.bash"
 command -v openssl >/dev/null || fail "openssl is not installed"
 targets=(${WISP_TLS_TARGETS:-x86_64 aarch64 armv7})
+probe=$(Toolchain/host-build.sh) || fail "no host build for 'wisp tls-probe'"
 work=$(mktemp -d /tmp/wisp-tls-e2e.XXXXXX)
 base=$((17000 + RANDOM % 20000))
 n=0
@@ -39,15 +44,15 @@ openssl x509 -inform DER -in "$work/bad.der" -out "$work/bad.crt"
 wrong=$(printf '%064d' 0)
 
 # --- helpers ------------------------------------------------------------------------------
-# wisp_server TARGET PORT OUT PIN... : starts `tls-probe --role server` in the background.
+# wisp_server PORT OUT PIN... : starts `tls-probe --role server` in the background.
 wisp_server() {
-  local t=$1 p=$2 out=$3; shift 3
+  local p=$1 out=$2; shift 2
   local pins=(); for f in "$@"; do pins+=(--pin "$f"); done
-  timeout 40 Toolchain/run.sh "$t" tls-probe --role server --listen 127.0.0.1:$p --state-dir "$work/wisp" \
+  timeout 40 "$probe" tls-probe --role server --listen 127.0.0.1:$p --state-dir "$work/wisp" \
     "${pins[@]}" --timeout 30 >"$out.out" 2>"$out.err" &
   server_pid=$!; pids+=($server_pid)
   for _ in $(seq 100); do grep -q listening "$out.err" 2>/dev/null && return; sleep 0.05; done
-  fail "wisp server ($t) did not start: $(cat "$out.err")"
+  fail "wisp server did not start: $(cat "$out.err")"
 }
 # s_client PORT OPENSSL-ARGS... : one line to the server, bounded.
 s_client() {
@@ -58,9 +63,9 @@ s_client() {
 wait_server() { local rc=0; wait "$server_pid" || rc=$?; echo $rc; }
 
 # --- wisp server <- openssl s_client ------------------------------------------------------
-t=x86_64
+t=host
 for suite in ECDHE-ECDSA-CHACHA20-POLY1305 ECDHE-ECDSA-AES128-GCM-SHA256; do
-  next_port; wisp_server $t $p "$work/srv-$suite" "$fp_ossl"
+  next_port; wisp_server $p "$work/srv-$suite" "$fp_ossl"
   reply=$(s_client $p -dtls1_2 -cipher $suite)
   rc=$(wait_server)
   [ "$rc" = 0 ] || fail "wisp server ($suite) exited $rc: $(cat "$work/srv-$suite.err")"
@@ -79,29 +84,29 @@ s_server_bg() {
   pids+=($!)
   sleep 0.5
 }
-wisp_client() {  # TARGET PORT OUT PIN-ARGS...
-  local t=$1 p=$2 out=$3; shift 3
+wisp_client() {  # PORT OUT PIN-ARGS...
+  local p=$1 out=$2; shift 2
   local rc=0
-  timeout 30 Toolchain/run.sh "$t" tls-probe --role client --connect 127.0.0.1:$p --state-dir "$work/wisp-client" \
+  timeout 30 "$probe" tls-probe --role client --connect 127.0.0.1:$p --state-dir "$work/wisp-client" \
     "$@" --timeout 20 >"$out.out" 2>"$out.err" || rc=$?
   echo $rc
 }
 next_port; s_server_bg $p "$work/ss" -dtls1_2
-rc=$(wisp_client $t $p "$work/cli" --pin "$fp_ossl")
+rc=$(wisp_client $p "$work/cli" --pin "$fp_ossl")
 [ "$rc" = 0 ] || fail "wisp client exited $rc: $(cat "$work/cli.err")"
 grep -q '^reply hello from openssl-server$' "$work/cli.out" || fail "wisp client got no reply: $(cat "$work/cli.out")"
 sleep 0.3; grep -q 'hello from wisp' "$work/ss.out" || fail "openssl s_server did not receive the line"
 check "$t wisp client -> openssl s_server -Verify 1: $(grep -o 'suite=[^ ]*' "$work/cli.err"), line both ways"
 
 next_port; s_server_bg $p "$work/ss-learn" -dtls1_2
-rc=$(wisp_client $t $p "$work/cli-learn" --learn)
+rc=$(wisp_client $p "$work/cli-learn" --learn)
 [ "$rc" = 0 ] && grep -q "^learned $fp_ossl$" "$work/cli-learn.out" || fail "learn mode: rc $rc $(cat "$work/cli-learn.out")"
 check "$t wisp client --learn recorded openssl's fingerprint"
 
 # --- refusals -----------------------------------------------------------------------------
 refused_server() {  # NAME EXPECTED-LOG OPENSSL-ARGS...  (wisp server pins $pin_for_refusal)
   local name=$1 expect=$2; shift 2
-  next_port; wisp_server $t $p "$work/r-$name" "$pin_for_refusal"
+  next_port; wisp_server $p "$work/r-$name" "$pin_for_refusal"
   s_client $p "$@" >"$work/r-$name.ossl"
   local rc; rc=$(wait_server)
   [ "$rc" = 1 ] || fail "refusal '$name': wisp server exited $rc"
@@ -113,7 +118,7 @@ refused_client() {  # NAME EXPECTED-LOG S_SERVER-ARGS -- WISP-ARGS
   local name=$1 expect=$2; shift 2
   local sargs=(); while [ "$1" != -- ]; do sargs+=("$1"); shift; done; shift
   next_port; s_server_bg $p "$work/rcs-$name" "${sargs[@]}"
-  local rc; rc=$(wisp_client $t $p "$work/rc-$name" "$@")
+  local rc; rc=$(wisp_client $p "$work/rc-$name" "$@")
   [ "$rc" = 1 ] || fail "client refusal '$name': wisp client exited $rc"
   grep -q "$expect" "$work/rc-$name.err" || fail "client refusal '$name': no '$expect' in: $(cat "$work/rc-$name.err")"
   ! grep -q '^reply' "$work/rc-$name.out" || fail "client refusal '$name': data got through"
@@ -132,22 +137,39 @@ refused_client cbc-suite "handshake_failure" -dtls1_2 -cipher ECDHE-ECDSA-AES128
 # AEAD suites (they need 1.2) and sends handshake_failure before any 1.0 ServerHello.
 refused_client dtls1.0 "handshake_failure\|protocol_version\|does not speak DTLS 1.2" -dtls1 -cipher 'DEFAULT:@SECLEVEL=0' -- --pin "$fp_ossl"
 
-# --- across builds: ARM builds under qemu -------------------------------------------------
-Toolchain/run.sh x86_64 keygen --state-dir "$work/wisp-client" >/dev/null 2>&1 || true
-fp_client=$(Toolchain/run.sh x86_64 id --state-dir "$work/wisp-client" | sed -n 's/^fingerprint //p')
+# --- the ARM firmware under qemu: its node's DTLS sessions ------------------------------------
+# wait_log FILE PATTERN SECONDS
+wait_log() { for _ in $(seq $(($3 * 10))); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 for t in "${targets[@]}"; do
   [ "$t" = x86_64 ] && continue
-  # ARM server <- openssl, and ARM client -> x86_64 wisp server.
-  next_port; wisp_server $t $p "$work/arm-$t" "$fp_ossl"
-  reply=$(s_client $p -dtls1_2 -cipher ECDHE-ECDSA-CHACHA20-POLY1305)
-  rc=$(wait_server)
-  [ "$rc" = 0 ] && echo "$reply" | grep -q '^hello from openssl$' || fail "$t server: rc $rc $(cat "$work/arm-$t.err")"
-  check "$t (qemu) wisp server <- openssl s_client: $(grep -o 'suite=[^ ]*' "$work/arm-$t.err"), echo ok"
-  next_port; wisp_server x86_64 $p "$work/x-$t" "$fp_client"
-  rc=$(wisp_client $t $p "$work/armcli-$t" --pin "$fp_wisp" --suite aes)
-  [ "$rc" = 0 ] && grep -q '^reply hello from wisp$' "$work/armcli-$t.out" || fail "$t client: rc $rc $(cat "$work/armcli-$t.err")"
-  wait_server >/dev/null
-  check "$t (qemu) wisp client -> x86_64 wisp server: $(grep -o 'suite=[^ ]*' "$work/armcli-$t.err"), echo ok"
+  # The node as server <- openssl s_client: cookie, mutual authentication, client key learned.
+  next_port; node=$p
+  timeout 60 Toolchain/run.sh $t run --listen 127.0.0.1:$node --state-dir "$work/node-$t" --name $t --shards 1 \
+    --credit-window 0 --duration 50 2>"$work/node-$t.log" & npid=$!; pids+=($npid)
+  wait_log "$work/node-$t.log" 'msg="listening"' 20 || fail "$t node did not start: $(cat "$work/node-$t.log")"
+  out=$( (sleep 3) | timeout 30 openssl s_client -dtls1_2 -connect 127.0.0.1:$node -cipher ECDHE-ECDSA-CHACHA20-POLY1305 \
+    -cert "$work/ossl.crt" -key "$work/ossl.key" 2>&1 || true)
+  grep -q "Cipher is ECDHE-ECDSA-CHACHA20-POLY1305\|Cipher    : ECDHE-ECDSA-CHACHA20-POLY1305" <<<"$out" \
+    || { echo "$out" | tail -20; fail "$t node: no ChaCha20 session with openssl s_client"; }
+  wait_log "$work/node-$t.log" "msg=\"session up\".*kind=client.*key=$fp_ossl" 10 \
+    || { cat "$work/node-$t.log"; fail "$t node did not learn openssl's key"; }
+  kill -TERM $npid 2>/dev/null || true; wait $npid 2>/dev/null || true
+  check "$t (qemu) node <- openssl s_client: $(grep -o 'msg="session up".*' "$work/node-$t.log" | grep -o 'suite=[^ ]*' | head -1), client key learned"
+  # The node as client -> openssl s_server -Verify 1, AES-GCM only: a pinned node link.
+  next_port; srv=$p
+  (sleep 40) | timeout 45 openssl s_server -dtls1_2 -accept 127.0.0.1:$srv -cert "$work/ossl.crt" -key "$work/ossl.key" \
+    -Verify 1 -naccept 1 -cipher ECDHE-ECDSA-AES128-GCM-SHA256 >"$work/ss-$t.out" 2>&1 & spid=$!; pids+=($spid)
+  sleep 0.5
+  next_port
+  timeout 60 Toolchain/run.sh $t run --listen 127.0.0.1:$p --state-dir "$work/node-$t" --name $t --credit-window 0 \
+    --peer ossl=127.0.0.1:$srv=$fp_ossl --duration 45 2>"$work/link-$t.log" & npid=$!; pids+=($npid)
+  wait_log "$work/link-$t.log" 'msg="session up".*name=ossl' 40 \
+    || { cat "$work/link-$t.log" "$work/ss-$t.out"; fail "$t node: no node link to openssl s_server"; }
+  grep -q 'msg="session up".*name=ossl.*role=client.*kind=node.*suite=[^ ]*AES' "$work/link-$t.log" \
+    || { grep 'session up' "$work/link-$t.log"; fail "$t node link is not a client-side AES-GCM node session"; }
+  kill -TERM $npid 2>/dev/null || true; wait $npid 2>/dev/null || true
+  kill $spid 2>/dev/null || true; wait $spid 2>/dev/null || true
+  check "$t (qemu) node -> openssl s_server -Verify 1: pinned node link up ($(grep -o 'msg="session up".*' "$work/link-$t.log" | grep -o 'suite=[^ ]*' | head -1))"
 done
 rm -rf "$work"
 echo "tls-openssl: all checks passed"

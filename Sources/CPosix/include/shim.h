@@ -80,8 +80,6 @@ int wisp_write_all(int fd, const void *buf, size_t len, int timeout_ms);
 int wisp_sd_notify(const char *msg);
 /// unlink(2); 0 or -errno.
 int wisp_unlink(const char *path);
-/// fsync(2) of a file or folder by path (a folder after a rename in it); 0 or -errno.
-int wisp_fsync_path(const char *path);
 
 /// A process-wide mutex for state shared by shards (the credit journal): lock/unlock.
 void wisp_credit_lock(void);
@@ -153,10 +151,6 @@ void wisp_ignore_sigpipe(void);
 /// fdatasync(2) / fsync(2) of an open file.
 int wisp_fdatasync(int fd);
 int wisp_fsync(int fd);
-/// fsync(2) of a directory, so that a rename or create inside it is durable.
-int wisp_fsync_dir(const char *path);
-/// rename(2).
-int wisp_rename(const char *from, const char *to);
 /// ftruncate(2) with a 64-bit length.
 int wisp_ftruncate(int fd, int64_t length);
 /// pread(2) / write(2) of a whole buffer (short transfers continued); bytes or -errno.

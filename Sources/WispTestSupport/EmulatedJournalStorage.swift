@@ -1,5 +1,5 @@
 // An in-memory journal storage that can lose power after any write (littlefs's
-// emulated block device, for a file). Runs on host and device.
+// emulated block device, for a file). A test fake (WispTestSupport): never in the product.
 //
 // Every call that changes the disk is one numbered operation: append, sync,
 // truncate (which syncs), and the four steps of replace (write the new file, fsync
@@ -11,6 +11,7 @@
 //  - reorder: synced data survives; each un-synced write independently survives
 //    whole, as a random prefix, or not at all (a gap reads as zeros), and an
 //    un-synced truncate or rename may be lost.
+import WispCore
 
 public struct EmulatedJournalStorage: JournalStorage {
   /// The emulated disk; a reference, so a test still holds it after the journal that
@@ -145,18 +146,4 @@ public final class EmulatedDisk {
       for i in 0..<n { image[offset + i] = bytes[i] }
     }
   }
-}
-
-/// SplitMix64: a tiny deterministic generator for emulation and tests.
-public struct SplitMix: RandomSource {
-  var state: UInt64
-  public init(_ seed: UInt64) { state = seed }
-  public mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-  }
-  public mutating func next32() -> UInt32 { UInt32(truncatingIfNeeded: next() >> 32) }
 }

@@ -1,5 +1,6 @@
-// A fake LED output that records every call, for tests and `wisp selftest`.
-// Runs on host and device.
+// A fake LED output that records every call, for tests (WispTestSupport: never in the
+// product).
+import WispCore
 
 /// Records each `set` with the time the test says it is.
 public struct RecordingLEDOutput: LEDOutput {

@@ -1,0 +1,17 @@
+// A deterministic random source for emulation and tests (WispTestSupport: never in the
+// product, which draws from the kernel: KernelRandom).
+import WispCore
+
+/// SplitMix64: a tiny deterministic generator for emulation and tests.
+public struct SplitMix: RandomSource {
+  var state: UInt64
+  public init(_ seed: UInt64) { state = seed }
+  public mutating func next() -> UInt64 {
+    state &+= 0x9E37_79B9_7F4A_7C15
+    var z = state
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
+  }
+  public mutating func next32() -> UInt32 { UInt32(truncatingIfNeeded: next() >> 32) }
+}
