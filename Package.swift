@@ -31,9 +31,17 @@ let package = Package(
     // test targets only, never a dependency of `wisp`.
     .target(name: "WispTestSupport", dependencies: ["WispCore", "WispOS"], path: "Sources/WispTestSupport"),
 
+    // A relay node assembled: shards, control plane, credit worker, peers, reload, LEDs,
+    // status and metrics formats, config loading (used by `wisp run` and `wisp demo`).
+    .target(name: "WispNode", dependencies: ["WispCore", "WispOS", "WispTLS", "WispGPIO", "CPosix"],
+            path: "Sources/WispNode"),
+    // The client side: circuits through relays, path choice by RTT, failover, receipts.
+    .target(name: "WispClient", dependencies: ["WispCore", "WispOS", "WispTLS", "CPosix"], path: "Sources/WispClient"),
+
+    // The executable: parses arguments, runs a command, prints.
     .executableTarget(
       name: "wisp",
-      dependencies: ["WispCore", "WispOS", "WispTLS", "WispGPIO"],
+      dependencies: ["WispCore", "WispOS", "WispTLS", "WispGPIO", "WispNode", "WispClient", "CPosix"],
       path: "Sources/wisp",
       linkerSettings: [
         .linkedLibrary("mbedtls"), .linkedLibrary("mbedx509"), .linkedLibrary("mbedcrypto"),

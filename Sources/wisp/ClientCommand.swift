@@ -12,6 +12,8 @@
 // for twice the echoed bytes: each crossed every hop out and back).
 import CPosix
 import WispCore
+import WispNode
+import WispClient
 import WispOS
 import WispTLS
 
@@ -160,18 +162,7 @@ enum ClientCommand {
     return n
   }
 
-  static func refuseText(_ r: UInt8) -> String {
-    switch RefuseReason(rawValue: r) {
-    case .tableFull: return "circuit table full"
-    case .quotaReached: return "the node's quota is reached"
-    case .exitNotAllowed: return "the exit does not allow that destination"
-    case .noService: return "no such service"
-    case .rateLimited: return "rate limited"
-    case .malformed: return "malformed request"
-    case .unreachable: return "next hop unreachable"
-    case .none: return "unknown"
-    }
-  }
+  static func refuseText(_ r: UInt8) -> String { RefusalText.of(r) }
 }
 
 /// `--seconds`, `--size`, `--rate-kbit`: what both client modes send.

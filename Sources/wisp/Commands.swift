@@ -1,6 +1,8 @@
 // Dispatch of parsed commands to their implementations (the developer tools through
 // DeveloperTools, which the device binary answers with "not in this build").
 import WispCore
+import WispNode
+import WispClient
 import WispOS
 import WispTLS
 import WispGPIO
@@ -18,13 +20,13 @@ enum Commands {
     case .selftest:
       return SelfTest.run()
     case .run:
-      return Node.main(inv)
+      return RunCommand.main(inv)
     case .demo:
       return Demo.main(inv)
     case .client:
       return ClientCommand.main(inv)
     case .config:
-      return ConfigLoader.check(inv)
+      return ConfigCommand.check(inv)
     case .boards:
       return BoardFiles.list()
     case .status:

@@ -11,6 +11,8 @@
 //    source is renamed to FILE.imported (and its folder fsynced) so it is imported once.
 import CPosix
 import WispCore
+import WispNode
+import WispClient
 import WispOS
 
 enum ConfigImport {

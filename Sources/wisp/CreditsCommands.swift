@@ -7,6 +7,8 @@
 //   wisp journal check [--state-dir DIR]                health report
 import CPosix
 import WispCore
+import WispNode
+import WispClient
 import WispOS
 import WispTLS
 

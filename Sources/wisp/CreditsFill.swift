@@ -3,6 +3,8 @@
 // A developer tool: in the host build only (DeveloperTools.swift), not in the device binary.
 #if !hasFeature(Embedded)
 import WispCore
+import WispNode
+import WispClient
 import WispOS
 import WispTLS
 

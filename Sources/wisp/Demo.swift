@@ -8,6 +8,8 @@
 // links A–B and B–C. Prints one status line a second and a summary at the end.
 import CPosix
 import WispCore
+import WispNode
+import WispClient
 import WispOS
 import WispTLS
 

@@ -7,6 +7,8 @@
 // The command line still parses them everywhere, so the device's answer is this clear
 // error rather than "unknown command".
 import WispCore
+import WispNode
+import WispClient
 import WispOS
 
 enum DeveloperTools {

@@ -1,5 +1,7 @@
 // `wisp keygen` and `wisp id`: the node identity in its state directory. Runs on host and device.
 import WispCore
+import WispNode
+import WispClient
 import WispOS
 import WispTLS
 

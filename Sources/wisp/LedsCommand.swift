@@ -11,6 +11,8 @@
 // SIGINT/SIGTERM stop it early; the LEDs are switched off and released on exit.
 import CPosix
 import WispCore
+import WispNode
+import WispClient
 import WispGPIO
 import WispOS
 

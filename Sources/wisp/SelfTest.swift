@@ -1,6 +1,8 @@
 // `wisp selftest`: checks core types inside the very binary that ships, so the
 // Embedded builds (which `swift test` never runs) are exercised under qemu-user.
 import WispCore
+import WispNode
+import WispClient
 import WispOS
 
 enum SelfTest {

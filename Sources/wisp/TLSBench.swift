@@ -15,6 +15,8 @@
 // Output: a short table, then `bench NAME VALUE UNIT` lines (Tests/Bench/bench.sh).
 #if !hasFeature(Embedded)
 import WispCore
+import WispNode
+import WispClient
 import WispOS
 import WispTLS
 

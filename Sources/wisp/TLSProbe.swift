@@ -8,6 +8,8 @@
 // Exit status: 0 the exchange completed, 1 refused / failed / timed out, 2 bad command line.
 #if !hasFeature(Embedded)
 import WispCore
+import WispNode
+import WispClient
 import WispOS
 import WispTLS
 

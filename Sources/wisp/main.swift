@@ -2,6 +2,8 @@
 //
 // Exit codes: 0 success, 1 runtime failure, 2 bad command line.
 import WispCore
+import WispNode
+import WispClient
 import WispOS
 
 let args = ProcessInfo.arguments()

@@ -18,18 +18,18 @@ import WispCore
 import WispOS
 
 /// The worker's view of one circuit (its forward half on one shard).
-struct CreditSlot {
-  var localId: UInt32 = 0
+public struct CreditSlot {
+  public var localId: UInt32 = 0
   /// The serial the circuit's first valid receipt bound (0: unbound).
-  var serial: UInt64 = 0
+  public var serial: UInt64 = 0
   /// Bytes the latest valid receipt acknowledges.
-  var receipted: UInt64 = 0
+  public var receipted: UInt64 = 0
   /// Relayed bytes already reported to the ledger.
-  var reported: UInt64 = 0
+  public var reported: UInt64 = 0
 }
 
 /// Work for the credit worker.
-enum CreditJob {
+public enum CreditJob {
   /// A receipt naming this node, from `shard`'s circuit (forward half `half`, `localId`)
   /// that had relayed `relayed` bytes when it arrived.
   case receipt(shard: Int, half: Int32, localId: UInt32, relayed: UInt64, Receipt)
@@ -39,28 +39,28 @@ enum CreditJob {
   case stop
 }
 
-final class CreditWorker {
-  let credit: NodeCredit
-  let inbox: Mailbox<CreditJob>
+public final class CreditWorker {
+  public let credit: NodeCredit
+  public let inbox: Mailbox<CreditJob>
   /// Each shard's inbox, for the answers.
-  var shards: [Mailbox<ShardMessage>] = []
-  var slots: [[CreditSlot]]
-  var thread: UInt = 0
-  var running = true
+  public var shards: [Mailbox<ShardMessage>] = []
+  public var slots: [[CreditSlot]]
+  public var thread: UInt = 0
+  public var running = true
   /// Answers a full shard inbox did not take (that circuit's window moves at its next receipt).
-  var answersLost: UInt64 = 0
+  public var answersLost: UInt64 = 0
   /// Receipts waiting at most: a receipt costs about 1 ms here, so a full queue is about
   /// a quarter of a second of work.
-  static let queueCapacity = 256
+  public static let queueCapacity = 256
 
-  init(credit: NodeCredit, shards: Int, halvesPerShard: Int) throws(Errno) {
+  public init(credit: NodeCredit, shards: Int, halvesPerShard: Int) throws(Errno) {
     self.credit = credit
     inbox = try Mailbox(capacity: CreditWorker.queueCapacity)
     slots = [[CreditSlot]](repeating: [CreditSlot](repeating: CreditSlot(), count: halvesPerShard), count: shards)
   }
 
   /// Wires a shard's forwarder to the worker: receipts in, circuit ends in.
-  func connect(_ fwd: Forwarder<KernelRandom>, shard: Int) {
+  public func connect(_ fwd: Forwarder<KernelRandom>, shard: Int) {
     let inbox = self.inbox
     fwd.onReceipt = { r, half, localId, relayed in
       inbox.post(.receipt(shard: shard, half: half, localId: localId, relayed: relayed, r))
@@ -71,7 +71,7 @@ final class CreditWorker {
   }
 
   /// Starts the thread (after `shards` is set).
-  func start() -> Int32 {
+  public func start() -> Int32 {
     let ctx = Unmanaged.passRetained(self).toOpaque()
     return wisp_thread_spawn({ ctx in
       Unmanaged<CreditWorker>.fromOpaque(ctx!).takeRetainedValue().run()
@@ -79,7 +79,7 @@ final class CreditWorker {
     }, ctx, &thread)
   }
 
-  func run() {
+  public func run() {
     var nextTick = wisp_monotonic_ns() + 1_000_000_000
     while running {
       let now = wisp_monotonic_ns()
@@ -96,7 +96,7 @@ final class CreditWorker {
     credit.close()
   }
 
-  func handle(_ job: CreditJob) {
+  public func handle(_ job: CreditJob) {
     switch job {
     case .receipt(let shard, let half, let localId, let relayed, let r):
       guard shard < slots.count, half >= 0, Int(half) < slots[shard].count else { return }

@@ -2,11 +2,11 @@
 import WispCore
 import WispOS
 
-enum BoardFiles {
+public enum BoardFiles {
   /// Where named boards are looked up, in order: the installed copy, then the source tree.
-  static let roots = ["/usr/share/wisp/boards", "Board"]
+  public static let roots = ["/usr/share/wisp/boards", "Board"]
 
-  static func load(_ nameOrPath: String) -> Result<Board, BoardLoadError> {
+  public static func load(_ nameOrPath: String) -> Result<Board, BoardLoadError> {
     var candidates: [String] = []
     if nameOrPath.utf8.contains(47) {  // '/': a path
       candidates = [nameOrPath]
@@ -32,7 +32,7 @@ enum BoardFiles {
 
 extension BoardFiles {
   /// `wisp boards`: every board found, with its target.
-  static func list() -> Int32 {
+  public static func list() -> Int32 {
     var any = false
     for root in roots {
       guard let names = try? Files.list(root) else { continue }
@@ -50,7 +50,7 @@ extension BoardFiles {
   }
 }
 
-struct BoardLoadError: Error {
-  let message: String
-  init(_ m: String) { message = m }
+public struct BoardLoadError: Error {
+  public let message: String
+  public init(_ m: String) { message = m }
 }

@@ -20,22 +20,22 @@ import WispCore
 import WispOS
 import WispTLS
 
-final class NodeCredit {
-  let directory: String
-  let window: UInt64
-  let policy: CommitPolicy
-  let fingerprint: Fingerprint
+public final class NodeCredit {
+  public let directory: String
+  public let window: UInt64
+  public let policy: CommitPolicy
+  public let fingerprint: Fingerprint
   /// The node's identity key (receipts name it; sealed exits use it for ECDH).
-  let key: P256Signer
-  var journal: Journal<FileJournalStorage, P256Verifier>?
-  var lastError: String? = nil
-  var nextReopen: UInt64 = 0
-  var accepted: UInt64 = 0
-  var rejected: UInt64 = 0
+  public let key: P256Signer
+  public var journal: Journal<FileJournalStorage, P256Verifier>?
+  public var lastError: String? = nil
+  public var nextReopen: UInt64 = 0
+  public var accepted: UInt64 = 0
+  public var rejected: UInt64 = 0
   /// Valid receipts taken while the storage was failing: window only, no credit.
-  var uncredited: UInt64 = 0
+  public var uncredited: UInt64 = 0
   /// The totals as last seen with a working journal (what status shows while failed).
-  var lastTotals: (receipted: UInt64, receipts: Int, committed: UInt64) = (0, 0, 0)
+  public var lastTotals: (receipted: UInt64, receipts: Int, committed: UInt64) = (0, 0, 0)
 
   private init(directory: String, window: UInt64, policy: CommitPolicy, key: P256Signer, fingerprint: Fingerprint) {
     self.key = key
@@ -45,11 +45,11 @@ final class NodeCredit {
     self.fingerprint = fingerprint
   }
 
-  static func now() -> UInt64 { UInt64(max(0, wisp_realtime_s())) }
+  public static func now() -> UInt64 { UInt64(max(0, wisp_realtime_s())) }
 
   /// The node key (created on first start, IdentityStore's checks) and the recovered
   /// journal; nil with a logged reason when the state directory or the key is unusable. `commitInterval` 0 commits every receipt.
-  static func open(directory: String, window: UInt64, commitInterval: UInt64 = Credits.defaultCommitInterval)
+  public static func open(directory: String, window: UInt64, commitInterval: UInt64 = Credits.defaultCommitInterval)
     -> NodeCredit?
   {
     let key: P256Signer
@@ -73,7 +73,7 @@ final class NodeCredit {
 
   /// (Re)opens the journal after start or a storage error, and proves the storage takes
   /// writes by committing a marker.
-  func reopen() {
+  public func reopen() {
     var storage: FileJournalStorage
     do { storage = try FileJournalStorage(directory: directory) } catch {
       fail("cannot open the journal: \(error.description)")
@@ -101,7 +101,7 @@ final class NodeCredit {
   }
 
   /// Stops crediting: logs (once per outage), closes the journal's file, schedules a reopen.
-  func fail(_ message: String, closing j: Journal<FileJournalStorage, P256Verifier>? = nil) {
+  public func fail(_ message: String, closing j: Journal<FileJournalStorage, P256Verifier>? = nil) {
     if lastError == nil { Log.error("journal storage failed: relaying without crediting", "error=\"\(Log.quote(message))\"") }
     lastError = message
     if let j {
@@ -112,7 +112,7 @@ final class NodeCredit {
     nextReopen = wisp_monotonic_ns() + 10_000_000_000
   }
 
-  static func describe(_ e: JournalError) -> String {
+  public static func describe(_ e: JournalError) -> String {
     switch e {
     case .storage(let s): return "storage error \(s.code)" + (s.code > 0 ? " (\(Errno(s.code).description))" : "")
     case .wrongNode: return "the journal belongs to another node key"
@@ -121,10 +121,10 @@ final class NodeCredit {
   }
 
   /// Whether the storage is failing (caller holds the lock, or is the only thread).
-  var isFailed: Bool { lastError != nil }
+  public var isFailed: Bool { lastError != nil }
 
   /// What status shows, read under the lock from the control plane.
-  func report() -> (totals: (receipted: UInt64, receipts: Int, committed: UInt64), failed: Bool, lastError: String?,
+  public func report() -> (totals: (receipted: UInt64, receipts: Int, committed: UInt64), failed: Bool, lastError: String?,
                     accepted: UInt64, rejected: UInt64, uncredited: UInt64) {
     let t = totals()
     wisp_credit_lock()
@@ -136,7 +136,7 @@ final class NodeCredit {
   /// Runs on the credit worker's thread (CreditWorker): the ECDSA check and the journal's
   /// writes never run where packets are forwarded. The lock only keeps the status readers
   /// of the control plane out while the journal changes.
-  func take(_ r: Receipt, slot: inout CreditSlot, relayed total: UInt64) {
+  public func take(_ r: Receipt, slot: inout CreditSlot, relayed total: UInt64) {
     wisp_credit_lock()
     defer { wisp_credit_unlock() }
     guard var j = journal else {
@@ -187,14 +187,14 @@ final class NodeCredit {
   }
 
   /// A circuit ended (idle, destroyed, refused): its credit stays, it stops being pending.
-  func closed(serial: UInt64) {
+  public func closed(serial: UInt64) {
     wisp_credit_lock()
     defer { wisp_credit_unlock() }
     journal?.closeCircuit(serial: serial)
   }
 
   /// Once a second: group commit, compaction, or a retry after a storage error.
-  func tick() {
+  public func tick() {
     wisp_credit_lock()
     defer { wisp_credit_unlock() }
     if isFailed {
@@ -206,7 +206,7 @@ final class NodeCredit {
   }
 
   /// Shutdown: commit what is buffered.
-  func close() {
+  public func close() {
     wisp_credit_lock()
     defer { wisp_credit_unlock() }
     guard var j = journal else { return }
@@ -215,7 +215,7 @@ final class NodeCredit {
 
   /// (receipted bytes, receipts held, committed bytes); while the storage fails, the
   /// figures of the last working journal.
-  func totals() -> (receipted: UInt64, receipts: Int, committed: UInt64) {
+  public func totals() -> (receipted: UInt64, receipts: Int, committed: UInt64) {
     wisp_credit_lock()
     defer { wisp_credit_unlock() }
     guard let j = journal else { return lastTotals }

@@ -18,65 +18,45 @@ import WispCore
 import WispOS
 import WispTLS
 
-final class Node {
-  let config: RunConfig
-  var current: RunConfig
-  let startNs = wisp_monotonic_ns()
-  var shards: [NodeShard] = []
-  var control: ControlLoop? = nil
+public final class Node {
+  public let config: RunConfig
+  public var current: RunConfig
+  public let startNs = wisp_monotonic_ns()
+  public var shards: [NodeShard] = []
+  public var control: ControlLoop? = nil
   /// What the shards post to the control plane.
-  let inbox: Mailbox<ControlMessage>
+  public let inbox: Mailbox<ControlMessage>
   /// The latest snapshot of each shard, the request generation it answered, and when it
   /// arrived (control-plane clock; a shard that stops posting stops the watchdog).
-  var latest: [ShardSnapshot] = []
-  var answered: [UInt64] = []
-  var heardNs: [UInt64] = []
-  var generation: UInt64 = 0
-  var lastStats: (ns: UInt64, packets: UInt64, bytes: UInt64) = (0, 0, 0)
-  var lastRate: (ns: UInt64, packets: UInt64, bytes: UInt64, pps: UInt64, kbit: UInt64) = (0, 0, 0, 0, 0)
-  var statusFd: Int32 = -1
-  var metricsFd: Int32 = -1
-  var leds: NodeLEDs? = nil
-  var credit: NodeCredit? = nil
+  public var latest: [ShardSnapshot] = []
+  public var answered: [UInt64] = []
+  public var heardNs: [UInt64] = []
+  public var generation: UInt64 = 0
+  public var lastStats: (ns: UInt64, packets: UInt64, bytes: UInt64) = (0, 0, 0)
+  public var lastRate: (ns: UInt64, packets: UInt64, bytes: UInt64, pps: UInt64, kbit: UInt64) = (0, 0, 0, 0, 0)
+  public var statusFd: Int32 = -1
+  public var metricsFd: Int32 = -1
+  public var leds: NodeLEDs? = nil
+  public var credit: NodeCredit? = nil
   /// The thread that verifies and records receipts and commits the journal (nil without credit).
-  var worker: CreditWorker? = nil
-  var peers = NodePeers([])
-  var ticks: UInt64 = 0
-  var watchdogUsec: UInt64 = 0
-  enum Timer: Int { case tick = 1, stats, stop, watchdog, leds }
-  static let statusTag: UInt64 = 16
-  static let metricsTag: UInt64 = 17
-  static let inboxTag: UInt64 = 18
+  public var worker: CreditWorker? = nil
+  public var peers = NodePeers([])
+  public var ticks: UInt64 = 0
+  public var watchdogUsec: UInt64 = 0
+  public enum Timer: Int { case tick = 1, stats, stop, watchdog, leds }
+  public static let statusTag: UInt64 = 16
+  public static let metricsTag: UInt64 = 17
+  public static let inboxTag: UInt64 = 18
 
-  init(config: RunConfig, inbox: Mailbox<ControlMessage>) {
+  /// A node for `config` (nothing runs until `run`).
+  public init(config: RunConfig) throws(Errno) {
     self.config = config
     current = config
-    self.inbox = inbox
+    // Room for every shard's periodic snapshot, answers to requests and PONGs.
+    inbox = try Mailbox(capacity: 64 + 8 * config.effectiveShards)
   }
 
-  static func main(_ inv: Invocation) -> Int32 {
-    let config: RunConfig
-    switch ConfigLoader.forRun(inv) {
-    case .success(let c): config = c
-    case .failure(let f):
-      Console.err("wisp: \(f.message)")
-      if f.exitCode == 2 { Console.err(Arguments.usage(.run)) }
-      return f.exitCode
-    }
-    Log.name = "wisp[\(config.name)]"
-    let inbox: Mailbox<ControlMessage>
-    do throws(Errno) {
-      // Room for every shard's periodic snapshot, answers to requests and PONGs.
-      inbox = try Mailbox(capacity: 64 + 8 * config.effectiveShards)
-    } catch {
-      Log.error("cannot create the control mailbox", "error=\"\(error.description)\"")
-      return 1
-    }
-    let node = Node(config: config, inbox: inbox)
-    return node.run()
-  }
-
-  func run() -> Int32 {
+  public func run() -> Int32 {
     wisp_ignore_sigpipe()
     // Signals are blocked before any thread starts, so that every thread inherits the mask.
     let control: ControlLoop
@@ -231,7 +211,7 @@ final class Node {
 
   /// The node identity (the same `node.key` as receipts) and the session table, as
   /// `config` says (also the demo's nodes).
-  static func openSessions(_ config: RunConfig) -> SessionTable? {
+  public static func openSessions(_ config: RunConfig) -> SessionTable? {
     do throws(TLSError) {
       let random = try RandomGenerator()
       let identity: Identity
@@ -274,7 +254,7 @@ final class Node {
 
   /// `ticket.seed` in the state directory (32 random bytes, 0600), made on first use: the
   /// session-ticket key survives restarts. nil (a per-process key) if it cannot be kept.
-  static func ticketSeed(_ dir: String, _ random: RandomGenerator) -> [UInt8]? {
+  public static func ticketSeed(_ dir: String, _ random: RandomGenerator) -> [UInt8]? {
     let path = dir + "/ticket.seed"
     if let b = try? Files.read(path, limit: 64), b.count == 32 { return b }
     guard let seed = random.bytes(32) else { return nil }
@@ -288,7 +268,7 @@ final class Node {
   }
 
   /// Configured peers with a pinned key: the node links.
-  static func linkPeers(_ c: RunConfig) -> [LinkPeer] {
+  public static func linkPeers(_ c: RunConfig) -> [LinkPeer] {
     var out: [LinkPeer] = []
     for p in c.peers {
       if let k = p.key { out.append(LinkPeer(name: p.name, endpoint: p.endpoint, fingerprint: Fingerprint(bytes: k.bytes))) }
@@ -297,7 +277,7 @@ final class Node {
   }
 
   /// Runs on the control thread.
-  func handle(_ event: ControlLoop.Event) {
+  public func handle(_ event: ControlLoop.Event) {
     switch event {
     case .timer(let id):
       switch Timer(rawValue: id) {
@@ -341,7 +321,7 @@ final class Node {
   }
 
   /// Once a second: peer probes, LED states, the journal's group commit.
-  func tick() {
+  public func tick() {
     ticks += 1
     if ticks % (NodePeers.intervalNs / 1_000_000_000) == 0 && !peers.peers.isEmpty {
       shards[0].inbox.post(.ping(peers.probeTargets()))
@@ -358,7 +338,7 @@ final class Node {
   }
 
   /// Takes every message the shards posted.
-  func drainInbox() {
+  public func drainInbox() {
     inbox.acknowledge()
     let now = wisp_monotonic_ns()
     while let m = inbox.take() {
@@ -376,7 +356,7 @@ final class Node {
 
   /// Asks every shard for a snapshot and waits for the answers (250 ms at most; a shard
   /// that does not answer in time is shown as it last was).
-  func refreshSnapshots() {
+  public func refreshSnapshots() {
     generation += 1
     let g = generation
     for s in shards { s.inbox.post(.snapshot(generation: g)) }
@@ -390,7 +370,7 @@ final class Node {
   }
 
   /// SIGHUP: re-read the config file; keep the old one if the new one is invalid.
-  func reload() {
+  public func reload() {
     guard let path = current.configPath else {
       Log.info("SIGHUP: no config file in use, nothing to reload")
       return
@@ -436,7 +416,7 @@ final class Node {
   }
 
   /// The node's status from fresh shard snapshots (control thread).
-  func snapshot() -> StatusSnapshot {
+  public func snapshot() -> StatusSnapshot {
     refreshSnapshots()
     let t = totals()
     let now = wisp_monotonic_ns()
@@ -501,7 +481,7 @@ final class Node {
 
   /// Answers every waiting client of a listening socket (at most 8 per wake-up): reads one
   /// request (100 ms at most), writes `reply(request)`, closes.
-  func serve(_ listener: Int32, reply: ([UInt8]) -> String) {
+  public func serve(_ listener: Int32, reply: ([UInt8]) -> String) {
     for _ in 0..<8 {
       let c = wisp_accept(listener)
       if c < 0 { return }
@@ -514,12 +494,12 @@ final class Node {
   }
 
   /// `wisp status`: "json" asks for JSON, anything else for text.
-  func serveStatus() {
+  public func serveStatus() {
     serve(statusFd) { req in req.first == 106 ? self.snapshot().json() : self.snapshot().text() }  // 'j'
   }
 
   /// Prometheus scrapes: any GET gets the metrics.
-  func serveMetrics() {
+  public func serveMetrics() {
     serve(metricsFd) { req in
       guard req.count >= 4, req[0] == 71, req[1] == 69, req[2] == 84, req[3] == 32 else {  // "GET "
         return "HTTP/1.0 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n"
@@ -529,21 +509,21 @@ final class Node {
     }
   }
 
-  func stopAll() {
+  public func stopAll() {
     for s in shards { s.inbox.post(.stop) }
     control?.stop()
   }
 
   /// Packets forwarded by every shard, as they published them (the LED timer asks 20
   /// times a second; no message, no allocation).
-  func forwardedPackets() -> UInt64 {
+  public func forwardedPackets() -> UInt64 {
     var p: UInt64 = 0
     for s in shards { p &+= wisp_atomic_load_u64(s.published) }
     return p
   }
 
   /// Sums of the shards' latest snapshots.
-  func totals() -> (packets: UInt64, bytes: UInt64, circuits: Int, created: UInt64, drops: DropCounters, gso: UInt64, gro: UInt64,
+  public func totals() -> (packets: UInt64, bytes: UInt64, circuits: Int, created: UInt64, drops: DropCounters, gso: UInt64, gro: UInt64,
                     links: SessionCounters) {
     var p: UInt64 = 0, b: UInt64 = 0, c = 0, cr: UInt64 = 0, g: UInt64 = 0, r: UInt64 = 0
     var d = DropCounters()
@@ -561,7 +541,7 @@ final class Node {
     return (p, b, c, cr, d, g, r, links)
   }
 
-  func statusLine() -> String {
+  public func statusLine() -> String {
     refreshSnapshots()
     let t = totals()
     let now = wisp_monotonic_ns()
@@ -575,7 +555,7 @@ final class Node {
   }
 
   /// " quota=used/limit" and why new circuits are refused, when a quota is set.
-  func quotaStatus() -> String {
+  public func quotaStatus() -> String {
     let q = current.limits
     if q.quotaBytes == 0 { return "" }
     var used: UInt64 = 0
@@ -588,7 +568,7 @@ final class Node {
   }
 
   /// The stop line, from the shards' last snapshots.
-  func summary() -> String {
+  public func summary() -> String {
     let t = totals()
     let rss = ProcessInfo.peakRSSKiB()
     var creditText = " credit=off"

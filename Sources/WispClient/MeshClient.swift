@@ -19,38 +19,38 @@ import WispCore
 import WispOS
 import WispTLS
 
-struct MeshPeer {
-  var name: String
-  var endpoint: Endpoint
-  var key: Fingerprint?
-  var rttUs: UInt32 = 0
-  var alive = false
+public struct MeshPeer {
+  public var name: String
+  public var endpoint: Endpoint
+  public var key: Fingerprint?
+  public var rttUs: UInt32 = 0
+  public var alive = false
   /// Refused as an exit for the service (REFUSED 3): never the last hop again.
-  var noExit = false
+  public var noExit = false
 }
 
-final class MeshClient {
-  var peers: [MeshPeer]
-  let hops: Int
-  let exitVia: Int?
-  let exit: Endpoint
-  let client: CircuitClient
-  let probeSocket: UDPSocket
-  let silenceNs: UInt64
-  var path: [Int] = []
-  var random = KernelRandom()
-  let buf = UnsafeMutableRawPointer.allocate(byteCount: 2048, alignment: 16)
+public final class MeshClient {
+  public var peers: [MeshPeer]
+  public let hops: Int
+  public let exitVia: Int?
+  public let exit: Endpoint
+  public let client: CircuitClient
+  public let probeSocket: UDPSocket
+  public let silenceNs: UInt64
+  public var path: [Int] = []
+  public var random = KernelRandom()
+  public let buf = UnsafeMutableRawPointer.allocate(byteCount: 2048, alignment: 16)
   // Failover bookkeeping.
-  var reroutes = 0
+  public var reroutes = 0
   /// From the silence's detection to the first echo on a new circuit.
-  var inOutage = false
-  var outageFromNs: UInt64 = 0
-  var detectedNs: UInt64 = 0
-  var silentText = ""
-  var lastRerouteMs: UInt64 = 0
-  var nextAttemptNs: UInt64 = 0
+  public var inOutage = false
+  public var outageFromNs: UInt64 = 0
+  public var detectedNs: UInt64 = 0
+  public var silentText = ""
+  public var lastRerouteMs: UInt64 = 0
+  public var nextAttemptNs: UInt64 = 0
 
-  init(peers: [MeshPeer], hops: Int, exitVia: Int?, exit: Endpoint, client: CircuitClient,
+  public init(peers: [MeshPeer], hops: Int, exitVia: Int?, exit: Endpoint, client: CircuitClient,
        silenceMs: UInt64) throws(Errno) {
     self.peers = peers
     self.hops = hops
@@ -68,7 +68,7 @@ final class MeshClient {
 
   /// Parses `NAME=ADDR:PORT[=FP],…`, or a file with one such peer a line (`#` comments),
   /// by the rules of PeerEntry.
-  static func parsePeers(_ text: String) -> Result<[MeshPeer], UsageError> {
+  public static func parsePeers(_ text: String) -> Result<[MeshPeer], UsageError> {
     var source = text
     if !text.utf8.contains(61) {  // no '=': a file name
       guard let t = try? Files.readText(text) else { return .failure(UsageError("cannot read the peer file '\(text)'")) }
@@ -83,7 +83,7 @@ final class MeshClient {
 
   /// PINGs every peer `rounds` times (100 ms apart) and waits at most `waitMs` after the
   /// last round; a peer is alive if any PONG came back, its RTT the lowest seen.
-  func probe(rounds: Int, waitMs: UInt64) {
+  public func probe(rounds: Int, waitMs: UInt64) {
     let nonce = UInt64(random.next32()) << 32
     var answers = [Int](repeating: 0, count: peers.count)
     var best = [UInt64](repeating: UInt64.max, count: peers.count)
@@ -123,7 +123,7 @@ final class MeshClient {
     }
   }
 
-  func probeReport() -> String {
+  public func probeReport() -> String {
     var s = "client: probed \(peers.count) peers:"
     for p in peers {
       s += " \(p.name) " + (p.alive ? "\(formatFixed(UInt64(p.rttUs), decimals: 3)) ms" : "silent") + ";"
@@ -132,7 +132,7 @@ final class MeshClient {
   }
 
   /// Every usable path of `hops` alive peers outside `exclude`, cheapest first.
-  func candidates(exclude: [Int]) -> [(cost: UInt64, path: [Int])] {
+  public func candidates(exclude: [Int]) -> [(cost: UInt64, path: [Int])] {
     let usable = peers.indices.filter { peers[$0].alive && !exclude.contains($0) }
     var lasts: [Int]
     if let exitVia { lasts = usable.contains(exitVia) ? [exitVia] : [] } else { lasts = usable.filter { !peers[$0].noExit } }
@@ -159,10 +159,10 @@ final class MeshClient {
     return out.sorted { $0.cost < $1.cost || ($0.cost == $1.cost && peers[$0.path[0]].rttUs < peers[$1.path[0]].rttUs) }
   }
 
-  func pathText(_ p: [Int]) -> String { p.map { peers[$0].name }.joined(separator: " -> ") }
+  public func pathText(_ p: [Int]) -> String { p.map { peers[$0].name }.joined(separator: " -> ") }
 
   /// Builds the cheapest path that works (at most 6 tries); false if none did.
-  func connect(exclude: [Int], tries: Int, waitMs: UInt64) -> Bool {
+  public func connect(exclude: [Int], tries: Int, waitMs: UInt64) -> Bool {
     var attempts = 0
     var failed: [[Int]] = []
     while attempts < 6 {
@@ -182,7 +182,7 @@ final class MeshClient {
       } catch {
         switch error {
         case .refused(let r):
-          Console.out("client: \(pathText(next.path)) refused (reason \(r): \(ClientCommand.refuseText(r)))")
+          Console.out("client: \(pathText(next.path)) refused (reason \(r): \(RefusalText.of(r)))")
           if r == RefuseReason.exitNotAllowed.rawValue && exitVia == nil { peers[next.path[next.path.count - 1]].noExit = true }
         case .noAnswer:
           Console.out("client: no answer through \(pathText(next.path))")
@@ -198,7 +198,7 @@ final class MeshClient {
   }
 
   /// The first circuit: probe, choose, build.
-  func start() -> Bool {
+  public func start() -> Bool {
     probe(rounds: 3, waitMs: 600)
     Console.out(probeReport())
     if !connect(exclude: [], tries: 3, waitMs: 1000) { return false }
@@ -210,7 +210,7 @@ final class MeshClient {
 
   /// Called on every turn of the traffic loop: reports a finished reroute, and rebuilds
   /// when the circuit went silent. True when a new circuit was built.
-  func watch(_ now: UInt64) -> Bool {
+  public func watch(_ now: UInt64) -> Bool {
     if inOutage && client.circuitBuiltNs > detectedNs && client.circuitEchoes > 0 {
       inOutage = false
       lastRerouteMs = (client.circuitFirstEchoNs - outageFromNs) / 1_000_000

@@ -14,7 +14,7 @@ import WispOS
 import WispTLS
 
 /// What the control plane asks of a shard.
-enum ShardMessage {
+public enum ShardMessage {
   /// New limits and exit list (SIGHUP).
   case limits(Limits, exits: [Endpoint], nowEpoch: Int64)
   /// New node links (SIGHUP): the session shard updates its table, the others their rules.
@@ -30,55 +30,56 @@ enum ShardMessage {
 }
 
 /// What shards tell the control plane.
-enum ControlMessage {
+public enum ControlMessage {
   case snapshot(ShardSnapshot)
   /// A PONG: who answered and the token its PING carried.
   case pong(Endpoint, UInt64)
 }
 
 /// A shard's figures at one moment, copied out of its thread.
-struct ShardSnapshot {
-  var shard = 0
+public struct ShardSnapshot {
+  public var shard = 0
   /// The request it answers (0: the periodic one; `UInt64.max`: the last, at stop).
-  var generation: UInt64 = 0
-  var traffic = TrafficCounters()
-  var drops = DropCounters()
-  var quotaUsed: UInt64 = 0
-  var quotaReached = false
-  var poolFree = 0
-  var poolSize = 0
-  var circuits = 0
-  var creditPaused = 0
-  var creditPending: UInt64 = 0
-  var gsoSegments: UInt64 = 0
-  var groSegments: UInt64 = 0
+  public var generation: UInt64 = 0
+  public var traffic = TrafficCounters()
+  public var drops = DropCounters()
+  public var quotaUsed: UInt64 = 0
+  public var quotaReached = false
+  public var poolFree = 0
+  public var poolSize = 0
+  public var circuits = 0
+  public var creditPaused = 0
+  public var creditPending: UInt64 = 0
+  public var gsoSegments: UInt64 = 0
+  public var groSegments: UInt64 = 0
   /// Session counters (the session table's, or the refusals of a shard without one).
-  var links = SessionCounters()
-  var hasSessionTable = false
-  var sessionsEstablished = 0
-  var sessionsHalfOpen = 0
-  var sessionsCapacity = 0
-  var sessionLines: [StatusSnapshot.SessionLine] = []
+  public var links = SessionCounters()
+  public var hasSessionTable = false
+  public var sessionsEstablished = 0
+  public var sessionsHalfOpen = 0
+  public var sessionsCapacity = 0
+  public var sessionLines: [StatusSnapshot.SessionLine] = []
+  public init() {}
 }
 
-final class NodeShard {
-  let index: Int
-  let loop: RelayLoop<UDPBatchIO>
-  let inbox: Mailbox<ShardMessage>
-  let control: Mailbox<ControlMessage>
+public final class NodeShard {
+  public let index: Int
+  public let loop: RelayLoop<UDPBatchIO>
+  public let inbox: Mailbox<ShardMessage>
+  public let control: Mailbox<ControlMessage>
   /// The session table (the session shard only).
-  var sessions: SessionTable? = nil
+  public var sessions: SessionTable? = nil
   /// The link rules of a shard without sessions (nil: no rules to apply).
-  var plain: PlainLinks? = nil
+  public var plain: PlainLinks? = nil
   /// Forwarded packets, published for the activity LED.
-  let published = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
-  let ping = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 16)
-  var thread: UInt = 0
-  static let inboxTag: UInt64 = 20
+  public let published = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
+  public let ping = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 16)
+  public var thread: UInt = 0
+  public static let inboxTag: UInt64 = 20
   /// Room for the credit worker's answers to a full queue of receipts, and the control plane's messages.
-  static let inboxCapacity = CreditWorker.queueCapacity + 64
+  public static let inboxCapacity = CreditWorker.queueCapacity + 64
 
-  init(index: Int, loop: RelayLoop<UDPBatchIO>, control: Mailbox<ControlMessage>) throws(Errno) {
+  public init(index: Int, loop: RelayLoop<UDPBatchIO>, control: Mailbox<ControlMessage>) throws(Errno) {
     self.index = index
     self.loop = loop
     self.control = control
@@ -96,7 +97,7 @@ final class NodeShard {
   }
 
   /// Starts the shard's thread.
-  func start() -> Int32 {
+  public func start() -> Int32 {
     let ctx = Unmanaged.passRetained(self).toOpaque()
     return wisp_thread_spawn({ ctx in
       let shard = Unmanaged<NodeShard>.fromOpaque(ctx!).takeRetainedValue()
@@ -109,7 +110,7 @@ final class NodeShard {
   }
 
   /// Runs on the shard's thread.
-  func handle(_ event: RelayLoop<UDPBatchIO>.Event) {
+  public func handle(_ event: RelayLoop<UDPBatchIO>.Event) {
     switch event {
     case .tick:
       control.post(.snapshot(snapshot(generation: 0)))
@@ -121,7 +122,7 @@ final class NodeShard {
     }
   }
 
-  func apply(_ m: ShardMessage) {
+  public func apply(_ m: ShardMessage) {
     switch m {
     case .limits(let limits, let exits, let now):
       loop.forwarder.update(limits: limits, nowEpoch: now)
@@ -142,7 +143,7 @@ final class NodeShard {
     }
   }
 
-  func snapshot(generation: UInt64) -> ShardSnapshot {
+  public func snapshot(generation: UInt64) -> ShardSnapshot {
     let f = loop.forwarder
     var s = ShardSnapshot()
     s.shard = index

@@ -5,29 +5,29 @@ import WispCore
 import WispOS
 import WispTLS
 
-struct StatusSnapshot {
-  var name = ""
-  var version = Build.version
-  var listen = ""
-  var uptimeSec: UInt64 = 0
-  var shards = 1
-  var circuits = 0
-  var circuitsCreated: UInt64 = 0
-  var packets: UInt64 = 0
-  var bytes: UInt64 = 0
-  var pps: UInt64 = 0
-  var kbitPerSec: UInt64 = 0
-  var drops = DropCounters()
-  var quotaUsed: UInt64 = 0
-  var quotaLimit: UInt64 = 0
-  var quotaReached = false
-  var quotaResetDay = 1
-  var poolFree = 0
-  var poolSize = 0
-  var ledState = "console"
-  var recentErrors: [String] = []
-  var identity: String? = nil
-  struct PeerLine {
+public struct StatusSnapshot {
+  public var name = ""
+  public var version = Build.version
+  public var listen = ""
+  public var uptimeSec: UInt64 = 0
+  public var shards = 1
+  public var circuits = 0
+  public var circuitsCreated: UInt64 = 0
+  public var packets: UInt64 = 0
+  public var bytes: UInt64 = 0
+  public var pps: UInt64 = 0
+  public var kbitPerSec: UInt64 = 0
+  public var drops = DropCounters()
+  public var quotaUsed: UInt64 = 0
+  public var quotaLimit: UInt64 = 0
+  public var quotaReached = false
+  public var quotaResetDay = 1
+  public var poolFree = 0
+  public var poolSize = 0
+  public var ledState = "console"
+  public var recentErrors: [String] = []
+  public var identity: String? = nil
+  public struct PeerLine {
     var name: String
     var endpoint: String
     var srttUs: UInt64
@@ -36,13 +36,13 @@ struct StatusSnapshot {
     var answered: UInt64
     var lastSeenSec: UInt64?
   }
-  var peers: [PeerLine] = []
+  public var peers: [PeerLine] = []
   /// DTLS sessions (nil: sessions off).
-  var sessions: SessionCounters? = nil
-  var sessionsEstablished = 0
-  var sessionsHalfOpen = 0
-  var sessionsCapacity = 0
-  struct SessionLine {
+  public var sessions: SessionCounters? = nil
+  public var sessionsEstablished = 0
+  public var sessionsHalfOpen = 0
+  public var sessionsCapacity = 0
+  public struct SessionLine {
     var peer: String
     var kind: String
     var suite: String
@@ -51,18 +51,18 @@ struct StatusSnapshot {
     var bytesIn: UInt64
     var bytesOut: UInt64
   }
-  var sessionLines: [SessionLine] = []
-  var creditKnown = false
-  var creditReceipted: UInt64 = 0
-  var creditReceipts = 0
-  var creditCommitted: UInt64 = 0
-  var creditPending: UInt64 = 0
-  var creditPaused = 0
-  var creditWindow: UInt64 = 0
-  var creditError: String? = nil
+  public var sessionLines: [SessionLine] = []
+  public var creditKnown = false
+  public var creditReceipted: UInt64 = 0
+  public var creditReceipts = 0
+  public var creditCommitted: UInt64 = 0
+  public var creditPending: UInt64 = 0
+  public var creditPaused = 0
+  public var creditWindow: UInt64 = 0
+  public var creditError: String? = nil
 
   /// Lines for people.
-  func text() -> String {
+  public func text() -> String {
     var s = "wisp \(version) node '\(name)' on \(listen), up \(uptimeSec) s, \(shards) shard(s)\n"
     s += "identity:  \(identity.map { "fingerprint \($0)" } ?? "none (no usable state directory)")\n"
     if peers.isEmpty { s += "peers:     none configured\n" }
@@ -110,7 +110,7 @@ struct StatusSnapshot {
   }
 
   /// One JSON object for scripts.
-  func json() -> String {
+  public func json() -> String {
     var s = "{\"name\":\"\(Log.quote(name))\",\"version\":\"\(version)\",\"listen\":\"\(listen)\",\"uptime_s\":\(uptimeSec)"
     s += ",\"shards\":\(shards),\"identity\":" + (identity.map { "\"\($0)\"" } ?? "null") + ",\"peers\":["
     for (i, p) in peers.enumerated() {
@@ -157,7 +157,7 @@ struct StatusSnapshot {
   }
 
   /// Prometheus text exposition format 0.0.4.
-  func prometheus() -> String {
+  public func prometheus() -> String {
     var s = ""
     func metric(_ name: String, _ type: StaticString, _ help: StaticString, _ value: UInt64, _ labels: String = "") {
       s += "# HELP wisp_\(name) \(help)\n# TYPE wisp_\(name) \(type)\n"
@@ -202,8 +202,8 @@ struct StatusSnapshot {
 }
 
 /// `wisp status [--json] [--socket PATH]`.
-enum StatusClient {
-  static func main(_ inv: Invocation) -> Int32 {
+public enum StatusClient {
+  public static func main(_ inv: Invocation) -> Int32 {
     var path = inv.value("--socket") ?? "/run/wisp/status.sock"
     if inv.value("--socket") == nil, let rt = ProcessInfo.environment("RUNTIME_DIRECTORY") { path = rt + "/status.sock" }
     let fd = wisp_unix_connect(path)

@@ -8,8 +8,8 @@ import CPosix
 import WispCore
 import WispOS
 
-final class NodePeers {
-  struct Peer {
+public final class NodePeers {
+  public struct Peer {
     var name: String
     var endpoint: Endpoint
     var sent: UInt64 = 0
@@ -19,13 +19,13 @@ final class NodePeers {
     var lastSeenNs: UInt64 = 0
   }
 
-  var peers: [Peer] = []
-  static let intervalNs: UInt64 = 5_000_000_000
+  public var peers: [Peer] = []
+  public static let intervalNs: UInt64 = 5_000_000_000
 
-  init(_ list: [PeerEntry]) { update(list) }
+  public init(_ list: [PeerEntry]) { update(list) }
 
   /// New peer list (SIGHUP): peers that stay keep their figures.
-  func update(_ list: [PeerEntry]) {
+  public func update(_ list: [PeerEntry]) {
     var next: [Peer] = []
     for p in list {
       if let old = peers.first(where: { $0.endpoint == p.endpoint && $0.name.same(p.name) }) { next.append(old) }
@@ -36,13 +36,13 @@ final class NodePeers {
 
   /// The peers to PING now (counted as sent). The control plane hands them to the session
   /// shard, which sends the PINGs (inside a DTLS session where there is one).
-  func probeTargets() -> [Endpoint] {
+  public func probeTargets() -> [Endpoint] {
     for i in 0..<peers.count { peers[i].sent += 1 }
     return peers.map { $0.endpoint }
   }
 
   /// A PONG from `from` carrying `token` (the PING's send time).
-  func pong(from: Endpoint, token: UInt64) {
+  public func pong(from: Endpoint, token: UInt64) {
     let now = wisp_monotonic_ns()
     guard token <= now, now - token < 10_000_000_000, let i = peers.firstIndex(where: { $0.endpoint == from }) else { return }
     let rtt = (now - token) / 1000

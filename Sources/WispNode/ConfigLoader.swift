@@ -3,17 +3,17 @@ import CPosix
 import WispCore
 import WispOS
 
-enum ConfigLoader {
-  static let defaultPath = "/etc/wisp/wisp.conf"
+public enum ConfigLoader {
+  public static let defaultPath = "/etc/wisp/wisp.conf"
 
-  struct Failure: Error {
-    let message: String
+  public struct Failure: Error {
+    public let message: String
     /// 2 for a bad command line, 1 for a bad or unreadable file.
-    let exitCode: Int32
+    public let exitCode: Int32
   }
 
   /// Reads and validates `path` over the board it names (or `boardOverride`).
-  static func load(path: String?, boardOverride: String?, inv: Invocation?) -> Result<RunConfig, Failure> {
+  public static func load(path: String?, boardOverride: String?, inv: Invocation?) -> Result<RunConfig, Failure> {
     var base = RunConfig()
     base.cores = Int(wisp_cpu_count())
     var text: String? = nil
@@ -55,39 +55,9 @@ enum ConfigLoader {
   }
 
   /// `wisp run`'s configuration: --config FILE, else /etc/wisp/wisp.conf when present.
-  static func forRun(_ inv: Invocation) -> Result<RunConfig, Failure> {
+  public static func forRun(_ inv: Invocation) -> Result<RunConfig, Failure> {
     let path = inv.value("--config") ?? (Files.exists(defaultPath) ? defaultPath : nil)
     return load(path: path, boardOverride: inv.value("--board"), inv: inv)
   }
 
-  /// `wisp config check [FILE]` and `wisp config import-boot [--from FILE] [--to FILE]`.
-  static func check(_ inv: Invocation) -> Int32 {
-    if let verb = inv.positionals.first, verb.is("import-boot") {
-      if inv.positionals.count > 1 {
-        Console.err("wisp: 'config import-boot' takes no file argument (use --from/--to)")
-        return 2
-      }
-      return ConfigImport.main(inv)
-    }
-    guard let verb = inv.positionals.first, verb.is("check") else {
-      Console.err("wisp: 'config' needs a verb: wisp config check [FILE] | wisp config import-boot [--from FILE] [--to FILE]")
-      return 2
-    }
-    if inv.value("--from") != nil || inv.value("--to") != nil {
-      Console.err("wisp: --from and --to belong to 'wisp config import-boot'")
-      return 2
-    }
-    let path = inv.positionals.count > 1 ? inv.positionals[1] : defaultPath
-    switch load(path: path, boardOverride: nil, inv: nil) {
-    case .failure(let f):
-      Console.err("wisp: \(f.message)")
-      return 1
-    case .success(let c):
-      Console.out("\(path): ok")
-      Console.out("  name=\(c.name) listen=\(c.listen.text) board=\(c.boardName ?? "none") shards=\(c.effectiveShards)"
-                  + " pool=\(c.poolPackets) circuits=\(c.circuits) exits=\(c.exits.count)"
-                  + " metrics=\(c.metrics?.text ?? "off") state_dir=\(c.stateDir)")
-      return 0
-    }
-  }
 }

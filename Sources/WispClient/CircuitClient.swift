@@ -5,50 +5,50 @@ import WispCore
 import WispOS
 import WispTLS
 
-final class CircuitClient {
-  let socket: UDPSocket
-  var first = Endpoint(ip: 0, port: 0)
-  var forwardId: UInt32 = 0
-  var backId: UInt32 = 0
-  let out = UnsafeMutableRawPointer.allocate(byteCount: 2048, alignment: 16)
-  let inbuf = UnsafeMutableRawPointer.allocate(byteCount: 2048, alignment: 16)
-  var random = KernelRandom()
+public final class CircuitClient {
+  public let socket: UDPSocket
+  public var first = Endpoint(ip: 0, port: 0)
+  public var forwardId: UInt32 = 0
+  public var backId: UInt32 = 0
+  public let out = UnsafeMutableRawPointer.allocate(byteCount: 2048, alignment: 16)
+  public let inbuf = UnsafeMutableRawPointer.allocate(byteCount: 2048, alignment: 16)
+  public var random = KernelRandom()
   // Statistics.
-  var sent: UInt64 = 0
-  var bytesSent: UInt64 = 0
+  public var sent: UInt64 = 0
+  public var bytesSent: UInt64 = 0
   /// Distinct messages echoed back (a second copy of one counts in `duplicates` only).
-  var received: UInt64 = 0
-  var bytesReceived: UInt64 = 0
-  var duplicates: UInt64 = 0
-  var highestSeen: UInt64 = 0
+  public var received: UInt64 = 0
+  public var bytesReceived: UInt64 = 0
+  public var duplicates: UInt64 = 0
+  public var highestSeen: UInt64 = 0
   /// One bit per sequence number seen (grown on demand, up to `seenLimit` messages).
-  var seen: [UInt64] = []
-  static let seenLimit: UInt64 = 1 << 27
+  public var seen: [UInt64] = []
+  public static let seenLimit: UInt64 = 1 << 27
   /// When the latest echo arrived (monotonic ns; 0 before the first).
-  var lastEchoNs: UInt64 = 0
+  public var lastEchoNs: UInt64 = 0
   // The current circuit: when it was built, echoes on it, the first one's arrival, and
   // the client's echoed bytes before it (receipts count this circuit's bytes only).
-  var circuitBuiltNs: UInt64 = 0
-  var circuitEchoes: UInt64 = 0
-  var circuitFirstEchoNs: UInt64 = 0
-  var circuitBytesBase: UInt64 = 0
+  public var circuitBuiltNs: UInt64 = 0
+  public var circuitEchoes: UInt64 = 0
+  public var circuitFirstEchoNs: UInt64 = 0
+  public var circuitBytesBase: UInt64 = 0
   /// Round-trip times in microseconds, a ring of the latest samples.
   /// Echoes that did not open (sealed circuits): tampered or replayed.
-  var badSeals: UInt64 = 0
-  var rtts = [UInt32](repeating: 0, count: 4096)
-  var rttCount = 0
+  public var badSeals: UInt64 = 0
+  public var rtts = [UInt32](repeating: 0, count: 4096)
+  public var rttCount = 0
   // Receipts: the client's key, each hop's fingerprint, the circuit's serial.
-  var signer: P256Signer? = nil
-  var hops: [Fingerprint] = []
-  var serial: UInt64 = 0
-  var receiptedUpTo: UInt64 = 0
-  var receiptsSent: UInt64 = 0
+  public var signer: P256Signer? = nil
+  public var hops: [Fingerprint] = []
+  public var serial: UInt64 = 0
+  public var receiptedUpTo: UInt64 = 0
+  public var receiptsSent: UInt64 = 0
   /// Bytes of echo between receipts (well inside any node's credit window).
-  var receiptEvery: UInt64 = 512 * 1024
+  public var receiptEvery: UInt64 = 512 * 1024
 
   /// Binds `local` (default: any address, any port; the kernel picks the source address
   /// for each relay, so the client works on loopback and in network namespaces alike).
-  init(local: Endpoint = Endpoint(ip: 0, port: 0)) throws(Errno) {
+  public init(local: Endpoint = Endpoint(ip: 0, port: 0)) throws(Errno) {
     socket = try UDPSocket(bind: local, bufferBytes: 4 << 20)
   }
 
@@ -59,26 +59,26 @@ final class CircuitClient {
     socket.close()
   }
 
-  enum BuildError: Error { case refused(UInt8), noAnswer, exitKeyMismatch, session(String) }
+  public enum BuildError: Error { case refused(UInt8), noAnswer, exitKeyMismatch, session(String) }
 
   // MARK: - The DTLS session with the first hop
 
   /// Carry every frame to the first relay inside a DTLS session (mutual authentication).
-  var useDTLS = false
+  public var useDTLS = false
   /// Pinned keys of relays, for the session with whichever is the first hop; a first hop
   /// without one is trusted on first use (its fingerprint is printed).
-  var pins: [(Endpoint, Fingerprint)] = []
-  var link: DTLSSession? = nil
-  var linkPeer = Endpoint(ip: 0, port: 0)
-  var identity: Identity? = nil
-  var drbg: RandomGenerator? = nil
+  public var pins: [(Endpoint, Fingerprint)] = []
+  public var link: DTLSSession? = nil
+  public var linkPeer = Endpoint(ip: 0, port: 0)
+  public var identity: Identity? = nil
+  public var drbg: RandomGenerator? = nil
   /// Frames opened from records, waiting for `nextFrame`.
-  var opened: [[UInt8]] = []
+  public var opened: [[UInt8]] = []
   /// How long a handshake with the first hop may take (retransmissions at 1, 2 s).
-  var connectTimeoutMs: UInt64 = 5000
+  public var connectTimeoutMs: UInt64 = 5000
 
   /// A mutually authenticated DTLS 1.2 session with `peer` (ends any earlier one).
-  func connect(_ peer: Endpoint) throws(BuildError) {
+  public func connect(_ peer: Endpoint) throws(BuildError) {
     if let old = link, old.state == .established { old.close() }
     link = nil
     let pin = pins.first { $0.0 == peer }?.1
@@ -105,7 +105,7 @@ final class CircuitClient {
   }
 
   /// A client session with `peer`, pinned to `pin` (or learning the peer's key without one).
-  func makeSession(_ peer: Endpoint, pin: Fingerprint?) throws(BuildError) -> DTLSSession {
+  public func makeSession(_ peer: Endpoint, pin: Fingerprint?) throws(BuildError) -> DTLSSession {
     let (id, random) = try clientIdentity()
     do throws(TLSError) {
       var o = DTLSOptions(role: .client, pinned: pin.map { [$0] } ?? [])
@@ -124,7 +124,7 @@ final class CircuitClient {
 
   /// The client's one key, made once: the session presents the key its receipts are signed
   /// with, so the node sees the same client fingerprint in both.
-  func clientIdentity() throws(BuildError) -> (Identity, RandomGenerator) {
+  public func clientIdentity() throws(BuildError) -> (Identity, RandomGenerator) {
     if let identity, let drbg { return (identity, drbg) }
     let random: RandomGenerator
     do throws(TLSError) { random = try RandomGenerator() } catch { throw .session(error.description) }
@@ -141,7 +141,7 @@ final class CircuitClient {
 
   /// Sends the `n`-byte frame at `out` to the first hop (inside the session if there is one).
   @discardableResult
-  func sendFrame(_ n: Int) -> Bool {
+  public func sendFrame(_ n: Int) -> Bool {
     if let link {
       guard link.state == .established else { return false }
       do { try link.write(UnsafeRawBufferPointer(start: out, count: n)) } catch { return false }
@@ -152,7 +152,7 @@ final class CircuitClient {
 
   /// The next frame for the client in `inbuf` (its length), opened from a record when the
   /// session carries it; nil when nothing is waiting.
-  func nextFrame() -> Int? {
+  public func nextFrame() -> Int? {
     while true {
       if !opened.isEmpty {
         let f = opened.removeFirst()
@@ -172,15 +172,15 @@ final class CircuitClient {
   }
 
   /// End-to-end sealing with the exit of the current circuit (nil: plain payloads).
-  var channel: SealedChannel? = nil
+  public var channel: SealedChannel? = nil
   /// Whether payloads are sealed end to end.
-  var sealed: Bool { channel != nil }
+  public var sealed: Bool { channel != nil }
 
   /// Builds a circuit through `relays` (1–3) ending at `exit`; retries on silence
   /// (`tries` CREATEs, `waitMs` for an answer to each).
   /// With `exitKey` (the last relay's fingerprint) the payloads are sealed end to end: the
   /// CREATE carries an ephemeral point, and the exit's point in CREATED must match `exitKey`.
-  func build(relays: [Endpoint], exit: Endpoint, tries: Int = 5, waitMs: UInt64 = 1000,
+  public func build(relays: [Endpoint], exit: Endpoint, tries: Int = 5, waitMs: UInt64 = 1000,
              exitKey: Fingerprint? = nil) throws(BuildError) {
     precondition(!relays.isEmpty && relays.count <= Wire.maxHops, "1-3 relays")
     first = relays[0]
@@ -237,13 +237,13 @@ final class CircuitClient {
   }
 
   /// Signs receipts for `hops` (node fingerprints, first hop first) with `key`.
-  func enableReceipts(key: P256Signer, hops: [Fingerprint]) {
+  public func enableReceipts(key: P256Signer, hops: [Fingerprint]) {
     signer = key
     newReceiptCircuit(hops: hops)
   }
 
   /// After a rebuild: the new circuit's hops, a fresh serial, receipts counted from zero.
-  func newReceiptCircuit(hops: [Fingerprint]) {
+  public func newReceiptCircuit(hops: [Fingerprint]) {
     self.hops = hops
     serial = UInt64(random.next32()) << 32 | UInt64(random.next32()) | 1
     receiptedUpTo = 0
@@ -252,10 +252,10 @@ final class CircuitClient {
   /// What this client acknowledges to every hop of the current circuit: each echoed byte
   /// crossed each hop twice (out and back), so twice the echoed bytes never exceeds what
   /// a hop relayed.
-  var acknowledged: UInt64 { (bytesReceived - circuitBytesBase) * 2 }
+  public var acknowledged: UInt64 { (bytesReceived - circuitBytesBase) * 2 }
 
   /// Sends a cumulative receipt to every hop when enough new traffic came back.
-  func sendReceiptsIfDue(force: Bool = false) {
+  public func sendReceiptsIfDue(force: Bool = false) {
     guard var key = signer else { return }
     let amount = acknowledged
     if amount == receiptedUpTo || (!force && amount - receiptedUpTo < receiptEvery) { return }
@@ -272,7 +272,7 @@ final class CircuitClient {
   }
 
   /// Sends message `seq` of `size` body bytes (≥ 16: sequence and send time).
-  func send(seq: UInt64, size: Int) {
+  public func send(seq: UInt64, size: Int) {
     let size = max(size, 16)
     // Sealed: the plaintext starts after the 8-byte counter.
     let plain = out + Wire.headerSize + (channel == nil ? 0 : 8)
@@ -288,7 +288,7 @@ final class CircuitClient {
   }
 
   /// Takes every echo waiting (up to `ms` of waiting for the first).
-  func receiveEchoes(waitMs: Int32) {
+  public func receiveEchoes(waitMs: Int32) {
     if !socket.wait(ms: waitMs) { return }
     let now = Clock.nowNs()
     while let len = nextFrame() {
@@ -316,7 +316,7 @@ final class CircuitClient {
   }
 
   /// Records `seq` as echoed; false if it had been echoed before.
-  func markSeen(_ seq: UInt64) -> Bool {
+  public func markSeen(_ seq: UInt64) -> Bool {
     if seq >= CircuitClient.seenLimit { return true }  // beyond tracking: counted, not checked
     let word = Int(seq >> 6)
     if word >= seen.count { seen.append(contentsOf: [UInt64](repeating: 0, count: max(word + 1 - seen.count, 1024))) }
@@ -327,7 +327,7 @@ final class CircuitClient {
   }
 
   /// (p50, p99) round-trip time in microseconds over the latest samples.
-  func rttPercentiles() -> (UInt32, UInt32) {
+  public func rttPercentiles() -> (UInt32, UInt32) {
     let n = min(rttCount, rtts.count)
     if n == 0 { return (0, 0) }
     let sorted = rtts[0..<n].sorted()

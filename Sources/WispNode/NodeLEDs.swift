@@ -7,25 +7,25 @@ import WispGPIO
 import WispOS
 
 /// GPIO lines or the console stand-in, behind the engine's one small interface.
-enum NodeLEDOutput: LEDOutput {
+public enum NodeLEDOutput: LEDOutput {
   case gpio(GPIOLEDs)
   case console(ConsoleLEDs)
 
-  var count: Int {
+  public var count: Int {
     switch self {
     case .gpio(let g): return g.count
     case .console(let c): return c.count
     }
   }
 
-  mutating func set(_ index: Int, on: Bool) {
+  public mutating func set(_ index: Int, on: Bool) {
     if case .gpio(var g) = self {
       g.set(index, on: on)
       self = .gpio(g)
     }
   }
 
-  mutating func release() {
+  public mutating func release() {
     if case .gpio(var g) = self {
       g.release()
       self = .console(ConsoleLEDs(count: g.count))
@@ -33,13 +33,13 @@ enum NodeLEDOutput: LEDOutput {
   }
 }
 
-final class NodeLEDs {
-  var panel: LEDPanel<NodeLEDOutput>
+public final class NodeLEDs {
+  public var panel: LEDPanel<NodeLEDOutput>
   /// "gpio ...", "console" or "headless: reason".
-  let backend: String
-  var lastPackets: UInt64 = 0
+  public let backend: String
+  public var lastPackets: UInt64 = 0
 
-  init(lines: LEDLines) {
+  public init(lines: LEDLines) {
     var refs: [LineRef] = []
     for l in [lines.status, lines.activity, lines.error] { if let l { refs.append(l) } }
     var output = NodeLEDOutput.console(ConsoleLEDs(count: 3))
@@ -60,19 +60,19 @@ final class NodeLEDs {
   }
 
   /// What the LEDs show, for status: "ready ● ○ ○ (gpio ...)".
-  var summary: String {
+  public var summary: String {
     let name = panel.engine.shown.map { "\($0.name)" } ?? "dark"
     return "\(name) \(LEDText.dots(panel.levels, panel.engine.layout)) (\(backend))"
   }
 
-  func set(_ state: LEDState, _ on: Bool) {
+  public func set(_ state: LEDState, _ on: Bool) {
     if on != panel.engine.isRaised(state) {
       if on { panel.engine.raise(state) } else { panel.engine.clear(state) }
     }
   }
 
   /// Feeds traffic and brings the LEDs up to date; returns when to call again (ns).
-  func update(nowNs: UInt64, packets: UInt64) -> UInt64 {
+  public func update(nowNs: UInt64, packets: UInt64) -> UInt64 {
     let delta = packets &- lastPackets
     lastPackets = packets
     set(.relaying, delta > 0)
@@ -86,7 +86,7 @@ final class NodeLEDs {
   }
 
   /// Shutdown pattern for a moment, then every LED off and the lines released.
-  func shutdown(nowNs: UInt64) {
+  public func shutdown(nowNs: UInt64) {
     set(.shuttingDown, true)
     _ = panel.tick(nowMs: nowNs / 1_000_000)
     panel.darken()

@@ -1,0 +1,17 @@
+// What a REFUSED frame's reason byte means, for people. Runs on host and device.
+import WispCore
+
+public enum RefusalText {
+  public static func of(_ r: UInt8) -> String {
+    switch RefuseReason(rawValue: r) {
+    case .tableFull: return "circuit table full"
+    case .quotaReached: return "the node's quota is reached"
+    case .exitNotAllowed: return "the exit does not allow that destination"
+    case .noService: return "no such service"
+    case .rateLimited: return "rate limited"
+    case .malformed: return "malformed request"
+    case .unreachable: return "next hop unreachable"
+    case .none: return "unknown"
+    }
+  }
+}
