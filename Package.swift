@@ -29,7 +29,7 @@ let package = Package(
     .target(name: "WispGPIO", dependencies: ["WispCore", "CGpiod"], path: "Sources/WispGPIO"),
     // Fakes for the tests (emulated journal storage with power cuts, recording LED output):
     // test targets only, never a dependency of `wisp`.
-    .target(name: "WispTestSupport", dependencies: ["WispCore", "WispOS"], path: "Sources/WispTestSupport"),
+    .target(name: "WispTestSupport", dependencies: ["WispCore", "WispOS", "CPosix"], path: "Sources/WispTestSupport"),
 
     // A relay node assembled: shards, control plane, credit worker, peers, reload, LEDs,
     // status and metrics formats, config loading (used by `wisp run` and `wisp demo`).
@@ -52,6 +52,13 @@ let package = Package(
       name: "WispCoreTests",
       dependencies: ["WispCore", "WispOS", "WispTestSupport"],
       path: "Tests/WispCoreTests"
+    ),
+    .testTarget(
+      name: "WispNodeTests",
+      dependencies: ["WispNode", "WispClient", "WispTLS", "WispOS", "WispCore", "WispTestSupport", "CPosix"],
+      path: "Tests/WispNodeTests",
+      linkerSettings: [.linkedLibrary("mbedtls"), .linkedLibrary("mbedx509"), .linkedLibrary("mbedcrypto"),
+                       .linkedLibrary("gpiod")]
     ),
     .testTarget(
       name: "WispTLSTests",

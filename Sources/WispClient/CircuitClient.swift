@@ -1,12 +1,17 @@
 // A client of the mesh: builds a circuit through relays to an exit destination and
 // sends numbered, timestamped messages over it, measuring RTT and loss from the echoes.
-// Used by `wisp demo`. Runs on host and device.
+// Used by `wisp client`, `wisp demo` and the in-process tests (over any DatagramSocket).
+// Runs on host and device.
+
+/// The client on a UDP socket.
+public typealias UDPCircuitClient = CircuitClient<UDPSocket>
+
 import WispCore
 import WispOS
 import WispTLS
 
-public final class CircuitClient {
-  public let socket: UDPSocket
+public final class CircuitClient<S: DatagramSocket> {
+  public let socket: S
   public var first = Endpoint(ip: 0, port: 0)
   public var forwardId: UInt32 = 0
   public var backId: UInt32 = 0
@@ -23,7 +28,7 @@ public final class CircuitClient {
   public var highestSeen: UInt64 = 0
   /// One bit per sequence number seen (grown on demand, up to `seenLimit` messages).
   public var seen: [UInt64] = []
-  public static let seenLimit: UInt64 = 1 << 27
+  public static var seenLimit: UInt64 { 1 << 27 }
   /// When the latest echo arrived (monotonic ns; 0 before the first).
   public var lastEchoNs: UInt64 = 0
   // The current circuit: when it was built, echoes on it, the first one's arrival, and
@@ -48,8 +53,13 @@ public final class CircuitClient {
 
   /// Binds `local` (default: any address, any port; the kernel picks the source address
   /// for each relay, so the client works on loopback and in network namespaces alike).
-  public init(local: Endpoint = Endpoint(ip: 0, port: 0)) throws(Errno) {
-    socket = try UDPSocket(bind: local, bufferBytes: 4 << 20)
+  public convenience init(local: Endpoint = Endpoint(ip: 0, port: 0)) throws(Errno) where S == UDPSocket {
+    self.init(socket: try UDPSocket(bind: local, bufferBytes: 4 << 20))
+  }
+
+  /// A client on `socket` (closed when the client goes).
+  public init(socket: S) {
+    self.socket = socket
   }
 
   deinit {

@@ -34,7 +34,7 @@ public final class MeshClient {
   public let hops: Int
   public let exitVia: Int?
   public let exit: Endpoint
-  public let client: CircuitClient
+  public let client: UDPCircuitClient
   public let probeSocket: UDPSocket
   public let silenceNs: UInt64
   public var path: [Int] = []
@@ -50,7 +50,7 @@ public final class MeshClient {
   public var lastRerouteMs: UInt64 = 0
   public var nextAttemptNs: UInt64 = 0
 
-  public init(peers: [MeshPeer], hops: Int, exitVia: Int?, exit: Endpoint, client: CircuitClient,
+  public init(peers: [MeshPeer], hops: Int, exitVia: Int?, exit: Endpoint, client: UDPCircuitClient,
        silenceMs: UInt64) throws(Errno) {
     self.peers = peers
     self.hops = hops

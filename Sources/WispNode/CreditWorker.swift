@@ -70,13 +70,12 @@ public final class CreditWorker {
     }
   }
 
-  /// Starts the thread (after `shards` is set).
+  /// Starts the thread (after `shards` is set): 0, or -errno.
   public func start() -> Int32 {
-    let ctx = Unmanaged.passRetained(self).toOpaque()
-    return wisp_thread_spawn({ ctx in
-      Unmanaged<CreditWorker>.fromOpaque(ctx!).takeRetainedValue().run()
-      return nil
-    }, ctx, &thread)
+    switch Threads.spawn({ [self] in run() }) {
+    case .success(let h): thread = h; return 0
+    case .failure(let e): return -e.code
+    }
   }
 
   public func run() {

@@ -22,7 +22,7 @@ public final class Node {
   public let config: RunConfig
   public var current: RunConfig
   public let startNs = wisp_monotonic_ns()
-  public var shards: [NodeShard] = []
+  public var shards: [NodeShard<UDPBatchIO>] = []
   public var control: ControlLoop? = nil
   /// What the shards post to the control plane.
   public let inbox: Mailbox<ControlMessage>
@@ -107,7 +107,7 @@ public final class Node {
         let io = UDPBatchIO(fd: fd, batch: config.batch, sendCapacity: config.gso ? config.batch * 64 : config.batch, gso: config.gso)
         let loop = try RelayLoop(io: io, pool: pool, forwarder: fwd, batch: config.batch, signals: false)
         loop.timers.schedule(RelayLoop<UDPBatchIO>.TimerID.tick.rawValue, at: wisp_monotonic_ns() + 1_000_000_000, every: 1_000_000_000)
-        shards.append(try NodeShard(index: k, loop: loop, control: inbox))
+        shards.append(try NodeShard<UDPBatchIO>(index: k, loop: loop, control: inbox))
       } catch {
         Log.error("cannot start event loop", "error=\"\(error.description)\"")
         return 1

@@ -62,9 +62,9 @@ public struct ShardSnapshot {
   public init() {}
 }
 
-public final class NodeShard {
+public final class NodeShard<IO: DatagramIO> {
   public let index: Int
-  public let loop: RelayLoop<UDPBatchIO>
+  public let loop: RelayLoop<IO>
   public let inbox: Mailbox<ShardMessage>
   public let control: Mailbox<ControlMessage>
   /// The session table (the session shard only).
@@ -75,11 +75,11 @@ public final class NodeShard {
   public let published = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
   public let ping = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 16)
   public var thread: UInt = 0
-  public static let inboxTag: UInt64 = 20
+  public static var inboxTag: UInt64 { 20 }
   /// Room for the credit worker's answers to a full queue of receipts, and the control plane's messages.
-  public static let inboxCapacity = CreditWorker.queueCapacity + 64
+  public static var inboxCapacity: Int { CreditWorker.queueCapacity + 64 }
 
-  public init(index: Int, loop: RelayLoop<UDPBatchIO>, control: Mailbox<ControlMessage>) throws(Errno) {
+  public init(index: Int, loop: RelayLoop<IO>, control: Mailbox<ControlMessage>) throws(Errno) {
     self.index = index
     self.loop = loop
     self.control = control
@@ -96,21 +96,21 @@ public final class NodeShard {
     ping.deallocate()
   }
 
-  /// Starts the shard's thread.
+  /// Starts the shard's thread: 0, or -errno.
   public func start() -> Int32 {
-    let ctx = Unmanaged.passRetained(self).toOpaque()
-    return wisp_thread_spawn({ ctx in
-      let shard = Unmanaged<NodeShard>.fromOpaque(ctx!).takeRetainedValue()
-      shard.loop.run()
-      shard.control.post(.snapshot(shard.snapshot(generation: UInt64.max)))
-      shard.loop.onEvent = nil
-      shard.loop.forwarder.onPong = nil
-      return nil
-    }, ctx, &thread)
+    switch Threads.spawn({ [self] in
+      loop.run()
+      control.post(.snapshot(snapshot(generation: UInt64.max)))
+      loop.onEvent = nil
+      loop.forwarder.onPong = nil
+    }) {
+    case .success(let h): thread = h; return 0
+    case .failure(let e): return -e.code
+    }
   }
 
   /// Runs on the shard's thread.
-  public func handle(_ event: RelayLoop<UDPBatchIO>.Event) {
+  public func handle(_ event: RelayLoop<IO>.Event) {
     switch event {
     case .tick:
       control.post(.snapshot(snapshot(generation: 0)))

@@ -48,6 +48,9 @@ public protocol DatagramIO: AnyObject {
   /// Whether a receive slot may hold a coalesced run of datagrams (GRO): the loop then
   /// posts 64 KB slots and handles each segment on its own.
   var coalesces: Bool { get }
+  /// Datagrams sent as parts of GSO runs, and received as parts of GRO runs (status).
+  var gsoSegments: UInt64 { get }
+  var groSegments: UInt64 { get }
   /// Receives up to `count` datagrams into `slots` without waiting; returns how many.
   func receive(_ slots: UnsafeMutablePointer<RxSlot>, count: Int) -> Int
   /// Sends `count` datagrams (runs of equal-size datagrams to one destination may go as

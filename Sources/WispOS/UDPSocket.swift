@@ -3,7 +3,20 @@
 import CPosix
 import WispCore
 
-public struct UDPSocket {
+/// One datagram at a time, for clients and services: what a `CircuitClient` talks
+/// through (a UDP socket here; an in-memory endpoint in tests).
+public protocol DatagramSocket {
+  /// Sends one datagram; false if it was refused.
+  @discardableResult
+  func send(_ p: UnsafeRawPointer, _ length: Int, to e: Endpoint) -> Bool
+  /// Receives one datagram if one is waiting; nil otherwise.
+  func receive(into p: UnsafeMutableRawPointer, capacity: Int) -> (Int, Endpoint)?
+  /// Waits up to `ms` for input.
+  func wait(ms: Int32) -> Bool
+  func close()
+}
+
+public struct UDPSocket: DatagramSocket {
   public let fd: Int32
 
   /// Binds ip:port (port 0 = any free port).

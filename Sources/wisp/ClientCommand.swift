@@ -51,7 +51,7 @@ enum ClientCommand {
       }
       if keys.count != relays.count { return usage("'--keys' needs one fingerprint per relay in '--via'") }
     }
-    let (traffic, sigfd, client): (TrafficOptions, Int32, CircuitClient)
+    let (traffic, sigfd, client): (TrafficOptions, Int32, UDPCircuitClient)
     switch ClientCommand.start(inv) {
     case .success(let r): (traffic, sigfd, client) = r
     case .failure(let e): return e.exitCode == 2 ? usage(e.message) : { Console.err("wisp: \(e.message)"); return 1 }()
@@ -102,7 +102,7 @@ enum ClientCommand {
       exitVia = i
     }
     guard let silenceMs = number("--silence-ms", 1500, 100, 60_000) else { return usage("'--silence-ms' must be 100-60000") }
-    let (traffic, sigfd, client): (TrafficOptions, Int32, CircuitClient)
+    let (traffic, sigfd, client): (TrafficOptions, Int32, UDPCircuitClient)
     switch ClientCommand.start(inv) {
     case .success(let r): (traffic, sigfd, client) = r
     case .failure(let e): return e.exitCode == 2 ? usage(e.message) : { Console.err("wisp: \(e.message)"); return 1 }()
@@ -138,7 +138,7 @@ enum ClientCommand {
   }
 
   /// What both modes do first: traffic options, signals through a signalfd, the socket.
-  static func start(_ inv: Invocation) -> Result<(TrafficOptions, Int32, CircuitClient), StartError> {
+  static func start(_ inv: Invocation) -> Result<(TrafficOptions, Int32, UDPCircuitClient), StartError> {
     let traffic: TrafficOptions
     switch TrafficOptions.parse(inv) {
     case .success(let t): traffic = t
@@ -146,7 +146,7 @@ enum ClientCommand {
     }
     wisp_ignore_sigpipe()
     let sigfd = wisp_signalfd()
-    guard let client = try? CircuitClient() else { return .failure(StartError(message: "cannot open a UDP socket", exitCode: 1)) }
+    guard let client = try? UDPCircuitClient() else { return .failure(StartError(message: "cannot open a UDP socket", exitCode: 1)) }
     if let d = inv.value("--dtls") {
       if d.is("on") { client.useDTLS = true } else if !d.is("off") {
         return .failure(StartError(message: "option '--dtls' must be on or off, not '\(d)'", exitCode: 2))
@@ -196,7 +196,7 @@ enum TrafficRun {
   /// text to each status line (the demo shows its nodes there). `watch`, called on every
   /// turn of the loop with the time, may rebuild the circuit (mesh failover); it returns
   /// true when it did, and pacing restarts from then (no burst to catch up).
-  static func run(client: CircuitClient, seconds: UInt64, size: Int, kbit: UInt64, sigfd: Int32,
+  static func run(client: UDPCircuitClient, seconds: UInt64, size: Int, kbit: UInt64, sigfd: Int32,
                   watch: ((UInt64) -> Bool)? = nil, extra: (UInt64) -> String) -> Result {
     let start = Clock.nowNs()
     var nextReport = start + 1_000_000_000

@@ -50,7 +50,7 @@ enum Demo {
     let stateRoot = String(cString: dirp)
     var credits: [NodeCredit] = []
     var workers: [CreditWorker] = []
-    var shards: [NodeShard] = []
+    var shards: [NodeShard<UDPBatchIO>] = []
     // Each node's shard posts its snapshots to a mailbox of its own: the demo's thread
     // reads the nodes only through them (as a node's control plane does).
     var inboxes: [Mailbox<ControlMessage>] = []
@@ -73,7 +73,7 @@ enum Demo {
       guard let loop = try? RelayLoop(io: UDPBatchIO(fd: fd, batch: 32, sendCapacity: 32 * 64, gso: true),
                                       pool: PacketPool(capacity: 512), forwarder: fwd, batch: 32, signals: false),
             let inbox = try? Mailbox<ControlMessage>(capacity: 64),
-            let shard = try? NodeShard(index: 0, loop: loop, control: inbox),
+            let shard = try? NodeShard<UDPBatchIO>(index: 0, loop: loop, control: inbox),
             let worker = try? CreditWorker(credit: credit, shards: 1, halvesPerShard: fwd.circuits.capacity) else {
         Console.err("wisp demo: cannot start node \(names[i])")
         return 1
@@ -154,7 +154,7 @@ enum Demo {
       && !(snaps[0].sessionsEstablished == 1 && snaps[1].sessionsEstablished == 2 && snaps[2].sessionsEstablished == 1) {
       refresh()
     }
-    guard let client = try? CircuitClient() else {
+    guard let client = try? UDPCircuitClient() else {
       Console.err("wisp demo: could not open the client's socket")
       stopNodes()
       return 1
