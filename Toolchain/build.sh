@@ -22,10 +22,12 @@ if [ "${1:-}" = "--board" ]; then
 fi
 [ ${#targets[@]} -gt 0 ] || targets=(x86_64 aarch64 armv7)
 
+sdk_sum() { cat Toolchain/wisp.artifactbundle/info.json Toolchain/wisp.artifactbundle/embedded/*.json | sha256sum | cut -d' ' -f1; }
+
 install_sdk() {
   # Re-install when the bundle in the repo changed (compared by content).
   local stamp=$sdks/.stamp sum
-  sum=$(cat Toolchain/wisp.artifactbundle/info.json Toolchain/wisp.artifactbundle/embedded/*.json | sha256sum | cut -d' ' -f1)
+  sum=$(sdk_sum)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$sum" ]; then
     rm -rf "$sdks" && mkdir -p "$sdks"
     swift sdk install --swift-sdks-path "$sdks" "$root/Toolchain/wisp.artifactbundle" >/dev/null
@@ -33,24 +35,38 @@ install_sdk() {
   fi
 }
 
+# A scratch directory is wiped when the compiler flags that filled it change: SwiftPM
+# keeps objects built with other flags (seen: adding -function-sections left every
+# object as it was, and the binary as large).
+fresh_scratch() {  # DIR FLAGS-SUM
+  if [ "$(cat "$1/.wisp-flags" 2>/dev/null)" != "$2" ]; then
+    rm -rf "$1" && mkdir -p "$1" && echo "$2" >"$1/.wisp-flags"
+  fi
+}
+
+# Swift and C code in one section per function, so --gc-sections drops what nothing calls.
+x86_flags=(-Xswiftc -enable-experimental-feature -Xswiftc Embedded -Xswiftc -O
+  -Xswiftc -Xfrontend -Xswiftc -function-sections -Xcc -ffunction-sections -Xcc -fdata-sections
+  -Xlinker -L$emb/x86_64-unknown-linux-gnu -Xlinker -lswiftUnicodeDataTables -Xlinker -lm
+  -Xlinker --gc-sections)
+
 log=$(mktemp /tmp/wisp-build.XXXXXX)
 trap 'rm -f "$log"' EXIT
 for t in "${targets[@]}"; do
   case $t in
     x86_64)
       gnu=x86_64-linux-gnu strip=strip
+      fresh_scratch .build-embedded-x86_64 "$(echo "${x86_flags[*]}" | sha256sum | cut -d' ' -f1)"
       rm -f .build-embedded-x86_64/release/wisp
       swift build -c release --product wisp --scratch-path .build-embedded-x86_64 \
-        -Xswiftc -enable-experimental-feature -Xswiftc Embedded -Xswiftc -O \
-        -Xcc -ffunction-sections -Xcc -fdata-sections \
-        -Xlinker -L$emb/x86_64-unknown-linux-gnu -Xlinker -lswiftUnicodeDataTables -Xlinker -lm \
-        -Xlinker --gc-sections >"$log" 2>&1 || { grep -E 'error' "$log" >&2; echo "build.sh: $t build failed" >&2; exit 1; }
+        "${x86_flags[@]}" >"$log" 2>&1 || { grep -E 'error' "$log" >&2; echo "build.sh: $t build failed" >&2; exit 1; }
       bin=.build-embedded-x86_64/release/wisp ;;
     aarch64|armv7)
       if [ $t = aarch64 ]; then gnu=aarch64-linux-gnu triple=aarch64-none-none-elf
       else gnu=arm-linux-gnueabihf triple=armv7-none-none-eabi; fi
       strip=$gnu-strip
       install_sdk
+      fresh_scratch .build-embedded-$t "$(sdk_sum)"
       rm -f .build-embedded-$t/$triple/release/wisp
       swift build -c release --product wisp --scratch-path .build-embedded-$t \
         --swift-sdks-path "$sdks" --swift-sdk $triple \
