@@ -20,6 +20,12 @@ import WispOS
 import WispTLS
 
 public struct MeshPeer {
+  public init(name: String, endpoint: Endpoint, key: Fingerprint?) {
+    self.name = name
+    self.endpoint = endpoint
+    self.key = key
+  }
+
   public var name: String
   public var endpoint: Endpoint
   public var key: Fingerprint?
@@ -29,13 +35,16 @@ public struct MeshPeer {
   public var noExit = false
 }
 
-public final class MeshClient {
+/// Path choice and failover on UDP sockets.
+public typealias UDPMeshClient = MeshClient<UDPSocket>
+
+public final class MeshClient<S: DatagramSocket> {
   public var peers: [MeshPeer]
   public let hops: Int
   public let exitVia: Int?
   public let exit: Endpoint
-  public let client: UDPCircuitClient
-  public let probeSocket: UDPSocket
+  public let client: CircuitClient<S>
+  public let probeSocket: S
   public let silenceNs: UInt64
   public var path: [Int] = []
   public var random = KernelRandom()
@@ -50,15 +59,22 @@ public final class MeshClient {
   public var lastRerouteMs: UInt64 = 0
   public var nextAttemptNs: UInt64 = 0
 
-  public init(peers: [MeshPeer], hops: Int, exitVia: Int?, exit: Endpoint, client: UDPCircuitClient,
-       silenceMs: UInt64) throws(Errno) {
+  /// `probeSocket`: where the PINGs go from (a socket of their own, closed with the client).
+  public init(peers: [MeshPeer], hops: Int, exitVia: Int?, exit: Endpoint, client: CircuitClient<S>, probeSocket: S,
+              silenceMs: UInt64) {
     self.peers = peers
     self.hops = hops
     self.exitVia = exitVia
     self.exit = exit
     self.client = client
     self.silenceNs = silenceMs * 1_000_000
-    probeSocket = try UDPSocket(bind: Endpoint(ip: 0, port: 0), bufferBytes: 1 << 20)
+    self.probeSocket = probeSocket
+  }
+
+  public convenience init(peers: [MeshPeer], hops: Int, exitVia: Int?, exit: Endpoint, client: CircuitClient<S>,
+                          silenceMs: UInt64) throws(Errno) where S == UDPSocket {
+    self.init(peers: peers, hops: hops, exitVia: exitVia, exit: exit, client: client,
+              probeSocket: try UDPSocket(bind: Endpoint(ip: 0, port: 0), bufferBytes: 1 << 20), silenceMs: silenceMs)
   }
 
   deinit {

@@ -27,14 +27,25 @@ public struct StatusSnapshot {
   public var ledState = "console"
   public var recentErrors: [String] = []
   public var identity: String? = nil
+  public init() {}
   public struct PeerLine {
-    var name: String
-    var endpoint: String
-    var srttUs: UInt64
-    var lastRttUs: UInt64
-    var sent: UInt64
-    var answered: UInt64
-    var lastSeenSec: UInt64?
+    public var name: String
+    public var endpoint: String
+    public var srttUs: UInt64
+    public var lastRttUs: UInt64
+    public var sent: UInt64
+    public var answered: UInt64
+    public var lastSeenSec: UInt64?
+    public init(name: String, endpoint: String, srttUs: UInt64, lastRttUs: UInt64, sent: UInt64, answered: UInt64,
+                lastSeenSec: UInt64?) {
+      self.name = name
+      self.endpoint = endpoint
+      self.srttUs = srttUs
+      self.lastRttUs = lastRttUs
+      self.sent = sent
+      self.answered = answered
+      self.lastSeenSec = lastSeenSec
+    }
   }
   public var peers: [PeerLine] = []
   /// DTLS sessions (nil: sessions off).
@@ -43,13 +54,22 @@ public struct StatusSnapshot {
   public var sessionsHalfOpen = 0
   public var sessionsCapacity = 0
   public struct SessionLine {
-    var peer: String
-    var kind: String
-    var suite: String
-    var key: String
-    var ageSec: UInt64
-    var bytesIn: UInt64
-    var bytesOut: UInt64
+    public var peer: String
+    public var kind: String
+    public var suite: String
+    public var key: String
+    public var ageSec: UInt64
+    public var bytesIn: UInt64
+    public var bytesOut: UInt64
+    public init(peer: String, kind: String, suite: String, key: String, ageSec: UInt64, bytesIn: UInt64, bytesOut: UInt64) {
+      self.peer = peer
+      self.kind = kind
+      self.suite = suite
+      self.key = key
+      self.ageSec = ageSec
+      self.bytesIn = bytesIn
+      self.bytesOut = bytesOut
+    }
   }
   public var sessionLines: [SessionLine] = []
   public var creditKnown = false

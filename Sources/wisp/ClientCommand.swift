@@ -82,7 +82,7 @@ enum ClientCommand {
   /// `--peers` mode: probe, choose the path, fail over when it goes silent.
   static func mesh(_ inv: Invocation, _ usage: (String) -> Int32) -> Int32 {
     let peers: [MeshPeer]
-    switch MeshClient.parsePeers(inv.value("--peers")!) {
+    switch UDPMeshClient.parsePeers(inv.value("--peers")!) {
     case .success(let p): peers = p
     case .failure(let e): return usage(e.message)
     }
@@ -113,7 +113,7 @@ enum ClientCommand {
       guard let key = P256Signer.generate() else { Console.err("wisp: cannot make a client key"); return 1 }
       client.enableReceipts(key: key, hops: [])
     }
-    guard let mesh = try? MeshClient(peers: peers, hops: Int(hops), exitVia: exitVia, exit: exit, client: client,
+    guard let mesh = try? UDPMeshClient(peers: peers, hops: Int(hops), exitVia: exitVia, exit: exit, client: client,
                                      silenceMs: silenceMs) else {
       Console.err("wisp: cannot open a UDP socket"); return 1
     }

@@ -23,13 +23,15 @@ final class TestNode {
   let inbox: Mailbox<ControlMessage>
   var last = ShardSnapshot()
 
-  init(name: String, endpoint: Endpoint, network: MemoryNetwork, directory: String, exits: [Endpoint]) throws {
+  /// `window`: the credit window (0: relay without receipts).
+  init(name: String, endpoint: Endpoint, network: MemoryNetwork, directory: String, exits: [Endpoint],
+       window: UInt64 = 1 << 20) throws {
     self.name = name
-    credit = try #require(NodeCredit.open(directory: directory, window: 1 << 20, commitInterval: 1))
+    credit = try #require(NodeCredit.open(directory: directory, window: window, commitInterval: 1))
     let fwd = Forwarder(circuits: 64, local: endpoint, limits: Limits(), allowedExits: exits, random: KernelRandom(),
                         nowEpoch: wisp_realtime_s())
     fwd.fingerprint = credit.fingerprint
-    fwd.creditWindow = 1 << 20
+    fwd.creditWindow = window
     if !exits.isEmpty { fwd.exitCipher = ExitSealer(keyPEM: credit.key.pem, point: credit.key.publicKey, slots: exits.count) }
     let loop = try RelayLoop(io: try network.endpoint(endpoint), pool: PacketPool(capacity: 256), forwarder: fwd,
                              batch: 16, signals: false)
