@@ -9,6 +9,8 @@
 # the suite the default board order picks). Figures: R's forwarded packets per second of
 # R's own CPU time (user + system from /proc), at 512 and 1400 bytes of payload, and
 #   enc_relay_ratio_aead_1400 = R's packets per CPU-second at 1400 B / AEAD ceiling pps.
+# Then the same at 1400 B with R on 2 shards (`_2shards` figures): the node link's session
+# lives on shard 0, the second shard applies the link rules.
 # Prints `bench NAME VALUE UNIT` lines. Loopback only; every process ends by itself.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -35,20 +37,23 @@ fr=$("$WISP" id --state-dir "$tmp/r" | sed -n 's/^fingerprint //p')
 fx=$("$WISP" id --state-dir "$tmp/x" | sed -n 's/^fingerprint //p')
 base=$((31000 + RANDOM % 20000))
 
-for size in 512 1400; do
+# 512 and 1400 B on one shard, then 1400 B with 2 shards (sessions live on shard 0, the
+# other shard applies the link rules: the figure shows what a second shard costs or gives).
+for run in 512:1 1400:1 1400:2; do
+  size=${run%:*} shards=${run#*:}
   r=$base x=$((base + 1)) s=$((base + 2)) base=$((base + 10))
-  "$build/sink" --port $s --duration $((DUR + 20)) --idle 3 >"$tmp/sink.$size" 2>&1 & pids+=($!)
+  "$build/sink" --port $s --duration $((DUR + 20)) --idle 3 >"$tmp/sink.$run" 2>&1 & pids+=($!)
   # R counts its allocations (LD_PRELOAD counter, written on SIGUSR2) to show that the
   # encrypted hot path allocates nothing either.
   MALLOC_COUNT_FILE=$tmp/mc LD_PRELOAD=$build/malloc_count.so \
-  "$WISP" run --listen 127.0.0.1:$r --state-dir "$tmp/r" --peer X=127.0.0.1:$x=$fx --credit-window 0 --shards 1 \
-    --status-socket "$tmp/r.sock" --duration $((DUR + 20)) 2>"$tmp/r.$size.log" & rp=$!; pids+=($rp)
+  "$WISP" run --listen 127.0.0.1:$r --state-dir "$tmp/r" --peer X=127.0.0.1:$x=$fx --credit-window 0 --shards $shards \
+    --status-socket "$tmp/r.sock" --duration $((DUR + 20)) 2>"$tmp/r.$run.log" & rp=$!; pids+=($rp)
   "$WISP" run --listen 127.0.0.1:$x --state-dir "$tmp/x" --peer R=127.0.0.1:$r=$fr --exit 127.0.0.1:$s --credit-window 0 \
-    --duration $((DUR + 20)) 2>"$tmp/x.$size.log" & pids+=($!)
-  for _ in $(seq 100); do grep -q 'msg="session up"' "$tmp/r.$size.log" && break; sleep 0.1; done
+    --duration $((DUR + 20)) 2>"$tmp/x.$run.log" & pids+=($!)
+  for _ in $(seq 100); do grep -q 'msg="session up"' "$tmp/r.$run.log" && break; sleep 0.1; done
   # The client sends as fast as it can (no echoes come back from the sink).
   "$WISP" client --via 127.0.0.1:$r,127.0.0.1:$x --keys "$fr,$fx" --exit 127.0.0.1:$s --dtls on \
-    --seconds $((DUR + 2)) --size $size --rate-kbit 10000000 >"$tmp/client.$size" 2>&1 & cp=$!; pids+=($cp)
+    --seconds $((DUR + 2)) --size $size --rate-kbit 10000000 >"$tmp/client.$run" 2>&1 & cp=$!; pids+=($cp)
   sleep 1.5
   p0=$(packets "$tmp/r.sock"); t0=$(ticks $rp); w0=$(date +%s.%N)
   rm -f "$tmp/mc"; kill -USR2 $rp; sleep 0.1; a0=$(cat "$tmp/mc" 2>/dev/null)
@@ -57,18 +62,19 @@ for size in 512 1400; do
   p1=$(packets "$tmp/r.sock"); t1=$(ticks $rp); w1=$(date +%s.%N)
   wait $cp 2>/dev/null
   kill -TERM $rp 2>/dev/null
-  sealed=$(grep -o 'records_sealed=[0-9]*' "$tmp/r.$size.log" | tail -1)
+  sealed=$(grep -o 'records_sealed=[0-9]*' "$tmp/r.$run.log" | tail -1)
   read -r pps per_cpu mbit <<<"$(awk -v p0="$p0" -v p1="$p1" -v t0="$t0" -v t1="$t1" -v w0="$w0" -v w1="$w1" \
       -v hz="$(getconf CLK_TCK)" -v size="$size" 'BEGIN {
         n = p1 - p0; w = w1 - w0; c = (t1 - t0) / hz
         printf "%.0f %.0f %.1f", n / w, (c > 0 ? n / c : 0), n * size * 8 / w / 1e6 }')"
-  echo "enc-relay $size B: $((p1 - p0)) packets in ${DUR} s = $pps pps ($mbit Mbit/s), $per_cpu per relay CPU-second; $sealed" >&2
+  sfx=$([ "$shards" = 1 ] || echo "_${shards}shards")
+  echo "enc-relay $size B, $shards shard(s): $((p1 - p0)) packets in ${DUR} s = $pps pps ($mbit Mbit/s), $per_cpu per relay CPU-second; $sealed" >&2
   allocs=$(awk -v a="${a0:-}" -v b="${a1:-}" -v n="$((p1 - p0))" 'BEGIN { if (a != "" && b != "" && n > 0) printf "%.4f", (b - a) / n }')
   echo "enc-relay $size B: $(( ${a1:-0} - ${a0:-0} )) allocations in the window (SIGUSR2 bracket) = ${allocs:-n/a} per packet" >&2
-  echo "bench enc_relay_allocs_per_packet_$size ${allocs:-n/a} allocs"
-  echo "bench enc_relay_pps_$size $pps pps"
-  echo "bench enc_relay_pps_per_core_$size $per_cpu pps"
-  if [ $size = 1400 ]; then
+  echo "bench enc_relay_allocs_per_packet_$size$sfx ${allocs:-n/a} allocs"
+  echo "bench enc_relay_pps_$size$sfx $pps pps"
+  echo "bench enc_relay_pps_per_core_$size$sfx $per_cpu pps"
+  if [ $size = 1400 ] && [ "$shards" = 1 ]; then
     echo "bench enc_relay_aead_ceiling_pps_1400 $ceiling pps"
     echo "bench enc_relay_ratio_aead_1400 $(awk -v a="$per_cpu" -v c="$ceiling" 'BEGIN { printf "%.2f", a / c }') x"
   fi
