@@ -32,21 +32,31 @@ public struct PeerEntryError: Error, Equatable {
 extension PeerEntry {
   /// One `NAME=ADDR:PORT[=FINGERPRINT]` entry.
   public static func parse(_ text: String) throws(PeerEntryError) -> PeerEntry {
-    let parts = Array(text.utf8).split(separator: 61, omittingEmptySubsequences: false)  // '='
-    guard parts.count == 2 || parts.count == 3 else {
-      throw PeerEntryError("'\(text)' is not NAME=ADDR:PORT[=FINGERPRINT]")
+    let b = Array(text.utf8)
+    var eq: [Int] = []
+    for i in b.indices where b[i] == 61 { eq.append(i) }  // '='
+    guard eq.count == 1 || eq.count == 2 else {
+      throw PeerEntryError("'" + text + "' is not NAME=ADDR:PORT[=FINGERPRINT]")
     }
-    let name = parts[0]
+    let name = b[..<eq[0]]
     guard name.count >= 1, name.count <= maxNameLength, name.allSatisfy(isNameByte) else {
-      throw PeerEntryError("'\(text)': the name '\(String(decoding: name, as: UTF8.self))' must be 1 to "
-                           + "\(maxNameLength) letters, digits, '_', '.' or '-'")
+      throw bad(text, "name", name, "must be 1 to 32 letters, digits, '_', '.' or '-'")
     }
-    let endpoint = try parseEndpoint(Array(parts[1]), entry: text)
+    let address = b[(eq[0] + 1)..<(eq.count == 2 ? eq[1] : b.count)]
+    guard let colon = address.lastIndex(of: 58) else { throw bad(text, "address", address, "is not ADDR:PORT") }  // ':'
+    guard var endpoint = Endpoint(String(decoding: address[..<colon], as: UTF8.self) + ":1") else {
+      throw bad(text, "address", address[..<colon], "is not an IPv4 address (a.b.c.d)")
+    }
+    let portText = address[(colon + 1)...]
+    guard let port = parseDecimal(String(decoding: portText, as: UTF8.self)), port >= 1, port <= 65535 else {
+      throw bad(text, "port", portText, "is not 1 to 65535")
+    }
+    endpoint.port = UInt16(port)
     var key: Fingerprint? = nil
-    if parts.count == 3 {
-      let hex = String(decoding: parts[2], as: UTF8.self)
-      guard let k = Fingerprint(hex: hex) else {
-        throw PeerEntryError("'\(text)': the fingerprint must be 64 hex digits ('wisp id' of that node), not '\(hex)'")
+    if eq.count == 2 {
+      let hex = b[(eq[1] + 1)...]
+      guard let k = Fingerprint(hex: String(decoding: hex, as: UTF8.self)) else {
+        throw bad(text, "fingerprint", hex, "is not 64 hex digits ('wisp id' of that node)")
       }
       key = k
     }
@@ -58,7 +68,7 @@ extension PeerEntry {
     var out: [PeerEntry] = []
     for e in entries {
       let p = try parse(e)
-      if out.contains(where: { $0.name.same(p.name) }) { throw PeerEntryError("the name '\(p.name)' is given twice") }
+      if out.contains(where: { $0.name.same(p.name) }) { throw PeerEntryError("the name '" + p.name + "' is given twice") }
       out.append(p)
     }
     return out
@@ -68,15 +78,31 @@ extension PeerEntry {
   /// starting with '#' are skipped. Names must be unique; an empty list is allowed.
   public static func parseList(_ text: String) throws(PeerEntryError) -> [PeerEntry] {
     var items: [String] = []
-    for line in Array(text.utf8).split(separator: 10) {  // '\n'
-      let l = trimmed(line)
-      if l.first == 35 { continue }  // '#'
-      for item in l.split(separator: 44) {  // ','
-        let t = trimmed(item)
+    var item: [UInt8] = []
+    var lineStart = true
+    var comment = false
+    for c in text.utf8 + [10] {
+      if comment {
+        if c == 10 { comment = false; lineStart = true }
+      } else if c == 10 || c == 44 {  // '\n', ','
+        let t = trimmed(item[...])
         if !t.isEmpty { items.append(String(decoding: t, as: UTF8.self)) }
+        item.removeAll(keepingCapacity: true)
+        lineStart = c == 10
+      } else if c == 35 && lineStart {  // '#'
+        comment = true
+      } else {
+        if c != 32 && c != 9 && c != 13 { lineStart = false }
+        item.append(c)
       }
     }
     return try parse(items)
+  }
+
+  /// "'ENTRY': the PART 'VALUE' RULE" (one place, so each check costs a call, not a message).
+  @inline(never)
+  static func bad(_ entry: String, _ part: StaticString, _ value: ArraySlice<UInt8>, _ rule: StaticString) -> PeerEntryError {
+    PeerEntryError("'\(entry)': the \(part) '\(String(decoding: value, as: UTF8.self))' \(rule)")
   }
 
   static func isNameByte(_ b: UInt8) -> Bool {
@@ -88,23 +114,5 @@ extension PeerEntry {
     while let b = s.first, b == 32 || b == 9 || b == 13 { s = s.dropFirst() }
     while let b = s.last, b == 32 || b == 9 || b == 13 { s = s.dropLast() }
     return s
-  }
-
-  /// ADDR:PORT, with the part at fault named.
-  static func parseEndpoint(_ bytes: [UInt8], entry: String) throws(PeerEntryError) -> Endpoint {
-    let text = String(decoding: bytes, as: UTF8.self)
-    guard let colon = bytes.lastIndex(of: 58) else {  // ':'
-      throw PeerEntryError("'\(entry)': '\(text)' is not ADDR:PORT")
-    }
-    let address = String(decoding: bytes[..<colon], as: UTF8.self)
-    let portText = String(decoding: bytes[(colon + 1)...], as: UTF8.self)
-    guard var e = Endpoint(address + ":1") else {
-      throw PeerEntryError("'\(entry)': '\(address)' is not an IPv4 address (a.b.c.d)")
-    }
-    guard let port = parseDecimal(portText), port >= 1, port <= 65535 else {
-      throw PeerEntryError("'\(entry)': the port must be 1 to 65535, not '\(portText)'")
-    }
-    e.port = UInt16(port)
-    return e
   }
 }

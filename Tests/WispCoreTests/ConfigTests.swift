@@ -121,7 +121,7 @@ import Testing
 
   @Test func badPeerOptionNamesTheProblem() throws {
     let inv = try Arguments.parse(["run", "--peer", "a=127.0.0.1:1", "--peer", "b=127.0.0.1:99999"])
-    #expect(throws: UsageError("option '--peer': 'b=127.0.0.1:99999': the port must be 1 to 65535, not '99999'",
+    #expect(throws: UsageError("option '--peer': 'b=127.0.0.1:99999': the port '99999' is not 1 to 65535",
                                command: .run)) { try RunConfig.from(inv) }
     let twice = try Arguments.parse(["run", "--peer", "a=127.0.0.1:1", "--peer", "a=127.0.0.1:2"])
     #expect(throws: UsageError("option '--peer': the name 'a' is given twice", command: .run)) { try RunConfig.from(twice) }

@@ -25,24 +25,24 @@ private let fp = "76300de3a70d16afdda1dd8b66c414bd58efc493aea971338b199008ec4e9f
     (String(repeating: "n", count: 33) + "=127.0.0.1:1",
      "'\(String(repeating: "n", count: 33))=127.0.0.1:1': the name '\(String(repeating: "n", count: 33))' must be 1 to 32 letters, digits, '_', '.' or '-'"),
     // Addresses.
-    ("a=", "'a=': '' is not ADDR:PORT"),
-    ("a=127.0.0.1", "'a=127.0.0.1': '127.0.0.1' is not ADDR:PORT"),
-    ("a=localhost:7400", "'a=localhost:7400': 'localhost' is not an IPv4 address (a.b.c.d)"),
-    ("a=127.0.0.256:7400", "'a=127.0.0.256:7400': '127.0.0.256' is not an IPv4 address (a.b.c.d)"),
-    ("a=10.0.0:7400", "'a=10.0.0:7400': '10.0.0' is not an IPv4 address (a.b.c.d)"),
+    ("a=", "'a=': the address '' is not ADDR:PORT"),
+    ("a=127.0.0.1", "'a=127.0.0.1': the address '127.0.0.1' is not ADDR:PORT"),
+    ("a=localhost:7400", "'a=localhost:7400': the address 'localhost' is not an IPv4 address (a.b.c.d)"),
+    ("a=127.0.0.256:7400", "'a=127.0.0.256:7400': the address '127.0.0.256' is not an IPv4 address (a.b.c.d)"),
+    ("a=10.0.0:7400", "'a=10.0.0:7400': the address '10.0.0' is not an IPv4 address (a.b.c.d)"),
     // Ports.
-    ("a=1.2.3.4:0", "'a=1.2.3.4:0': the port must be 1 to 65535, not '0'"),
-    ("a=1.2.3.4:65536", "'a=1.2.3.4:65536': the port must be 1 to 65535, not '65536'"),
-    ("a=1.2.3.4:", "'a=1.2.3.4:': the port must be 1 to 65535, not ''"),
-    ("a=1.2.3.4:7x", "'a=1.2.3.4:7x': the port must be 1 to 65535, not '7x'"),
+    ("a=1.2.3.4:0", "'a=1.2.3.4:0': the port '0' is not 1 to 65535"),
+    ("a=1.2.3.4:65536", "'a=1.2.3.4:65536': the port '65536' is not 1 to 65535"),
+    ("a=1.2.3.4:", "'a=1.2.3.4:': the port '' is not 1 to 65535"),
+    ("a=1.2.3.4:7x", "'a=1.2.3.4:7x': the port '7x' is not 1 to 65535"),
     // Fingerprints.
-    ("a=1.2.3.4:5=", "'a=1.2.3.4:5=': the fingerprint must be 64 hex digits ('wisp id' of that node), not ''"),
+    ("a=1.2.3.4:5=", "'a=1.2.3.4:5=': the fingerprint '' is not 64 hex digits ('wisp id' of that node)"),
     ("a=1.2.3.4:5=\(fp.dropLast())",
-     "'a=1.2.3.4:5=\(fp.dropLast())': the fingerprint must be 64 hex digits ('wisp id' of that node), not '\(fp.dropLast())'"),
+     "'a=1.2.3.4:5=\(fp.dropLast())': the fingerprint '\(fp.dropLast())' is not 64 hex digits ('wisp id' of that node)"),
     ("a=1.2.3.4:5=\(fp.dropLast())g",
-     "'a=1.2.3.4:5=\(fp.dropLast())g': the fingerprint must be 64 hex digits ('wisp id' of that node), not '\(fp.dropLast())g'"),
+     "'a=1.2.3.4:5=\(fp.dropLast())g': the fingerprint '\(fp.dropLast())g' is not 64 hex digits ('wisp id' of that node)"),
     ("a=1.2.3.4:5=\(fp)00",
-     "'a=1.2.3.4:5=\(fp)00': the fingerprint must be 64 hex digits ('wisp id' of that node), not '\(fp)00'"),
+     "'a=1.2.3.4:5=\(fp)00': the fingerprint '\(fp)00' is not 64 hex digits ('wisp id' of that node)"),
   ] as [(String, String)])
   func badEntryNamesThePart(text: String, message: String) {
     #expect(throws: PeerEntryError(message)) { try PeerEntry.parse(text) }
@@ -59,6 +59,7 @@ private let fp = "76300de3a70d16afdda1dd8b66c414bd58efc493aea971338b199008ec4e9f
     #expect(list.map { $0.name } == ["r1", "r2", "r3", "r4"])
     #expect(list[0].key != nil && list[1].key == nil)
     #expect(try PeerEntry.parseList("").isEmpty)
+    #expect(try PeerEntry.parseList("# only a comment, with a comma\n  # and another").isEmpty)
     #expect(try PeerEntry.parseList(" , ").isEmpty)
   }
 
@@ -74,7 +75,7 @@ private let fp = "76300de3a70d16afdda1dd8b66c414bd58efc493aea971338b199008ec4e9f
   }
 
   @Test func aBadEntryInAListIsNamed() {
-    #expect(throws: PeerEntryError("'r2=10.0.0.2:0': the port must be 1 to 65535, not '0'")) {
+    #expect(throws: PeerEntryError("'r2=10.0.0.2:0': the port '0' is not 1 to 65535")) {
       try PeerEntry.parseList("r1=10.0.0.1:7400, r2=10.0.0.2:0")
     }
   }
