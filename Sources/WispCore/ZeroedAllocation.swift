@@ -18,6 +18,14 @@ func zeroedAllocation<T>(_ count: Int) -> UnsafeMutablePointer<T> {
 /// Linux (full and Embedded Swift alike), so `deallocate` frees what calloc returned.
 func freeZeroed<T>(_ p: UnsafeMutablePointer<T>) { UnsafeMutableRawPointer(p).deallocate() }
 
+extension UnsafeMutablePointer {
+  /// `count` zeroed elements, non-resident until touched (Pointee's all-zero bit pattern
+  /// must be a valid value); release with `deallocate()`.
+  public init(zeroedCount count: Int) {
+    self = zeroedAllocation(count)
+  }
+}
+
 extension UnsafeMutableRawPointer {
   /// `count` zeroed bytes, non-resident until touched; release with `deallocate()`.
   public init(zeroedBytes count: Int) {

@@ -44,7 +44,10 @@ public final class CreditWorker {
   public let inbox: Mailbox<CreditJob>
   /// Each shard's inbox, for the answers.
   public var shards: [Mailbox<ShardMessage>] = []
-  public var slots: [[CreditSlot]]
+  /// Each shard's slots, one per half of its circuit table: zero pages until a receipt
+  /// touches one (an all-zero CreditSlot is an empty one), so a large table costs no RAM.
+  let slots: [UnsafeMutablePointer<CreditSlot>]
+  let slotCount: Int
   public var thread: UInt = 0
   public var running = true
   /// Answers a full shard inbox did not take (that circuit's window moves at its next receipt).
@@ -56,8 +59,11 @@ public final class CreditWorker {
   public init(credit: NodeCredit, shards: Int, halvesPerShard: Int) throws(Errno) {
     self.credit = credit
     inbox = try Mailbox(capacity: CreditWorker.queueCapacity)
-    slots = [[CreditSlot]](repeating: [CreditSlot](repeating: CreditSlot(), count: halvesPerShard), count: shards)
+    slotCount = halvesPerShard
+    slots = (0..<shards).map { _ in UnsafeMutablePointer<CreditSlot>(zeroedCount: halvesPerShard) }
   }
+
+  deinit { for p in slots { p.deallocate() } }
 
   /// Wires a shard's forwarder to the worker: receipts in, circuit ends in.
   public func connect(_ fwd: Forwarder<KernelRandom>, shard: Int) {
@@ -98,7 +104,7 @@ public final class CreditWorker {
   public func handle(_ job: CreditJob) {
     switch job {
     case .receipt(let shard, let half, let localId, let relayed, let r):
-      guard shard < slots.count, half >= 0, Int(half) < slots[shard].count else { return }
+      guard shard < slots.count, half >= 0, Int(half) < slotCount else { return }
       var s = slots[shard][Int(half)]
       if s.localId != localId {
         // The slot holds a circuit that ended before its binding reached the shard.
@@ -113,7 +119,7 @@ public final class CreditWorker {
       }
     case .closed(let shard, let half, let localId, let serial):
       credit.closed(serial: serial)
-      if shard < slots.count, half >= 0, Int(half) < slots[shard].count, slots[shard][Int(half)].localId == localId {
+      if shard < slots.count, half >= 0, Int(half) < slotCount, slots[shard][Int(half)].localId == localId {
         slots[shard][Int(half)] = CreditSlot()
       }
     case .stop:

@@ -31,12 +31,30 @@ public enum ShardMessage {
 
 /// What shards tell the control plane.
 public enum ControlMessage {
+  /// Every second: the shard is turning, and its plain counters (no allocation).
+  case beat(ShardBeat)
+  /// An answer to `.snapshot`, or the last one at stop.
   case snapshot(ShardSnapshot)
   /// A PONG: who answered and the token its PING carried.
   case pong(Endpoint, UInt64)
 }
 
-/// A shard's figures at one moment, copied out of its thread.
+/// What a shard posts every second: plain figures only, so that posting allocates nothing
+/// on the forwarding thread (the LEDs, the watchdog and the quota state need no more).
+public struct ShardBeat {
+  public var shard = 0
+  public var traffic = TrafficCounters()
+  public var quotaUsed: UInt64 = 0
+  public var quotaReached = false
+  public var poolFree = 0
+  public var circuits = 0
+  public var creditPaused = 0
+  public var creditPending: UInt64 = 0
+  public init() {}
+}
+
+/// A shard's figures at one moment, copied out of its thread (arrays copied whole, so the
+/// shard's own counters stay unshared and counting never copies them).
 public struct ShardSnapshot {
   public var shard = 0
   /// The request it answers (0: the periodic one; `UInt64.max`: the last, at stop).
@@ -113,7 +131,7 @@ public final class NodeShard<IO: DatagramIO> {
   public func handle(_ event: RelayLoop<IO>.Event) {
     switch event {
     case .tick:
-      control.post(.snapshot(snapshot(generation: 0)))
+      control.post(.beat(beat()))
     case .readable(let tag) where tag == NodeShard.inboxTag:
       inbox.acknowledge()
       while let m = inbox.take() { apply(m) }
@@ -143,13 +161,28 @@ public final class NodeShard<IO: DatagramIO> {
     }
   }
 
+  public func beat() -> ShardBeat {
+    let f = loop.forwarder
+    var b = ShardBeat()
+    b.shard = index
+    b.traffic = f.traffic
+    b.quotaUsed = f.quota.used
+    b.quotaReached = f.quota.reached
+    b.poolFree = loop.pool.available
+    b.circuits = f.circuits.circuitsInUse
+    let cs = f.creditState()
+    b.creditPaused = cs.paused
+    b.creditPending = cs.pending
+    return b
+  }
+
   public func snapshot(generation: UInt64) -> ShardSnapshot {
     let f = loop.forwarder
     var s = ShardSnapshot()
     s.shard = index
     s.generation = generation
     s.traffic = f.traffic
-    s.drops = f.drops
+    for r in DropReason.allCases { s.drops.count(r, f.drops[r]) }  // a copy of its own
     s.quotaUsed = f.quota.used
     s.quotaReached = f.quota.reached
     s.poolFree = loop.pool.available
@@ -162,7 +195,7 @@ public final class NodeShard<IO: DatagramIO> {
     s.groSegments = loop.io.groSegments
     if let t = sessions {
       s.hasSessionTable = true
-      s.links = t.counters
+      s.links.add(t.counters)  // a copy of its own
       s.sessionsEstablished = t.establishedSessions
       s.sessionsHalfOpen = t.halfOpenSessions
       s.sessionsCapacity = t.limits.capacity
@@ -175,7 +208,7 @@ public final class NodeShard<IO: DatagramIO> {
                                     bytesIn: l.session.bytesIn, bytesOut: l.session.bytesOut))
       }
     } else if let p = plain {
-      s.links = p.counters
+      s.links.add(p.counters)
     }
     return s
   }
