@@ -350,13 +350,7 @@ public final class Node {
         heardNs[s.shard] = now
       case .beat(let b):
         guard b.shard < latest.count else { continue }
-        latest[b.shard].traffic = b.traffic
-        latest[b.shard].quotaUsed = b.quotaUsed
-        latest[b.shard].quotaReached = b.quotaReached
-        latest[b.shard].poolFree = b.poolFree
-        latest[b.shard].circuits = b.circuits
-        latest[b.shard].creditPaused = b.creditPaused
-        latest[b.shard].creditPending = b.creditPending
+        latest[b.shard].apply(b)
         heardNs[b.shard] = now
       case .pong(let from, let token):
         peers.pong(from: from, token: token)

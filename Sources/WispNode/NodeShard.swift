@@ -78,6 +78,17 @@ public struct ShardSnapshot {
   public var sessionsCapacity = 0
   public var sessionLines: [StatusSnapshot.SessionLine] = []
   public init() {}
+
+  /// Takes the figures of a heartbeat.
+  public mutating func apply(_ b: ShardBeat) {
+    traffic = b.traffic
+    quotaUsed = b.quotaUsed
+    quotaReached = b.quotaReached
+    poolFree = b.poolFree
+    circuits = b.circuits
+    creditPaused = b.creditPaused
+    creditPending = b.creditPending
+  }
 }
 
 public final class NodeShard<IO: DatagramIO> {
@@ -181,16 +192,9 @@ public final class NodeShard<IO: DatagramIO> {
     var s = ShardSnapshot()
     s.shard = index
     s.generation = generation
-    s.traffic = f.traffic
+    s.apply(beat())
     for r in DropReason.allCases { s.drops.count(r, f.drops[r]) }  // a copy of its own
-    s.quotaUsed = f.quota.used
-    s.quotaReached = f.quota.reached
-    s.poolFree = loop.pool.available
     s.poolSize = loop.pool.capacity
-    s.circuits = f.circuits.circuitsInUse
-    let cs = f.creditState()
-    s.creditPaused = cs.paused
-    s.creditPending = cs.pending
     s.gsoSegments = loop.io.gsoSegments
     s.groSegments = loop.io.groSegments
     if let t = sessions {
