@@ -31,5 +31,6 @@ done
 
 echo
 [ ${#failures[@]} -eq 0 ] || echo "failed steps: ${failures[*]} (logs in $logdir)"
+echo "total: $SECONDS s for every step above (set-up before them not counted)"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
