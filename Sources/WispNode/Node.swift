@@ -441,6 +441,7 @@ public final class Node {
     s.pps = lastRate.pps
     s.kbitPerSec = lastRate.kbit
     s.drops = t.drops
+    s.mailboxRefused = mailboxRefused()
     for l in latest {
       s.quotaUsed &+= l.quotaUsed
       s.quotaReached = s.quotaReached || l.quotaReached
@@ -518,6 +519,13 @@ public final class Node {
     control?.stop()
   }
 
+  /// Messages refused by the node's full mailboxes (each mailbox counts under its own lock).
+  func mailboxRefused() -> UInt64 {
+    var n = inbox.occupancy.refused &+ (worker?.inbox.occupancy.refused ?? 0)
+    for s in shards { n &+= s.inbox.occupancy.refused }
+    return n
+  }
+
   /// Packets forwarded by every shard, as they published them (the LED timer asks 20
   /// times a second; no message, no allocation).
   public func forwardedPackets() -> UInt64 {
@@ -591,6 +599,6 @@ public final class Node {
         + " close_notify_sent=\(l.closeNotifySent) session_refusals=[\(l.refusalSummary)]"
       : " sessions=off"
     return "forwarded_packets=\(t.packets) forwarded_bytes=\(t.bytes) circuits_created=\(t.created)" + sessionsText
-      + " circuits_open=\(t.circuits) gso_segments=\(t.gso) gro_segments=\(t.gro) peak_rss_kb=\(rss)\(creditText) drops=\(t.drops.total) [\(t.drops.summary)]"
+      + " circuits_open=\(t.circuits) gso_segments=\(t.gso) gro_segments=\(t.gro) peak_rss_kb=\(rss) mailbox_refused=\(mailboxRefused())\(creditText) drops=\(t.drops.total) [\(t.drops.summary)]"
   }
 }

@@ -18,6 +18,9 @@ public struct StatusSnapshot {
   public var pps: UInt64 = 0
   public var kbitPerSec: UInt64 = 0
   public var drops = DropCounters()
+  /// Messages the node's mailboxes refused because they were full (shards, control plane,
+  /// credit worker): each one a reload, probe or receipt that did not arrive.
+  public var mailboxRefused: UInt64 = 0
   public var quotaUsed: UInt64 = 0
   public var quotaLimit: UInt64 = 0
   public var quotaReached = false
@@ -124,6 +127,7 @@ public struct StatusSnapshot {
       s += "sessions:  off\n"
     }
     s += "drops:     \(drops.total) [\(drops.summary)]\n"
+    s += "mailboxes: \(mailboxRefused) message(s) refused (full)\n"
     s += "errors:    \(recentErrors.isEmpty ? "none" : "")\n"
     for e in recentErrors { s += "  \(e)\n" }
     return s
@@ -132,7 +136,7 @@ public struct StatusSnapshot {
   /// One JSON object for scripts.
   public func json() -> String {
     var s = "{\"name\":\"\(Log.quote(name))\",\"version\":\"\(version)\",\"listen\":\"\(listen)\",\"uptime_s\":\(uptimeSec)"
-    s += ",\"shards\":\(shards),\"identity\":" + (identity.map { "\"\($0)\"" } ?? "null") + ",\"peers\":["
+    s += ",\"shards\":\(shards),\"mailbox_refused\":\(mailboxRefused),\"identity\":" + (identity.map { "\"\($0)\"" } ?? "null") + ",\"peers\":["
     for (i, p) in peers.enumerated() {
       s += (i == 0 ? "" : ",") + "{\"name\":\"\(Log.quote(p.name))\",\"address\":\"\(p.endpoint)\",\"srtt_us\":\(p.srttUs)"
         + ",\"last_rtt_us\":\(p.lastRttUs),\"pings_sent\":\(p.sent),\"pongs\":\(p.answered)"
@@ -191,6 +195,7 @@ public struct StatusSnapshot {
     metric("quota_used_bytes", "gauge", "Bytes counted against this period's quota.", quotaUsed)
     metric("quota_limit_bytes", "gauge", "The monthly quota (0 = none).", quotaLimit)
     metric("pool_free_buffers", "gauge", "Free packet buffers.", UInt64(poolFree))
+    metric("mailbox_refused_total", "counter", "Messages between the node's threads refused by a full mailbox.", mailboxRefused)
     metric("credit_receipted_bytes", "gauge", "Bytes acknowledged by valid signed receipts.", creditReceipted)
     metric("credit_committed_bytes", "gauge", "Receipted bytes synced to the journal.", creditCommitted)
     metric("credit_pending_bytes", "gauge", "Bytes relayed on open circuits beyond their receipts.", creditPending)

@@ -39,6 +39,7 @@ import WispNode
     s.creditReceipted = 5000
     s.creditCommitted = 4000
     s.recentErrors = ["level=warn msg=\"x\" a=\"b\""]
+    s.mailboxRefused = 3
     return s
   }
 
@@ -49,6 +50,7 @@ import WispNode
     #expect(j["name"] as? String == "attic \"pi\"")
     #expect(j["shards"] as? Int == 2)
     #expect(j["uptime_s"] as? Int == 42)
+    #expect(j["mailbox_refused"] as? Int == 3)
     let peers = try #require(j["peers"] as? [[String: Any]])
     #expect(peers.count == 2 && peers[0]["srtt_us"] as? Int == 350)
     #expect(peers[1]["last_seen_s"] is NSNull)
@@ -96,5 +98,6 @@ import WispNode
     #expect(samples["wisp_peer_rtt_microseconds{peer=\"b\"}"] == 350)
     #expect(samples["wisp_peer_rtt_microseconds{peer=\"c\"}"] == nil)  // never answered: no sample
     #expect(samples["wisp_credit_receipted_bytes"] == 5000)
+    #expect(samples["wisp_mailbox_refused_total"] == 3)
   }
 }
