@@ -67,7 +67,8 @@ let package = Package(
       linkerSettings: [.linkedLibrary("mbedtls"), .linkedLibrary("mbedx509"), .linkedLibrary("mbedcrypto")]
     ),
   ],
-  // The binary uses no Swift concurrency (one event loop per thread); Swift 5 mode
-  // keeps the strict-concurrency checks from flagging plain process-wide state.
-  swiftLanguageModes: [.v5]
+  // Swift 6 language mode: process-wide mutable state must be Sendable or marked; the
+  // few marked `nonisolated(unsafe)` (the log, the self-test) say what guards them. Threads
+  // cross only through mailboxes (Sources/ARCHITECTURE.md), checked by ThreadSanitizer.
+  swiftLanguageModes: [.v6]
 )

@@ -50,7 +50,7 @@ public struct UsageError: Error, Equatable {
 }
 
 /// A parsed command line.
-public struct Invocation {
+public struct Invocation: Sendable {
   public var command: Subcommand
   /// Options in the order given, as (option name, value); switches have an empty value.
   public var options: [(name: String, value: String)] = []

@@ -6,7 +6,7 @@
 // Stored as four big-endian words so that comparing two costs four integer compares and
 // needs no hashing tables.
 
-public struct Fingerprint: Equatable {
+public struct Fingerprint: Equatable, Sendable {
   public var w0: UInt64, w1: UInt64, w2: UInt64, w3: UInt64
 
   public init(w0: UInt64, w1: UInt64, w2: UInt64, w3: UInt64) {

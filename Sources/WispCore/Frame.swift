@@ -4,7 +4,7 @@
 // field is trusted; encoding writes in place into a caller's buffer.
 
 /// An IPv4 UDP endpoint in host byte order.
-public struct Endpoint: Equatable, Hashable {
+public struct Endpoint: Equatable, Hashable, Sendable {
   public var ip: UInt32
   public var port: UInt16
   public init(ip: UInt32, port: UInt16) {

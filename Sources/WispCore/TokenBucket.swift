@@ -5,7 +5,7 @@
 // the last refill) is kept per node or per circuit. An all-zero level is valid: its
 // first use refills it to the full burst, so a zero-filled circuit table needs no set-up.
 
-public struct TokenRate: Equatable {
+public struct TokenRate: Equatable, Sendable {
   /// Tokens per second; 0 means unlimited.
   public let rate: UInt64
   /// Largest number of tokens that may pass at once.
@@ -30,7 +30,7 @@ public struct TokenRate: Equatable {
   public static let unlimited = TokenRate(mbit: 0)
 }
 
-public struct BucketLevel {
+public struct BucketLevel: Sendable {
   public private(set) var tokens: UInt64 = 0
   /// Time of the last refill plus one (0 = never used).
   private var lastPlusOne: UInt64 = 0
@@ -61,7 +61,7 @@ public struct BucketLevel {
 }
 
 /// A rate and its level together (the node-wide cap).
-public struct TokenBucket {
+public struct TokenBucket: Sendable {
   public let limit: TokenRate
   var level = BucketLevel()
 

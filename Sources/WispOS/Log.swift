@@ -2,20 +2,21 @@
 // Safe from any thread: the suppression table and the recent lines are kept under one lock,
 // and each line is written whole.
 import CPosix
+import WispCore
 
 public enum Log {
-  static var prefix = "wisp"
+  nonisolated(unsafe) static var prefix = "wisp"  // under the log lock
   /// The name every line starts with (`wisp[NAME]`).
   public static var name: String {
     get { wisp_log_lock(); defer { wisp_log_unlock() }; return prefix }
     set { wisp_log_lock(); prefix = newValue; wisp_log_unlock() }
   }
   /// Per-message-kind suppression: at most `burst` lines per 10 s for one key.
-  static var keys: [(key: StaticString, windowStart: UInt64, count: Int, suppressed: Int)] = []
+  nonisolated(unsafe) static var keys: [(key: StaticString, windowStart: UInt64, count: Int, suppressed: Int)] = []
   static let burst = 5
 
   /// The latest warnings and errors (for status), oldest first.
-  static var recentLines: [String] = []
+  nonisolated(unsafe) static var recentLines: [String] = []
 
   /// A copy of the latest warnings and errors, oldest first.
   public static var recent: [String] {

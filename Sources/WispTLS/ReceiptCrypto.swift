@@ -5,7 +5,7 @@ import CMbedTLS
 import WispCore
 
 /// Verifies receipts and claim files: SHA-256 fingerprints, ECDSA P-256 signatures.
-public struct P256Verifier: SignatureVerifier {
+public struct P256Verifier: SignatureVerifier, Sendable {
   public init() {}
 
   /// SHA-256 of the key's DER SubjectPublicKeyInfo — the fingerprint `wisp id` prints, TLS

@@ -6,8 +6,8 @@ import WispClient
 import WispOS
 
 enum SelfTest {
-  static var passed = 0
-  static var failed = 0
+  nonisolated(unsafe) static var passed = 0  // the self-test runs on the main thread only
+  nonisolated(unsafe) static var failed = 0
 
   static func check(_ ok: Bool, _ name: StaticString) {
     if ok { passed += 1 } else { failed += 1; Console.err("selftest: FAILED \(name)") }

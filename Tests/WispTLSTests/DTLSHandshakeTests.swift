@@ -22,8 +22,8 @@ func newIdentity() -> Identity {
   let pem = try! Identity.generateKeyPEM(random: random)
   return try! Identity(keyPEM: pem, certificatePEM: nil, path: "test", random: random)
 }
-let serverIdentity = newIdentity()
-let clientIdentity = newIdentity()
+nonisolated(unsafe) let serverIdentity = newIdentity()
+nonisolated(unsafe) let clientIdentity = newIdentity()
 
 struct Pair {
   let server: DTLSSession

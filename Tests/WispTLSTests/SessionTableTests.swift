@@ -42,8 +42,8 @@ final class Mesh {
 
 let nodeA = Endpoint(ip: 0x7f00_0001, port: 7401)
 let nodeB = Endpoint(ip: 0x7f00_0001, port: 7402)
-let identityA = newIdentity()
-let identityB = newIdentity()
+nonisolated(unsafe) let identityA = newIdentity()
+nonisolated(unsafe) let identityB = newIdentity()
 
 func linkedPair(limits: SessionLimits = SessionLimits()) -> (Mesh, SessionTable, SessionTable) {
   let mesh = Mesh()
