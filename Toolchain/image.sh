@@ -49,9 +49,45 @@ fi
 #    non-free-firmware for raspi-firmware) that leaves the system's sources alone.
 apt_dir=$root/.build-image/apt
 mkdir -p "$cache" "$apt_dir"/{lists/partial,cache/archives/partial,preferences.d}
+# The mirrors are this machine's own: the URI its apt sources give for each suite (no host
+# name is written into the project).
+mirror_for() {  # SUITE: the first URI of this machine's apt sources that serves SUITE
+  python3 - "$1" <<'PY'
+import glob, sys
+suite = sys.argv[1]
+for f in sorted(glob.glob('/etc/apt/sources.list.d/*.sources')):        # deb822
+    for block in open(f).read().split('\n\n'):
+        fields = {}
+        for line in block.splitlines():
+            if ':' in line and not line.lstrip().startswith('#'):
+                k, v = line.split(':', 1)
+                fields[k.strip()] = v.split()
+        if suite in fields.get('Suites', []) and fields.get('URIs'):
+            print(fields['URIs'][0]); sys.exit(0)
+for f in ['/etc/apt/sources.list'] + sorted(glob.glob('/etc/apt/sources.list.d/*.list')):  # one-line
+    try:
+        lines = open(f).read().splitlines()
+    except OSError:
+        continue
+    for line in lines:
+        w = line.split('#')[0].split()
+        if len(w) < 3 or w[0] != 'deb':
+            continue
+        i = 1
+        if w[1].startswith('['):
+            while i < len(w) and not w[i].endswith(']'):
+                i += 1
+            i += 1
+        if i + 1 < len(w) and w[i + 1] == suite:
+            print(w[i]); sys.exit(0)
+sys.exit(1)
+PY
+}
+main_uri=$(mirror_for bookworm) || { echo "image: this machine's apt sources have no bookworm suite" >&2; exit 1; }
+security_uri=$(mirror_for bookworm-security) || { echo "image: this machine's apt sources have no bookworm-security suite" >&2; exit 1; }
 cat >"$apt_dir/sources.list" <<EOF
-deb [arch=arm64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main non-free-firmware
-deb [arch=arm64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian-security bookworm-security main
+deb [arch=arm64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $main_uri bookworm main non-free-firmware
+deb [arch=arm64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $security_uri bookworm-security main
 EOF
 cat >"$apt_dir/apt.conf" <<EOF
 Dir::Etc::SourceList "$apt_dir/sources.list";
