@@ -125,7 +125,7 @@ public final class Node {
         s.plain = rules
       }
     }
-    latest = shards.map { var s = ShardSnapshot(); s.shard = $0.index; return s }
+    latest = shards.map { var s = ShardSnapshot(); s.beat.shard = $0.index; return s }
     answered = [UInt64](repeating: 0, count: shards.count)
     let now = wisp_monotonic_ns()
     heardNs = [UInt64](repeating: now, count: shards.count)
@@ -329,11 +329,11 @@ public final class Node {
     if let leds {
       let now = wisp_monotonic_ns()
       if now - startNs >= 1_000_000_000 { leds.set(.selfTest, false); leds.set(.ready, true) }
-      leds.set(.quotaReached, latest.contains { $0.quotaReached })
+      leds.set(.quotaReached, latest.contains { $0.beat.quotaReached })
     }
     if let credit {
       leds?.set(.storageError, credit.report().failed)
-      if config.creditWindow > 0 { leds?.set(.unpaid, latest.contains { $0.creditPaused > 0 }) }
+      if config.creditWindow > 0 { leds?.set(.unpaid, latest.contains { $0.beat.creditPaused > 0 }) }
     }
   }
 
@@ -344,13 +344,14 @@ public final class Node {
     while let m = inbox.take() {
       switch m {
       case .snapshot(let s):
-        guard s.shard < latest.count else { continue }
-        latest[s.shard] = s
-        answered[s.shard] = max(answered[s.shard], s.generation)
-        heardNs[s.shard] = now
+        let k = s.beat.shard
+        guard k < latest.count else { continue }
+        latest[k] = s
+        answered[k] = max(answered[k], s.generation)
+        heardNs[k] = now
       case .beat(let b):
         guard b.shard < latest.count else { continue }
-        latest[b.shard].apply(b)
+        latest[b.shard].beat = b
         heardNs[b.shard] = now
       case .pong(let from, let token):
         peers.pong(from: from, token: token)
@@ -443,12 +444,12 @@ public final class Node {
     s.drops = t.drops
     s.mailboxRefused = mailboxRefused()
     for l in latest {
-      s.quotaUsed &+= l.quotaUsed
-      s.quotaReached = s.quotaReached || l.quotaReached
-      s.poolFree += l.poolFree
+      s.quotaUsed &+= l.beat.quotaUsed
+      s.quotaReached = s.quotaReached || l.beat.quotaReached
+      s.poolFree += l.beat.poolFree
       s.poolSize += l.poolSize
-      s.creditPaused += l.creditPaused
-      s.creditPending &+= l.creditPending
+      s.creditPaused += l.beat.creditPaused
+      s.creditPending &+= l.beat.creditPending
     }
     s.quotaLimit = current.limits.quotaBytes
     s.quotaResetDay = current.limits.quotaResetDay
@@ -541,10 +542,10 @@ public final class Node {
     var d = DropCounters()
     var links = SessionCounters()
     for l in latest {
-      p &+= l.traffic.forwardedPackets
-      b &+= l.traffic.forwardedBytes
-      c += l.circuits
-      cr &+= l.traffic.circuitsCreated
+      p &+= l.beat.traffic.forwardedPackets
+      b &+= l.beat.traffic.forwardedBytes
+      c += l.beat.circuits
+      cr &+= l.beat.traffic.circuitsCreated
       g &+= l.gsoSegments
       r &+= l.groSegments
       for reason in DropReason.allCases { d.count(reason, l.drops[reason]) }
@@ -571,9 +572,9 @@ public final class Node {
     let q = current.limits
     if q.quotaBytes == 0 { return "" }
     var used: UInt64 = 0
-    for l in latest { used &+= l.quotaUsed }
+    for l in latest { used &+= l.beat.quotaUsed }
     var s = " quota_used=\(used) quota_limit=\(q.quotaBytes)"
-    if latest.contains(where: { $0.quotaReached }) {
+    if latest.contains(where: { $0.beat.quotaReached }) {
       s += " refusing_new_circuits=\"monthly quota reached; resets on day \(q.quotaResetDay)\""
     }
     return s

@@ -56,18 +56,12 @@ public struct ShardBeat {
 /// A shard's figures at one moment, copied out of its thread (arrays copied whole, so the
 /// shard's own counters stay unshared and counting never copies them).
 public struct ShardSnapshot {
-  public var shard = 0
-  /// The request it answers (0: the periodic one; `UInt64.max`: the last, at stop).
+  /// The request it answers (`UInt64.max`: the last, at stop).
   public var generation: UInt64 = 0
-  public var traffic = TrafficCounters()
+  /// The heartbeat's figures (shard, traffic, quota, pool, circuits, credit state).
+  public var beat = ShardBeat()
   public var drops = DropCounters()
-  public var quotaUsed: UInt64 = 0
-  public var quotaReached = false
-  public var poolFree = 0
   public var poolSize = 0
-  public var circuits = 0
-  public var creditPaused = 0
-  public var creditPending: UInt64 = 0
   public var gsoSegments: UInt64 = 0
   public var groSegments: UInt64 = 0
   /// Session counters (the session table's, or the refusals of a shard without one).
@@ -78,17 +72,6 @@ public struct ShardSnapshot {
   public var sessionsCapacity = 0
   public var sessionLines: [StatusSnapshot.SessionLine] = []
   public init() {}
-
-  /// Takes the figures of a heartbeat.
-  public mutating func apply(_ b: ShardBeat) {
-    traffic = b.traffic
-    quotaUsed = b.quotaUsed
-    quotaReached = b.quotaReached
-    poolFree = b.poolFree
-    circuits = b.circuits
-    creditPaused = b.creditPaused
-    creditPending = b.creditPending
-  }
 }
 
 public final class NodeShard<IO: DatagramIO> {
@@ -190,9 +173,8 @@ public final class NodeShard<IO: DatagramIO> {
   public func snapshot(generation: UInt64) -> ShardSnapshot {
     let f = loop.forwarder
     var s = ShardSnapshot()
-    s.shard = index
     s.generation = generation
-    s.apply(beat())
+    s.beat = beat()
     for r in DropReason.allCases { s.drops.count(r, f.drops[r]) }  // a copy of its own
     s.poolSize = loop.pool.capacity
     s.gsoSegments = loop.io.gsoSegments

@@ -62,8 +62,7 @@ public final class RelayLoop<IO: DatagramIO> {
   public var published: UnsafeMutablePointer<UInt64>? = nil
   static var groSlotSize: Int { 65_536 }
 
-  let epfd: Int32
-  let sigfd: Int32
+  let events: EventSet
   // Receive side: one slot per datagram of a batch, always posted.
   let slots: UnsafeMutablePointer<RxSlot>
   /// The pool buffer posted in each slot (-1: a GRO area).
@@ -81,12 +80,8 @@ public final class RelayLoop<IO: DatagramIO> {
     self.pool = pool
     self.forwarder = forwarder
     self.batch = batch
-    let ep = try retryingNegErrno { wisp_epoll_create() }
-    let sf = signals ? try retryingNegErrno { wisp_signalfd() } : -1
-    _ = try retryingNegErrno { wisp_epoll_add(ep, io.fd, 0) }
-    if sf >= 0 { _ = try retryingNegErrno { wisp_epoll_add(ep, sf, 1) } }
-    epfd = ep
-    sigfd = sf
+    events = try EventSet(signals: signals, capacity: 4)
+    try events.add(io.fd, tag: 0)
     sendCapacity = io.coalesces ? batch * 64 : batch
     // Reserved whole at start; pages become resident only where datagrams land.
     groArea = io.coalesces ? UnsafeMutableRawPointer(zeroedBytes: batch * RelayLoop.groSlotSize) : nil
@@ -115,8 +110,6 @@ public final class RelayLoop<IO: DatagramIO> {
   deinit {
     slots.deallocate(); slotBuffer.deallocate(); entries.deallocate(); entryBuffer.deallocate()
     groArea?.deallocate()  // calloc'd; Swift's allocator is malloc/free
-    close(epfd)
-    if sigfd >= 0 { close(sigfd) }
   }
 
   public func stop() { running = false }
@@ -124,7 +117,7 @@ public final class RelayLoop<IO: DatagramIO> {
   /// Adds `fd` to this loop's epoll set; readiness arrives as `.readable(tag)` (tag ≥ 16).
   public func watch(_ fd: Int32, tag: UInt64) throws(Errno) {
     precondition(tag >= 16, "tags below 16 are the loop's own")
-    _ = try retryingNegErrno { wisp_epoll_add(epfd, fd, tag) }
+    try events.add(fd, tag: tag)
   }
 
   /// Installs the link layer and its timer.
@@ -135,17 +128,11 @@ public final class RelayLoop<IO: DatagramIO> {
 
   /// Runs until `stop()` (from a timer, a signal or a mailbox message).
   public func run() {
-    var tags = [UInt64](repeating: 0, count: 4)
     while running {
       // 1. wait
-      let now = wisp_monotonic_ns()
-      let n = tags.withUnsafeMutableBufferPointer { wisp_epoll_wait(epfd, $0.baseAddress!, 4, timers.timeoutMs(now: now)) }
-      if n < 0 && -n != EINTR { fatalError("epoll_wait failed") }  // only on a bad epoll fd
-      if n > 0 {
-        for i in 0..<Int(n) {
-          if tags[i] == 0 { drain() } else if tags[i] == 1 { readSignals() } else { onEvent?(self, .readable(tags[i])) }
-        }
-      }
+      events.wait(timeoutMs: timers.timeoutMs(now: wisp_monotonic_ns()),
+                  ready: { tag in if tag == 0 { drain() } else { onEvent?(self, .readable(tag)) } },
+                  signal: { onEvent?(self, .signal($0)) })
       runTimers()
     }
     link?.shutdown()
@@ -313,13 +300,5 @@ public final class RelayLoop<IO: DatagramIO> {
     io.send(entries, count: queued, drops: &forwarder.drops)
     for k in 0..<queued where entryBuffer[k] >= 0 { pool.give(entryBuffer[k]) }
     queued = 0
-  }
-
-  func readSignals() {
-    while true {
-      let s = wisp_signalfd_read(sigfd)
-      if s == 0 { return }
-      onEvent?(self, .signal(s))
-    }
   }
 }

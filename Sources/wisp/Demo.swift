@@ -210,7 +210,7 @@ enum Demo {
     Console.out(result.summary)
     Console.out("relayed per node (each message crosses every node twice, out and back):")
     for (i, s) in snaps.enumerated() {
-      let t = s.traffic
+      let t = s.beat.traffic
       let c = s.links
       Console.out("  node \(names[i]): \(t.forwardedPackets) packets, \(t.forwardedBytes) bytes,"
                   + " drops \(s.drops.total), circuits created \(t.circuitsCreated);"

@@ -40,7 +40,7 @@ import WispTestSupport
     #expect(node.shard.inbox.post(.limits(limits, exits: [e3, e2, e1], nowEpoch: wisp_realtime_s())))
     #expect(exchange(50) == 50)
     let s = node.snapshot()
-    #expect(s.circuits == 1 && s.traffic.circuitsCreated == 1)
+    #expect(s.beat.circuits == 1 && s.beat.traffic.circuitsCreated == 1)
     #expect(s.drops.total == 0)
 
     // e2 removed: no new circuit to it.

@@ -160,7 +160,7 @@ final class EchoService {
     // Each node relayed every message out and back, through DTLS records on its links.
     let relayed = nodes.map { $0.snapshot() }
     for (i, s) in relayed.enumerated() {
-      #expect(s.traffic.forwardedPackets >= 2 * messages, "node \(names[i]) forwarded \(s.traffic.forwardedPackets)")
+      #expect(s.beat.traffic.forwardedPackets >= 2 * messages, "node \(names[i]) forwarded \(s.beat.traffic.forwardedPackets)")
       #expect(s.links.recordsOpened > 0 && s.links.recordsSealed > 0, "node \(names[i]) carried no DTLS records")
       #expect(s.drops.total == 0, "node \(names[i]) dropped \(s.drops.summary)")
     }
