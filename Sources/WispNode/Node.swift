@@ -105,7 +105,7 @@ public final class Node {
       }
       do throws(Errno) {
         let io = UDPBatchIO(fd: fd, batch: config.batch, sendCapacity: config.gso ? config.batch * 64 : config.batch, gso: config.gso)
-        let loop = try RelayLoop(io: io, pool: pool, forwarder: fwd, batch: config.batch, signals: false)
+        let loop = try RelayLoop(io: io, pool: pool, forwarder: fwd, batch: config.batch)
         loop.timers.schedule(RelayLoop<UDPBatchIO>.TimerID.tick.rawValue, at: wisp_monotonic_ns() + 1_000_000_000, every: 1_000_000_000)
         shards.append(try NodeShard<UDPBatchIO>(index: k, loop: loop, control: inbox))
       } catch {

@@ -31,8 +31,9 @@ import CPosix
 import WispCore
 
 public final class RelayLoop<IO: DatagramIO> {
-  public enum TimerID: Int { case tick = 1, stats = 2, stop = 3, watchdog = 4, leds = 5, link = 6 }
-  public enum Event { case tick, stats, stop, watchdog, leds, signal(Int32), readable(UInt64) }
+  public enum TimerID: Int { case tick = 1, link = 6 }
+  /// What the owner hears: the 1 s tick, and a watched descriptor (a mailbox) readable.
+  public enum Event { case tick, readable(UInt64) }
 
   /// Where a datagram handed to `process` lies, which says what happens to its buffer.
   enum Origin {
@@ -55,7 +56,7 @@ public final class RelayLoop<IO: DatagramIO> {
   public private(set) var link: LinkLayer? = nil
   /// How often the link layer's timers run.
   public static var linkPollNs: UInt64 { 50_000_000 }
-  /// Called from the loop for timers and signals the owner handles (status, reload).
+  /// Called from the loop for the tick and for watched descriptors (the shard's mailbox).
   public var onEvent: ((RelayLoop, Event) -> Void)?
   /// Where the loop publishes its forwarded-packet count after every receive pass (a
   /// relaxed atomic store, read by the control plane for the activity LED).
@@ -74,13 +75,12 @@ public final class RelayLoop<IO: DatagramIO> {
   let entryBuffer: UnsafeMutablePointer<Int32>
   var queued = 0
 
-  /// `signals`: whether this loop owns the signalfd (a node's control plane does instead).
-  public init(io: IO, pool: PacketPool, forwarder: Forwarder<KernelRandom>, batch: Int, signals: Bool) throws(Errno) {
+  public init(io: IO, pool: PacketPool, forwarder: Forwarder<KernelRandom>, batch: Int) throws(Errno) {
     self.io = io
     self.pool = pool
     self.forwarder = forwarder
     self.batch = batch
-    events = try EventSet(signals: signals, capacity: 4)
+    events = try EventSet(signals: false, capacity: 4)
     try events.add(io.fd, tag: 0)
     sendCapacity = io.coalesces ? batch * 64 : batch
     // Reserved whole at start; pages become resident only where datagrams land.
@@ -126,13 +126,13 @@ public final class RelayLoop<IO: DatagramIO> {
     timers.schedule(TimerID.link.rawValue, at: wisp_monotonic_ns() + RelayLoop.linkPollNs, every: RelayLoop.linkPollNs)
   }
 
-  /// Runs until `stop()` (from a timer, a signal or a mailbox message).
+  /// Runs until `stop()` (from a mailbox message, or the process's stop request at a tick).
   public func run() {
     while running {
       // 1. wait
       events.wait(timeoutMs: timers.timeoutMs(now: wisp_monotonic_ns()),
                   ready: { tag in if tag == 0 { drain() } else { onEvent?(self, .readable(tag)) } },
-                  signal: { onEvent?(self, .signal($0)) })
+                  signal: { _ in })  // the control plane owns the signals
       runTimers()
     }
     link?.shutdown()
@@ -162,10 +162,6 @@ public final class RelayLoop<IO: DatagramIO> {
         forwarder.tick(nowNs: now, nowEpoch: wisp_realtime_s())
         if wisp_stop_requested() != 0 { running = false }  // the process is stopping
         onEvent?(self, .tick)
-      case .stats: onEvent?(self, .stats)
-      case .stop: onEvent?(self, .stop)
-      case .watchdog: onEvent?(self, .watchdog)
-      case .leds: onEvent?(self, .leds)
       case .link:
         link?.poll(nowNs: now)
         flush()

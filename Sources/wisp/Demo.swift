@@ -71,7 +71,7 @@ enum Demo {
       fwd.creditWindow = Credits.defaultWindow
       if i == 2 { fwd.exitCipher = ExitSealer(keyPEM: credit.key.pem, point: credit.key.publicKey, slots: 1) }
       guard let loop = try? RelayLoop(io: UDPBatchIO(fd: fd, batch: 32, sendCapacity: 32 * 64, gso: true),
-                                      pool: PacketPool(capacity: 512), forwarder: fwd, batch: 32, signals: false),
+                                      pool: PacketPool(capacity: 512), forwarder: fwd, batch: 32),
             let inbox = try? Mailbox<ControlMessage>(capacity: 64),
             let shard = try? NodeShard<UDPBatchIO>(index: 0, loop: loop, control: inbox),
             let worker = try? CreditWorker(credit: credit, shards: 1, halvesPerShard: fwd.circuits.capacity) else {

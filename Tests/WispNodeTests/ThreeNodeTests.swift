@@ -34,7 +34,7 @@ final class TestNode {
     fwd.creditWindow = window
     if !exits.isEmpty { fwd.exitCipher = ExitSealer(keyPEM: credit.key.pem, point: credit.key.publicKey, slots: exits.count) }
     let loop = try RelayLoop(io: try network.endpoint(endpoint), pool: PacketPool(capacity: 256), forwarder: fwd,
-                             batch: 16, signals: false)
+                             batch: 16)
     loop.timers.schedule(RelayLoop<MemoryIO>.TimerID.tick.rawValue, at: wisp_monotonic_ns() + 100_000_000, every: 100_000_000)
     inbox = try Mailbox(capacity: 256)
     shard = try NodeShard(index: 0, loop: loop, control: inbox)
