@@ -22,6 +22,7 @@
 #include <mbedtls/entropy.h>
 #include <mbedtls/ctr_drbg.h>
 #include <string.h>
+#include <stdlib.h>
 
 /// Seeds a CTR-DRBG from the platform entropy source; 0 or an mbedTLS error.
 static inline int wisp_drbg_seed(mbedtls_entropy_context *ent, mbedtls_ctr_drbg_context *drbg) {
@@ -119,6 +120,50 @@ static inline int wisp_p256_ecdh(const unsigned char *key, size_t keylen, const 
   mbedtls_mpi_free(&z); mbedtls_ecp_point_free(&q);
   mbedtls_pk_free(&pk); mbedtls_ctr_drbg_free(&drbg); mbedtls_entropy_free(&ent);
   return r;
+}
+
+/// A P-256 private key parsed once, with its own seeded DRBG, for many ECDH computations
+/// (a sealed exit's key agreements, on the worker thread that owns it).
+typedef struct wisp_ecdh_key {
+  mbedtls_entropy_context ent;
+  mbedtls_ctr_drbg_context drbg;
+  mbedtls_pk_context pk;
+} wisp_ecdh_key;
+
+static inline void wisp_ecdh_key_free(wisp_ecdh_key *k) {
+  if (!k) return;
+  mbedtls_pk_free(&k->pk); mbedtls_ctr_drbg_free(&k->drbg); mbedtls_entropy_free(&k->ent);
+  free(k);
+}
+
+/// Parses `key` (PEM with its NUL, or DER) and seeds the DRBG; NULL on any error.
+static inline wisp_ecdh_key *wisp_ecdh_key_new(const unsigned char *key, size_t keylen) {
+  wisp_ecdh_key *k = (wisp_ecdh_key *)calloc(1, sizeof *k);
+  if (!k) return NULL;
+  mbedtls_entropy_init(&k->ent); mbedtls_ctr_drbg_init(&k->drbg); mbedtls_pk_init(&k->pk);
+  if (wisp_p256_parse(&k->pk, key, keylen) != 0 || wisp_drbg_seed(&k->ent, &k->drbg) != 0) {
+    wisp_ecdh_key_free(k);
+    return NULL;
+  }
+  return k;
+}
+
+/// ECDH of the parsed key with a peer's uncompressed point (checked on the curve); 0 or an error.
+static inline int wisp_ecdh_key_compute(wisp_ecdh_key *k, const unsigned char peer[65], unsigned char out[32]) {
+  mbedtls_ecp_keypair *ec = mbedtls_pk_ec(k->pk);
+  mbedtls_ecp_point q; mbedtls_mpi z;
+  mbedtls_ecp_point_init(&q); mbedtls_mpi_init(&z);
+  int r = mbedtls_ecp_point_read_binary(&ec->grp, &q, peer, 65);
+  if (r == 0) r = mbedtls_ecp_check_pubkey(&ec->grp, &q);
+  if (r == 0) r = mbedtls_ecdh_compute_shared(&ec->grp, &z, &q, &ec->d, mbedtls_ctr_drbg_random, &k->drbg);
+  if (r == 0) r = mbedtls_mpi_write_binary(&z, out, 32);
+  mbedtls_mpi_free(&z); mbedtls_ecp_point_free(&q);
+  return r;
+}
+
+/// Random bytes from the key's DRBG; 0 or an error.
+static inline int wisp_ecdh_key_random(wisp_ecdh_key *k, unsigned char *out, size_t len) {
+  return mbedtls_ctr_drbg_random(&k->drbg, out, len);
 }
 
 /// HKDF-SHA256 (RFC 5869) without salt.

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "shim.h"
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/eventfd.h>
 #include <netinet/udp.h>
@@ -93,6 +94,29 @@ fail:;
   int e = errno;
   close(fd);
   return -e;
+}
+
+int wisp_nofile_limit(void) {
+  struct rlimit r;
+  if (getrlimit(RLIMIT_NOFILE, &r) < 0) return -errno;
+  if (r.rlim_cur < r.rlim_max) {  /* the soft limit may rise to the hard one */
+    r.rlim_cur = r.rlim_max > 65536 ? 65536 : r.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &r);
+    getrlimit(RLIMIT_NOFILE, &r);
+  }
+  return r.rlim_cur > 1048576 ? 1048576 : (int)r.rlim_cur;
+}
+
+int wisp_udp_connect(int fd, uint32_t ip, uint16_t port) {
+  struct sockaddr_in sa = sin4(ip, port);
+  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) return -errno;
+  return 0;
+}
+
+long wisp_send(int fd, const void *buf, size_t len) {
+  ssize_t n;
+  do n = send(fd, buf, len, MSG_DONTWAIT); while (n < 0 && errno == EINTR);
+  return n < 0 ? -errno : n;
 }
 
 int wisp_local_port(int fd) {
@@ -229,8 +253,8 @@ int wisp_stop_requested(void) { return __atomic_load_n(&stop_flag, __ATOMIC_SEQ_
 int wisp_attach_reuseport_cbpf(int fd, uint32_t mask) {
   struct sock_filter code[] = {
     { BPF_LD | BPF_B | BPF_ABS, 0, 0, 0 },     /* A = first byte of the UDP payload */
-    { BPF_JMP | BPF_JEQ | BPF_K, 1, 0, 0xD1 }, /* a wisp v1 frame? skip one */
-    { BPF_RET | BPF_K, 0, 0, 0 },              /* anything else (DTLS, exit replies): shard 0 */
+    { BPF_JMP | BPF_JEQ | BPF_K, 1, 0, 0xD2 }, /* a wisp v2 frame? skip one */
+    { BPF_RET | BPF_K, 0, 0, 0 },              /* anything else (DTLS, v1): shard 0      */
     { BPF_LD | BPF_W | BPF_ABS, 0, 0, 4 },     /* A = circuit id (big-endian u32 at offset 4) */
     { BPF_ALU | BPF_AND | BPF_K, 0, 0, mask }, /* A &= shard mask */
     { BPF_RET | BPF_A, 0, 0, 0 },              /* socket index in the reuseport group */

@@ -198,40 +198,46 @@ public final class CircuitClient<S: DatagramSocket> {
       try connect(first)
     }
     channel = nil
-    var bodyLen = 0
-    let body = out + Wire.headerSize
-    for r in relays.dropFirst() { bodyLen += Frame.encodeHop(body + bodyLen, kind: .extend, to: r) }
-    var ephemeral: P256Signer? = nil
-    if exitKey != nil {
-      guard let e = P256Signer.generate() else { throw .noAnswer }
-      ephemeral = e
-      bodyLen += Frame.encodeHop(body + bodyLen, kind: .sealedExit, to: exit)
-      e.publicKey.withUnsafeBytes { (body + bodyLen).copyMemory(from: $0.baseAddress!, byteCount: Wire.pointSize) }
-      bodyLen += Wire.pointSize
-    } else {
-      bodyLen += Frame.encodeHop(body + bodyLen, kind: .exit, to: exit)
-    }
-    var my = random.next32() | 1
-    if my == 0 { my = 1 }
-    let n = Frame.encodeHeader(out, type: .create, bodyLength: bodyLen, circuit: my)
+    // Every CREATE sent, retries included, is a new circuit id and (sealed) a fresh
+    // ephemeral key: an answer to any of them is accepted, with that attempt's key.
+    var attempts: [(id: UInt32, ephemeral: P256Signer?)] = []
     for _ in 0..<max(tries, 1) {
+      var bodyLen = 0
+      let body = out + Wire.headerSize
+      for r in relays.dropFirst() { bodyLen += Frame.encodeHop(body + bodyLen, kind: .extend, to: r) }
+      var ephemeral: P256Signer? = nil
+      if exitKey != nil {
+        guard let e = P256Signer.generate() else { throw .noAnswer }
+        ephemeral = e
+        bodyLen += Frame.encodeHop(body + bodyLen, kind: .sealedExit, to: exit)
+        e.publicKey.withUnsafeBytes { (body + bodyLen).copyMemory(from: $0.baseAddress!, byteCount: Wire.pointSize) }
+        bodyLen += Wire.pointSize
+      } else {
+        bodyLen += Frame.encodeHop(body + bodyLen, kind: .exit, to: exit)
+      }
+      var my = random.next32() | 1
+      if my == 0 { my = 1 }
+      attempts.append((my, ephemeral))
+      let n = Frame.encodeHeader(out, type: .create, bodyLength: bodyLen, circuit: my)
       sendFrame(n)
       let deadline = Clock.nowNs() + waitMs * 1_000_000
       while Clock.nowNs() < deadline {
         if !socket.wait(ms: 100) { continue }
         while let len = nextFrame() {
-          guard case .success(let h) = Frame.decode(inbuf, length: len), h.circuit == my else { continue }
+          guard case .success(let h) = Frame.decode(inbuf, length: len),
+                let attempt = attempts.first(where: { $0.id == h.circuit }) else { continue }
           if h.type == .created {
-            if let expected = exitKey, let e = ephemeral {
+            if let expected = exitKey {
               // The exit's point must be the key we pinned for it, else a middle node lies.
-              guard h.bodyLength == 4 + Wire.pointSize else { throw .exitKeyMismatch }
+              guard let e = attempt.ephemeral, h.bodyLength == Wire.sealedCreatedBody else { throw .exitKeyMismatch }
               let point = UnsafeRawBufferPointer(start: inbuf + Wire.headerSize + 4, count: Wire.pointSize)
+              let nonce = UnsafeRawBufferPointer(start: inbuf + Wire.headerSize + 4 + Wire.pointSize, count: Wire.exitNonceSize)
               guard P256Verifier().fingerprint(ofKey: point) == expected,
-                    let ch = SealedChannel(privateKeyPEM: e.pem, ownPoint: e.publicKey, peerPoint: point, isClient: true)
+                    let ch = SealedChannel(clientKeyPEM: e.pem, ownPoint: e.publicKey, exitPoint: point, exitNonce: nonce)
               else { throw .exitKeyMismatch }
               channel = ch
             }
-            backId = my
+            backId = attempt.id
             forwardId = Frame.load32(inbuf, Wire.headerSize)
             circuitBuiltNs = Clock.nowNs()
             circuitEchoes = 0

@@ -48,6 +48,15 @@ public struct Half {
   public var receipted: UInt64 = 0
   /// Relayed bytes already reported to the credit ledger.
   public var reported: UInt64 = 0
+  /// Exit circuits (forward half): the circuit's own UDP socket's descriptor + 1 (0: none).
+  public var exitSocket: Int32 = 0
+  /// Exit circuits (forward half): payloads are sealed end to end.
+  public var sealed = false
+  /// Counted in its source's share of circuits (forward half) / of pending circuits.
+  public var sourceCounted = false
+  public var pendingCounted = false
+  /// Receipts of this circuit on the worker and not yet answered (forward half).
+  public var receiptsInFlight: UInt8 = 0
 }
 
 public final class CircuitTable {
@@ -160,9 +169,12 @@ public final class CircuitTable {
   /// Told of every circuit that ends after a receipt bound it: its forward half's index,
   /// local id and serial.
   public var onClose: ((Int32, UInt32, UInt64) -> Void)?
+  /// Told of every half as it is freed, before it is cleared (exit sockets, source shares).
+  public var onRelease: ((Int, UnsafeMutablePointer<Half>) -> Void)?
 
   private func release(_ i: Int) {
     if !halves[i].inUse { return }
+    onRelease?(i, halves + i)
     if halves[i].isForward && halves[i].serial != 0 { onClose?(Int32(i), halves[i].localId, halves[i].serial) }
     halves[i].inUse = false
     halves[i].localId = 0

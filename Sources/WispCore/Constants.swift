@@ -5,7 +5,8 @@
 
 public enum Wire {
   // MARK: protocol constants (WIRE-PROTOCOL.md)
-  public static let versionByte: UInt8 = 0xD1           // first byte of every v1 frame
+  public static let versionByte: UInt8 = 0xD2           // first byte of every v2 frame
+  public static let oldVersionByte: UInt8 = 0xD1        // v1: answered with REFUSED 8 (CREATE only)
   public static let versionRangeLow: UInt8 = 0xD0       // 0xD0–0xDF: wisp frames of some version
   public static let versionRangeHigh: UInt8 = 0xDF
   public static let dtlsLow: UInt8 = 20                 // RFC 7983: DTLS records start 20–63
@@ -19,6 +20,9 @@ public enum Wire {
   public static let pingMax = 64
   public static let pointSize = 65                      // uncompressed P-256 public point
   public static let sealOverhead = 8 + 16               // counter before, tag after a sealed payload
+  public static let exitNonceSize = 32                  // a sealed exit's fresh randomness in CREATED
+  /// CREATED body from a sealed exit: its id, its identity point, its fresh nonce.
+  public static let sealedCreatedBody = 4 + pointSize + exitNonceSize
 }
 
 /// Frame types (WIRE-PROTOCOL.md, "Frame types").
@@ -45,7 +49,7 @@ public enum HopKind: UInt8 {
 /// REFUSED reasons.
 public enum RefuseReason: UInt8 {
   case tableFull = 1, quotaReached = 2, exitNotAllowed = 3, noService = 4, rateLimited = 5
-  case malformed = 6, unreachable = 7
+  case malformed = 6, unreachable = 7, version = 8, busy = 9
 }
 
 /// DESTROY reasons.
@@ -64,4 +68,8 @@ public enum Defaults {
   public static let batch = 32                          // datagrams per recvmmsg/sendmmsg
   public static let circuitIdleSeconds: UInt64 = 120    // idle circuits are removed after this
   public static let timers = 64                         // timer queue capacity
+  public static let exitSockets = 256                   // exit circuits (one UDP socket each) per node
+  public static let keyAgreementsPerSecond = 200        // sealed-exit key agreements, whole node
+  public static let receiptsPerSecond = 200             // receipt signatures checked, whole node
+  public static let expensivePerSourcePerSecond = 20    // both of the above, per source
 }

@@ -25,6 +25,10 @@ public enum DropReason: Int, CaseIterable, Error {
   case unpaid               // circuit ran its credit window beyond its last receipt
   case badSeal              // a sealed payload that does not open, or a replayed one (security)
   case workerBusy           // the credit worker's queue was full: a receipt refused (back-pressure)
+  case oldVersion           // a v1 frame (answered with REFUSED 8 when it is a CREATE)
+  case overBudget           // expensive work (signature, key agreement) over its budget (security)
+  case sourceLimit          // a source's share of circuits or pending circuits is used up (security)
+  case exitSocketsFull      // no exit socket left in the budget (back-pressure)
 
   /// Name used in status, metrics and logs.
   public var name: StaticString {
@@ -52,10 +56,14 @@ public enum DropReason: Int, CaseIterable, Error {
     case .unpaid: return "unpaid"
     case .badSeal: return "bad_seal"
     case .workerBusy: return "worker_busy"
+    case .oldVersion: return "old_version"
+    case .overBudget: return "over_budget"
+    case .sourceLimit: return "source_limit"
+    case .exitSocketsFull: return "exit_sockets_full"
     }
   }
 
-  public static let count = 23
+  public static let count = 27
 }
 
 /// Fixed-size drop counters, indexed by reason; no allocation after init.

@@ -2,7 +2,7 @@
 //
 // The pipeline (the loop in WispOS/RelayLoop.swift calls stage 3 for each datagram):
 //   1. receive a batch of datagrams into pool buffers (recvmmsg)
-//   2. classify each by source: a permitted exit destination's reply, or a frame
+//   2. classify each by socket: a reply on an exit circuit's own socket, or a frame
 //   3. `Forwarder.handle`: decode and bounds-check (Frame.decode), look the circuit
 //      up (O(1)), apply the node and circuit rate caps and the quota, and rewrite
 //      the frame *in place* into what must be sent: same buffer, a new circuit id,
@@ -14,18 +14,32 @@
 // Nothing here allocates: every table is fixed-capacity and every output is
 // written over the input.
 
-/// End-to-end sealing at an exit (implemented with mbedTLS in WispTLS). One state per
-/// permitted exit destination, indexed like `Forwarder.exits`.
+/// End-to-end sealing at an exit (implemented with mbedTLS in WispTLS): one state per
+/// sealed exit circuit, indexed by the circuit's forward half.
 public protocol ExitCipher: AnyObject {
-  /// A sealed circuit to exit `slot`: derive keys from the client's ephemeral point and
-  /// write this node's public point (65 bytes) to `exitKeyOut`. False refuses the circuit.
-  func accept(slot: Int, clientKey: UnsafeRawPointer, exitKeyOut: UnsafeMutableRawPointer) -> Bool
+  /// Installs the circuit's keys (64 bytes: client→exit, then exit→client), derived by the
+  /// worker. False refuses the circuit.
+  func install(half: Int, keys: UnsafeRawPointer) -> Bool
   /// Opens a sealed DATA body (counter, ciphertext, tag) in place; returns the plaintext's
   /// offset and length within the body, or nil if it is not authentic or is a replay.
-  func open(slot: Int, body: UnsafeMutableRawPointer, length: Int) -> (offset: Int, length: Int)?
+  func open(half: Int, body: UnsafeMutableRawPointer, length: Int) -> (offset: Int, length: Int)?
   /// Seals `length` bytes at `payload` in place: the counter goes in the 8 bytes before it,
-  /// the tag in the 16 after. Returns the sealed length (`length + Wire.sealOverhead`).
-  func seal(slot: Int, payload: UnsafeMutableRawPointer, length: Int) -> Int
+  /// the tag in the 16 after. Returns the sealed length (`length + Wire.sealOverhead`), or
+  /// -1 when the circuit has no keys.
+  func seal(half: Int, payload: UnsafeMutableRawPointer, length: Int) -> Int
+  /// Forgets the circuit's keys (it ended).
+  func remove(half: Int)
+}
+
+/// The UDP sockets of exit circuits (implemented by the relay loop over its I/O): every
+/// exit circuit has one of its own, connected to its destination, so replies reach only
+/// the circuit that asked and nobody else can send into it.
+public protocol ExitSockets: AnyObject {
+  /// Opens the socket for the exit circuit whose forward half is `half`: a descriptor
+  /// (≥ 0), or negative when none could be opened.
+  func openExit(to: Endpoint, half: Int32) -> Int32
+  /// Closes an exit circuit's socket.
+  func closeExit(_ fd: Int32)
 }
 
 /// What to do with a handled datagram.
@@ -33,6 +47,8 @@ public enum Verdict: Equatable {
   /// Send `length` bytes starting `offset` bytes from the datagram's start
   /// (negative: a header was prepended into headroom) to `to`.
   case send(to: Endpoint, offset: Int, length: Int)
+  /// Send that many bytes on an exit circuit's own socket (descriptor `fd`).
+  case sendExit(fd: Int32, offset: Int, length: Int)
   /// Dropped and counted under `reason`.
   case drop(DropReason)
   /// Consumed with nothing to send (e.g. a DESTROY at the circuit's end).
@@ -62,7 +78,7 @@ public struct Limits {
   public init() {}
 }
 
-/// The forwarding logic of one shard: circuit table, exit map, limits and counters.
+/// The forwarding logic of one shard: circuit table, exit policy, limits and counters.
 public final class Forwarder<R: RandomSource> {
   public let circuits: CircuitTable
   public var drops = DropCounters()
@@ -84,24 +100,39 @@ public final class Forwarder<R: RandomSource> {
   /// (index and local id, which tells a reused slot apart) and the bytes relayed on the
   /// circuit so far. False when the worker's queue is full (dropped, `worker_busy`).
   public var onReceipt: ((Receipt, _ half: Int32, _ localId: UInt32, _ relayed: UInt64) -> Bool)?
+  /// Hands a sealed exit's key agreement to the worker: the circuit's forward half, its
+  /// local id and the client's 65-byte point. The answer comes back through
+  /// `exitKeysReady` / `exitKeysFailed`. False when the worker's queue is full.
+  public var onExitKeys: ((_ half: Int32, _ localId: UInt32, _ clientPoint: UnsafeRawBufferPointer) -> Bool)?
   /// Told of every PONG: who answered and the 8-byte token its PING carried.
   public var onPong: ((Endpoint, UInt64) -> Void)?
   /// Seals and opens payloads of circuits that asked for a sealed exit (nil: refused).
   public var exitCipher: ExitCipher? = nil
-  /// Exit destinations the policy allows, the circuit (backward half) each one currently
-  /// serves, and whether that circuit's payloads are sealed end to end.
-  public private(set) var exits: [(endpoint: Endpoint, half: Int32, sealed: Bool)]
+  /// Opens and closes exit circuits' sockets (nil: exit circuits are refused). The relay
+  /// loop sets itself here and clears it when its run ends.
+  public var exitSockets: ExitSockets? = nil
+  /// Exit sockets this shard may hold at once, and how many are open.
+  public var exitSocketBudget = Defaults.exitSockets
+  public private(set) var exitSocketsOpen = 0
+  /// Exit destinations the policy allows.
+  public private(set) var exits: [Endpoint]
+  /// Per-source shares of circuits and of expensive work.
+  public let sources: SourceTable
 
   public init(circuits: Int, local: Endpoint, limits: Limits, allowedExits: [Endpoint], random: R,
-              nowEpoch: Int64, shard: Int = 0, shardBits: Int = 0) {
+              nowEpoch: Int64, shard: Int = 0, shardBits: Int = 0,
+              sourceLimits: SourceLimitSettings = SourceLimitSettings()) {
     self.circuits = CircuitTable(circuits: circuits, shard: shard, shardBits: shardBits)
     self.local = local
     self.limits = limits
+    var random = random
+    sources = SourceTable(settings: sourceLimits, random: &random)
     self.random = random
     nodeBucket = TokenBucket(mbit: limits.nodeMbit)
     circuitRate = TokenRate(mbit: limits.circuitMbit)
     quota = Quota(limitBytes: limits.quotaBytes, resetDay: limits.quotaResetDay, nowEpoch: nowEpoch)
-    exits = allowedExits.map { (endpoint: $0, half: -1, sealed: false) }
+    exits = allowedExits
+    self.circuits.onRelease = { [unowned self] i, h in self.released(i, h) }
   }
 
   /// Applies new rate limits (SIGHUP); the quota's usage is kept.
@@ -116,24 +147,27 @@ public final class Forwarder<R: RandomSource> {
     limits = new
   }
 
-  /// Replaces the exit policy (SIGHUP). Destinations that stay keep their circuit.
-  public func setExits(_ allowed: [Endpoint]) {
-    var next: [(endpoint: Endpoint, half: Int32, sealed: Bool)] = []
-    for e in allowed {
-      if let i = exitIndex(e) { next.append(exits[i]) } else { next.append((endpoint: e, half: -1, sealed: false)) }
-    }
-    exits = next
+  /// Replaces the exit policy (SIGHUP). Circuits keep their own sockets and keys; DATA on
+  /// a circuit whose destination left the policy is dropped (`exit_not_allowed`).
+  public func setExits(_ allowed: [Endpoint]) { exits = allowed }
+
+  /// Whether the policy allows `e` as an exit destination.
+  @inline(__always)
+  func exitAllowed(_ e: Endpoint) -> Bool {
+    for x in exits where x == e { return true }
+    return false
   }
 
-  /// Whether datagrams from `e` are exit replies (plain UDP, no wisp header).
-  @inline(__always)
-  public func isExitSource(_ e: Endpoint) -> Bool { !exits.isEmpty && exitIndex(e) != nil }
-
-  /// Index in `exits` of a permitted destination, or nil.
-  @inline(__always)
-  func exitIndex(_ e: Endpoint) -> Int? {
-    for i in 0..<exits.count where exits[i].endpoint == e { return i }
-    return nil
+  /// A half is being freed: close its exit socket and keys, give back its source's share.
+  func released(_ i: Int, _ h: UnsafeMutablePointer<Half>) {
+    if h.pointee.exitSocket != 0 {
+      exitSockets?.closeExit(h.pointee.exitSocket - 1)
+      h.pointee.exitSocket = 0
+      exitSocketsOpen -= 1
+    }
+    if h.pointee.sealed { exitCipher?.remove(half: i); h.pointee.sealed = false }
+    if h.pointee.sourceCounted { sources.releaseCircuit(h.pointee.inEndpoint); h.pointee.sourceCounted = false }
+    if h.pointee.pendingCounted { sources.releasePending(h.pointee.inEndpoint); h.pointee.pendingCounted = false }
   }
 
   /// Handles one datagram of `length` bytes at `p` from `from`. The buffer has at
@@ -141,15 +175,13 @@ public final class Forwarder<R: RandomSource> {
   @inline(__always)
   public func handle(_ p: UnsafeMutableRawPointer, length: Int, from: Endpoint, nowNs: UInt64) -> Verdict {
     traffic.received &+= 1
-    // 2. A reply from an exit destination carries no wisp header.
-    if !exits.isEmpty, let x = exitIndex(from) {
-      return exitReply(p, length: length, exit: x, nowNs: nowNs)
-    }
     // 3. Decode and bounds-check.
     let header: FrameHeader
     switch Frame.decode(p, length: length) {
     case .success(let h): header = h
-    case .failure(let reason): return drop(reason)
+    case .failure(let reason):
+      if reason == .badVersion && p.load(as: UInt8.self) == Wire.oldVersionByte { return oldVersion(p, length: length, from: from) }
+      return drop(reason)
     }
     switch header.type {
     case .data: return data(p, header: header, from: from, nowNs: nowNs)
@@ -165,8 +197,22 @@ public final class Forwarder<R: RandomSource> {
       traffic.pongs &+= 1
       onPong?(from, UInt64(bigEndian: (p + Wire.headerSize).loadUnaligned(as: UInt64.self)))
       return .consumed
-    case .receipt: return receipt(p, header: header, from: from)
+    case .receipt: return receipt(p, header: header, from: from, nowNs: nowNs)
     }
+  }
+
+  /// A v1 frame: a CREATE (at least 9 bytes, so the answer is never larger) is answered with
+  /// a v2 REFUSED 8, whose first byte says which version this node speaks; the rest dropped.
+  func oldVersion(_ p: UnsafeMutableRawPointer, length: Int, from: Endpoint) -> Verdict {
+    drops.count(.oldVersion)
+    guard length >= Wire.headerSize + 1, p.load(fromByteOffset: 1, as: UInt8.self) == FrameType.create.rawValue else {
+      return .drop(.oldVersion)
+    }
+    let id = Frame.load32(p, 4)
+    if id == 0 { return .drop(.oldVersion) }
+    let n = Frame.encodeHeader(p, type: .refused, bodyLength: 1, circuit: id)
+    p.storeBytes(of: RefuseReason.version.rawValue, toByteOffset: Wire.headerSize, as: UInt8.self)
+    return .send(to: from, offset: 0, length: n)
   }
 
   @inline(__always)
@@ -204,34 +250,42 @@ public final class Forwarder<R: RandomSource> {
     if let reason = admit(h, bytes: header.bodyLength, nowNs: nowNs) { return drop(reason) }
     if h.pointee.outIsExit {
       // The policy may have changed since the circuit was built (SIGHUP).
-      guard let x = exitIndex(h.pointee.outEndpoint) else { return drop(.exitNotAllowed) }
-      if exits[x].sealed {
-        guard let c = exitCipher, let (off, n) = c.open(slot: x, body: p + Wire.headerSize, length: header.bodyLength) else {
+      guard h.pointee.exitSocket != 0, exitAllowed(h.pointee.outEndpoint) else { return drop(.exitNotAllowed) }
+      let fd = h.pointee.exitSocket - 1
+      if h.pointee.sealed {
+        guard let c = exitCipher, let (off, n) = c.open(half: i, body: p + Wire.headerSize, length: header.bodyLength) else {
           return drop(.badSeal)
         }
-        return .send(to: h.pointee.outEndpoint, offset: Wire.headerSize + off, length: n)
+        return .sendExit(fd: fd, offset: Wire.headerSize + off, length: n)
       }
-      return .send(to: h.pointee.outEndpoint, offset: Wire.headerSize, length: header.bodyLength)
+      return .sendExit(fd: fd, offset: Wire.headerSize, length: header.bodyLength)
     }
     Frame.store32(p, 4, h.pointee.outId)
     return .send(to: h.pointee.outEndpoint, offset: 0, length: Wire.headerSize + header.bodyLength)
   }
 
-  func exitReply(_ p: UnsafeMutableRawPointer, length: Int, exit x: Int, nowNs: UInt64) -> Verdict {
-    // The buffer has Defaults.headroom (≥ 16) bytes before p and ≥ 16 after the reply.
-    let hi = exits[x].half
-    if hi < 0 { return drop(.unknownCircuit) }
+  /// A reply on the socket of the exit circuit whose forward half is `half` (the loop
+  /// knows it from the socket it read). The buffer has Defaults.headroom (≥ 16) bytes
+  /// before p and ≥ 16 after the reply.
+  public func exitReply(_ p: UnsafeMutableRawPointer, length: Int, half: Int32, fd: Int32, nowNs: UInt64) -> Verdict {
+    traffic.received &+= 1
+    guard half >= 0, Int(half) < circuits.capacity else { return drop(.unknownCircuit) }
+    let f = circuits.half(Int(half))
+    // The socket must still be this circuit's (a freed and reused half has another or none).
+    if !f.pointee.inUse || !f.pointee.outIsExit || f.pointee.exitSocket != fd + 1 || f.pointee.pending {
+      return drop(.unknownCircuit)
+    }
     if length > Wire.maxBody { return drop(.oversized) }
-    let h = circuits.half(Int(hi))
-    if !h.pointee.inUse || !h.pointee.inIsExit { return drop(.unknownCircuit) }
-    let sealed = exits[x].sealed
+    let h = circuits.half(Int(f.pointee.peer))
+    let sealed = f.pointee.sealed
     if sealed && (exitCipher == nil || length + Wire.sealOverhead > Wire.maxBody) { return drop(.oversized) }
     // Charged as it leaves: sealed replies count their counter and tag, like sealed DATA
     // on the way out, so every hop of the circuit counts the same bytes.
     if let reason = admit(h, bytes: sealed ? length + Wire.sealOverhead : length, nowNs: nowNs) { return drop(reason) }
     if sealed, let c = exitCipher {
       // Counter in the 8 bytes before the reply, tag after it, header before the counter.
-      let n = c.seal(slot: x, payload: p, length: length)
+      let n = c.seal(half: Int(half), payload: p, length: length)
+      if n < 0 { return drop(.badSeal) }
       let start = p - 8 - Wire.headerSize
       Frame.encodeHeader(start, type: .data, bodyLength: n, circuit: h.pointee.outId)
       return .send(to: h.pointee.outEndpoint, offset: -(8 + Wire.headerSize), length: n + Wire.headerSize)
@@ -248,6 +302,16 @@ public final class Forwarder<R: RandomSource> {
     return .send(to: to, offset: 0, length: n)
   }
 
+  /// Whether `e` may be a next hop or an exit destination: never this node itself, 0.0.0.0,
+  /// the broadcast address or a multicast address.
+  @inline(__always)
+  func reachable(_ e: Endpoint) -> Bool {
+    let top = e.ip >> 24
+    return !(e == local || e.ip == 0 || e.ip == 0xFFFF_FFFF || (top >= 224 && top <= 239))
+  }
+
+  // Cheap checks first (decode, quota, address, policy, the source's share, table and
+  // socket space, the work budget); the key agreement of a sealed exit is the worker's.
   func create(_ p: UnsafeMutableRawPointer, header: FrameHeader, from: Endpoint, nowNs: UInt64) -> Verdict {
     let id = header.circuit
     if id == 0 { return drop(.badBody) }
@@ -258,73 +322,126 @@ public final class Forwarder<R: RandomSource> {
     }
     if quota.reached { return refuse(p, id: id, to: from, .quotaReached, count: .quotaReached) }
     let e = hop.endpoint
-    let top = e.ip >> 24
-    if e == local || e.ip == 0 || e.ip == 0xFFFF_FFFF || (top >= 224 && top <= 239) {
-      return refuse(p, id: id, to: from, .unreachable, count: .refusedCreate)
+    if !reachable(e) { return refuse(p, id: id, to: from, .unreachable, count: .refusedCreate) }
+    let isExit = hop.kind == .exit || hop.kind == .sealedExit
+    if isExit {
+      if !exitAllowed(e) { return refuse(p, id: id, to: from, .exitNotAllowed, count: .exitNotAllowed) }
+      if hop.kind == .sealedExit && (exitCipher == nil || onExitKeys == nil) {
+        return refuse(p, id: id, to: from, .exitNotAllowed, count: .exitNotAllowed)
+      }
+      if exitSockets == nil { return refuse(p, id: id, to: from, .exitNotAllowed, count: .exitNotAllowed) }
+      if exitSocketsOpen >= exitSocketBudget { return refuse(p, id: id, to: from, .tableFull, count: .exitSocketsFull) }
     }
-    var exitSlot: Int? = nil
-    if hop.kind == .exit || hop.kind == .sealedExit {
-      guard let x = exitIndex(e) else { return refuse(p, id: id, to: from, .exitNotAllowed, count: .exitNotAllowed) }
-      exitSlot = x
-    }
+    let waits = !isExit || hop.kind == .sealedExit  // pending until CREATED / the exit's keys
+    let exempt = sources.isExempt(from)
     let nowSec = UInt32(truncatingIfNeeded: nowNs / 1_000_000_000)
+    if hop.kind == .sealedExit && !sources.allow(.keyAgreement, from: from, nowSec: nowSec) {
+      return refuse(p, id: id, to: from, .busy, count: .overBudget)
+    }
+    if !exempt && !sources.takeCircuit(from, pending: waits) {
+      return refuse(p, id: id, to: from, .tableFull, count: .sourceLimit)
+    }
     guard let (f, b) = circuits.allocate(prev: from, next: e, prevId: id, nowSec: nowSec, random: &random) else {
+      if !exempt { sources.releaseCircuit(from); if waits { sources.releasePending(from) } }
       return refuse(p, id: id, to: from, .tableFull, count: .refusedCreate)
     }
-    traffic.circuitsCreated &+= 1
     let fh = circuits.half(f)
     let bh = circuits.half(b)
-    if let x = exitSlot {
-      var bodyLength = 4
-      if hop.kind == .sealedExit {
-        // The client's point follows the hop; this node's point goes back in CREATED.
-        var key = [UInt8](repeating: 0, count: Wire.pointSize)
-        let ok = key.withUnsafeMutableBytes { k in
-          exitCipher?.accept(slot: x, clientKey: body + Wire.hopSize, exitKeyOut: k.baseAddress!) ?? false
-        }
-        if !ok {
-          circuits.free(f)
-          return refuse(p, id: id, to: from, .exitNotAllowed, count: .exitNotAllowed)
-        }
-        key.withUnsafeBytes { (p + Wire.headerSize + 4).copyMemory(from: $0.baseAddress!, byteCount: Wire.pointSize) }
-        bodyLength += Wire.pointSize
-      }
-      // The exit serves one circuit at a time: a newer circuit takes its replies.
-      exits[x].half = Int32(b)
-      exits[x].sealed = hop.kind == .sealedExit
-      fh.pointee.outIsExit = true
-      bh.pointee.inIsExit = true
-      let n = Frame.encodeHeader(p, type: .created, bodyLength: bodyLength, circuit: id)
-      Frame.store32(p, Wire.headerSize, fh.pointee.localId)
-      return .send(to: from, offset: 0, length: n)
+    fh.pointee.sourceCounted = !exempt
+    fh.pointee.pendingCounted = !exempt && waits
+    if !isExit {
+      // Extend: the nested hop becomes the next node's CREATE body, in place.
+      traffic.circuitsCreated &+= 1
+      fh.pointee.pending = true
+      let rest = hop.restLength
+      if rest > 0 { (body).copyMemory(from: body + Wire.hopSize, byteCount: rest) }
+      let n = Frame.encodeHeader(p, type: .create, bodyLength: rest, circuit: bh.pointee.localId)
+      return .send(to: e, offset: 0, length: n)
     }
-    // Extend: the nested hop becomes the next node's CREATE body, in place.
-    fh.pointee.pending = true
-    let rest = hop.restLength
-    if rest > 0 { (body).copyMemory(from: body + Wire.hopSize, byteCount: rest) }
-    let n = Frame.encodeHeader(p, type: .create, bodyLength: rest, circuit: bh.pointee.localId)
-    return .send(to: e, offset: 0, length: n)
+    // An exit: a socket of its own, connected to the destination.
+    guard let sockets = exitSockets else { circuits.free(f); return drop(.exitNotAllowed) }
+    let fd = sockets.openExit(to: e, half: Int32(f))
+    if fd < 0 {
+      circuits.free(f)
+      return refuse(p, id: id, to: from, .tableFull, count: .exitSocketsFull)
+    }
+    exitSocketsOpen += 1
+    fh.pointee.exitSocket = fd + 1
+    fh.pointee.outIsExit = true
+    bh.pointee.inIsExit = true
+    if hop.kind == .sealedExit {
+      // The worker derives the keys; CREATED leaves when they come back (exitKeysReady).
+      fh.pointee.pending = true
+      fh.pointee.sealed = true
+      let point = UnsafeRawBufferPointer(start: body + Wire.hopSize, count: Wire.pointSize)
+      guard let ask = onExitKeys, ask(Int32(f), fh.pointee.localId, point) else {
+        circuits.free(f)
+        return refuse(p, id: id, to: from, .busy, count: .workerBusy)
+      }
+      traffic.circuitsCreated &+= 1
+      return .consumed
+    }
+    traffic.circuitsCreated &+= 1
+    let n = Frame.encodeHeader(p, type: .created, bodyLength: 4, circuit: id)
+    Frame.store32(p, Wire.headerSize, fh.pointee.localId)
+    return .send(to: from, offset: 0, length: n)
+  }
+
+  /// The worker's keys for a sealed exit circuit (forward half `half`, `localId`): installs
+  /// them and writes CREATED (id, then `created`: the exit's point and fresh nonce) at `p`
+  /// for the client's side. Dropped when the circuit ended meanwhile.
+  public func exitKeysReady(_ p: UnsafeMutableRawPointer, half: Int32, localId: UInt32, keys: UnsafeRawPointer,
+                            created: UnsafeRawBufferPointer) -> Verdict {
+    guard half >= 0, Int(half) < circuits.capacity, created.count == Wire.sealedCreatedBody - 4 else { return drop(.unexpectedReply) }
+    let f = circuits.half(Int(half))
+    guard f.pointee.inUse, f.pointee.localId == localId, f.pointee.pending, f.pointee.sealed else { return drop(.unexpectedReply) }
+    let b = circuits.half(Int(f.pointee.peer))
+    guard let c = exitCipher, c.install(half: Int(half), keys: keys) else {
+      let id = b.pointee.outId, to = b.pointee.outEndpoint
+      circuits.free(Int(half))
+      return refuse(p, id: id, to: to, .exitNotAllowed, count: .exitNotAllowed)
+    }
+    f.pointee.pending = false
+    if f.pointee.pendingCounted { sources.releasePending(f.pointee.inEndpoint); f.pointee.pendingCounted = false }
+    let n = Frame.encodeHeader(p, type: .created, bodyLength: Wire.sealedCreatedBody, circuit: b.pointee.outId)
+    Frame.store32(p, Wire.headerSize, localId)
+    (p + Wire.headerSize + 4).copyMemory(from: created.baseAddress!, byteCount: created.count)
+    return .send(to: b.pointee.outEndpoint, offset: 0, length: n)
+  }
+
+  /// The worker could not agree keys (a client point that is not on the curve): REFUSED 3
+  /// written at `p` for the client's side, the circuit freed.
+  public func exitKeysFailed(_ p: UnsafeMutableRawPointer, half: Int32, localId: UInt32) -> Verdict {
+    guard half >= 0, Int(half) < circuits.capacity else { return drop(.unexpectedReply) }
+    let f = circuits.half(Int(half))
+    guard f.pointee.inUse, f.pointee.localId == localId, f.pointee.pending, f.pointee.sealed else { return drop(.unexpectedReply) }
+    let b = circuits.half(Int(f.pointee.peer))
+    let id = b.pointee.outId, to = b.pointee.outEndpoint
+    circuits.free(Int(half))
+    return refuse(p, id: id, to: to, .exitNotAllowed, count: .exitNotAllowed)
   }
 
   func created(_ p: UnsafeMutableRawPointer, header: FrameHeader, from: Endpoint, nowNs: UInt64) -> Verdict {
     guard let b = circuits.lookup(header.circuit, from: from) else { return drop(.unexpectedReply) }
     let bh = circuits.half(b)
     let fh = circuits.half(Int(bh.pointee.peer))
-    if !fh.pointee.pending { return drop(.unexpectedReply) }
+    if !fh.pointee.pending || fh.pointee.outIsExit { return drop(.unexpectedReply) }
     let next = Frame.load32(p, Wire.headerSize)
     if next == 0 { return drop(.badBody) }
     fh.pointee.outId = next
     fh.pointee.pending = false
+    if fh.pointee.pendingCounted { sources.releasePending(fh.pointee.inEndpoint); fh.pointee.pendingCounted = false }
     Frame.store32(p, 4, bh.pointee.outId)
     Frame.store32(p, Wire.headerSize, fh.pointee.localId)
-    // A sealed exit's point (after the id) travels back to the client untouched.
+    // A sealed exit's point and nonce (after the id) travel back to the client untouched.
     return .send(to: bh.pointee.outEndpoint, offset: 0, length: Wire.headerSize + header.bodyLength)
   }
 
   func refused(_ p: UnsafeMutableRawPointer, header: FrameHeader, from: Endpoint) -> Verdict {
     guard let b = circuits.lookup(header.circuit, from: from) else { return drop(.unexpectedReply) }
     let bh = circuits.half(b)
-    if !circuits.half(Int(bh.pointee.peer)).pointee.pending { return drop(.unexpectedReply) }
+    let fh = circuits.half(Int(bh.pointee.peer))
+    if !fh.pointee.pending || fh.pointee.outIsExit { return drop(.unexpectedReply) }
     let prev = bh.pointee.outEndpoint
     Frame.store32(p, 4, bh.pointee.outId)
     circuits.free(b)
@@ -334,18 +451,19 @@ public final class Forwarder<R: RandomSource> {
   func destroy(_ p: UnsafeMutableRawPointer, header: FrameHeader, from: Endpoint) -> Verdict {
     guard let i = circuits.lookup(header.circuit, from: from) else { return drop(.unknownCircuit) }
     let h = circuits.half(i).pointee
-    let peer = circuits.half(Int(h.peer)).pointee
-    for x in 0..<exits.count where exits[x].half == Int32(i) || exits[x].half == h.peer { exits[x].half = -1 }
     circuits.free(i)
     traffic.circuitsDestroyed &+= 1
-    if h.outIsExit || h.pending || peer.inIsExit && h.outIsExit { return .consumed }
+    if h.outIsExit || h.pending { return .consumed }
     Frame.store32(p, 4, h.outId)
     return .send(to: h.outEndpoint, offset: 0, length: Wire.headerSize + 1)
   }
 
   /// RECEIPT: consumed when it names this node, else forwarded along the circuit like DATA
-  /// (not charged as payload). Circuit id and link are checked exactly as for DATA.
-  func receipt(_ p: UnsafeMutableRawPointer, header: FrameHeader, from: Endpoint) -> Verdict {
+  /// (not charged as payload). Circuit id and link are checked exactly as for DATA. Before
+  /// its signature is handed to the worker: the cheap checks (it must move the circuit's
+  /// acknowledged amount forward, within what was relayed, on the circuit's serial), at
+  /// most 2 in flight per circuit, and the source's and node's budget.
+  func receipt(_ p: UnsafeMutableRawPointer, header: FrameHeader, from: Endpoint, nowNs: UInt64) -> Verdict {
     guard let i = circuits.lookup(header.circuit, from: from) else { return drop(.unknownCircuit) }
     let h = circuits.half(i)
     var reader = ByteReader(UnsafeRawBufferPointer(start: p + Wire.headerSize, count: header.bodyLength))
@@ -355,7 +473,16 @@ public final class Forwarder<R: RandomSource> {
       let f = h.pointee.isForward ? Int32(i) : h.pointee.peer
       let forward = circuits.half(Int(f))
       let relayed = forward.pointee.bytes &+ circuits.half(Int(forward.pointee.peer)).pointee.bytes
+      if r.bytes <= forward.pointee.receipted || r.bytes > relayed
+        || (forward.pointee.serial != 0 && r.serial != forward.pointee.serial) {
+        return drop(.badBody)
+      }
+      if forward.pointee.receiptsInFlight >= 2 { return drop(.overBudget) }
+      if !sources.allow(.receipt, from: from, nowSec: UInt32(truncatingIfNeeded: nowNs / 1_000_000_000)) {
+        return drop(.overBudget)
+      }
       guard take(r, f, forward.pointee.localId, relayed) else { return drop(.workerBusy) }
+      forward.pointee.receiptsInFlight &+= 1
       traffic.receipts &+= 1
       return .consumed
     }
@@ -371,6 +498,7 @@ public final class Forwarder<R: RandomSource> {
     guard half >= 0, Int(half) < circuits.capacity else { return }
     let h = circuits.half(Int(half))
     guard h.pointee.inUse, h.pointee.isForward, h.pointee.localId == localId else { return }
+    if h.pointee.receiptsInFlight > 0 { h.pointee.receiptsInFlight -= 1 }
     h.pointee.serial = serial
     if receipted > h.pointee.receipted { h.pointee.receipted = receipted }
   }
@@ -388,14 +516,9 @@ public final class Forwarder<R: RandomSource> {
     return (paused, pending)
   }
 
-  /// Once a second: expire idle circuits, roll the quota period over.
+  /// Once a second: expire idle circuits (their exit sockets close), roll the quota over.
   public func tick(nowNs: UInt64, nowEpoch: Int64) {
-    let n = circuits.expire(nowSec: UInt32(truncatingIfNeeded: nowNs / 1_000_000_000), idleSec: limits.idleSeconds)
-    if n > 0 {
-      for x in 0..<exits.count where exits[x].half >= 0 && !circuits.half(Int(exits[x].half)).pointee.inUse {
-        exits[x].half = -1
-      }
-    }
+    circuits.expire(nowSec: UInt32(truncatingIfNeeded: nowNs / 1_000_000_000), idleSec: limits.idleSeconds)
     quota.rollover(nowEpoch: nowEpoch)
   }
 }

@@ -1,4 +1,4 @@
-// The wire protocol v1 codec (WIRE-PROTOCOL.md). Runs on host and device.
+// The wire protocol v2 codec (WIRE-PROTOCOL.md). Runs on host and device.
 //
 // Decoding reads from a datagram in place and checks every length before any
 // field is trusted; encoding writes in place into a caller's buffer.
@@ -90,7 +90,7 @@ public enum Frame {
     return .foreign
   }
 
-  /// Decodes and validates a v1 frame header of a datagram of `length` bytes.
+  /// Decodes and validates a v2 frame header of a datagram of `length` bytes.
   /// Checks the first byte, the type, the declared length and the body size per type.
   @inline(__always)
   public static func decode(_ p: UnsafeRawPointer, length: Int) -> Result<FrameHeader, DropReason> {
@@ -114,7 +114,7 @@ public enum Frame {
     switch type {
     case .data, .receipt: break
     case .create: if declared != 0 && declared < Wire.hopSize { return .failure(.badBody) }
-    case .created: if declared != 4 && declared != 4 + Wire.pointSize { return .failure(.badBody) }
+    case .created: if declared != 4 && declared != Wire.sealedCreatedBody { return .failure(.badBody) }
     case .destroy, .refused: if declared != 1 { return .failure(.badBody) }
     case .ping, .pong:
       if declared < Wire.pingMin || declared > Wire.pingMax || circuit != 0 { return .failure(.badBody) }
@@ -123,7 +123,7 @@ public enum Frame {
     return .success(FrameHeader(type: type, bodyLength: declared, circuit: circuit))
   }
 
-  /// Writes a v1 header at `p`. Returns the frame's total length.
+  /// Writes a v2 header at `p`. Returns the frame's total length.
   @inline(__always)
   @discardableResult
   public static func encodeHeader(_ p: UnsafeMutableRawPointer, type: FrameType, bodyLength: Int, circuit: UInt32) -> Int {

@@ -24,6 +24,10 @@ public struct RunConfig {
   public var leds = LEDLines()
   /// Bytes a circuit may relay beyond its last receipt (0: relay without requiring receipts).
   public var creditWindow: UInt64 = Credits.defaultWindow
+  /// Exit circuits (one UDP socket each) the node may hold at once (THREAT-MODEL.md).
+  public var exitSockets = Defaults.exitSockets
+  /// Per-source shares of circuits and of expensive work (SourceLimits.swift).
+  public var sourceLimits = SourceLimitSettings()
   /// Seconds between group commits of the credit journal (0: commit every receipt).
   public var commitIntervalSec: UInt64 = Credits.defaultCommitInterval
   /// Neighbour nodes this node probes (PING/PONG RTT, shown in status).

@@ -1,5 +1,12 @@
-// The credit worker: the thread that does a node's expensive credit work, so that the
-// forwarding loops never do.
+// The credit worker: the thread that does a node's expensive work — receipts and the
+// journal, and sealed exits' key agreements — so that the forwarding loops never do.
+//
+// A shard that gets a sealed-exit CREATE makes the circuit (pending), then posts the
+// client's point here; this thread computes ECDH with the node key (parsed once), draws
+// the exit's fresh nonce, derives the circuit's keys and answers with `exitKeys`; the
+// shard installs them and sends CREATED. Both kinds of work are metered on the shard
+// before they are posted (SourceTable: per source and per node per second), and a full
+// queue refuses them (`worker_busy`).
 //
 // A shard that receives a RECEIPT for this node decodes it (cheap) and posts it here with
 // the circuit it came on; it never waits. If the queue is full the receipt is refused and
@@ -16,6 +23,7 @@
 import CPosix
 import WispCore
 import WispOS
+import WispTLS
 
 /// The worker's view of one circuit (its forward half on one shard).
 public struct CreditSlot {
@@ -33,6 +41,8 @@ public enum CreditJob {
   /// A receipt naming this node, from `shard`'s circuit (forward half `half`, `localId`)
   /// that had relayed `relayed` bytes when it arrived.
   case receipt(shard: Int, half: Int32, localId: UInt32, relayed: UInt64, Receipt)
+  /// A sealed exit's key agreement for `shard`'s circuit (forward half, local id).
+  case exitKeys(shard: Int, half: Int32, localId: UInt32, clientPoint: [UInt8])
   /// A bound circuit ended.
   case closed(shard: Int, half: Int32, localId: UInt32, serial: UInt64)
   /// Commit and end the thread.
@@ -41,6 +51,11 @@ public enum CreditJob {
 
 public final class CreditWorker {
   public let credit: NodeCredit
+  /// The node key for sealed exits' key agreements (nil: sealed exits are refused).
+  public var keyAgreement: ExitKeyAgreement? = nil
+  /// Key agreements done, and those whose client point was not valid.
+  public private(set) var keyAgreements: UInt64 = 0
+  public private(set) var keyAgreementsFailed: UInt64 = 0
   public let inbox: Mailbox<CreditJob>
   /// Each shard's inbox, for the answers.
   public var shards: [Mailbox<ShardMessage>] = []
@@ -70,6 +85,11 @@ public final class CreditWorker {
     let inbox = self.inbox
     fwd.onReceipt = { r, half, localId, relayed in
       inbox.post(.receipt(shard: shard, half: half, localId: localId, relayed: relayed, r))
+    }
+    if keyAgreement != nil {
+      fwd.onExitKeys = { half, localId, point in
+        inbox.post(.exitKeys(shard: shard, half: half, localId: localId, clientPoint: Array(point)))
+      }
     }
     fwd.circuits.onClose = { half, localId, serial in
       inbox.post(.closed(shard: shard, half: half, localId: localId, serial: serial))
@@ -115,6 +135,13 @@ public final class CreditWorker {
       slots[shard][Int(half)] = s
       if shard < shards.count,
          !shards[shard].post(.credited(half: half, localId: localId, serial: s.serial, receipted: s.receipted)) {
+        answersLost &+= 1
+      }
+    case .exitKeys(let shard, let half, let localId, let point):
+      let made = keyAgreement.flatMap { k in point.withUnsafeBytes { k.agree(clientPoint: $0) } }
+      if made == nil { keyAgreementsFailed &+= 1 } else { keyAgreements &+= 1 }
+      if shard < shards.count,
+         !shards[shard].post(.exitKeys(half: half, localId: localId, keys: made?.keys ?? [], created: made?.created ?? [])) {
         answersLost &+= 1
       }
     case .closed(let shard, let half, let localId, let serial):

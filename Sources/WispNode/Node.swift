@@ -79,7 +79,16 @@ public final class Node {
         Log.error("cannot start the credit worker", "error=\"\(error.description)\"")
         return 1
       }
+      // Sealed exits: the node key is parsed once, for the worker's key agreements.
+      worker?.keyAgreement = ExitKeyAgreement(keyPEM: credit.key.pem, point: credit.key.publicKey)
     }
+    // Exit sockets: the configured budget, within the open-file limit (64 kept for the rest).
+    let files = Int(wisp_nofile_limit())
+    let exitBudget = files > 64 ? min(config.exitSockets, files - 64) : config.exitSockets
+    if exitBudget < config.exitSockets {
+      Log.warn("exit sockets limited by the open-file limit", "configured=\(config.exitSockets) usable=\(exitBudget) nofile=\(files)")
+    }
+    let peerIPs = Node.linkPeers(config).map { $0.endpoint.ip }
     for k in 0..<count {
       let fd = wisp_udp_open(config.listen.ip, config.listen.port, count > 1 ? 1 : 0, 4 << 20)
       if fd < 0 {
@@ -93,15 +102,15 @@ public final class Node {
       let pool = PacketPool(capacity: perShardPool)
       let fwd = Forwarder(circuits: perShardCircuits, local: config.listen, limits: config.limits,
                           allowedExits: config.exits, random: KernelRandom(), nowEpoch: wisp_realtime_s(),
-                          shard: k, shardBits: shardBits)
+                          shard: k, shardBits: shardBits, sourceLimits: config.sourceLimits.perShard(count))
+      fwd.exitSocketBudget = max(exitBudget / count, exitBudget > 0 ? 1 : 0)
+      fwd.sources.exempt = peerIPs
       if let credit {
         fwd.fingerprint = credit.fingerprint
         fwd.creditWindow = config.creditWindow
         worker?.connect(fwd, shard: k)
-        if !config.exits.isEmpty {
-          // Sealed exits: ECDH with this node's key; room for exits added by SIGHUP.
-          fwd.exitCipher = ExitSealer(keyPEM: credit.key.pem, point: credit.key.publicKey, slots: max(config.exits.count, 16))
-        }
+        // Sealed exits: keys per circuit, agreed on the worker (exits may come with SIGHUP).
+        fwd.exitCipher = ExitSealer(halves: fwd.circuits.capacity)
       }
       do throws(Errno) {
         let io = UDPBatchIO(fd: fd, batch: config.batch, sendCapacity: config.gso ? config.batch * 64 : config.batch, gso: config.gso)

@@ -25,6 +25,9 @@ public enum ShardMessage {
   case snapshot(generation: UInt64)
   /// The credit worker's answer for a receipt (CreditWorker).
   case credited(half: Int32, localId: UInt32, serial: UInt64, receipted: UInt64)
+  /// The worker's keys for a sealed exit circuit (empty: the client's point was not valid),
+  /// and the CREATED tail (the exit's point and fresh nonce).
+  case exitKeys(half: Int32, localId: UInt32, keys: [UInt8], created: [UInt8])
   /// Stop the loop (the thread posts its last snapshot and ends).
   case stop
 }
@@ -86,6 +89,8 @@ public final class NodeShard<IO: DatagramIO> {
   /// Forwarded packets, published for the activity LED.
   public let published = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
   public let ping = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 16)
+  /// Where frames the shard writes outside the receive path are built (headroom first).
+  let scratch = UnsafeMutableRawPointer.allocate(byteCount: Defaults.bufferSize, alignment: 16)
   public var thread: UInt = 0
   public static var inboxTag: UInt64 { 20 }
   /// Room for the credit worker's answers to a full queue of receipts, and the control plane's messages.
@@ -106,6 +111,7 @@ public final class NodeShard<IO: DatagramIO> {
   deinit {
     published.deallocate()
     ping.deallocate()
+    scratch.deallocate()
   }
 
   /// Starts the shard's thread: 0, or -errno.
@@ -142,6 +148,7 @@ public final class NodeShard<IO: DatagramIO> {
     case .nodeLinks(let peers):
       sessions?.update(peers: peers)
       plain?.update(nodeLinks: peers.map { $0.endpoint })
+      loop.forwarder.sources.exempt = peers.map { $0.endpoint.ip }
     case .ping(let targets):
       let n = Frame.encodeHeader(ping, type: .ping, bodyLength: 8, circuit: 0)
       (ping + Wire.headerSize).storeBytes(of: wisp_monotonic_ns().bigEndian, as: UInt64.self)
@@ -150,6 +157,18 @@ public final class NodeShard<IO: DatagramIO> {
       control.post(.snapshot(snapshot(generation: g)))
     case .credited(let half, let localId, let serial, let receipted):
       loop.forwarder.credited(half: half, localId: localId, serial: serial, receipted: receipted)
+    case .exitKeys(let half, let localId, let keys, let created):
+      let p = scratch + Defaults.headroom
+      let f = loop.forwarder
+      let verdict: Verdict
+      if keys.count == 64 {
+        verdict = keys.withUnsafeBytes { k in
+          created.withUnsafeBytes { c in f.exitKeysReady(p, half: half, localId: localId, keys: k.baseAddress!, created: c) }
+        }
+      } else {
+        verdict = f.exitKeysFailed(p, half: half, localId: localId)
+      }
+      loop.sendVerdict(p, verdict)
     case .stop:
       loop.stop()
     }

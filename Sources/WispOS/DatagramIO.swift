@@ -2,7 +2,7 @@
 //
 // A relay loop (RelayLoop.swift) is generic over this small interface and specialised for
 // each implementation, so the hot path calls it directly (no existential, one call per
-// batch). `UDPBatchIO` is the real one (a UDP socket: recvmmsg with GRO, sendmmsg with
+// batch). Exit circuits add one socket each (`openExit`), watched by the loop. `UDPBatchIO` is the real one (a UDP socket: recvmmsg with GRO, sendmmsg with
 // GSO); tests use an in-memory one (WispTestSupport) to wire whole nodes together in one
 // process. The loop owns every buffer: it posts receive slots that point into its packet
 // pool or GRO areas, and hands over send entries that point into them.
@@ -57,4 +57,15 @@ public protocol DatagramIO: AnyObject {
   /// one GSO send); what cannot be sent is counted in `drops`. The bytes are free again
   /// when it returns.
   func send(_ entries: UnsafePointer<TxEntry>, count: Int, drops: inout DropCounters)
+
+  // Exit circuits: each has a socket of its own, connected to its destination.
+  /// Opens an exit circuit's socket connected to `to`: a descriptor the loop watches with
+  /// epoll (readable while replies wait), or -errno.
+  func openExit(to: Endpoint) -> Int32
+  /// Closes an exit circuit's socket (which also leaves the loop's epoll set).
+  func closeExit(_ fd: Int32)
+  /// Receives up to `count` replies (one per slot, never coalesced) from exit socket `fd`.
+  func receiveExit(_ fd: Int32, _ slots: UnsafeMutablePointer<RxSlot>, count: Int) -> Int
+  /// Sends one datagram on exit socket `fd`; false when it was not sent.
+  func sendExit(_ fd: Int32, _ p: UnsafeRawPointer, _ length: Int) -> Bool
 }

@@ -3,13 +3,16 @@
 // Pipeline, in the order of the code below:
 //   1. wait: epoll on the I/O's descriptor, the mailboxes and other watched descriptors,
 //      sleeping until the next timer
-//   2. receive: `io.receive` fills the posted receive slots — pool buffers, or with GRO
+//   2. receive: `io.receive` (or `io.receiveExit`, for replies on an exit circuit's own
+//      socket) fills the posted receive slots — pool buffers, or with GRO
 //      one 64 KB area per slot, where a run of same-size datagrams from one sender may lie
 //      (each segment is one datagram) — and every datagram goes to `process` once
 //   3. classify: a DTLS datagram goes to the link layer, which brings the frames it
 //      carries back to step 4 through `handleFrame`; a plain frame the link layer refuses
 //      is dropped (it counts why)
 //   4. handle: `Forwarder.handle` decodes, looks up and rewrites the datagram in place
+//      (`Forwarder.exitReply` for a reply on an exit socket: it becomes a DATA frame);
+//      DATA leaving an exit goes out on its circuit's own socket (`io.sendExit`) at once
 //   5. seal: a frame bound for a peer with a DTLS session is written into it as a record
 //      (`LinkLayer.seal`; the record comes back through `sendCopy`, a copy in a pool buffer)
 //   6. queue: the datagram joins the send batch with its buffer (`Origin` says how: a
@@ -80,7 +83,7 @@ public final class RelayLoop<IO: DatagramIO> {
     self.pool = pool
     self.forwarder = forwarder
     self.batch = batch
-    events = try EventSet(signals: false, capacity: 4)
+    events = try EventSet(signals: false, capacity: 64)
     try events.add(io.fd, tag: 0)
     sendCapacity = io.coalesces ? batch * 64 : batch
     // Reserved whole at start; pages become resident only where datagrams land.
@@ -105,6 +108,7 @@ public final class RelayLoop<IO: DatagramIO> {
       (entries + i).initialize(to: TxEntry(bytes: none, length: 0, to: Endpoint(ip: 0, port: 0)))
       entryBuffer[i] = -1
     }
+    forwarder.exitSockets = self
   }
 
   deinit {
@@ -131,12 +135,18 @@ public final class RelayLoop<IO: DatagramIO> {
     while running {
       // 1. wait
       events.wait(timeoutMs: timers.timeoutMs(now: wisp_monotonic_ns()),
-                  ready: { tag in if tag == 0 { drain() } else { onEvent?(self, .readable(tag)) } },
+                  ready: { tag in
+                    if tag == 0 { drain() }
+                    else if tag & RelayLoop.exitTag != 0 {
+                      drainExit(fd: Int32(truncatingIfNeeded: (tag >> 32) & 0x7FFF_FFFF), half: Int32(truncatingIfNeeded: tag & 0xFFFF_FFFF))
+                    } else { onEvent?(self, .readable(tag)) }
+                  },
                   signal: { _ in })  // the control plane owns the signals
       runTimers()
     }
     link?.shutdown()
     flush()
+    forwarder.exitSockets = nil  // the forwarder and the loop no longer hold each other
   }
 
   /// Steps 2–7 until the I/O has nothing more (at most 64 batches, so timers still run).
@@ -148,6 +158,29 @@ public final class RelayLoop<IO: DatagramIO> {
       if r <= 0 { return }
       let now = wisp_monotonic_ns()
       for i in 0..<r { receive(slot: i, now: now) }
+      flush()
+      if r < batch { return }
+    }
+  }
+
+  /// Epoll tags of exit sockets: this bit, the descriptor in bits 32–62, the circuit's
+  /// forward half in bits 0–31.
+  static var exitTag: UInt64 { 1 << 63 }
+
+  /// Steps 2–7 for replies waiting on an exit circuit's socket. The socket may have been
+  /// closed (or its number reused) since epoll reported it: `exitReply` checks that the
+  /// half still owns that descriptor.
+  func drainExit(fd: Int32, half: Int32) {
+    for _ in 0..<64 {
+      let r = io.receiveExit(fd, slots, count: batch)
+      if r <= 0 { return }
+      let now = wisp_monotonic_ns()
+      for i in 0..<r {
+        let s = slots[i]
+        if s.truncated || s.length > Wire.maxDatagram { forwarder.drops.count(.oversized); continue }
+        process(s.base, length: s.length, from: s.from, origin: groArea == nil ? .slot(i) : .inPlace, now: now,
+                exitFd: fd, exitHalf: half)
+      }
       flush()
       if r < batch { return }
     }
@@ -183,14 +216,12 @@ public final class RelayLoop<IO: DatagramIO> {
     } else if s.segment == 0 {
       process(s.base, length: s.length, from: s.from, origin: .inPlace, now: now)
     } else {
-      // A GRO run: each segment is one datagram. Exit replies get a header prepended,
-      // which would overwrite the previous segment: those are copied to pool buffers.
-      let copy = forwarder.isExitSource(s.from)
+      // A GRO run: each segment is one datagram (frames only: exit replies arrive on
+      // their circuits' own sockets, never coalesced).
       var off = 0
       while off < s.length {
         let n = min(s.segment, s.length - off)
-        if copy { processCopy(UnsafeRawPointer(s.base + off), length: n, from: s.from, now: now, fromLink: false) }
-        else { process(s.base + off, length: n, from: s.from, origin: .inPlace, now: now) }
+        process(s.base + off, length: n, from: s.from, origin: .inPlace, now: now)
         off += n
       }
     }
@@ -198,12 +229,13 @@ public final class RelayLoop<IO: DatagramIO> {
 
   /// Steps 3–6 for one datagram at `p` (with `Defaults.headroom` bytes before it and room
   /// for `Wire.maxDatagram` after it). `fromLink`: it came out of a DTLS record (step 3 done).
+  /// `exitHalf` ≥ 0: a reply read from exit socket `exitFd` of that circuit.
   @inline(__always)
   func process(_ p: UnsafeMutableRawPointer, length: Int, from: Endpoint, origin: Origin, now: UInt64,
-               fromLink: Bool = false) {
+               fromLink: Bool = false, exitFd: Int32 = -1, exitHalf: Int32 = -1) {
     if length > Wire.maxDatagram { forwarder.drops.count(.oversized); release(origin); return }
     // 3. classify
-    if !fromLink, length > 0, let link {
+    if exitHalf < 0, !fromLink, length > 0, let link {
       let b = p.load(as: UInt8.self)
       if b >= Wire.dtlsLow && b <= Wire.dtlsHigh {
         link.receive(UnsafeRawBufferPointer(start: p, count: length), from: from, nowNs: now)
@@ -216,7 +248,16 @@ public final class RelayLoop<IO: DatagramIO> {
       }
     }
     // 4. handle
-    guard case .send(let to, let offset, let n) = forwarder.handle(p, length: length, from: from, nowNs: now) else {
+    let verdict = exitHalf >= 0 ? forwarder.exitReply(p, length: length, half: exitHalf, fd: exitFd, nowNs: now)
+                                : forwarder.handle(p, length: length, from: from, nowNs: now)
+    let to: Endpoint, offset: Int, n: Int
+    switch verdict {
+    case .send(let t, let o, let l): to = t; offset = o; n = l
+    case .sendExit(let fd, let o, let l):
+      if !io.sendExit(fd, p + o, l) { forwarder.drops.count(.sendFailed) }
+      release(origin)
+      return
+    case .drop, .consumed:
       release(origin)
       return
     }
@@ -274,6 +315,13 @@ public final class RelayLoop<IO: DatagramIO> {
     return true
   }
 
+  /// Sends a frame this node writes outside the receive path (a sealed exit's CREATED when
+  /// its keys arrive, a REFUSED): steps 5–7 on a copy, the batch goes out at once.
+  public func sendVerdict(_ p: UnsafeMutableRawPointer, _ verdict: Verdict) {
+    guard case .send(let to, let offset, let n) = verdict else { return }
+    sendFrame(UnsafeRawBufferPointer(start: p + offset, count: n), to: to)
+  }
+
   /// Sends a frame this node originates (PING): sealed when a session with `to` exists,
   /// else queued as it is; the batch goes out at once.
   public func sendFrame(_ frame: UnsafeRawBufferPointer, to: Endpoint) {
@@ -297,4 +345,21 @@ public final class RelayLoop<IO: DatagramIO> {
     for k in 0..<queued where entryBuffer[k] >= 0 { pool.give(entryBuffer[k]) }
     queued = 0
   }
+}
+
+extension RelayLoop: ExitSockets {
+  /// An exit circuit's socket, watched by this loop's epoll (tag: `exitTag`, fd, half).
+  public func openExit(to: Endpoint, half: Int32) -> Int32 {
+    let fd = io.openExit(to: to)
+    if fd < 0 { return -1 }
+    do throws(Errno) {
+      try events.add(fd, tag: RelayLoop.exitTag | UInt64(UInt32(fd)) << 32 | UInt64(UInt32(bitPattern: half)))
+    } catch {
+      io.closeExit(fd)
+      return -1
+    }
+    return fd
+  }
+
+  public func closeExit(_ fd: Int32) { io.closeExit(fd) }
 }

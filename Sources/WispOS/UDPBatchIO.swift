@@ -72,12 +72,37 @@ public final class UDPBatchIO: DatagramIO {
   }
 
   public func receive(_ slots: UnsafeMutablePointer<RxSlot>, count: Int) -> Int {
+    receive(on: fd, slots, count: count, gro: coalesces)
+  }
+
+  public func receiveExit(_ exitFd: Int32, _ slots: UnsafeMutablePointer<RxSlot>, count: Int) -> Int {
+    receive(on: exitFd, slots, count: count, gro: false)
+  }
+
+  /// An exit circuit's socket: bound to any port of the node's address family, connected to
+  /// `to`, so the kernel delivers only that destination's datagrams to it.
+  public func openExit(to: Endpoint) -> Int32 {
+    let s = wisp_udp_open(0, 0, 0, 0)
+    if s < 0 { return s }
+    let r = wisp_udp_connect(s, to.ip, to.port)
+    if r < 0 { close(s); return r }
+    return s
+  }
+
+  public func closeExit(_ exitFd: Int32) { close(exitFd) }
+
+  public func sendExit(_ exitFd: Int32, _ p: UnsafeRawPointer, _ length: Int) -> Bool {
+    syscalls &+= 1
+    return wisp_send(exitFd, p, length) == length
+  }
+
+  func receive(on fd: Int32, _ slots: UnsafeMutablePointer<RxSlot>, count: Int, gro: Bool) -> Int {
     let n = min(count, batch)
     for i in 0..<n {
       riov[i] = iovec(iov_base: slots[i].base, iov_len: slots[i].capacity)
       rmsgs[i].hdr.msg_namelen = socklen_t(MemoryLayout<sockaddr_in>.size)
       rmsgs[i].hdr.msg_flags = 0
-      if coalesces { rmsgs[i].hdr.msg_controllen = rctlSpace }
+      if coalesces { rmsgs[i].hdr.msg_controllen = gro ? rctlSpace : 0 }
     }
     let r = wisp_recvmmsg(fd, rmsgs, UInt32(n), Int32(MSG_DONTWAIT))
     syscalls &+= 1
@@ -88,7 +113,7 @@ public final class UDPBatchIO: DatagramIO {
       slots[i].length = Int(m.pointee.len)
       slots[i].truncated = m.pointee.hdr.msg_flags & Int32(MSG_TRUNC) != 0
       slots[i].from = Endpoint(ip: UInt32(bigEndian: a.sin_addr.s_addr), port: UInt16(bigEndian: a.sin_port))
-      let segment = coalesces ? Int(wisp_gro_segment_size(&m.pointee.hdr)) : 0
+      let segment = gro ? Int(wisp_gro_segment_size(&m.pointee.hdr)) : 0
       if segment > 0 && slots[i].length > segment {
         slots[i].segment = segment
         groReceives &+= 1

@@ -30,7 +30,6 @@ public final class PlainLinks: LinkLayer {
   /// Wires the rules to a relay loop (exits are the loop's forwarder's).
   public func attach<IO: DatagramIO>(to loop: RelayLoop<IO>) {
     let fwd = loop.forwarder
-    isExit = { e in fwd.isExitSource(e) }  // the forwarder does not hold the link: no cycle
     loop.attach(link: self)
   }
 

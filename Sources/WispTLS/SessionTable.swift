@@ -290,7 +290,6 @@ public final class SessionTable: LinkLayer {
   public func attach<IO: DatagramIO>(to loop: RelayLoop<IO>) {
     deliverFrame = { frame, from in loop.handleFrame(frame, from: from, nowNs: wisp_monotonic_ns()) }
     sendDatagram = { d, to in loop.sendCopy(d, to: to) }
-    isExit = { e in loop.forwarder.isExitSource(e) }
     loop.attach(link: self)
   }
 

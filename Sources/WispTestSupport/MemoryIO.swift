@@ -27,6 +27,25 @@ public final class MemoryNetwork {
     return io
   }
 
+  /// A new endpoint with a free port on `ip`, that accepts datagrams from `peer` only (an
+  /// exit circuit's connected socket).
+  func ephemeral(ip: UInt32, connectedTo peer: Endpoint) throws(Errno) -> MemoryIO {
+    wisp_mutex_lock(mutex)
+    nextPort = nextPort == 65535 ? 40000 : nextPort + 1
+    let port = nextPort
+    wisp_mutex_unlock(mutex)
+    let io = try endpoint(Endpoint(ip: ip, port: port))
+    io.peer = peer
+    return io
+  }
+  var nextPort: UInt16 = 40000
+
+  func remove(_ io: MemoryIO) {
+    wisp_mutex_lock(mutex)
+    ios.removeAll { $0 === io }
+    wisp_mutex_unlock(mutex)
+  }
+
   func deliver(_ bytes: UnsafeRawBufferPointer, from: Endpoint, to: Endpoint) -> Bool {
     wisp_mutex_lock(mutex)
     let target = ios.first { $0.local == to }
@@ -49,6 +68,10 @@ public final class MemoryIO: DatagramIO, DatagramSocket {
   let capacity: Int
   var queue: [(bytes: [UInt8], from: Endpoint)] = []
   var head = 0
+  /// A connected endpoint takes datagrams from this peer only.
+  var peer: Endpoint? = nil
+  /// Exit circuits' endpoints, by their eventfd.
+  var exits: [Int32: MemoryIO] = [:]
   let mutex: UnsafeMutableRawPointer
 
   init(local: Endpoint, network: MemoryNetwork, capacity: Int) throws(Errno) {
@@ -68,6 +91,7 @@ public final class MemoryIO: DatagramIO, DatagramSocket {
     wisp_mutex_lock(mutex)
     defer { wisp_mutex_unlock(mutex) }
     if queue.count - head >= capacity { return false }
+    if let peer, peer != from { return false }
     queue.append((bytes, from))
     wisp_eventfd_signal(fd)
     return true
@@ -145,4 +169,31 @@ public final class MemoryIO: DatagramIO, DatagramSocket {
       }
     }
   }
+
+  public func openExit(to: Endpoint) -> Int32 {
+    do throws(Errno) {
+      let io = try network.ephemeral(ip: local.ip, connectedTo: to)
+      exits[io.fd] = io
+      return io.fd
+    } catch {
+      return -error.code
+    }
+  }
+
+  public func closeExit(_ fd: Int32) {
+    guard let io = exits.removeValue(forKey: fd) else { return }
+    network.remove(io)
+  }
+
+  public func receiveExit(_ fd: Int32, _ slots: UnsafeMutablePointer<RxSlot>, count: Int) -> Int {
+    exits[fd]?.receive(slots, count: count) ?? 0
+  }
+
+  public func sendExit(_ fd: Int32, _ p: UnsafeRawPointer, _ length: Int) -> Bool {
+    guard let io = exits[fd], let peer = io.peer else { return false }
+    return network.deliver(UnsafeRawBufferPointer(start: p, count: length), from: io.local, to: peer)
+  }
+
+  /// Exit sockets open (tests).
+  public var exitCount: Int { exits.count }
 }

@@ -69,7 +69,7 @@ enum Demo {
       credits.append(credit)
       fwd.fingerprint = credit.fingerprint
       fwd.creditWindow = Credits.defaultWindow
-      if i == 2 { fwd.exitCipher = ExitSealer(keyPEM: credit.key.pem, point: credit.key.publicKey, slots: 1) }
+      if i == 2 { fwd.exitCipher = ExitSealer(halves: fwd.circuits.capacity) }
       guard let loop = try? RelayLoop(io: UDPBatchIO(fd: fd, batch: 32, sendCapacity: 32 * 64, gso: true),
                                       pool: PacketPool(capacity: 512), forwarder: fwd, batch: 32),
             let inbox = try? Mailbox<ControlMessage>(capacity: 64),
@@ -78,6 +78,7 @@ enum Demo {
         Console.err("wisp demo: cannot start node \(names[i])")
         return 1
       }
+      if i == 2 { worker.keyAgreement = ExitKeyAgreement(keyPEM: credit.key.pem, point: credit.key.publicKey) }
       worker.connect(fwd, shard: 0)
       worker.shards = [shard.inbox]
       loop.timers.schedule(RelayLoop<UDPBatchIO>.TimerID.tick.rawValue, at: Clock.nowNs() + 200_000_000, every: 200_000_000)

@@ -17,9 +17,44 @@ final class Datagram {
       if case .send(_, let off, let len) = v {
         return (v, Array(UnsafeRawBufferPointer(start: p + off, count: len)))
       }
+      if case .sendExit(_, let off, let len) = v {
+        return (v, Array(UnsafeRawBufferPointer(start: p + off, count: len)))
+      }
       return (v, [])
     }
   }
+  /// The datagram as a reply read from the newest exit socket the forwarder opened.
+  func reply<R>(_ f: Forwarder<R>, nowNs: UInt64 = 1_000_000_000) -> (Verdict, [UInt8]) {
+    let s = f.exitSockets as! FakeExitSockets
+    let (fd, half) = s.open.last ?? (-1, -1)
+    return storage.withUnsafeMutableBytes { raw in
+      let p = raw.baseAddress! + Defaults.headroom
+      let v = f.exitReply(p, length: length, half: half, fd: fd, nowNs: nowNs)
+      if case .send(_, let off, let len) = v {
+        return (v, Array(UnsafeRawBufferPointer(start: p + off, count: len)))
+      }
+      return (v, [])
+    }
+  }
+}
+
+/// Exit sockets as descriptors 100, 101, ... (no real socket).
+final class FakeExitSockets: ExitSockets {
+  var open: [(fd: Int32, half: Int32)] = []
+  var closed: [Int32] = []
+  var next: Int32 = 100
+  var refuse = false
+  func openExit(to: Endpoint, half: Int32) -> Int32 {
+    if refuse { return -1 }
+    next += 1
+    open.append((next - 1, half))
+    return next - 1
+  }
+  func closeExit(_ fd: Int32) {
+    closed.append(fd)
+    open.removeAll { $0.fd == fd }
+  }
+  var lastFd: Int32 { open.last?.fd ?? -1 }
 }
 
 func hopBytes(_ kind: UInt8, _ e: Endpoint) -> [UInt8] {
@@ -32,8 +67,12 @@ let nodeA = Endpoint(ip: 0x7F00_0001, port: 7001)
 let nodeB = Endpoint(ip: 0x7F00_0001, port: 7002)
 let service = Endpoint(ip: 0x7F00_0001, port: 9000)
 
-func node(_ local: Endpoint, exits: [Endpoint] = [], limits: Limits = Limits(), circuits: Int = 16) -> Forwarder<CountingRandom> {
-  Forwarder(circuits: circuits, local: local, limits: limits, allowedExits: exits, random: CountingRandom(), nowEpoch: 1_700_000_000)
+func node(_ local: Endpoint, exits: [Endpoint] = [], limits: Limits = Limits(), circuits: Int = 16,
+          sources: SourceLimitSettings = SourceLimitSettings()) -> Forwarder<CountingRandom> {
+  let f = Forwarder(circuits: circuits, local: local, limits: limits, allowedExits: exits, random: CountingRandom(),
+                    nowEpoch: 1_700_000_000, sourceLimits: sources)
+  f.exitSockets = FakeExitSockets()
+  return f
 }
 
 @Suite struct ForwarderTests {
@@ -61,10 +100,10 @@ func node(_ local: Endpoint, exits: [Endpoint] = [], limits: Limits = Limits(), 
     guard case .send(let to4, _, _) = v4 else { Issue.record("A dropped DATA"); return }
     #expect(to4 == nodeB)
     let (v5, out5) = Datagram(out4).handle(b, from: nodeA)
-    #expect(v5 == .send(to: service, offset: 8, length: 5))
+    #expect(v5 == .sendExit(fd: (b.exitSockets as! FakeExitSockets).lastFd, offset: 8, length: 5))
     #expect(out5 == Array("hello".utf8))
-    // The reply: plain UDP from the service gets a header at B, back to the client.
-    let (v6, out6) = Datagram(Array("world".utf8)).handle(b, from: service)
+    // The reply: plain UDP on the circuit's exit socket gets a header at B, back to the client.
+    let (v6, out6) = Datagram(Array("world".utf8)).reply(b)
     guard case .send(let to6, let off6, _) = v6 else { Issue.record("B dropped the reply"); return }
     #expect(to6 == nodeA && off6 == -8)
     let (v7, out7) = Datagram(out6).handle(a, from: nodeB)
@@ -78,6 +117,7 @@ func node(_ local: Endpoint, exits: [Endpoint] = [], limits: Limits = Limits(), 
     #expect(a.circuits.circuitsInUse == 0)
     _ = Datagram(out8).handle(b, from: nodeA)
     #expect(b.circuits.circuitsInUse == 0)
+    #expect((b.exitSockets as! FakeExitSockets).closed == [100] && b.exitSocketsOpen == 0)  // the socket closed with it
   }
 
   @Test func refusals() {
@@ -147,7 +187,7 @@ func node(_ local: Endpoint, exits: [Endpoint] = [], limits: Limits = Limits(), 
     let fwd = u32(out, 8)
     var sent = 0
     for _ in 0..<20 {
-      if case .send = Datagram(bytes(1, fwd, [UInt8](repeating: 0, count: 1000))).handle(a, from: client, nowNs: 5).0 { sent += 1 }
+      if case .sendExit = Datagram(bytes(1, fwd, [UInt8](repeating: 0, count: 1000))).handle(a, from: client, nowNs: 5).0 { sent += 1 }
     }
     #expect(sent == 6)
     #expect(a.drops[.rateLimited] == 14)
@@ -178,7 +218,7 @@ func node(_ local: Endpoint, exits: [Endpoint] = [], limits: Limits = Limits(), 
     for n in 0..<3000 {
       var g = [UInt8](repeating: 0, count: Int(r.next32() % 1600))
       for i in 0..<g.count { g[i] = UInt8(truncatingIfNeeded: r.next32()) }
-      if n % 3 == 0 && !g.isEmpty { g[0] = 0xD1 }          // make many look like frames
+      if n % 3 == 0 && !g.isEmpty { g[0] = 0xD2 }          // make many look like frames
       if n % 6 == 0 && g.count > 1 { g[1] = UInt8(1 + n % 8) }
       _ = Datagram(g).handle(a, from: client)
     }
@@ -228,9 +268,14 @@ func node(_ local: Endpoint, exits: [Endpoint] = [], limits: Limits = Limits(), 
     #expect(Datagram(bytes(7, fwd, receiptBody(node: fp(1), bytes: 1) + [0])).handle(a, from: client).0 == .drop(.badBody))
     #expect(Datagram(bytes(7, fwd, Array(receiptBody(node: fp(1), bytes: 1).prefix(50)))).handle(a, from: client).0 == .drop(.badBody))
     #expect(Datagram(bytes(7, 0x1234, receiptBody(node: fp(1), bytes: 1))).handle(a, from: client).0 == .drop(.unknownCircuit))
+    // Cheap checks before the signature: a receipt that does not move the acknowledged
+    // amount forward, or claims more than was relayed, never reaches the worker.
+    #expect(Datagram(bytes(7, fwd, receiptBody(node: fp(1), bytes: 3000))).handle(a, from: client).0 == .drop(.badBody))
+    #expect(Datagram(bytes(7, fwd, receiptBody(node: fp(1), bytes: 9000))).handle(a, from: client).0 == .drop(.badBody))
+    #expect(seen == [3000])
     // A full worker queue refuses the receipt: dropped and counted, the circuit untouched.
     a.onReceipt = { _, _, _, _ in false }
-    #expect(Datagram(bytes(7, fwd, receiptBody(node: fp(1), bytes: 9000))).handle(a, from: client).0 == .drop(.workerBusy))
+    #expect(Datagram(bytes(7, fwd, receiptBody(node: fp(1), bytes: 3500))).handle(a, from: client).0 == .drop(.workerBusy))
     #expect(a.drops[.workerBusy] == 1)
   }
 
@@ -250,24 +295,56 @@ func node(_ local: Endpoint, exits: [Endpoint] = [], limits: Limits = Limits(), 
   }
 }
 
-/// A stand-in cipher: "seals" by XOR with 0x5A, counter and tag as markers.
+/// A stand-in cipher: "seals" by XOR with 0x5A, counter and tag as markers; keys are
+/// accepted when their first byte is 4.
 final class XorCipher: ExitCipher {
-  var accepted: [Int] = []
-  func accept(slot: Int, clientKey: UnsafeRawPointer, exitKeyOut: UnsafeMutableRawPointer) -> Bool {
-    accepted.append(slot)
-    exitKeyOut.initializeMemory(as: UInt8.self, repeating: 0xEE, count: Wire.pointSize)
-    return clientKey.load(as: UInt8.self) == 4
+  var installed: [Int] = []
+  var removed: [Int] = []
+  func install(half: Int, keys: UnsafeRawPointer) -> Bool {
+    if keys.load(as: UInt8.self) != 4 { return false }
+    installed.append(half)
+    return true
   }
-  func open(slot: Int, body: UnsafeMutableRawPointer, length: Int) -> (offset: Int, length: Int)? {
+  func open(half: Int, body: UnsafeMutableRawPointer, length: Int) -> (offset: Int, length: Int)? {
+    if !installed.contains(half) { return nil }
     if length < Wire.sealOverhead || body.load(fromByteOffset: length - 1, as: UInt8.self) != 0x7A { return nil }
     for i in 8..<(length - 16) { body.storeBytes(of: body.load(fromByteOffset: i, as: UInt8.self) ^ 0x5A, toByteOffset: i, as: UInt8.self) }
     return (8, length - Wire.sealOverhead)
   }
-  func seal(slot: Int, payload: UnsafeMutableRawPointer, length: Int) -> Int {
+  func seal(half: Int, payload: UnsafeMutableRawPointer, length: Int) -> Int {
+    if !installed.contains(half) { return -1 }
     for i in 0..<length { payload.storeBytes(of: payload.load(fromByteOffset: i, as: UInt8.self) ^ 0x5A, toByteOffset: i, as: UInt8.self) }
     (payload - 8).initializeMemory(as: UInt8.self, repeating: 1, count: 8)
     (payload + length).initializeMemory(as: UInt8.self, repeating: 0x7A, count: 16)
     return length + Wire.sealOverhead
+  }
+  func remove(half: Int) { removed.append(half); installed.removeAll { $0 == half } }
+}
+
+/// What a forwarder asked the worker for: (forward half, local id, client point).
+final class KeyRequests {
+  var asked: [(half: Int32, localId: UInt32, point: [UInt8])] = []
+  var accept = true
+  func attach<R>(_ f: Forwarder<R>) {
+    f.onExitKeys = { [unowned self] half, localId, point in
+      if !accept { return false }
+      asked.append((half, localId, Array(point)))
+      return true
+    }
+  }
+  /// The worker's answer: keys (first byte 4: good) and the CREATED tail (point 0xEE, nonce `nonce`).
+  func answer<R>(_ f: Forwarder<R>, _ k: Int, keyByte: UInt8 = 4, nonce: UInt8 = 0xAB) -> (Verdict, [UInt8]) {
+    let d = Datagram([])
+    let keys = [keyByte] + [UInt8](repeating: 0, count: 63)
+    let tail = [UInt8](repeating: 0xEE, count: Wire.pointSize) + [UInt8](repeating: nonce, count: Wire.exitNonceSize)
+    return d.storage.withUnsafeMutableBytes { raw in
+      let p = raw.baseAddress! + Defaults.headroom
+      let v = keys.withUnsafeBytes { kb in
+        tail.withUnsafeBytes { t in f.exitKeysReady(p, half: asked[k].half, localId: asked[k].localId, keys: kb.baseAddress!, created: t) }
+      }
+      if case .send(_, let off, let len) = v { return (v, Array(UnsafeRawBufferPointer(start: p + off, count: len))) }
+      return (v, [])
+    }
   }
 }
 
@@ -277,20 +354,28 @@ final class XorCipher: ExitCipher {
     let b = node(nodeB, exits: [service])
     let cipher = XorCipher()
     b.exitCipher = cipher
+    let worker = KeyRequests()
+    worker.attach(b)
     let point: [UInt8] = [4] + [UInt8](repeating: 9, count: 64)
     var sealedHop = hopBytes(3, service)
     sealedHop += point
     // client → A (extend to B) → B (sealed exit)
     let (_, o1) = Datagram(bytes(2, 0xC1, hopBytes(1, nodeB) + sealedHop)).handle(a, from: client)
     #expect(o1.count == 8 + 8 + 65)
-    let (v2, o2) = Datagram(o1).handle(b, from: nodeA)
-    guard case .send(_, _, let n2) = v2 else { Issue.record("B refused the sealed exit"); return }
-    #expect(n2 == 8 + 4 + 65 && Array(o2[12...]) == [UInt8](repeating: 0xEE, count: 65))
-    #expect(cipher.accepted == [0])
-    // A passes the exit's point back to the client untouched.
+    // B makes the circuit pending and hands the key agreement to the worker: nothing sent yet.
+    #expect(Datagram(o1).handle(b, from: nodeA).0 == .consumed)
+    #expect(worker.asked.count == 1 && worker.asked[0].point == point)
+    // DATA before the keys is dropped.
+    // The worker's answer: CREATED with the exit's point and its fresh nonce.
+    let (v2, o2) = worker.answer(b, 0)
+    guard case .send(let to2, _, let n2) = v2 else { Issue.record("B did not send CREATED"); return }
+    #expect(to2 == nodeA && n2 == 8 + Wire.sealedCreatedBody)
+    #expect(Array(o2[12..<77]) == [UInt8](repeating: 0xEE, count: 65) && Array(o2[77...]) == [UInt8](repeating: 0xAB, count: 32))
+    #expect(cipher.installed == [Int(worker.asked[0].half)])
+    // A passes the exit's point and nonce back to the client untouched.
     let (v3, o3) = Datagram(o2).handle(a, from: nodeB)
-    #expect(v3 == .send(to: client, offset: 0, length: 8 + 4 + 65))
-    #expect(Array(o3[12...]) == [UInt8](repeating: 0xEE, count: 65))
+    #expect(v3 == .send(to: client, offset: 0, length: 8 + Wire.sealedCreatedBody))
+    #expect(Array(o3[12...]) == Array(o2[12...]))
     let fwd = u32(o3, 8)
     // Sealed DATA: counter, "ciphertext" (hello ^ 0x5A), tag; A forwards it as is, B opens it.
     let ct = Array("hello".utf8).map { $0 ^ 0x5A }
@@ -298,10 +383,10 @@ final class XorCipher: ExitCipher {
     let (_, o4) = Datagram(bytes(1, fwd, sealedBody)).handle(a, from: client)
     #expect(Array(o4[8...]) == sealedBody)   // the middle node carries ciphertext only
     let (v5, o5) = Datagram(o4).handle(b, from: nodeA)
-    #expect(v5 == .send(to: service, offset: 16, length: 5))
+    #expect(v5 == .sendExit(fd: (b.exitSockets as! FakeExitSockets).lastFd, offset: 16, length: 5))
     #expect(o5 == Array("hello".utf8))
-    // The reply is sealed at B: header, counter, ciphertext, tag; charged as it leaves.
-    let (v6, o6) = Datagram(Array("world".utf8)).handle(b, from: service)
+    // The reply on the circuit's own socket is sealed at B: header, counter, ciphertext, tag.
+    let (v6, o6) = Datagram(Array("world".utf8)).reply(b)
     #expect(v6 == .send(to: nodeA, offset: -16, length: 8 + 5 + 24))
     #expect(Array(o6[16..<21]) == Array("world".utf8).map { $0 ^ 0x5A })
     #expect(b.traffic.forwardedBytes == UInt64(sealedBody.count + 5 + 24))
@@ -311,15 +396,110 @@ final class XorCipher: ExitCipher {
     #expect(Datagram(o7).handle(b, from: nodeA).0 == .drop(.badSeal))
   }
 
-  @Test func sealedExitRefusedWithoutCipherOrBadPoint() {
+  @Test func everySealedCreateIsItsOwnCircuitWithItsOwnSocketAndKeys() {
+    // A replayed CREATE (same bytes) makes a second circuit: its own socket, its own keys
+    // request; the first circuit's replies and keys are untouched.
+    let b = node(nodeB, exits: [service])
+    let cipher = XorCipher()
+    b.exitCipher = cipher
+    let worker = KeyRequests()
+    worker.attach(b)
+    let create = bytes(2, 0xC1, hopBytes(3, service) + [4] + [UInt8](repeating: 9, count: 64))
+    _ = Datagram(create).handle(b, from: client)
+    _ = worker.answer(b, 0, nonce: 1)
+    _ = Datagram(create).handle(b, from: nodeA)  // the replay, from someone else
+    _ = worker.answer(b, 1, nonce: 2)
+    let sockets = b.exitSockets as! FakeExitSockets
+    #expect(sockets.open.count == 2 && sockets.open[0].fd != sockets.open[1].fd)
+    #expect(cipher.installed.count == 2 && cipher.installed[0] != cipher.installed[1])
+    // A reply on the first socket goes to the first circuit's client only.
+    let d = Datagram(Array("mine".utf8))
+    let v = d.storage.withUnsafeMutableBytes { raw in
+      b.exitReply(raw.baseAddress! + Defaults.headroom, length: 4, half: sockets.open[0].half, fd: sockets.open[0].fd, nowNs: 1_000_000_000)
+    }
+    guard case .send(let to, _, _) = v else { Issue.record("reply dropped"); return }
+    #expect(to == client)
+    // A reply claimed for the first circuit on the second socket is dropped.
+    let v2 = d.storage.withUnsafeMutableBytes { raw in
+      b.exitReply(raw.baseAddress! + Defaults.headroom, length: 4, half: sockets.open[0].half, fd: sockets.open[1].fd, nowNs: 1_000_000_000)
+    }
+    #expect(v2 == .drop(.unknownCircuit))
+  }
+
+  @Test func sealedExitRefusedWithoutCipherBadPointOrWorker() {
     let b = node(nodeB, exits: [service])
     var hop = hopBytes(3, service)
-    hop += [UInt8](repeating: 9, count: 65)   // not an uncompressed point: the cipher refuses
-    let (_, o) = Datagram(bytes(2, 0x77, hop)).handle(b, from: nodeA)
+    hop += [UInt8](repeating: 9, count: 65)
+    let (_, o) = Datagram(bytes(2, 0x77, hop)).handle(b, from: nodeA)   // no cipher: refused
     #expect(o[1] == 8 && o[8] == 3)
     b.exitCipher = XorCipher()
-    let (_, o2) = Datagram(bytes(2, 0x78, hop)).handle(b, from: nodeA)
-    #expect(o2[1] == 8 && o2[8] == 3 && b.circuits.circuitsInUse == 0)
+    let worker = KeyRequests()
+    worker.attach(b)
+    // The worker's keys do not install (a point that is not on the curve): REFUSED 3, freed.
+    #expect(Datagram(bytes(2, 0x78, hop)).handle(b, from: nodeA).0 == .consumed)
+    let (v, o2) = worker.answer(b, 0, keyByte: 9)
+    #expect(v == .send(to: nodeA, offset: 0, length: 9) && o2[1] == 8 && o2[8] == 3 && u32(o2, 4) == 0x78)
+    #expect(b.circuits.circuitsInUse == 0 && b.exitSocketsOpen == 0)
     #expect(Datagram(bytes(2, 0x79, hopBytes(3, service) + [4, 1])).handle(b, from: nodeA).1[8] == 6)  // short point: malformed
+    // A full worker queue: REFUSED 9, nothing kept.
+    worker.accept = false
+    let (_, o3) = Datagram(bytes(2, 0x7A, hop)).handle(b, from: nodeA)
+    #expect(o3[8] == 9 && b.circuits.circuitsInUse == 0 && b.drops[.workerBusy] == 1)
+  }
+
+  @Test func keyAgreementsAreBudgetedPerSource() {
+    let b = node(nodeB, exits: [service], circuits: 64, sources: SourceLimitSettings(expensivePerSource: 3, keyAgreementsPerSecond: 5))
+    b.exitCipher = XorCipher()
+    let worker = KeyRequests()
+    worker.attach(b)
+    let hop = hopBytes(3, service) + [4] + [UInt8](repeating: 9, count: 64)
+    for i in 0..<10 { _ = Datagram(bytes(2, UInt32(0x100 + i), hop)).handle(b, from: client) }
+    #expect(worker.asked.count == 3 && b.drops[.overBudget] == 7)   // the source's 3 per second
+    let other = Endpoint(ip: 0x0A00_0002, port: 7)
+    for i in 0..<10 { _ = Datagram(bytes(2, UInt32(0x200 + i), hop)).handle(b, from: other) }
+    #expect(worker.asked.count == 5)                                  // the node's 5 per second
+    // The next second, budgets are back.
+    _ = Datagram(bytes(2, 0x300, hop)).handle(b, from: other, nowNs: 2_000_000_000)
+    #expect(worker.asked.count == 6)
+  }
+}
+
+@Suite struct SourceLimitTests {
+  @Test func oneSourceCannotFillTheTable() {
+    let a = node(nodeA, circuits: 64, sources: SourceLimitSettings(circuitsPerSource: 8, pendingPerSource: 4))
+    let stranger = Endpoint(ip: 0x0A00_0001, port: 1)
+    for i in 0..<100 { _ = Datagram(bytes(2, UInt32(1 + i), hopBytes(1, nodeB))).handle(a, from: Endpoint(ip: stranger.ip, port: UInt16(1000 + i))) }
+    #expect(a.circuits.circuitsInUse == 4 && a.drops[.sourceLimit] == 96)   // 4 pending at most, any port
+    // Another source still builds circuits.
+    let (v, _) = Datagram(bytes(2, 0x500, hopBytes(1, nodeB))).handle(a, from: client)
+    guard case .send(let to, _, _) = v else { Issue.record("second source refused"); return }
+    #expect(to == nodeB)
+    // Configured peers are exempt.
+    a.sources.exempt = [stranger.ip]
+    _ = Datagram(bytes(2, 0x600, hopBytes(1, nodeB))).handle(a, from: stranger)
+    #expect(a.circuits.circuitsInUse == 6)
+  }
+
+  @Test func sharesComeBackWhenCircuitsEnd() {
+    let a = node(nodeA, exits: [service], circuits: 64, sources: SourceLimitSettings(circuitsPerSource: 2))
+    for i in 0..<2 { _ = Datagram(bytes(2, UInt32(1 + i), hopBytes(2, service))).handle(a, from: client) }
+    #expect(Datagram(bytes(2, 9, hopBytes(2, service))).handle(a, from: client).1[8] == 1)
+    a.tick(nowNs: 1_000_000_000 + 200_000_000_000, nowEpoch: 1_700_000_200)  // idle expiry
+    #expect(a.circuits.circuitsInUse == 0 && a.exitSocketsOpen == 0)
+    let (v, _) = Datagram(bytes(2, 10, hopBytes(2, service))).handle(a, from: client, nowNs: 201_000_000_000)
+    #expect(v == .send(to: client, offset: 0, length: 12))
+  }
+
+  @Test func oldVersionCreateGetsAVersionRefusal() {
+    let a = node(nodeA)
+    var create = bytes(2, 0x44, hopBytes(1, nodeB))
+    create[0] = Wire.oldVersionByte
+    let (v, o) = Datagram(create).handle(a, from: client)
+    #expect(v == .send(to: client, offset: 0, length: 9))
+    #expect(o[0] == Wire.versionByte && o[1] == 8 && o[8] == RefuseReason.version.rawValue && u32(o, 4) == 0x44)
+    var data = bytes(1, 0x44, [1, 2, 3])
+    data[0] = Wire.oldVersionByte
+    #expect(Datagram(data).handle(a, from: client).0 == .drop(.oldVersion))
+    #expect(a.drops[.oldVersion] == 2)
   }
 }

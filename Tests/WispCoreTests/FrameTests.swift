@@ -2,7 +2,7 @@
 import Testing
 @testable import WispCore
 
-func bytes(_ type: UInt8, _ circuit: UInt32, _ body: [UInt8], version: UInt8 = 0xD1, declared: Int? = nil) -> [UInt8] {
+func bytes(_ type: UInt8, _ circuit: UInt32, _ body: [UInt8], version: UInt8 = Wire.versionByte, declared: Int? = nil) -> [UInt8] {
   let n = declared ?? body.count
   return [version, type, UInt8(n >> 8), UInt8(n & 255),
           UInt8(circuit >> 24), UInt8((circuit >> 16) & 255), UInt8((circuit >> 8) & 255), UInt8(circuit & 255)] + body
@@ -17,12 +17,12 @@ func decode(_ b: [UInt8]) -> Result<FrameHeader, DropReason> {
     var buf = [UInt8](repeating: 0, count: 64)
     let n = buf.withUnsafeMutableBytes { Frame.encodeHeader($0.baseAddress!, type: .data, bodyLength: 5, circuit: 0xA1B2C3D4) }
     #expect(n == 13)
-    #expect(Array(buf[0..<8]) == [0xD1, 0x01, 0x00, 0x05, 0xA1, 0xB2, 0xC3, 0xD4])
+    #expect(Array(buf[0..<8]) == [0xD2, 0x01, 0x00, 0x05, 0xA1, 0xB2, 0xC3, 0xD4])
     #expect(decode(Array(buf[0..<13])) == .success(FrameHeader(type: .data, bodyLength: 5, circuit: 0xA1B2C3D4)))
   }
 
   @Test func demultiplexesByFirstByte() {
-    #expect(Frame.kind(firstByte: 0xD1) == .wisp)
+    #expect(Frame.kind(firstByte: 0xD2) == .wisp)
     for b in UInt8(20)...63 { #expect(Frame.kind(firstByte: b) == .dtls) }
     #expect(Frame.kind(firstByte: 0xD0) == .otherVersion)
     #expect(Frame.kind(firstByte: 0xDF) == .otherVersion)
@@ -47,7 +47,8 @@ func decode(_ b: [UInt8]) -> Result<FrameHeader, DropReason> {
   }
 
   @Test func versionsAndTypes() {
-    #expect(decode(bytes(1, 7, [], version: 0xD2)) == .failure(.badVersion))
+    #expect(decode(bytes(1, 7, [], version: 0xD1)) == .failure(.badVersion))   // v1
+    #expect(decode(bytes(1, 7, [], version: 0xD3)) == .failure(.badVersion))
     #expect(decode(bytes(1, 7, [], version: 0x16)) == .failure(.dtlsUnsupported))
     #expect(decode(bytes(1, 7, [], version: 0x80)) == .failure(.notWisp))
     for t in [UInt8(0), 9, 0x7F, 0xFF] { #expect(decode(bytes(t, 7, [])) == .failure(.badType)) }

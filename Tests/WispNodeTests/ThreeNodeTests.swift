@@ -32,13 +32,14 @@ final class TestNode {
                         nowEpoch: wisp_realtime_s())
     fwd.fingerprint = credit.fingerprint
     fwd.creditWindow = window
-    if !exits.isEmpty { fwd.exitCipher = ExitSealer(keyPEM: credit.key.pem, point: credit.key.publicKey, slots: exits.count) }
+    if !exits.isEmpty { fwd.exitCipher = ExitSealer(halves: fwd.circuits.capacity) }
     let loop = try RelayLoop(io: try network.endpoint(endpoint), pool: PacketPool(capacity: 256), forwarder: fwd,
                              batch: 16)
     loop.timers.schedule(RelayLoop<MemoryIO>.TimerID.tick.rawValue, at: wisp_monotonic_ns() + 100_000_000, every: 100_000_000)
     inbox = try Mailbox(capacity: 256)
     shard = try NodeShard(index: 0, loop: loop, control: inbox)
     worker = try CreditWorker(credit: credit, shards: 1, halvesPerShard: fwd.circuits.capacity)
+    if !exits.isEmpty { worker.keyAgreement = ExitKeyAgreement(keyPEM: credit.key.pem, point: credit.key.publicKey) }
     worker.connect(fwd, shard: 0)
     worker.shards = [shard.inbox]
   }

@@ -7,11 +7,35 @@ import WispTLS
   func pair() throws -> (SealedChannel, SealedChannel) {
     let exitKey = try #require(P256Signer.generate())
     let eph = try #require(P256Signer.generate())
-    let client = try #require(exitKey.publicKey.withUnsafeBytes {
-      SealedChannel(privateKeyPEM: eph.pem, ownPoint: eph.publicKey, peerPoint: $0, isClient: true) })
-    let exit = try #require(eph.publicKey.withUnsafeBytes {
-      SealedChannel(privateKeyPEM: exitKey.pem, ownPoint: exitKey.publicKey, peerPoint: $0, isClient: false) })
+    let agreement = try #require(ExitKeyAgreement(keyPEM: exitKey.pem, point: exitKey.publicKey))
+    let made = try #require(eph.publicKey.withUnsafeBytes { agreement.agree(clientPoint: $0) })
+    #expect(Array(made.created[0..<65]) == exitKey.publicKey)
+    let client = try #require(made.created.withUnsafeBytes { c in
+      SealedChannel(clientKeyPEM: eph.pem, ownPoint: eph.publicKey, exitPoint: UnsafeRawBufferPointer(rebasing: c[0..<65]),
+                    exitNonce: UnsafeRawBufferPointer(rebasing: c[65...])) })
+    let exit = try #require(made.keys.withUnsafeBytes { SealedChannel(keys: $0, isClient: false) })
     return (client, exit)
+  }
+
+  @Test func theSameClientPointNeverGivesTheSameKeys() throws {
+    // A replayed CREATE: the exit's fresh nonce makes new keys, so nothing sealed for the
+    // first circuit opens on the second, and the two never seal under one key and nonce.
+    let exitKey = try #require(P256Signer.generate())
+    let eph = try #require(P256Signer.generate())
+    let agreement = try #require(ExitKeyAgreement(keyPEM: exitKey.pem, point: exitKey.publicKey))
+    let one = try #require(eph.publicKey.withUnsafeBytes { agreement.agree(clientPoint: $0) })
+    let two = try #require(eph.publicKey.withUnsafeBytes { agreement.agree(clientPoint: $0) })
+    #expect(one.keys != two.keys && one.created[65...] != two.created[65...])
+    let e1 = try #require(one.keys.withUnsafeBytes { SealedChannel(keys: $0, isClient: false) })
+    let e2 = try #require(two.keys.withUnsafeBytes { SealedChannel(keys: $0, isClient: false) })
+    let c1 = try #require(one.keys.withUnsafeBytes { SealedChannel(keys: $0, isClient: true) })
+    let s = seal(c1, Array("captured".utf8))
+    #expect(open(e1, s) == Array("captured".utf8))
+    #expect(open(e2, s) == nil)
+    #expect(seal(e1, Array("x".utf8)) != seal(e2, Array("x".utf8)))
+    // A point that is not on the curve is refused.
+    let bad = [UInt8](repeating: 4, count: 65)
+    #expect(bad.withUnsafeBytes { agreement.agree(clientPoint: $0) } == nil)
   }
 
   /// Seals `text` as the client would: returns the body (counter, ciphertext, tag).

@@ -70,12 +70,12 @@ func clientHello() -> [UInt8] {
     // Exactly one of them initiated.
     #expect((a.links[0].role == .client) != (b.links[0].role == .client))
     #expect(a.links[0].peer == 0 && b.links[0].peer == 0)
-    let frame: [UInt8] = [0xD1, 0x05, 0, 8, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8]
+    let frame: [UInt8] = [0xD2, 0x05, 0, 8, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8]
     let took = frame.withUnsafeBytes { a.seal($0, to: nodeB) }
     #expect(took)
     // On the wire it is a DTLS application record, not the frame.
     #expect(mesh.inFlight.count == 1 && mesh.inFlight[0].2[0] == 23)
-    #expect(!mesh.inFlight[0].2.contains(0xD1) || mesh.inFlight[0].2.count != frame.count)
+    #expect(!mesh.inFlight[0].2.contains(0xD2) || mesh.inFlight[0].2.count != frame.count)
     mesh.run(rounds: 1)
     #expect(mesh.delivered.count == 1)
     #expect(mesh.delivered[0].0 == nodeB && mesh.delivered[0].1 == nodeA && mesh.delivered[0].2 == frame)
@@ -154,7 +154,7 @@ func clientHello() -> [UInt8] {
     #expect(a.counters[.halfOpenFull] > 0)
     #expect(a.halfOpenSessions <= 2)
     // The node link still carries frames.
-    let frame: [UInt8] = [0xD1, 0x05, 0, 8, 0, 0, 0, 0, 9, 9, 9, 9, 9, 9, 9, 9]
+    let frame: [UInt8] = [0xD2, 0x05, 0, 8, 0, 0, 0, 0, 9, 9, 9, 9, 9, 9, 9, 9]
     mesh.delivered = []
     #expect(frame.withUnsafeBytes { b.seal($0, to: nodeA) })
     mesh.run(rounds: 1)
@@ -235,7 +235,7 @@ func clientHello() -> [UInt8] {
     let to = initiator === a ? nodeB : nodeA
     let from = initiator === a ? nodeA : nodeB
     var frame = [UInt8](repeating: 7, count: 1000)
-    frame[0] = 0xD1
+    frame[0] = 0xD2
     var sent = 0
     for i in 0..<12 {
       frame[1] = UInt8(i)

@@ -122,6 +122,12 @@ int wisp_sendmmsg(int fd, wisp_mmsg *vec, unsigned int n, int flags);
 /// A non-blocking UDP/IPv4 socket bound to ip:port (host byte order). Returns fd or -errno.
 /// `reuseport` sets SO_REUSEPORT; `bufbytes` > 0 sets SO_RCVBUF and SO_SNDBUF.
 int wisp_udp_open(uint32_t ip, uint16_t port, int reuseport, int bufbytes);
+/// The open-file limit (soft; raised to the hard limit first, at most 65,536), or -errno.
+int wisp_nofile_limit(void);
+/// Connects a UDP socket to ip:port (the kernel then drops datagrams from anyone else); 0 or -errno.
+int wisp_udp_connect(int fd, uint32_t ip, uint16_t port);
+/// send() without blocking, EINTR retried: bytes sent or -errno.
+long wisp_send(int fd, const void *buf, size_t len);
 /// The port a socket is bound to (host byte order), or -errno.
 int wisp_local_port(int fd);
 /// UDP GSO (UDP_SEGMENT) and GRO (UDP_GRO) socket options; 0 or -errno.

@@ -1,0 +1,146 @@
+// Per-source shares of a shard's circuits and of its expensive work. Runs on host and device.
+//
+// A *source* is the address a CREATE or RECEIPT came from: an IPv4 address (any port), or
+// for frames that arrived over a node link, that link's address. Sources are kept in a
+// fixed table of counters indexed by a keyed hash of the address (the key is drawn from
+// the kernel's random source at start, so nobody outside can aim two addresses at one
+// counter); two sources that do share a counter share its limit. Nothing here allocates
+// after `init`, and every operation is O(1).
+//
+// Limits (THREAT-MODEL.md, "Bounded state" and "Expensive work"):
+//   - circuits per source: circuits whose first half came from the source;
+//   - pending per source: circuits waiting for CREATED (or for their exit keys);
+//   - expensive work per source and per node, per second: receipt signatures and
+//     sealed-exit key agreements, each counted before it is handed to the worker.
+// Configured peers (node links) are exempt from the shares.
+
+public struct SourceLimitSettings: Equatable, Sendable {
+  /// Circuits one source may hold on a node (0: no limit).
+  public var circuitsPerSource: Int
+  /// Circuits one source may have waiting for CREATED (0: no limit).
+  public var pendingPerSource: Int
+  /// Signatures and key agreements one source may cause per second.
+  public var expensivePerSource: Int
+  /// Signatures checked per second, whole node.
+  public var receiptsPerSecond: Int
+  /// Sealed-exit key agreements per second, whole node.
+  public var keyAgreementsPerSecond: Int
+
+  public init(circuitsPerSource: Int = 512, pendingPerSource: Int = 64,
+              expensivePerSource: Int = Defaults.expensivePerSourcePerSecond,
+              receiptsPerSecond: Int = Defaults.receiptsPerSecond,
+              keyAgreementsPerSecond: Int = Defaults.keyAgreementsPerSecond) {
+    self.circuitsPerSource = circuitsPerSource
+    self.pendingPerSource = pendingPerSource
+    self.expensivePerSource = expensivePerSource
+    self.receiptsPerSecond = receiptsPerSecond
+    self.keyAgreementsPerSecond = keyAgreementsPerSecond
+  }
+
+  /// The share of one shard of `shards` (node-wide rates split evenly, at least 1).
+  public func perShard(_ shards: Int) -> SourceLimitSettings {
+    var s = self
+    let n = max(shards, 1)
+    s.receiptsPerSecond = max(receiptsPerSecond / n, 1)
+    s.keyAgreementsPerSecond = max(keyAgreementsPerSecond / n, 1)
+    return s
+  }
+}
+
+/// What kind of expensive work is asked for.
+public enum Expense { case receipt, keyAgreement }
+
+public final class SourceTable {
+  public static let size = 4096
+  public var settings: SourceLimitSettings
+  /// Addresses exempt from the shares (configured peers).
+  public var exempt: [UInt32] = []
+  let circuits: UnsafeMutablePointer<UInt32>
+  let pending: UnsafeMutablePointer<UInt32>
+  let spent: UnsafeMutablePointer<UInt32>
+  let spentSecond: UnsafeMutablePointer<UInt32>
+  var receiptsSpent = 0
+  var keysSpent = 0
+  var second: UInt32 = 0
+  let key0: UInt32
+  let key1: UInt32
+  /// Refusals, for status.
+  public private(set) var refusedCircuits: UInt64 = 0
+  public private(set) var refusedPending: UInt64 = 0
+  public private(set) var refusedExpensive: UInt64 = 0
+
+  public init<R: RandomSource>(settings: SourceLimitSettings, random: inout R) {
+    self.settings = settings
+    circuits = zeroedAllocation(SourceTable.size)
+    pending = zeroedAllocation(SourceTable.size)
+    spent = zeroedAllocation(SourceTable.size)
+    spentSecond = zeroedAllocation(SourceTable.size)
+    key0 = random.next32() | 1
+    key1 = random.next32()
+  }
+
+  deinit {
+    freeZeroed(circuits); freeZeroed(pending); freeZeroed(spent); freeZeroed(spentSecond)
+  }
+
+  @inline(__always)
+  func slot(_ e: Endpoint) -> Int {
+    var h = (e.ip ^ key1) &* key0
+    h ^= h >> 15
+    h = h &* 0x2C1B_3C6D
+    h ^= h >> 12
+    return Int(h & UInt32(SourceTable.size - 1))
+  }
+
+  @inline(__always)
+  public func isExempt(_ e: Endpoint) -> Bool {
+    for a in exempt where a == e.ip { return true }
+    return false
+  }
+
+  /// Counts a new circuit from `e`; false (nothing counted) when its share is used up.
+  public func takeCircuit(_ e: Endpoint, pending isPending: Bool) -> Bool {
+    let i = slot(e)
+    if settings.circuitsPerSource > 0 && Int(circuits[i]) >= settings.circuitsPerSource {
+      refusedCircuits &+= 1
+      return false
+    }
+    if isPending && settings.pendingPerSource > 0 && Int(pending[i]) >= settings.pendingPerSource {
+      refusedPending &+= 1
+      return false
+    }
+    circuits[i] &+= 1
+    if isPending { pending[i] &+= 1 }
+    return true
+  }
+
+  public func releaseCircuit(_ e: Endpoint) {
+    let i = slot(e)
+    if circuits[i] > 0 { circuits[i] -= 1 }
+  }
+
+  public func releasePending(_ e: Endpoint) {
+    let i = slot(e)
+    if pending[i] > 0 { pending[i] -= 1 }
+  }
+
+  /// One unit of expensive work for `e` at monotonic second `now`: within both the
+  /// source's and the node's budget for this second? Counted only when allowed.
+  public func allow(_ kind: Expense, from e: Endpoint, nowSec now: UInt32) -> Bool {
+    if now != second {
+      second = now
+      receiptsSpent = 0
+      keysSpent = 0
+    }
+    let node = kind == .receipt ? settings.receiptsPerSecond : settings.keyAgreementsPerSecond
+    if (kind == .receipt ? receiptsSpent : keysSpent) >= node { refusedExpensive &+= 1; return false }
+    if !isExempt(e) {
+      let i = slot(e)
+      if spentSecond[i] != now { spentSecond[i] = now; spent[i] = 0 }
+      if Int(spent[i]) >= settings.expensivePerSource { refusedExpensive &+= 1; return false }
+      spent[i] &+= 1
+    }
+    if kind == .receipt { receiptsSpent += 1 } else { keysSpent += 1 }
+    return true
+  }
+}
