@@ -169,12 +169,9 @@ public final class CircuitTable {
   /// Told of every circuit that ends after a receipt bound it: its forward half's index,
   /// local id and serial.
   public var onClose: ((Int32, UInt32, UInt64) -> Void)?
-  /// Told of every half as it is freed, before it is cleared (exit sockets, source shares).
-  public var onRelease: ((Int, UnsafeMutablePointer<Half>) -> Void)?
 
   private func release(_ i: Int) {
     if !halves[i].inUse { return }
-    onRelease?(i, halves + i)
     if halves[i].isForward && halves[i].serial != 0 { onClose?(Int32(i), halves[i].localId, halves[i].serial) }
     halves[i].inUse = false
     halves[i].localId = 0
@@ -182,14 +179,16 @@ public final class CircuitTable {
     freeCount += 1
   }
 
-  /// Frees circuits whose both halves have been idle for `idleSec`. Returns how many.
+  /// Frees circuits whose both halves have been idle for `idleSec`, telling `freeing` of
+  /// each (one of its halves' index) first. Returns how many.
   @discardableResult
-  public func expire(nowSec: UInt32, idleSec: UInt32) -> Int {
+  public func expire(nowSec: UInt32, idleSec: UInt32, freeing: (Int) -> Void = { _ in }) -> Int {
     var n = 0
     for i in 0..<highWater where halves[i].inUse {
       let p = Int(halves[i].peer)
       let last = max(halves[i].lastActive, halves[p].lastActive)
       if nowSec &- last >= idleSec {
+        freeing(i)
         free(i)
         n += 1
       }

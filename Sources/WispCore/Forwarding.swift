@@ -126,13 +126,12 @@ public final class Forwarder<R: RandomSource> {
     self.local = local
     self.limits = limits
     var random = random
-    sources = SourceTable(settings: sourceLimits, random: &random)
+    sources = SourceTable(settings: sourceLimits, key0: random.next32(), key1: random.next32())
     self.random = random
     nodeBucket = TokenBucket(mbit: limits.nodeMbit)
     circuitRate = TokenRate(mbit: limits.circuitMbit)
     quota = Quota(limitBytes: limits.quotaBytes, resetDay: limits.quotaResetDay, nowEpoch: nowEpoch)
     exits = allowedExits
-    self.circuits.onRelease = { [unowned self] i, h in self.released(i, h) }
   }
 
   /// Applies new rate limits (SIGHUP); the quota's usage is kept.
@@ -156,6 +155,14 @@ public final class Forwarder<R: RandomSource> {
   func exitAllowed(_ e: Endpoint) -> Bool {
     for x in exits where x == e { return true }
     return false
+  }
+
+  /// Frees the circuit `i` belongs to: both halves' exit socket, keys and source shares first.
+  func freeCircuit(_ i: Int) {
+    let h = circuits.half(i)
+    if h.pointee.inUse { released(Int(h.pointee.peer), circuits.half(Int(h.pointee.peer))) }
+    released(i, h)
+    circuits.free(i)
   }
 
   /// A half is being freed: close its exit socket and keys, give back its source's share.
@@ -359,10 +366,10 @@ public final class Forwarder<R: RandomSource> {
       return .send(to: e, offset: 0, length: n)
     }
     // An exit: a socket of its own, connected to the destination.
-    guard let sockets = exitSockets else { circuits.free(f); return drop(.exitNotAllowed) }
+    guard let sockets = exitSockets else { freeCircuit(f); return drop(.exitNotAllowed) }
     let fd = sockets.openExit(to: e, half: Int32(f))
     if fd < 0 {
-      circuits.free(f)
+      freeCircuit(f)
       return refuse(p, id: id, to: from, .tableFull, count: .exitSocketsFull)
     }
     exitSocketsOpen += 1
@@ -375,7 +382,7 @@ public final class Forwarder<R: RandomSource> {
       fh.pointee.sealed = true
       let point = UnsafeRawBufferPointer(start: body + Wire.hopSize, count: Wire.pointSize)
       guard let ask = onExitKeys, ask(Int32(f), fh.pointee.localId, point) else {
-        circuits.free(f)
+        freeCircuit(f)
         return refuse(p, id: id, to: from, .busy, count: .workerBusy)
       }
       traffic.circuitsCreated &+= 1
@@ -398,7 +405,7 @@ public final class Forwarder<R: RandomSource> {
     let b = circuits.half(Int(f.pointee.peer))
     guard let c = exitCipher, c.install(half: Int(half), keys: keys) else {
       let id = b.pointee.outId, to = b.pointee.outEndpoint
-      circuits.free(Int(half))
+      freeCircuit(Int(half))
       return refuse(p, id: id, to: to, .exitNotAllowed, count: .exitNotAllowed)
     }
     f.pointee.pending = false
@@ -417,7 +424,7 @@ public final class Forwarder<R: RandomSource> {
     guard f.pointee.inUse, f.pointee.localId == localId, f.pointee.pending, f.pointee.sealed else { return drop(.unexpectedReply) }
     let b = circuits.half(Int(f.pointee.peer))
     let id = b.pointee.outId, to = b.pointee.outEndpoint
-    circuits.free(Int(half))
+    freeCircuit(Int(half))
     return refuse(p, id: id, to: to, .exitNotAllowed, count: .exitNotAllowed)
   }
 
@@ -444,14 +451,14 @@ public final class Forwarder<R: RandomSource> {
     if !fh.pointee.pending || fh.pointee.outIsExit { return drop(.unexpectedReply) }
     let prev = bh.pointee.outEndpoint
     Frame.store32(p, 4, bh.pointee.outId)
-    circuits.free(b)
+    freeCircuit(b)
     return .send(to: prev, offset: 0, length: Wire.headerSize + 1)
   }
 
   func destroy(_ p: UnsafeMutableRawPointer, header: FrameHeader, from: Endpoint) -> Verdict {
     guard let i = circuits.lookup(header.circuit, from: from) else { return drop(.unknownCircuit) }
     let h = circuits.half(i).pointee
-    circuits.free(i)
+    freeCircuit(i)
     traffic.circuitsDestroyed &+= 1
     if h.outIsExit || h.pending { return .consumed }
     Frame.store32(p, 4, h.outId)
@@ -518,7 +525,11 @@ public final class Forwarder<R: RandomSource> {
 
   /// Once a second: expire idle circuits (their exit sockets close), roll the quota over.
   public func tick(nowNs: UInt64, nowEpoch: Int64) {
-    circuits.expire(nowSec: UInt32(truncatingIfNeeded: nowNs / 1_000_000_000), idleSec: limits.idleSeconds)
+    circuits.expire(nowSec: UInt32(truncatingIfNeeded: nowNs / 1_000_000_000), idleSec: limits.idleSeconds) { i in
+      let h = circuits.half(i)
+      released(Int(h.pointee.peer), circuits.half(Int(h.pointee.peer)))
+      released(i, h)
+    }
     quota.rollover(nowEpoch: nowEpoch)
   }
 }

@@ -69,14 +69,15 @@ public final class SourceTable {
   public private(set) var refusedPending: UInt64 = 0
   public private(set) var refusedExpensive: UInt64 = 0
 
-  public init<R: RandomSource>(settings: SourceLimitSettings, random: inout R) {
+  /// `key0`, `key1`: the hash key, random (the forwarder draws it from the kernel).
+  public init(settings: SourceLimitSettings, key0: UInt32, key1: UInt32) {
     self.settings = settings
     circuits = zeroedAllocation(SourceTable.size)
     pending = zeroedAllocation(SourceTable.size)
     spent = zeroedAllocation(SourceTable.size)
     spentSecond = zeroedAllocation(SourceTable.size)
-    key0 = random.next32() | 1
-    key1 = random.next32()
+    self.key0 = key0 | 1
+    self.key1 = key1
   }
 
   deinit {

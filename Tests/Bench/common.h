@@ -1,5 +1,5 @@
 /* common.h — shared helpers for the wisp benchmark tools (gen, sink, baseline_relay).
- * Wire protocol v1: 8-byte header [0xD1, type, len_hi, len_lo, id(4, big-endian)] + body.
+ * Wire protocol v2: 8-byte header [0xD2, type, len_hi, len_lo, id(4, big-endian)] + body.
  * Every tool only ever talks to 127.0.0.1. */
 #ifndef WISP_BENCH_COMMON_H
 #define WISP_BENCH_COMMON_H
@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define WISP_V1 0xD1
+#define WISP_VERSION 0xD2
 #define T_DATA 0x01
 #define T_CREATE 0x02
 #define T_CREATED 0x03
@@ -45,13 +45,13 @@ static inline uint32_t get_u32(const uint8_t *p) {
 
 /* Writes a frame header; returns the datagram length. */
 static inline size_t frame_hdr(uint8_t *buf, uint8_t type, uint16_t body_len, uint32_t id) {
-  buf[0] = WISP_V1; buf[1] = type; put_u16(buf + 2, body_len); put_u32(buf + 4, id);
+  buf[0] = WISP_VERSION; buf[1] = type; put_u16(buf + 2, body_len); put_u32(buf + 4, id);
   return HDR + (size_t)body_len;
 }
 
 /* Validates a v1 frame; returns its type or -1. */
 static inline int frame_type(const uint8_t *buf, size_t len) {
-  if (len < HDR || buf[0] != WISP_V1) return -1;
+  if (len < HDR || buf[0] != WISP_VERSION) return -1;
   if ((size_t)get_u16(buf + 2) != len - HDR) return -1;
   return buf[1];
 }

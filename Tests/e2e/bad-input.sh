@@ -26,13 +26,13 @@ def hostile():
     rnd = random.Random(7)
     cases = [
         ('truncated', lambda: frame(DATA, fwd, b'x' * 10)[:rnd.randrange(1, 8)]),
-        ('truncated-body', lambda: HDR.pack(0xD1, DATA, 100, fwd) + b'short'),
-        ('length_mismatch', lambda: HDR.pack(0xD1, DATA, 2, fwd) + b'longer than two'),
+        ('truncated-body', lambda: HDR.pack(VERSION, DATA, 100, fwd) + b'short'),
+        ('length_mismatch', lambda: HDR.pack(VERSION, DATA, 2, fwd) + b'longer than two'),
         ('oversized', lambda: frame(DATA, fwd, os.urandom(1500))),
         ('jumbo', lambda: os.urandom(9000)),
         ('random', lambda: os.urandom(rnd.randrange(1, 1400))),
         ('bad_version', lambda: bytes([0xD7]) + frame(DATA, fwd, b'x')[1:]),
-        ('bad_type', lambda: HDR.pack(0xD1, 0x42, 0, fwd)),
+        ('bad_type', lambda: HDR.pack(VERSION, 0x42, 0, fwd)),
         ('dtls', lambda: bytes([22, 0xFE, 0xFD]) + os.urandom(40)),
         ('dtls-hello', lambda: bytes([22, 0xFE, 0xFD, 0, 0, 0, 0, 0, 0, 0, 0, 0, 40, 1]) + os.urandom(30)),
         ('unknown_circuit', lambda: frame(DATA, rnd.randrange(1, 1 << 32), b'guess')),

@@ -70,7 +70,7 @@ def proxy(listen, upstream, delay_ms, loss_pct, seconds, seed):
                     to = upstream
                 if rnd.random() < loss:
                     dropped += 1
-                    if len(d) >= 8 and d[0] == 0xD1 and d[1] == 1:
+                    if len(d) >= 8 and d[0] == 0xD2 and d[1] == 1:
                         if back:
                             data_back += 1
                         else:

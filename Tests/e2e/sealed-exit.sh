@@ -24,7 +24,7 @@ while time.time() < end:
         if a_addr: s.sendto(d, a_addr)
     else:
         a_addr = addr; s.sendto(d, ('127.0.0.1', b_port))
-    if len(d) > 8 and d[0] == 0xD1 and d[1] == 1:
+    if len(d) > 8 and d[0] == 0xD2 and d[1] == 1:
         data += 1
         if b'\0' * 16 in d[8:]: plain += 1
     with open(out, 'w') as f: f.write('%d %d\n' % (data, plain))

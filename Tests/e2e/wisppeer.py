@@ -1,4 +1,4 @@
-"""Test peer for wisp's end-to-end scripts: speaks wire protocol v1 (Sources/WispCore/WIRE-PROTOCOL.md).
+"""Test peer for wisp's end-to-end scripts: speaks wire protocol v2 (Sources/WispCore/WIRE-PROTOCOL.md).
 
 Used as a client (builds circuits, sends numbered messages, checks each comes back
 exactly once) and as the UDP echo service behind an exit. Sends only to 127.0.0.0/8;
@@ -8,10 +8,11 @@ import os, random, socket, struct, sys, time
 
 HDR = struct.Struct('>BBHI')
 DATA, CREATE, CREATED, DESTROY, PING, PONG, RECEIPT, REFUSED = 1, 2, 3, 4, 5, 6, 7, 8
+VERSION = 0xD2  # the first byte of every frame (v1 was 0xD1)
 
 
 def frame(t, cid, body=b''):
-    return HDR.pack(0xD1, t, len(body), cid) + body
+    return HDR.pack(VERSION, t, len(body), cid) + body
 
 
 def hop(kind, port, ip=0x7F000001):
