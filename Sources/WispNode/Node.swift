@@ -4,7 +4,8 @@
 //   - the control plane runs on the main thread (ControlLoop): signals (stop, SIGHUP
 //     reload, SIGUSR1), the status socket and the metrics endpoint, peer RTT probes, the
 //     LEDs, the systemd watchdog and the credit journal's group commits. It forwards no
-//     packets and never touches a shard's state;
+//     packets, never touches a shard's state and never blocks on a client of its sockets
+//     (RequestServer);
 //   - shard k is a RelayLoop on its own SO_REUSEPORT socket, with its own pool and circuit
 //     table, on a thread of its own (NodeShard). The kernel steers each plain frame to the
 //     shard named by the low bits of its circuit id (a classic BPF program), so a
@@ -36,6 +37,9 @@ public final class Node {
   public var lastRate: (ns: UInt64, packets: UInt64, bytes: UInt64, pps: UInt64, kbit: UInt64) = (0, 0, 0, 0, 0)
   public var statusFd: Int32 = -1
   public var metricsFd: Int32 = -1
+  /// The status socket's and the metrics endpoint's clients (nil: not listening).
+  public var statusServer: RequestServer? = nil
+  public var metricsServer: RequestServer? = nil
   public var leds: NodeLEDs? = nil
   public var credit: NodeCredit? = nil
   /// The thread that verifies and records receipts and commits the journal (nil without credit).
@@ -43,10 +47,16 @@ public final class Node {
   public var peers = NodePeers([])
   public var ticks: UInt64 = 0
   public var watchdogUsec: UInt64 = 0
-  public enum Timer: Int { case tick = 1, stats, stop, watchdog, leds }
+  public enum Timer: Int { case tick = 1, stats, stop, watchdog, leds, connections }
   public static let statusTag: UInt64 = 16
   public static let metricsTag: UInt64 = 17
   public static let inboxTag: UInt64 = 18
+  /// Tags of the status socket's connections (32 + slot) and the metrics endpoint's (48 + slot).
+  public static let statusConnectionTags: UInt64 = 32
+  public static let metricsConnectionTags: UInt64 = 48
+  /// The group the status socket belongs to when the node runs as root (the packaged
+  /// service runs as user and group `wisp`, so there the process's group is this one).
+  public static let serviceGroup = "wisp"
 
   /// A node for `config` (nothing runs until `run`).
   public init(config: RunConfig) throws(Errno) {
@@ -153,11 +163,16 @@ public final class Node {
     lastStats = (now, 0, 0)
     lastRate = (now, 0, 0, 0, 0)
     if let path = config.statusSocket {
-      statusFd = wisp_unix_listen(path)
+      statusFd = wisp_unix_listen(path, Node.serviceGroup)
       if statusFd < 0 {
         Log.warn("no status socket", "path=\(path) error=\"\(Errno(-statusFd).description)\"")
       } else {
         try? control.watch(statusFd, tag: Node.statusTag)
+        // "json" asks for JSON, anything else for text; a request is one line.
+        statusServer = RequestServer(listener: statusFd, listenTag: Node.statusTag, baseTag: Node.statusConnectionTags,
+                                     control: control, isComplete: { $0.contains(10) }) { req in
+          req.first == 106 ? self.snapshot().json() : self.snapshot().text()  // 'j'
+        }
       }
     }
     if let m = config.metrics {
@@ -166,6 +181,8 @@ public final class Node {
         Log.warn("no metrics endpoint", "addr=\(m.text) error=\"\(Errno(-metricsFd).description)\"")
       } else {
         try? control.watch(metricsFd, tag: Node.metricsTag)
+        metricsServer = RequestServer(listener: metricsFd, listenTag: Node.metricsTag, baseTag: Node.metricsConnectionTags,
+                                      control: control, isComplete: Node.httpHeadersComplete) { req in self.metricsReply(req) }
       }
     }
     // systemd: watchdog at half the interval it asks for, READY once the port is bound.
@@ -209,6 +226,8 @@ public final class Node {
     drainInbox()  // the shards' last snapshots
     control.onEvent = nil
     leds?.shutdown(nowNs: wisp_monotonic_ns())
+    statusServer?.closeAll()
+    metricsServer?.closeAll()
     if statusFd >= 0, let path = config.statusSocket {
       close(statusFd)
       if !path.hasBytePrefix("@") { _ = wisp_unlink(path) }
@@ -311,12 +330,17 @@ public final class Node {
       case .stop:
         Log.info("run time over, stopping")
         stopAll()
+      case .connections:
+        let now = wisp_monotonic_ns()
+        statusServer?.expire(now: now)
+        metricsServer?.expire(now: now)
+        armConnectionTimer()
       case .none: break
       }
     case .readable(let tag):
       if tag == Node.inboxTag { drainInbox() }
-      else if tag == Node.statusTag { serveStatus() }
-      else if tag == Node.metricsTag { serveMetrics() }
+      else if let server = statusServer, server.owns(tag) { server.handle(tag, now: wisp_monotonic_ns()); armConnectionTimer() }
+      else if let server = metricsServer, server.owns(tag) { server.handle(tag, now: wisp_monotonic_ns()); armConnectionTimer() }
     case .signal(let s):
       if s == SIGTERM || s == SIGINT {
         Log.info("signal, stopping", "signal=\(s)")
@@ -452,6 +476,8 @@ public final class Node {
     s.kbitPerSec = lastRate.kbit
     s.drops = t.drops
     s.mailboxRefused = mailboxRefused()
+    s.connectionsRefused = (statusServer?.refused ?? 0) &+ (metricsServer?.refused ?? 0)
+    s.connectionsExpired = (statusServer?.expired ?? 0) &+ (metricsServer?.expired ?? 0)
     for l in latest {
       s.quotaUsed &+= l.beat.quotaUsed
       s.quotaReached = s.quotaReached || l.beat.quotaReached
@@ -494,34 +520,31 @@ public final class Node {
     return s
   }
 
-  /// Answers every waiting client of a listening socket (at most 8 per wake-up): reads one
-  /// request (100 ms at most), writes `reply(request)`, closes.
-  public func serve(_ listener: Int32, reply: ([UInt8]) -> String) {
-    for _ in 0..<8 {
-      let c = wisp_accept(listener)
-      if c < 0 { return }
-      var req = [UInt8](repeating: 0, count: 1024)
-      let n = req.withUnsafeMutableBytes { wisp_read_timeout(c, $0.baseAddress, $0.count, 100) }
-      var text = reply(n > 0 ? Array(req[0..<Int(n)]) : [])
-      _ = text.withUTF8 { wisp_write_all(c, $0.baseAddress, $0.count, 200) }
-      close(c)
-    }
+  /// The connection timer at the earliest deadline of an open status or metrics
+  /// connection (cancelled when none is open).
+  public func armConnectionTimer() {
+    let a = statusServer?.nextDeadline, b = metricsServer?.nextDeadline
+    let next = a.map { d in b.map { min(d, $0) } ?? d } ?? b
+    if let next { control?.timers.schedule(Timer.connections.rawValue, at: next) }
+    else { control?.timers.cancel(Timer.connections.rawValue) }
   }
 
-  /// `wisp status`: "json" asks for JSON, anything else for text.
-  public func serveStatus() {
-    serve(statusFd) { req in req.first == 106 ? self.snapshot().json() : self.snapshot().text() }  // 'j'
+  /// Whether an HTTP request's header block is whole (a blank line).
+  public static func httpHeadersComplete(_ req: [UInt8]) -> Bool {
+    if req.count < 2 { return false }
+    for i in 1..<req.count where req[i] == 10 && (req[i - 1] == 10 || (i >= 3 && req[i - 1] == 13 && req[i - 2] == 10)) {
+      return true
+    }
+    return false
   }
 
   /// Prometheus scrapes: any GET gets the metrics.
-  public func serveMetrics() {
-    serve(metricsFd) { req in
-      guard req.count >= 4, req[0] == 71, req[1] == 69, req[2] == 84, req[3] == 32 else {  // "GET "
-        return "HTTP/1.0 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n"
-      }
-      let body = self.snapshot().prometheus()
-      return "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body
+  public func metricsReply(_ req: [UInt8]) -> String {
+    guard req.count >= 4, req[0] == 71, req[1] == 69, req[2] == 84, req[3] == 32 else {  // "GET "
+      return "HTTP/1.0 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n"
     }
+    let body = snapshot().prometheus()
+    return "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body
   }
 
   public func stopAll() {
