@@ -164,7 +164,8 @@ public struct CreditLedger {
       circuits.append(CircuitCredit(client: r.client, serial: r.serial))
       i = circuits.count - 1
     }
-    receiptedTotal = receiptedTotal - circuits[i].receipted + r.bytes
+    // Modulo 2^64, like the journal's commit totals: signed amounts from recovery may be anything.
+    receiptedTotal = receiptedTotal &- circuits[i].receipted &+ r.bytes
     circuits[i].receipted = r.bytes
     circuits[i].latest = r
     if circuits[i].relayed < r.bytes && !circuits[i].open { circuits[i].relayed = r.bytes }

@@ -158,7 +158,7 @@ public struct Journal<S: JournalStorage, V: SignatureVerifier> {
   public mutating func commit(now: UInt64, force: Bool = false) throws(JournalError) {
     if failed { throw .failed }
     if bufferedReceipts == 0 && !force { return }
-    let marker = JournalCommit(sequence: commitSequence + 1, epoch: now, total: ledger.receiptedTotal,
+    let marker = JournalCommit(sequence: commitSequence &+ 1, epoch: now, total: ledger.receiptedTotal,
                                receipts: UInt32(ledger.receiptCount))
     var buffer = ByteWriter(capacity: pending.count * (JournalFormat.overhead + 220) + 64)
     for r in pending { JournalRecord.append(.receipt, body: r.encoded, to: &buffer) }
@@ -200,19 +200,19 @@ public struct Journal<S: JournalStorage, V: SignatureVerifier> {
       failed = true
       throw .storage(error)
     }
-    header.generation += 1
+    header.generation &+= 1
     fileLength = image.count
     pending.removeAll(keepingCapacity: true)
     bufferedReceipts = 0
     unsyncedCredit = 0
-    commitSequence += 1
+    commitSequence &+= 1
     committedTotal = ledger.receiptedTotal
     lastCommitTime = now
   }
 
   func compactImage(now: UInt64) -> [UInt8] {
     var w = ByteWriter(capacity: compactedSize)
-    let h = JournalHeader(node: header.node, created: header.created, generation: header.generation + 1)
+    let h = JournalHeader(node: header.node, created: header.created, generation: header.generation &+ 1)
     JournalRecord.append(.header, body: JournalRecord.headerBody(h), to: &w)
     var count: UInt32 = 0
     for c in ledger.circuits {
@@ -224,7 +224,7 @@ public struct Journal<S: JournalStorage, V: SignatureVerifier> {
     JournalRecord.append(.checkpoint, body: JournalRecord.checkpointBody(
       generation: h.generation, epoch: now, total: ledger.receiptedTotal, receipts: count), to: &w)
     JournalRecord.append(.commit, body: JournalRecord.commitBody(JournalCommit(
-      sequence: commitSequence + 1, epoch: now, total: ledger.receiptedTotal, receipts: count)), to: &w)
+      sequence: commitSequence &+ 1, epoch: now, total: ledger.receiptedTotal, receipts: count)), to: &w)
     return w.bytes
   }
 }

@@ -190,7 +190,7 @@ public final class Node {
       let pidOK = ProcessInfo.environment("WATCHDOG_PID").map { parseDecimal($0) == UInt64(getpid()) } ?? true
       if pidOK {
         watchdogUsec = usec
-        control.timers.schedule(Timer.watchdog.rawValue, at: now, every: usec * 500)
+        control.timers.schedule(Timer.watchdog.rawValue, at: now, every: usec.saturatingMultiply(500))
       }
     }
     peers = NodePeers(config.peers)
@@ -319,8 +319,8 @@ public final class Node {
       case .watchdog:
         // Only while every shard's loop is turning: each posts a snapshot every second.
         let now = wisp_monotonic_ns()
-        let limit = max(watchdogUsec * 1000, 3_000_000_000)
-        if let k = heardNs.firstIndex(where: { now &- $0 > limit }) {
+        let limit = max(watchdogUsec.saturatingMultiply(1000), 3_000_000_000)
+        if let k = heardNs.firstIndex(where: { now.since($0) > limit }) {
           Log.error("a shard has stopped answering: no watchdog ping", "shard=\(k)")
         } else {
           _ = wisp_sd_notify("WATCHDOG=1")
@@ -361,7 +361,7 @@ public final class Node {
     }
     if let leds {
       let now = wisp_monotonic_ns()
-      if now - startNs >= 1_000_000_000 { leds.set(.selfTest, false); leds.set(.ready, true) }
+      if now.since(startNs) >= 1_000_000_000 { leds.set(.selfTest, false); leds.set(.ready, true) }
       leds.set(.quotaReached, latest.contains { $0.beat.quotaReached })
     }
     if let credit {
@@ -458,15 +458,15 @@ public final class Node {
     refreshSnapshots()
     let t = totals()
     let now = wisp_monotonic_ns()
-    if now - lastRate.ns >= 1_000_000_000 {
-      let dt = now - lastRate.ns
-      lastRate = (now, t.packets, t.bytes, (t.packets &- lastRate.packets) &* 1_000_000_000 / dt,
-                  (t.bytes &- lastRate.bytes) &* 8 &* 1_000_000 / dt)
+    if now.since(lastRate.ns) >= 1_000_000_000 {
+      let dt = now.since(lastRate.ns)
+      lastRate = (now, t.packets, t.bytes, Rate.perSecond(t.packets.since(lastRate.packets), overNs: dt),
+                  Rate.kbitPerSecond(bytes: t.bytes.since(lastRate.bytes), overNs: dt))
     }
     var s = StatusSnapshot()
     s.name = config.name
     s.listen = config.listen.text
-    s.uptimeSec = (now - startNs) / 1_000_000_000
+    s.uptimeSec = now.since(startNs) / 1_000_000_000
     s.shards = shards.count
     s.circuits = t.circuits
     s.circuitsCreated = t.created
@@ -481,9 +481,9 @@ public final class Node {
     for l in latest {
       s.quotaUsed &+= l.beat.quotaUsed
       s.quotaReached = s.quotaReached || l.beat.quotaReached
-      s.poolFree += l.beat.poolFree
-      s.poolSize += l.poolSize
-      s.creditPaused += l.beat.creditPaused
+      s.poolFree &+= l.beat.poolFree
+      s.poolSize &+= l.poolSize
+      s.creditPaused &+= l.beat.creditPaused
       s.creditPending &+= l.beat.creditPending
     }
     s.quotaLimit = current.limits.quotaBytes
@@ -504,9 +504,9 @@ public final class Node {
       var c = SessionCounters()
       for l in latest {
         c.add(l.links)
-        s.sessionsEstablished += l.sessionsEstablished
-        s.sessionsHalfOpen += l.sessionsHalfOpen
-        s.sessionsCapacity += l.sessionsCapacity
+        s.sessionsEstablished &+= l.sessionsEstablished
+        s.sessionsHalfOpen &+= l.sessionsHalfOpen
+        s.sessionsCapacity &+= l.sessionsCapacity
         s.sessionLines += l.sessionLines
       }
       s.sessions = c
@@ -515,7 +515,7 @@ public final class Node {
     s.peers = peers.peers.map { p in
       StatusSnapshot.PeerLine(name: p.name, endpoint: p.endpoint.text, srttUs: p.srttUs, lastRttUs: p.lastRttUs,
                               sent: p.sent, answered: p.answered,
-                              lastSeenSec: p.lastSeenNs == 0 ? nil : (nowNs - p.lastSeenNs) / 1_000_000_000)
+                              lastSeenSec: p.lastSeenNs == 0 ? nil : nowNs.since(p.lastSeenNs) / 1_000_000_000)
     }
     return s
   }
@@ -576,7 +576,7 @@ public final class Node {
     for l in latest {
       p &+= l.beat.traffic.forwardedPackets
       b &+= l.beat.traffic.forwardedBytes
-      c += l.beat.circuits
+      c &+= l.beat.circuits
       cr &+= l.beat.traffic.circuitsCreated
       g &+= l.gsoSegments
       r &+= l.groSegments
@@ -590,11 +590,11 @@ public final class Node {
     refreshSnapshots()
     let t = totals()
     let now = wisp_monotonic_ns()
-    let dt = max(now - lastStats.ns, 1)
-    let pps = (t.packets &- lastStats.packets) &* 1_000_000_000 / dt
-    let kbit = (t.bytes &- lastStats.bytes) &* 8 &* 1_000_000 / dt
+    let dt = max(now.since(lastStats.ns), 1)
+    let pps = Rate.perSecond(t.packets.since(lastStats.packets), overNs: dt)
+    let kbit = Rate.kbitPerSecond(bytes: t.bytes.since(lastStats.bytes), overNs: dt)
     lastStats = (now, t.packets, t.bytes)
-    return "status node=\(config.name) uptime_s=\((now - startNs) / 1_000_000_000) circuits=\(t.circuits)"
+    return "status node=\(config.name) uptime_s=\(now.since(startNs) / 1_000_000_000) circuits=\(t.circuits)"
       + " pps=\(pps) mbit_s=\(formatFixed(kbit, decimals: 3)) forwarded=\(t.packets) bytes=\(t.bytes)"
       + " drops=\(t.drops.total) [\(t.drops.summary)]" + quotaStatus()
   }
