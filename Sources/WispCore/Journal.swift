@@ -107,7 +107,10 @@ public struct Journal<S: JournalStorage, V: SignatureVerifier> {
 
   // MARK: the relay side (forwarded to the ledger)
 
-  public mutating func openCircuit(client: Fingerprint, serial: UInt64) { ledger.open(client: client, serial: serial) }
+  /// false when the ledger is full or the serial is another client's (CreditLedger.open).
+  @discardableResult
+  public mutating func openCircuit(client: Fingerprint, serial: UInt64) -> Bool { ledger.open(client: client, serial: serial) }
+  public mutating func countRejection(_ why: ReceiptRejection) { ledger.countRejection(why) }
   public mutating func closeCircuit(serial: UInt64) { ledger.close(serial: serial) }
   @discardableResult
   public mutating func relayed(serial: UInt64, bytes: UInt64) -> Bool { ledger.relayed(serial: serial, bytes: bytes) }
@@ -116,11 +119,13 @@ public struct Journal<S: JournalStorage, V: SignatureVerifier> {
   // MARK: receipts and group commit
 
   /// Offers a receipt. `live` applies the open-circuit rules (see CreditLedger);
-  /// an accepted receipt is buffered and may trigger an early commit.
+  /// an accepted receipt is buffered and may trigger an early commit. `signatureChecked`:
+  /// the caller ran `r.check` just before (the ECDSA is not done twice).
   @discardableResult
-  public mutating func record(_ r: Receipt, now: UInt64, live: Bool = true) throws(JournalError) -> ReceiptVerdict {
+  public mutating func record(_ r: Receipt, now: UInt64, live: Bool = true,
+                              signatureChecked: Bool = false) throws(JournalError) -> ReceiptVerdict {
     if failed { throw .failed }
-    let verdict = ledger.accept(r, verifier: verifier, requireOpen: live)
+    let verdict = ledger.accept(r, verifier: verifier, requireOpen: live, signatureChecked: signatureChecked)
     if case .accepted(let added) = verdict {
       if let i = pending.firstIndex(where: { $0.serial == r.serial && $0.client == r.client }) {
         pending[i] = r

@@ -498,6 +498,10 @@ public final class Node {
       s.creditReceipts = r.totals.receipts
       s.creditCommitted = r.totals.committed
       s.creditError = r.lastError
+      let o = credit.ledgerOccupancy()
+      s.ledgerOpen = o.open
+      s.ledgerCapacity = o.capacity
+      s.ledgerFull = o.full
     }
     s.creditWindow = config.creditWindow
     if latest.contains(where: { $0.hasSessionTable }) {
