@@ -252,6 +252,7 @@ public final class Node {
       var limits = SessionLimits()
       limits.capacity = config.sessions
       limits.halfOpen = min(config.halfOpen, config.sessions)
+      limits.perSourceSessions = config.sessionsPerSource
       limits.handshakesPerSecond = config.handshakeRate
       limits.required = config.linksRequired
       limits.rekeyBytes = config.rekeyMiB << 20
@@ -271,6 +272,7 @@ public final class Node {
       }
       table.loadTicket = { fp in try? Files.read(dir + "/" + fp.hex + ".session", limit: 64 * 1024) }
       Log.info("dtls sessions", "capacity=\(limits.capacity) half_open=\(limits.halfOpen) handshake_rate=\(limits.handshakesPerSecond)"
+                 + " per_source=\(limits.perSourceSessions)"
                  + " links=\(limits.required ? "required" : "optional") node_links=\(table.peers.count)"
                  + " prefer=\(config.prefersChaCha ? "chacha20" : "aes128gcm") key=\(identity.fingerprint.hex)")
       return table
