@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <poll.h>
 #include <sys/un.h>
+#include <grp.h>
 #include <linux/filter.h>
 
 #ifndef UDP_SEGMENT
@@ -168,6 +169,20 @@ int wisp_epoll_add(int epfd, int fd, uint64_t tag) {
   return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
+int wisp_epoll_watch(int epfd, int fd, uint64_t tag, int writable, int modify) {
+  struct epoll_event ev;
+  memset(&ev, 0, sizeof ev);
+  ev.events = writable ? EPOLLOUT : EPOLLIN;
+  ev.data.u64 = tag;
+  return epoll_ctl(epfd, modify ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+int wisp_epoll_del(int epfd, int fd) {
+  struct epoll_event ev;
+  memset(&ev, 0, sizeof ev);
+  return epoll_ctl(epfd, EPOLL_CTL_DEL, fd, &ev) < 0 ? -errno : 0;
+}
+
 int wisp_epoll_wait(int epfd, uint64_t *tags, int max, int timeout_ms) {
   struct epoll_event evs[16];
   if (max > 16) max = 16;
@@ -302,7 +317,7 @@ static int fill_sun(struct sockaddr_un *sa, const char *path, socklen_t *len) {
   return 0;
 }
 
-int wisp_unix_listen(const char *path) {
+int wisp_unix_listen(const char *path, const char *group) {
   struct sockaddr_un sa;
   socklen_t len;
   int r = fill_sun(&sa, path, &len);
@@ -314,8 +329,20 @@ int wisp_unix_listen(const char *path) {
   }
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;
-  if (bind(fd, (struct sockaddr *)&sa, len) < 0 || listen(fd, 16) < 0) { int e = errno; close(fd); return -e; }
-  if (path[0] != '@') chmod(path, 0666);
+  /* Created 0660 (no window with a wider mode): called before any other thread starts. */
+  mode_t old = umask(0117);
+  int b = bind(fd, (struct sockaddr *)&sa, len);
+  int e = errno;
+  umask(old);
+  if (b < 0 || listen(fd, 16) < 0) { if (b >= 0) e = errno; close(fd); return -e; }
+  if (path[0] != '@') {
+    /* root (outside the packaged service): the socket still belongs to the service's group. */
+    if (geteuid() == 0 && group != NULL && group[0] != 0) {
+      struct group *g = getgrnam(group);
+      if (g != NULL && chown(path, (uid_t)-1, g->gr_gid) < 0) { e = errno; close(fd); unlink(path); return -e; }
+    }
+    if (chmod(path, 0660) < 0) { e = errno; close(fd); unlink(path); return -e; }
+  }
   return fd;
 }
 
@@ -341,8 +368,20 @@ int wisp_tcp_listen(uint32_t ip, uint16_t port) {
 }
 
 int wisp_accept(int fd) {
-  int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+  int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
   return c < 0 ? -errno : c;
+}
+
+long wisp_stream_read(int fd, void *buf, size_t len) {
+  ssize_t n;
+  do { n = recv(fd, buf, len, MSG_DONTWAIT); } while (n < 0 && errno == EINTR);
+  return n < 0 ? -errno : n;
+}
+
+long wisp_stream_write(int fd, const void *buf, size_t len) {
+  ssize_t n;
+  do { n = send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT); } while (n < 0 && errno == EINTR);
+  return n < 0 ? -errno : n;
 }
 
 long wisp_read_timeout(int fd, void *buf, size_t len, int timeout_ms) {

@@ -21,6 +21,7 @@ public enum ConfigFile {
     "rekey_mib", "rekey_seconds",
     "exit_sockets", "circuits_per_source", "pending_per_source", "expensive_per_source",
     "receipts_per_second", "key_agreements_per_second",
+    "sessions_per_source",
   ]
 
   /// Applies the file's settings over `base` (which carries board defaults).
@@ -89,6 +90,7 @@ public enum ConfigFile {
       }
       else if k.is("sessions") { c.sessions = Int(try number(0, 1024)) }
       else if k.is("half_open") { c.halfOpen = Int(try number(1, 1024)) }
+      else if k.is("sessions_per_source") { c.sessionsPerSource = Int(try number(1, 1024)) }
       else if k.is("handshake_rate") { c.handshakeRate = try number(0, 100_000) }
       else if k.is("rekey_mib") { c.rekeyMiB = try number(1, 1 << 30) }
       else if k.is("rekey_seconds") { c.rekeySeconds = try number(10, 30 * 86_400) }

@@ -13,8 +13,16 @@
 //  4. Credit window W: a circuit may run at most W bytes beyond its last valid
 //     receipt; at relayed ≥ receipted + W it is paused until a higher receipt arrives.
 //
-// Circuits live in a flat array searched linearly: a node holds a few thousand at most
-// and receipts arrive once per megabytes of traffic, not per packet.
+//  5. Bounded: at most `maxOpen` circuits are open at once (Credits.maxOpenCircuits,
+//     65,536 by default); beyond it `open` refuses and counts (`full`). An entry exists
+//     only for an open circuit or for a circuit with a valid receipt: closing a circuit
+//     that never got one removes its entry. Live, a receipt is taken only for an open
+//     circuit that relayed at least its amount, so entries with receipts grow only with
+//     paid traffic; recovery rebuilds them from the journal.
+//
+// Circuits live in a flat array (ledger order is what compaction writes; removing an
+// entry moves the last one into its place), found in O(1) through two hash indexes: by
+// (client, serial) and, for open circuits, by serial.
 
 /// One circuit's credit.
 public struct CircuitCredit {
@@ -42,32 +50,54 @@ public enum ReceiptVerdict: Equatable {
   case rejected(ReceiptRejection)
 }
 
+/// A circuit's identity in the ledger's index.
+struct CircuitKey: Hashable {
+  var client: Fingerprint
+  var serial: UInt64
+  static func == (a: CircuitKey, b: CircuitKey) -> Bool { a.serial == b.serial && a.client == b.client }
+  func hash(into h: inout Hasher) {
+    h.combine(serial)
+    h.combine(client.w0)
+    h.combine(client.w1)
+  }
+}
+
 public struct CreditLedger {
   public let node: Fingerprint
   /// The credit window in bytes.
   public var window: UInt64
+  /// Open circuits held at most (rule 5).
+  public let maxOpen: Int
   public private(set) var circuits: [CircuitCredit] = []
   public private(set) var rejections = RejectionCounters()
-  /// Sum of every circuit's latest receipted amount.
+  /// Sum of every circuit's latest receipted amount (modulo 2^64, JOURNAL-FORMAT.md).
   public private(set) var receiptedTotal: UInt64 = 0
+  /// Open circuits now.
+  public private(set) var openCount = 0
+  /// Circuits refused because `maxOpen` were open.
+  public private(set) var full: UInt64 = 0
+  var byCircuit: [CircuitKey: Int] = [:]
+  var openBySerial: [UInt64: Int] = [:]
 
-  public init(node: Fingerprint, window: UInt64 = Credits.defaultWindow) {
+  public init(node: Fingerprint, window: UInt64 = Credits.defaultWindow, maxOpen: Int = Credits.maxOpenCircuits) {
     self.node = node
     self.window = window
+    self.maxOpen = maxOpen
   }
 
   // MARK: lookup
 
   public func index(client: Fingerprint, serial: UInt64) -> Int? {
-    for i in 0..<circuits.count where circuits[i].serial == serial && circuits[i].client == client { return i }
-    return nil
+    byCircuit[CircuitKey(client: client, serial: serial)]
   }
 
   /// The open circuit with this serial.
   public func index(openSerial serial: UInt64) -> Int? {
-    for i in 0..<circuits.count where circuits[i].serial == serial && circuits[i].open { return i }
-    return nil
+    openBySerial[serial]
   }
+
+  /// Counts a receipt refused before it reached the ledger (the caller's own checks).
+  public mutating func countRejection(_ why: ReceiptRejection) { rejections.count(why) }
 
   public var pendingTotal: UInt64 { circuits.reduce(0) { $0 &+ $1.pending } }
   public var pausedCount: Int { circuits.reduce(0) { $0 + ($1.paused ? 1 : 0) } }
@@ -75,23 +105,53 @@ public struct CreditLedger {
 
   // MARK: the relay side
 
-  /// A circuit of `client` starts relaying under `serial` (the binding receipts are checked against).
-  public mutating func open(client: Fingerprint, serial: UInt64) {
-    if let i = index(client: client, serial: serial) {
-      circuits[i].open = true
-    } else {
-      var c = CircuitCredit(client: client, serial: serial)
-      c.open = true
-      circuits.append(c)
+  /// A circuit of `client` starts relaying under `serial` (the binding receipts are
+  /// checked against). false (counted `full`) when `maxOpen` circuits are open, or when
+  /// another client's circuit is open under this serial.
+  @discardableResult
+  public mutating func open(client: Fingerprint, serial: UInt64) -> Bool {
+    if let o = openBySerial[serial] { return circuits[o].client == client }
+    if openCount >= maxOpen {
+      full &+= 1
+      return false
     }
+    let i: Int
+    if let found = index(client: client, serial: serial) {
+      i = found
+    } else {
+      circuits.append(CircuitCredit(client: client, serial: serial))
+      i = circuits.count - 1
+      byCircuit[CircuitKey(client: client, serial: serial)] = i
+    }
+    circuits[i].open = true
+    openBySerial[serial] = i
+    openCount += 1
+    return true
   }
 
-  /// The circuit ended: its receipts stay, it stops counting as pending or paused.
+  /// The circuit ended: its receipts stay, it stops counting as pending or paused; an
+  /// entry without a receipt goes.
   public mutating func close(serial: UInt64) {
     guard let i = index(openSerial: serial) else { return }
+    openBySerial[serial] = nil
+    openCount -= 1
     circuits[i].open = false
     circuits[i].relayed = circuits[i].receipted
     circuits[i].paused = false
+    if circuits[i].latest == nil { remove(i) }
+  }
+
+  /// Removes entry `i` (closed): the last entry takes its place.
+  mutating func remove(_ i: Int) {
+    byCircuit[CircuitKey(client: circuits[i].client, serial: circuits[i].serial)] = nil
+    let last = circuits.count - 1
+    if i != last {
+      let moved = circuits[last]
+      circuits[i] = moved
+      byCircuit[CircuitKey(client: moved.client, serial: moved.serial)] = i
+      if moved.open { openBySerial[moved.serial] = i }
+    }
+    circuits.removeLast()
   }
 
   /// Counts `bytes` relayed on an open circuit; returns whether it must now pause.
@@ -126,8 +186,10 @@ public struct CreditLedger {
   // MARK: receipts
 
   /// Checks a receipt and, if it is the new latest for its circuit, takes it.
-  public mutating func accept<V: SignatureVerifier>(_ r: Receipt, verifier: V, requireOpen: Bool) -> ReceiptVerdict {
-    let verdict = judge(r, verifier: verifier, requireOpen: requireOpen)
+  /// `signatureChecked`: the caller has just run `r.check` on it (not run again).
+  public mutating func accept<V: SignatureVerifier>(_ r: Receipt, verifier: V, requireOpen: Bool,
+                                                    signatureChecked: Bool = false) -> ReceiptVerdict {
+    let verdict = judge(r, verifier: verifier, requireOpen: requireOpen, signatureChecked: signatureChecked)
     switch verdict {
     case .rejected(let why):
       rejections.count(why)
@@ -137,8 +199,8 @@ public struct CreditLedger {
     return verdict
   }
 
-  func judge<V: SignatureVerifier>(_ r: Receipt, verifier: V, requireOpen: Bool) -> ReceiptVerdict {
-    if let why = r.check(node: node, verifier: verifier) { return .rejected(why) }
+  func judge<V: SignatureVerifier>(_ r: Receipt, verifier: V, requireOpen: Bool, signatureChecked: Bool = false) -> ReceiptVerdict {
+    if !signatureChecked, let why = r.check(node: node, verifier: verifier) { return .rejected(why) }
     let i = index(client: r.client, serial: r.serial)
     if requireOpen {
       guard let open = index(openSerial: r.serial) else { return .rejected(.unknownCircuit) }
@@ -163,8 +225,10 @@ public struct CreditLedger {
     } else {
       circuits.append(CircuitCredit(client: r.client, serial: r.serial))
       i = circuits.count - 1
+      byCircuit[CircuitKey(client: r.client, serial: r.serial)] = i
     }
-    receiptedTotal = receiptedTotal - circuits[i].receipted + r.bytes
+    // Modulo 2^64, like the journal's commit totals: signed amounts from recovery may be anything.
+    receiptedTotal = receiptedTotal &- circuits[i].receipted &+ r.bytes
     circuits[i].receipted = r.bytes
     circuits[i].latest = r
     if circuits[i].relayed < r.bytes && !circuits[i].open { circuits[i].relayed = r.bytes }
@@ -184,4 +248,5 @@ public enum Credits {
   public static let defaultWindow: UInt64 = 4 << 20            // 4 MiB credit window per circuit
   public static let defaultCommitInterval: UInt64 = 30         // seconds between group commits
   public static let defaultCommitThreshold: UInt64 = 64 << 20  // un-synced receipted bytes that force a commit
+  public static let maxOpenCircuits = 65_536                  // open circuits the ledger holds (beyond: refused, counted)
 }

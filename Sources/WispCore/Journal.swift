@@ -107,7 +107,10 @@ public struct Journal<S: JournalStorage, V: SignatureVerifier> {
 
   // MARK: the relay side (forwarded to the ledger)
 
-  public mutating func openCircuit(client: Fingerprint, serial: UInt64) { ledger.open(client: client, serial: serial) }
+  /// false when the ledger is full or the serial is another client's (CreditLedger.open).
+  @discardableResult
+  public mutating func openCircuit(client: Fingerprint, serial: UInt64) -> Bool { ledger.open(client: client, serial: serial) }
+  public mutating func countRejection(_ why: ReceiptRejection) { ledger.countRejection(why) }
   public mutating func closeCircuit(serial: UInt64) { ledger.close(serial: serial) }
   @discardableResult
   public mutating func relayed(serial: UInt64, bytes: UInt64) -> Bool { ledger.relayed(serial: serial, bytes: bytes) }
@@ -116,11 +119,13 @@ public struct Journal<S: JournalStorage, V: SignatureVerifier> {
   // MARK: receipts and group commit
 
   /// Offers a receipt. `live` applies the open-circuit rules (see CreditLedger);
-  /// an accepted receipt is buffered and may trigger an early commit.
+  /// an accepted receipt is buffered and may trigger an early commit. `signatureChecked`:
+  /// the caller ran `r.check` just before (the ECDSA is not done twice).
   @discardableResult
-  public mutating func record(_ r: Receipt, now: UInt64, live: Bool = true) throws(JournalError) -> ReceiptVerdict {
+  public mutating func record(_ r: Receipt, now: UInt64, live: Bool = true,
+                              signatureChecked: Bool = false) throws(JournalError) -> ReceiptVerdict {
     if failed { throw .failed }
-    let verdict = ledger.accept(r, verifier: verifier, requireOpen: live)
+    let verdict = ledger.accept(r, verifier: verifier, requireOpen: live, signatureChecked: signatureChecked)
     if case .accepted(let added) = verdict {
       if let i = pending.firstIndex(where: { $0.serial == r.serial && $0.client == r.client }) {
         pending[i] = r
@@ -158,7 +163,7 @@ public struct Journal<S: JournalStorage, V: SignatureVerifier> {
   public mutating func commit(now: UInt64, force: Bool = false) throws(JournalError) {
     if failed { throw .failed }
     if bufferedReceipts == 0 && !force { return }
-    let marker = JournalCommit(sequence: commitSequence + 1, epoch: now, total: ledger.receiptedTotal,
+    let marker = JournalCommit(sequence: commitSequence &+ 1, epoch: now, total: ledger.receiptedTotal,
                                receipts: UInt32(ledger.receiptCount))
     var buffer = ByteWriter(capacity: pending.count * (JournalFormat.overhead + 220) + 64)
     for r in pending { JournalRecord.append(.receipt, body: r.encoded, to: &buffer) }
@@ -200,19 +205,19 @@ public struct Journal<S: JournalStorage, V: SignatureVerifier> {
       failed = true
       throw .storage(error)
     }
-    header.generation += 1
+    header.generation &+= 1
     fileLength = image.count
     pending.removeAll(keepingCapacity: true)
     bufferedReceipts = 0
     unsyncedCredit = 0
-    commitSequence += 1
+    commitSequence &+= 1
     committedTotal = ledger.receiptedTotal
     lastCommitTime = now
   }
 
   func compactImage(now: UInt64) -> [UInt8] {
     var w = ByteWriter(capacity: compactedSize)
-    let h = JournalHeader(node: header.node, created: header.created, generation: header.generation + 1)
+    let h = JournalHeader(node: header.node, created: header.created, generation: header.generation &+ 1)
     JournalRecord.append(.header, body: JournalRecord.headerBody(h), to: &w)
     var count: UInt32 = 0
     for c in ledger.circuits {
@@ -224,7 +229,7 @@ public struct Journal<S: JournalStorage, V: SignatureVerifier> {
     JournalRecord.append(.checkpoint, body: JournalRecord.checkpointBody(
       generation: h.generation, epoch: now, total: ledger.receiptedTotal, receipts: count), to: &w)
     JournalRecord.append(.commit, body: JournalRecord.commitBody(JournalCommit(
-      sequence: commitSequence + 1, epoch: now, total: ledger.receiptedTotal, receipts: count)), to: &w)
+      sequence: commitSequence &+ 1, epoch: now, total: ledger.receiptedTotal, receipts: count)), to: &w)
     return w.bytes
   }
 }

@@ -41,8 +41,14 @@ public struct Quota {
     if start == periodStart { self.used = used }
   }
 
-  /// The start of the period that contains `t`.
-  public static func periodStart(containing t: Int64, resetDay: Int) -> Int64 {
+  /// Wall-clock readings are taken within years 1970–9999 (a clock set far off either
+  /// way counts as the nearest end), so the calendar arithmetic below cannot overflow.
+  public static let earliest: Int64 = 0
+  public static let latest: Int64 = 253_402_300_799  // 9999-12-31 23:59:59 UTC
+
+  /// The start of the period that contains `t` (clamped to `earliest...latest`).
+  public static func periodStart(containing t0: Int64, resetDay: Int) -> Int64 {
+    let t = min(max(t0, earliest), latest)
     let day = floorDiv(t, 86_400)
     var (y, m, d) = civil(fromDays: day)
     if d < resetDay {  // the period began last month
@@ -53,7 +59,8 @@ public struct Quota {
   }
 
   /// The start of the next period after the one starting at `start`.
-  public static func nextPeriod(after start: Int64, resetDay: Int) -> Int64 {
+  public static func nextPeriod(after start0: Int64, resetDay: Int) -> Int64 {
+    let start = min(max(start0, earliest), latest)
     var (y, m, _) = civil(fromDays: floorDiv(start, 86_400))
     m += 1
     if m == 13 { m = 1; y += 1 }

@@ -40,6 +40,8 @@ public struct RunConfig {
   public var sessions = 64
   /// Server handshakes in progress at once, and new ones per second node-wide.
   public var halfOpen = 16
+  /// DTLS sessions one IPv4 address may hold at once (configured peers exempt).
+  public var sessionsPerSource = 16
   public var handshakeRate: UInt64 = 50
   /// Rekey initiated sessions after this many MiB either way, or this many seconds.
   public var rekeyMiB: UInt64 = 16 * 1024

@@ -52,7 +52,7 @@ public struct TimerQueue {
   public func timeoutMs(now: UInt64) -> Int32 {
     guard let d = nextDeadline else { return -1 }
     if d <= now { return 0 }
-    return Int32(min((d - now + 999_999) / 1_000_000, 60_000))
+    return Int32(min((d - now).saturatingAdd(999_999) / 1_000_000, 60_000))
   }
 
   /// The id of one due timer (earliest first), re-armed or removed; nil when none is due.
@@ -64,8 +64,8 @@ public struct TimerQueue {
     if best < 0 { return nil }
     let e = entries[best]
     if e.period > 0 {
-      var next = e.deadline + e.period
-      if next <= now { next = now + e.period }  // fell behind: skip missed periods
+      var next = e.deadline.saturatingAdd(e.period)
+      if next <= now { next = now.saturatingAdd(e.period) }  // fell behind: skip missed periods
       entries[best].deadline = next
     } else {
       entries.remove(at: best)

@@ -16,15 +16,15 @@ public struct TokenRate: Equatable, Sendable {
 
   /// `mbit` Mbit/s (0 = unlimited) with `burstMs` of traffic (at least four datagrams) as burst.
   public init(mbit: UInt64, burstMs: UInt64 = 50) {
-    let rate = mbit * 125_000
-    self.init(perSecond: rate, burst: max(rate * burstMs / 1000, UInt64(Wire.maxDatagram) * 4))
+    let rate = mbit.saturatingMultiply(125_000)
+    self.init(perSecond: rate, burst: max(rate.scaled(by: burstMs, over: 1000), UInt64(Wire.maxDatagram) * 4))
   }
 
   /// `perSecond` tokens a second (0 = unlimited), `burst` at once.
   public init(perSecond: UInt64, burst: UInt64) {
     rate = perSecond
     self.burst = burst
-    refillCapNs = perSecond == 0 ? 1_000_000_000 : max(1_000_000_000, burst * 1_000_000_000 / perSecond)
+    refillCapNs = perSecond == 0 ? 1_000_000_000 : max(1_000_000_000, burst.scaled(by: 1_000_000_000, over: perSecond))
   }
 
   public static let unlimited = TokenRate(mbit: 0)
@@ -38,7 +38,8 @@ public struct BucketLevel: Sendable {
   public init() {}
 
   /// Takes `bytes` (tokens) if available at `rate`. Integer refill without overflow: elapsed
-  /// time is capped (`refillCapNs`) before multiplying.
+  /// time is capped (`refillCapNs`), multiplied in 128 bits and the sum saturates; a clock
+  /// that goes back refills nothing.
   @inline(__always)
   public mutating func take(_ bytes: Int, nowNs: UInt64, rate: TokenRate) -> Bool {
     if rate.rate == 0 { return true }
@@ -47,9 +48,9 @@ public struct BucketLevel: Sendable {
       lastPlusOne = nowNs &+ 1
     } else if nowNs &+ 1 > lastPlusOne {
       let elapsed = min(nowNs &+ 1 - lastPlusOne, rate.refillCapNs)
-      let add = elapsed * rate.rate / 1_000_000_000
+      let add = elapsed.scaled(by: rate.rate, over: 1_000_000_000)
       if add > 0 {
-        tokens = min(rate.burst, tokens + add)
+        tokens = min(rate.burst, tokens.saturatingAdd(add))
         lastPlusOne = nowNs &+ 1
       }
     }

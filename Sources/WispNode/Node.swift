@@ -4,7 +4,8 @@
 //   - the control plane runs on the main thread (ControlLoop): signals (stop, SIGHUP
 //     reload, SIGUSR1), the status socket and the metrics endpoint, peer RTT probes, the
 //     LEDs, the systemd watchdog and the credit journal's group commits. It forwards no
-//     packets and never touches a shard's state;
+//     packets, never touches a shard's state and never blocks on a client of its sockets
+//     (RequestServer);
 //   - shard k is a RelayLoop on its own SO_REUSEPORT socket, with its own pool and circuit
 //     table, on a thread of its own (NodeShard). The kernel steers each plain frame to the
 //     shard named by the low bits of its circuit id (a classic BPF program), so a
@@ -36,6 +37,9 @@ public final class Node {
   public var lastRate: (ns: UInt64, packets: UInt64, bytes: UInt64, pps: UInt64, kbit: UInt64) = (0, 0, 0, 0, 0)
   public var statusFd: Int32 = -1
   public var metricsFd: Int32 = -1
+  /// The status socket's and the metrics endpoint's clients (nil: not listening).
+  public var statusServer: RequestServer? = nil
+  public var metricsServer: RequestServer? = nil
   public var leds: NodeLEDs? = nil
   public var credit: NodeCredit? = nil
   /// The thread that verifies and records receipts and commits the journal (nil without credit).
@@ -43,10 +47,16 @@ public final class Node {
   public var peers = NodePeers([])
   public var ticks: UInt64 = 0
   public var watchdogUsec: UInt64 = 0
-  public enum Timer: Int { case tick = 1, stats, stop, watchdog, leds }
+  public enum Timer: Int { case tick = 1, stats, stop, watchdog, leds, connections }
   public static let statusTag: UInt64 = 16
   public static let metricsTag: UInt64 = 17
   public static let inboxTag: UInt64 = 18
+  /// Tags of the status socket's connections (32 + slot) and the metrics endpoint's (48 + slot).
+  public static let statusConnectionTags: UInt64 = 32
+  public static let metricsConnectionTags: UInt64 = 48
+  /// The group the status socket belongs to when the node runs as root (the packaged
+  /// service runs as user and group `wisp`, so there the process's group is this one).
+  public static let serviceGroup = "wisp"
 
   /// A node for `config` (nothing runs until `run`).
   public init(config: RunConfig) throws(Errno) {
@@ -153,11 +163,16 @@ public final class Node {
     lastStats = (now, 0, 0)
     lastRate = (now, 0, 0, 0, 0)
     if let path = config.statusSocket {
-      statusFd = wisp_unix_listen(path)
+      statusFd = wisp_unix_listen(path, Node.serviceGroup)
       if statusFd < 0 {
         Log.warn("no status socket", "path=\(path) error=\"\(Errno(-statusFd).description)\"")
       } else {
         try? control.watch(statusFd, tag: Node.statusTag)
+        // "json" asks for JSON, anything else for text; a request is one line.
+        statusServer = RequestServer(listener: statusFd, listenTag: Node.statusTag, baseTag: Node.statusConnectionTags,
+                                     control: control, isComplete: { $0.contains(10) }) { req in
+          req.first == 106 ? self.snapshot().json() : self.snapshot().text()  // 'j'
+        }
       }
     }
     if let m = config.metrics {
@@ -166,6 +181,8 @@ public final class Node {
         Log.warn("no metrics endpoint", "addr=\(m.text) error=\"\(Errno(-metricsFd).description)\"")
       } else {
         try? control.watch(metricsFd, tag: Node.metricsTag)
+        metricsServer = RequestServer(listener: metricsFd, listenTag: Node.metricsTag, baseTag: Node.metricsConnectionTags,
+                                      control: control, isComplete: Node.httpHeadersComplete) { req in self.metricsReply(req) }
       }
     }
     // systemd: watchdog at half the interval it asks for, READY once the port is bound.
@@ -173,7 +190,7 @@ public final class Node {
       let pidOK = ProcessInfo.environment("WATCHDOG_PID").map { parseDecimal($0) == UInt64(getpid()) } ?? true
       if pidOK {
         watchdogUsec = usec
-        control.timers.schedule(Timer.watchdog.rawValue, at: now, every: usec * 500)
+        control.timers.schedule(Timer.watchdog.rawValue, at: now, every: usec.saturatingMultiply(500))
       }
     }
     peers = NodePeers(config.peers)
@@ -209,6 +226,8 @@ public final class Node {
     drainInbox()  // the shards' last snapshots
     control.onEvent = nil
     leds?.shutdown(nowNs: wisp_monotonic_ns())
+    statusServer?.closeAll()
+    metricsServer?.closeAll()
     if statusFd >= 0, let path = config.statusSocket {
       close(statusFd)
       if !path.hasBytePrefix("@") { _ = wisp_unlink(path) }
@@ -233,6 +252,7 @@ public final class Node {
       var limits = SessionLimits()
       limits.capacity = config.sessions
       limits.halfOpen = min(config.halfOpen, config.sessions)
+      limits.perSourceSessions = config.sessionsPerSource
       limits.handshakesPerSecond = config.handshakeRate
       limits.required = config.linksRequired
       limits.rekeyBytes = config.rekeyMiB << 20
@@ -252,6 +272,7 @@ public final class Node {
       }
       table.loadTicket = { fp in try? Files.read(dir + "/" + fp.hex + ".session", limit: 64 * 1024) }
       Log.info("dtls sessions", "capacity=\(limits.capacity) half_open=\(limits.halfOpen) handshake_rate=\(limits.handshakesPerSecond)"
+                 + " per_source=\(limits.perSourceSessions)"
                  + " links=\(limits.required ? "required" : "optional") node_links=\(table.peers.count)"
                  + " prefer=\(config.prefersChaCha ? "chacha20" : "aes128gcm") key=\(identity.fingerprint.hex)")
       return table
@@ -300,8 +321,8 @@ public final class Node {
       case .watchdog:
         // Only while every shard's loop is turning: each posts a snapshot every second.
         let now = wisp_monotonic_ns()
-        let limit = max(watchdogUsec * 1000, 3_000_000_000)
-        if let k = heardNs.firstIndex(where: { now &- $0 > limit }) {
+        let limit = max(watchdogUsec.saturatingMultiply(1000), 3_000_000_000)
+        if let k = heardNs.firstIndex(where: { now.since($0) > limit }) {
           Log.error("a shard has stopped answering: no watchdog ping", "shard=\(k)")
         } else {
           _ = wisp_sd_notify("WATCHDOG=1")
@@ -311,12 +332,17 @@ public final class Node {
       case .stop:
         Log.info("run time over, stopping")
         stopAll()
+      case .connections:
+        let now = wisp_monotonic_ns()
+        statusServer?.expire(now: now)
+        metricsServer?.expire(now: now)
+        armConnectionTimer()
       case .none: break
       }
     case .readable(let tag):
       if tag == Node.inboxTag { drainInbox() }
-      else if tag == Node.statusTag { serveStatus() }
-      else if tag == Node.metricsTag { serveMetrics() }
+      else if let server = statusServer, server.owns(tag) { server.handle(tag, now: wisp_monotonic_ns()); armConnectionTimer() }
+      else if let server = metricsServer, server.owns(tag) { server.handle(tag, now: wisp_monotonic_ns()); armConnectionTimer() }
     case .signal(let s):
       if s == SIGTERM || s == SIGINT {
         Log.info("signal, stopping", "signal=\(s)")
@@ -337,7 +363,7 @@ public final class Node {
     }
     if let leds {
       let now = wisp_monotonic_ns()
-      if now - startNs >= 1_000_000_000 { leds.set(.selfTest, false); leds.set(.ready, true) }
+      if now.since(startNs) >= 1_000_000_000 { leds.set(.selfTest, false); leds.set(.ready, true) }
       leds.set(.quotaReached, latest.contains { $0.beat.quotaReached })
     }
     if let credit {
@@ -434,15 +460,15 @@ public final class Node {
     refreshSnapshots()
     let t = totals()
     let now = wisp_monotonic_ns()
-    if now - lastRate.ns >= 1_000_000_000 {
-      let dt = now - lastRate.ns
-      lastRate = (now, t.packets, t.bytes, (t.packets &- lastRate.packets) &* 1_000_000_000 / dt,
-                  (t.bytes &- lastRate.bytes) &* 8 &* 1_000_000 / dt)
+    if now.since(lastRate.ns) >= 1_000_000_000 {
+      let dt = now.since(lastRate.ns)
+      lastRate = (now, t.packets, t.bytes, Rate.perSecond(t.packets.since(lastRate.packets), overNs: dt),
+                  Rate.kbitPerSecond(bytes: t.bytes.since(lastRate.bytes), overNs: dt))
     }
     var s = StatusSnapshot()
     s.name = config.name
     s.listen = config.listen.text
-    s.uptimeSec = (now - startNs) / 1_000_000_000
+    s.uptimeSec = now.since(startNs) / 1_000_000_000
     s.shards = shards.count
     s.circuits = t.circuits
     s.circuitsCreated = t.created
@@ -452,12 +478,14 @@ public final class Node {
     s.kbitPerSec = lastRate.kbit
     s.drops = t.drops
     s.mailboxRefused = mailboxRefused()
+    s.connectionsRefused = (statusServer?.refused ?? 0) &+ (metricsServer?.refused ?? 0)
+    s.connectionsExpired = (statusServer?.expired ?? 0) &+ (metricsServer?.expired ?? 0)
     for l in latest {
       s.quotaUsed &+= l.beat.quotaUsed
       s.quotaReached = s.quotaReached || l.beat.quotaReached
-      s.poolFree += l.beat.poolFree
-      s.poolSize += l.poolSize
-      s.creditPaused += l.beat.creditPaused
+      s.poolFree &+= l.beat.poolFree
+      s.poolSize &+= l.poolSize
+      s.creditPaused &+= l.beat.creditPaused
       s.creditPending &+= l.beat.creditPending
     }
     s.quotaLimit = current.limits.quotaBytes
@@ -472,15 +500,19 @@ public final class Node {
       s.creditReceipts = r.totals.receipts
       s.creditCommitted = r.totals.committed
       s.creditError = r.lastError
+      let o = credit.ledgerOccupancy()
+      s.ledgerOpen = o.open
+      s.ledgerCapacity = o.capacity
+      s.ledgerFull = o.full
     }
     s.creditWindow = config.creditWindow
     if latest.contains(where: { $0.hasSessionTable }) {
       var c = SessionCounters()
       for l in latest {
         c.add(l.links)
-        s.sessionsEstablished += l.sessionsEstablished
-        s.sessionsHalfOpen += l.sessionsHalfOpen
-        s.sessionsCapacity += l.sessionsCapacity
+        s.sessionsEstablished &+= l.sessionsEstablished
+        s.sessionsHalfOpen &+= l.sessionsHalfOpen
+        s.sessionsCapacity &+= l.sessionsCapacity
         s.sessionLines += l.sessionLines
       }
       s.sessions = c
@@ -489,39 +521,36 @@ public final class Node {
     s.peers = peers.peers.map { p in
       StatusSnapshot.PeerLine(name: p.name, endpoint: p.endpoint.text, srttUs: p.srttUs, lastRttUs: p.lastRttUs,
                               sent: p.sent, answered: p.answered,
-                              lastSeenSec: p.lastSeenNs == 0 ? nil : (nowNs - p.lastSeenNs) / 1_000_000_000)
+                              lastSeenSec: p.lastSeenNs == 0 ? nil : nowNs.since(p.lastSeenNs) / 1_000_000_000)
     }
     return s
   }
 
-  /// Answers every waiting client of a listening socket (at most 8 per wake-up): reads one
-  /// request (100 ms at most), writes `reply(request)`, closes.
-  public func serve(_ listener: Int32, reply: ([UInt8]) -> String) {
-    for _ in 0..<8 {
-      let c = wisp_accept(listener)
-      if c < 0 { return }
-      var req = [UInt8](repeating: 0, count: 1024)
-      let n = req.withUnsafeMutableBytes { wisp_read_timeout(c, $0.baseAddress, $0.count, 100) }
-      var text = reply(n > 0 ? Array(req[0..<Int(n)]) : [])
-      _ = text.withUTF8 { wisp_write_all(c, $0.baseAddress, $0.count, 200) }
-      close(c)
-    }
+  /// The connection timer at the earliest deadline of an open status or metrics
+  /// connection (cancelled when none is open).
+  public func armConnectionTimer() {
+    let a = statusServer?.nextDeadline, b = metricsServer?.nextDeadline
+    let next = a.map { d in b.map { min(d, $0) } ?? d } ?? b
+    if let next { control?.timers.schedule(Timer.connections.rawValue, at: next) }
+    else { control?.timers.cancel(Timer.connections.rawValue) }
   }
 
-  /// `wisp status`: "json" asks for JSON, anything else for text.
-  public func serveStatus() {
-    serve(statusFd) { req in req.first == 106 ? self.snapshot().json() : self.snapshot().text() }  // 'j'
+  /// Whether an HTTP request's header block is whole (a blank line).
+  public static func httpHeadersComplete(_ req: [UInt8]) -> Bool {
+    if req.count < 2 { return false }
+    for i in 1..<req.count where req[i] == 10 && (req[i - 1] == 10 || (i >= 3 && req[i - 1] == 13 && req[i - 2] == 10)) {
+      return true
+    }
+    return false
   }
 
   /// Prometheus scrapes: any GET gets the metrics.
-  public func serveMetrics() {
-    serve(metricsFd) { req in
-      guard req.count >= 4, req[0] == 71, req[1] == 69, req[2] == 84, req[3] == 32 else {  // "GET "
-        return "HTTP/1.0 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n"
-      }
-      let body = self.snapshot().prometheus()
-      return "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body
+  public func metricsReply(_ req: [UInt8]) -> String {
+    guard req.count >= 4, req[0] == 71, req[1] == 69, req[2] == 84, req[3] == 32 else {  // "GET "
+      return "HTTP/1.0 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n"
     }
+    let body = snapshot().prometheus()
+    return "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body
   }
 
   public func stopAll() {
@@ -553,7 +582,7 @@ public final class Node {
     for l in latest {
       p &+= l.beat.traffic.forwardedPackets
       b &+= l.beat.traffic.forwardedBytes
-      c += l.beat.circuits
+      c &+= l.beat.circuits
       cr &+= l.beat.traffic.circuitsCreated
       g &+= l.gsoSegments
       r &+= l.groSegments
@@ -567,11 +596,11 @@ public final class Node {
     refreshSnapshots()
     let t = totals()
     let now = wisp_monotonic_ns()
-    let dt = max(now - lastStats.ns, 1)
-    let pps = (t.packets &- lastStats.packets) &* 1_000_000_000 / dt
-    let kbit = (t.bytes &- lastStats.bytes) &* 8 &* 1_000_000 / dt
+    let dt = max(now.since(lastStats.ns), 1)
+    let pps = Rate.perSecond(t.packets.since(lastStats.packets), overNs: dt)
+    let kbit = Rate.kbitPerSecond(bytes: t.bytes.since(lastStats.bytes), overNs: dt)
     lastStats = (now, t.packets, t.bytes)
-    return "status node=\(config.name) uptime_s=\((now - startNs) / 1_000_000_000) circuits=\(t.circuits)"
+    return "status node=\(config.name) uptime_s=\(now.since(startNs) / 1_000_000_000) circuits=\(t.circuits)"
       + " pps=\(pps) mbit_s=\(formatFixed(kbit, decimals: 3)) forwarded=\(t.packets) bytes=\(t.bytes)"
       + " drops=\(t.drops.total) [\(t.drops.summary)]" + quotaStatus()
   }

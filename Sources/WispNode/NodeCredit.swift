@@ -153,26 +153,39 @@ public final class NodeCredit {
     }
     journal = nil  // exclusive while mutated (the value is written back below)
     defer { if !isFailed { journal = j } }
-    if slot.serial == 0 {
-      if j.ledger.index(openSerial: r.serial) != nil { rejected += 1; return }  // serial in use by another circuit
-      slot.serial = r.serial
-      slot.reported = 0
-      j.openCircuit(client: r.client, serial: r.serial)
-    } else if slot.serial != r.serial {
-      rejected += 1
-      return
-    } else if j.ledger.index(openSerial: r.serial) == nil {
-      // Bound before the journal was reopened: open it in the recovered ledger, which
+    // A ledger entry only for a valid receipt: the cheap checks first (the serial's
+    // binding, the amount against what was relayed, the node it names), then the
+    // signature, and only then an entry (bounded: CreditLedger rule 5).
+    if slot.serial != 0 && slot.serial != r.serial { rejected += 1; j.countRejection(.wrongCircuit); return }
+    if r.bytes > total { rejected += 1; j.countRejection(.exceedsRelayed); return }
+    var checked = false
+    if j.ledger.index(openSerial: r.serial) == nil {
+      if let why = r.check(node: fingerprint, verifier: j.verifier) { rejected += 1; j.countRejection(why); return }
+      checked = true
+      // slot.serial == 0: the first receipt binds the circuit. Otherwise the circuit was
+      // bound before the journal was reopened: open it in the recovered ledger, which
       // counts what this process relayed on it from the start.
-      j.openCircuit(client: r.client, serial: r.serial)
-      slot.reported = j.ledger.index(openSerial: r.serial).map { j.ledger.circuits[$0].relayed } ?? 0
+      guard j.openCircuit(client: r.client, serial: r.serial) else {
+        rejected += 1  // the ledger is full (counted there), or the serial is another circuit's
+        return
+      }
+      if slot.serial == 0 {
+        slot.serial = r.serial
+        slot.reported = 0
+      } else {
+        slot.reported = j.ledger.index(openSerial: r.serial).map { j.ledger.circuits[$0].relayed } ?? 0
+      }
+    } else if slot.serial == 0 {
+      rejected += 1  // serial in use by another circuit
+      j.countRejection(.wrongCircuit)
+      return
     }
     if total > slot.reported {
       j.relayed(serial: r.serial, bytes: total - slot.reported)
       slot.reported = total
     }
     do {
-      if case .accepted = try j.record(r, now: NodeCredit.now(), live: true) {
+      if case .accepted = try j.record(r, now: NodeCredit.now(), live: true, signatureChecked: checked) {
         slot.receipted = r.bytes
         accepted += 1
       } else {
@@ -212,6 +225,16 @@ public final class NodeCredit {
     guard var j = journal else { return }
     do { try j.close(now: NodeCredit.now()); journal = j } catch { fail("final commit: \(NodeCredit.describe(error))", closing: j) }
   }
+
+  /// The ledger's occupancy: open-circuit entries, the most it holds, receipts refused
+  /// because it was full (the last working journal's while the storage fails).
+  public func ledgerOccupancy() -> (open: Int, capacity: Int, full: UInt64) {
+    wisp_credit_lock()
+    defer { wisp_credit_unlock() }
+    if let j = journal { lastOccupancy = (j.ledger.openCount, j.ledger.maxOpen, j.ledger.full) }
+    return lastOccupancy
+  }
+  var lastOccupancy: (open: Int, capacity: Int, full: UInt64) = (0, Credits.maxOpenCircuits, 0)
 
   /// (receipted bytes, receipts held, committed bytes); while the storage fails, the
   /// figures of the last working journal.

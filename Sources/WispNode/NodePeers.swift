@@ -37,7 +37,7 @@ public final class NodePeers {
   /// The peers to PING now (counted as sent). The control plane hands them to the session
   /// shard, which sends the PINGs (inside a DTLS session where there is one).
   public func probeTargets() -> [Endpoint] {
-    for i in 0..<peers.count { peers[i].sent += 1 }
+    for i in 0..<peers.count { peers[i].sent &+= 1 }
     return peers.map { $0.endpoint }
   }
 
@@ -46,7 +46,7 @@ public final class NodePeers {
     let now = wisp_monotonic_ns()
     guard token <= now, now - token < 10_000_000_000, let i = peers.firstIndex(where: { $0.endpoint == from }) else { return }
     let rtt = (now - token) / 1000
-    peers[i].answered += 1
+    peers[i].answered &+= 1
     peers[i].lastRttUs = rtt
     peers[i].srttUs = peers[i].srttUs == 0 ? rtt : (7 * peers[i].srttUs + rtt) / 8
     peers[i].lastSeenNs = now

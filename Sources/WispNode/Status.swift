@@ -83,6 +83,14 @@ public struct StatusSnapshot {
   public var creditPaused = 0
   public var creditWindow: UInt64 = 0
   public var creditError: String? = nil
+  /// Credit ledger entries for open circuits, and the most it holds (0: credit off).
+  public var ledgerOpen = 0
+  public var ledgerCapacity = 0
+  /// Receipts refused because the ledger was full.
+  public var ledgerFull: UInt64 = 0
+  /// Status and metrics connections closed at once (every slot taken) or at their deadline.
+  public var connectionsRefused: UInt64 = 0
+  public var connectionsExpired: UInt64 = 0
 
   /// Lines for people.
   public func text() -> String {
@@ -104,6 +112,7 @@ public struct StatusSnapshot {
       s += "credit:    \(creditReceipted) bytes receipted in \(creditReceipts) receipt(s), \(creditCommitted) committed to disk;"
       s += " \(creditPending) bytes pending; \(creditPaused) circuit(s) paused (window \(creditWindow == 0 ? "off" : "\(creditWindow) bytes"))\n"
       if let e = creditError { s += "           STORAGE ERROR, not crediting: \(e)\n" }
+      s += "ledger:    \(ledgerOpen) of \(ledgerCapacity) open-circuit entries, \(ledgerFull) receipt(s) refused (full)\n"
     } else {
       s += "credit:    off (no usable state directory: relaying without crediting)\n"
     }
@@ -128,6 +137,7 @@ public struct StatusSnapshot {
     }
     s += "drops:     \(drops.total) [\(drops.summary)]\n"
     s += "mailboxes: \(mailboxRefused) message(s) refused (full)\n"
+    s += "sockets:   \(connectionsRefused) status/metrics connection(s) refused (full), \(connectionsExpired) timed out\n"
     s += "errors:    \(recentErrors.isEmpty ? "none" : "")\n"
     for e in recentErrors { s += "  \(e)\n" }
     return s
@@ -164,11 +174,13 @@ public struct StatusSnapshot {
     if creditKnown {
       s += ",\"credit\":{\"receipted_bytes\":\(creditReceipted),\"receipts\":\(creditReceipts),\"committed_bytes\":\(creditCommitted)"
       s += ",\"pending_bytes\":\(creditPending),\"paused_circuits\":\(creditPaused),\"window_bytes\":\(creditWindow)"
+      s += ",\"ledger_open\":\(ledgerOpen),\"ledger_capacity\":\(ledgerCapacity),\"ledger_full\":\(ledgerFull)"
       s += ",\"storage_error\":" + (creditError.map { "\"\(Log.quote($0))\"" } ?? "null") + "}"
     } else {
       s += ",\"credit\":null"
     }
     s += ",\"quota\":{\"used_bytes\":\(quotaUsed),\"limit_bytes\":\(quotaLimit),\"reached\":\(quotaReached),\"reset_day\":\(quotaResetDay)}"
+    s += ",\"connections\":{\"refused\":\(connectionsRefused),\"timed_out\":\(connectionsExpired)}"
     s += ",\"pool\":{\"free\":\(poolFree),\"size\":\(poolSize)},\"leds\":\"\(Log.quote(ledState))\",\"drops\":{"
     var first = true
     for r in DropReason.allCases {
@@ -200,6 +212,15 @@ public struct StatusSnapshot {
     metric("credit_committed_bytes", "gauge", "Receipted bytes synced to the journal.", creditCommitted)
     metric("credit_pending_bytes", "gauge", "Bytes relayed on open circuits beyond their receipts.", creditPending)
     metric("credit_paused_circuits", "gauge", "Circuits paused at their credit window.", UInt64(creditPaused))
+    if creditKnown {
+      metric("credit_ledger_open_entries", "gauge", "Credit ledger entries of open circuits.", UInt64(ledgerOpen))
+      metric("credit_ledger_capacity_entries", "gauge", "The most open-circuit entries the credit ledger holds.", UInt64(ledgerCapacity))
+      metric("credit_ledger_full_total", "counter", "Receipts refused because the credit ledger was full.", ledgerFull)
+    }
+    metric("local_connections_refused_total", "counter", "Status and metrics connections closed at once: every slot taken.",
+           connectionsRefused)
+    metric("local_connections_timed_out_total", "counter", "Status and metrics connections closed at their deadline.",
+           connectionsExpired)
     if let c = sessions {
       metric("sessions_established", "gauge", "DTLS sessions established.", UInt64(sessionsEstablished))
       metric("sessions_half_open", "gauge", "DTLS handshakes in progress (server side).", UInt64(sessionsHalfOpen))

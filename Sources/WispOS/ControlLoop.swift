@@ -29,6 +29,16 @@ public final class ControlLoop {
     try events.add(fd, tag: tag)
   }
 
+  /// Watches `fd` for reading, or for writing when `writable`; `modify`: it is already
+  /// watched and changes direction (or tag).
+  public func watch(_ fd: Int32, tag: UInt64, writable: Bool, modify: Bool) throws(Errno) {
+    precondition(tag >= 16, "tags below 16 are the loop's own")
+    try events.watch(fd, tag: tag, writable: writable, modify: modify)
+  }
+
+  /// Stops watching `fd` (before closing it).
+  public func unwatch(_ fd: Int32) { events.remove(fd) }
+
   public func stop() { running = false }
 
   /// Runs until `stop()`.

@@ -43,6 +43,17 @@ public final class EventSet {
     _ = try retryingNegErrno { wisp_epoll_add(epfd, fd, tag) }
   }
 
+  /// Adds `fd` (`modify` false) or changes what it waits for (`modify` true): readable, or
+  /// writable when `writable`; reported under `tag`.
+  public func watch(_ fd: Int32, tag: UInt64, writable: Bool, modify: Bool) throws(Errno) {
+    _ = try retryingNegErrno { wisp_epoll_watch(epfd, fd, tag, writable ? 1 : 0, modify ? 1 : 0) }
+  }
+
+  /// Removes `fd` (before closing it).
+  public func remove(_ fd: Int32) {
+    _ = wisp_epoll_del(epfd, fd)
+  }
+
   /// Sleeps up to `timeoutMs` (-1: until an event); then `ready(tag)` for each ready
   /// descriptor but the signalfd, and `signal(number)` for each signal that arrived.
   @inline(__always)

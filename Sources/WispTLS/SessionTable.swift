@@ -6,9 +6,10 @@
 //      traffic, or records of an established session;
 //   2. ClientHello without a valid cookie: answered statelessly with a HelloVerifyRequest no
 //      larger than the request (HelloVerify.swift), counted as unverified bytes in and out;
-//   3. ClientHello with a valid cookie: admission — per-source token bucket, node-wide
-//      handshake bucket and half-open cap (both skipped for configured node peers), table
-//      capacity (a configured peer may evict the least recently active client); each
+//   3. ClientHello with a valid cookie: admission — per-source token bucket, sessions per
+//      source address (`perSourceSessions`), node-wide handshake bucket and half-open cap
+//      (these three skipped for configured node peers), table capacity (a configured peer
+//      may evict the least recently active client); each
 //      refusal counted by reason. Only now is a server
 //      session (mbedTLS buffers) allocated. From an address that already has a session it
 //      starts a *pending* session next to it: a rekey or a reconnection;
@@ -40,6 +41,9 @@ public struct SessionLimits {
   public var handshakesPerSecond: UInt64 = 50
   /// New server handshakes per second from one source address (burst twice that).
   public var perSourcePerSecond: UInt64 = 2
+  /// Sessions (established and half-open) one IPv4 address may hold at once; configured
+  /// node peers are exempt (config `sessions_per_source`).
+  public var perSourceSessions = 16
   /// A half-open handshake older than this is dropped.
   public var halfOpenTimeoutNs: UInt64 = 10_000_000_000
   /// An initiated session is rekeyed after this many application bytes either way…
@@ -129,6 +133,7 @@ public enum SessionRefusal: Int, CaseIterable {
   case peerAlert         // the peer refused us
   case failed            // any other mbedTLS failure
   case tooLarge          // a frame larger than a record can carry
+  case sourceFull        // the source address holds its share of sessions already
 
   public var name: StaticString {
     switch self {
@@ -149,6 +154,7 @@ public enum SessionRefusal: Int, CaseIterable {
     case .peerAlert: return "peer_alert"
     case .failed: return "failed"
     case .tooLarge: return "too_large"
+    case .sourceFull: return "source_full"
     }
   }
 
@@ -218,6 +224,8 @@ public final class SessionTable: LinkLayer {
   /// Exit destinations (plain UDP, never sessions).
   public var isExit: (Endpoint) -> Bool = { _ in false }
   var index: [UInt64: Int] = [:]
+  /// Links per IPv4 address (at most `links.count` entries: an address with none has none).
+  var perSource: [UInt32: Int] = [:]
   var establishedCount = 0
   var halfOpenCount = 0
   // Admission buckets (TokenBucket.swift, in handshakes): node-wide (burst one second's
@@ -463,6 +471,10 @@ public final class SessionTable: LinkLayer {
       return  // both dialled at once: the lower fingerprint keeps its own dial (see below)
     }
     guard takeSourceToken(from.ip, nowNs: nowNs) else { refuse(.sourceRate); return }
+    if peer == nil && slot == nil && (perSource[from.ip] ?? 0) >= limits.perSourceSessions {
+      refuse(.sourceFull)
+      return
+    }
     // A configured node (its address proved by the cookie) is not held back by a flood of
     // strangers: the node-wide budget and the half-open cap apply to everyone else.
     if peer == nil {
@@ -528,6 +540,7 @@ public final class SessionTable: LinkLayer {
   func add(_ link: Link) {
     index[SessionTable.key(link.endpoint)] = links.count
     links.append(link)
+    perSource[link.endpoint.ip, default: 0] += 1
     if link.session.state == .handshaking && link.role == .server { halfOpenCount += 1 }
   }
 
@@ -538,6 +551,7 @@ public final class SessionTable: LinkLayer {
     if l.role == .server && !l.wasEstablished { halfOpenCount -= 1 }
     if l.pending != nil { halfOpenCount -= 1 }
     index[SessionTable.key(l.endpoint)] = nil
+    if let n = perSource[l.endpoint.ip], n > 1 { perSource[l.endpoint.ip] = n - 1 } else { perSource[l.endpoint.ip] = nil }
     let last = links.count - 1
     if i != last {
       links[i] = links[last]

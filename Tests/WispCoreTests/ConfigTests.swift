@@ -40,7 +40,7 @@ import Testing
   }
 
   @Test func everyDocumentedKeyIsKnown() {
-    #expect(ConfigFile.keys.count == 39)
+    #expect(ConfigFile.keys.count == 40)
   }
 
   @Test func exitsList() throws {

@@ -197,6 +197,37 @@ func clientHello() -> [UInt8] {
     #expect(a.counters[.handshakeRate] == 1 && a.counters[.halfOpenFull] == 0)
   }
 
+  /// One address cannot hold more than its share of sessions, however slowly it asks
+  /// (issue 14, finding 4); other addresses and configured peers still get in.
+  @Test func oneAddressHoldsAtMostItsShareOfSessions() throws {
+    var limits = SessionLimits()
+    limits.perSourcePerSecond = 0  // no rate limit: only the count is tested
+    limits.handshakesPerSecond = 0
+    limits.halfOpen = 64
+    limits.perSourceSessions = 3
+    let mesh = Mesh()
+    let a = mesh.add(nodeA, identity: identityA, peers: [LinkPeer(name: "b", endpoint: nodeB, fingerprint: identityB.fingerprint)],
+                     limits: limits)
+    let config = try DTLSConfig(options: options(.client, pin: identityA), identity: clientIdentity, random: mesh.random)
+    var keep: [DTLSSession] = []
+    // Ten from the configured peer's own address (other ports), then ten from another one.
+    for port in UInt16(9000)..<9010 { keep.append(try cookieHello(a, mesh, from: Endpoint(ip: nodeB.ip, port: port), config: config)) }
+    for port in UInt16(9000)..<9010 { keep.append(try cookieHello(a, mesh, from: Endpoint(ip: 0x7f18_0001, port: port), config: config)) }
+    #expect(a.counters.handshakesAdmitted == 6)
+    #expect(a.counters[.sourceFull] == 14)
+    #expect(a.links.filter { $0.endpoint.ip == 0x7f18_0001 }.count == 3)
+    // A third address, and the configured peer (exempt, at an address already full).
+    keep.append(try cookieHello(a, mesh, from: Endpoint(ip: 0x7f18_0002, port: 1), config: config))
+    keep.append(try cookieHello(a, mesh, from: nodeB, config: config))
+    #expect(a.counters.handshakesAdmitted == 8 && a.counters[.sourceFull] == 14)
+    // A session that goes frees its address's share: the half-open ones expire.
+    mesh.run(rounds: 250, stepNs: 60_000_000)
+    #expect(a.links.filter { $0.endpoint.ip == 0x7f18_0001 }.isEmpty)
+    #expect(a.perSource[0x7f18_0001] == nil)
+    keep.append(try cookieHello(a, mesh, from: Endpoint(ip: 0x7f18_0001, port: 9100), config: config))
+    #expect(a.counters.handshakesAdmitted == 9 && a.counters[.sourceFull] == 14)
+  }
+
   @Test func perSourceRateRefusesRepeatedHandshakes() throws {
     var limits = SessionLimits()
     limits.perSourcePerSecond = 1  // burst 2

@@ -63,15 +63,20 @@ int wisp_poll_in(int fd, int timeout_ms);
 /// Online CPU cores (at least 1).
 long wisp_cpu_count(void);
 
-/// A listening UNIX stream socket at `path` (a stale socket file is replaced, mode 0666),
-/// non-blocking; fd or -errno.
-int wisp_unix_listen(const char *path);
+/// A listening UNIX stream socket at `path` (a stale socket file is replaced), non-blocking,
+/// mode 0660: the process's user and group only. Run as root, the file's group becomes
+/// `group` when that group exists (NULL or "": the process's group). fd or -errno.
+int wisp_unix_listen(const char *path, const char *group);
 /// Connects to a UNIX stream socket; fd or -errno.
 int wisp_unix_connect(const char *path);
 /// A listening TCP socket on ip:port (host order), non-blocking; fd or -errno.
 int wisp_tcp_listen(uint32_t ip, uint16_t port);
-/// accept4 non-blocking; fd or -errno.
+/// accept4: a non-blocking connection (fd) or -errno (-EAGAIN: none waiting).
 int wisp_accept(int fd);
+/// One non-blocking recv(2) on a stream socket: bytes (0 = closed) or -errno (-EAGAIN: nothing yet).
+long wisp_stream_read(int fd, void *buf, size_t len);
+/// One non-blocking send(2) without SIGPIPE: bytes written or -errno (-EAGAIN: buffer full).
+long wisp_stream_write(int fd, const void *buf, size_t len);
 /// Reads up to len bytes, waiting at most timeout_ms; bytes or -errno (0 = closed/timeout).
 long wisp_read_timeout(int fd, void *buf, size_t len, int timeout_ms);
 /// Writes all bytes (blocking up to timeout_ms per chunk); 0 or -errno.
@@ -143,6 +148,11 @@ size_t wisp_cmsg_space_int(void);
 /// epoll: create (close-on-exec), add fd for EPOLLIN with a 64-bit tag, wait.
 int wisp_epoll_create(void);
 int wisp_epoll_add(int epfd, int fd, uint64_t tag);
+/// Adds (`modify` 0) or changes (1) fd's entry: readiness for reading, or for writing when
+/// `writable`, reported under `tag`. 0 or -errno.
+int wisp_epoll_watch(int epfd, int fd, uint64_t tag, int writable, int modify);
+/// Removes fd from the set; 0 or -errno.
+int wisp_epoll_del(int epfd, int fd);
 /// Waits; writes up to `max` tags into `tags`; returns count or -errno.
 int wisp_epoll_wait(int epfd, uint64_t *tags, int max, int timeout_ms);
 
