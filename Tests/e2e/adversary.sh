@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# The adversary suite (issue 14, "What was found" 1-8): one test per finding, each run
+# against live nodes on loopback (F5 also in a network namespace of its own) with small
+# Python peers (Tests/e2e/adversary/*.py). Every test asserts the SECURE behaviour, so on
+# a node that still has the finding it prints FAIL with the figure that shows it:
+#
+#   adversary F1 sealed-exit-replay PASS|FAIL <figure>
+#
+# A harness error (a node that did not start, a Python exception, a client that did not
+# run) prints `FAILED: adversary F<n> <name>: harness error: ...` instead: not a verdict
+# on the finding. Exits non-zero if any test failed or erred.
+#   Tests/e2e/adversary.sh [F1 F3 ...]     only these tests
+# The Python peers take the protocol version byte from VERSION in adversary/peer.py
+# (or WISP_FRAME_VERSION=0xD2 in the environment).
+# Each node's config is written here and states what the test needs (`links`,
+# `lab_addresses` when this build knows the key, exits, sizes), so changed defaults do
+# not change what a test means. Budget: about 90 s for the whole suite.
+source "$(dirname "$0")/lib.bash"
+bin=$PWD/.build-firmware/x86_64/wisp
+py=Tests/e2e/adversary
+[ -x "$bin" ] || fail "adversary: $bin missing (Toolchain/build.sh x86_64)"
+base=$((20000 + RANDOM % 18000))
+
+# `lab_addresses = yes` (loopback next hops and exits allowed) where this build has the
+# key; a build without it rejects unknown keys, and needs nothing to reach loopback.
+printf 'listen = 127.0.0.1:%d\nlab_addresses = yes\n' $base >"$state/lab-probe.conf"
+if "$bin" config check "$state/lab-probe.conf" >/dev/null 2>&1; then lab='lab_addresses = yes'; else lab=''; fi
+echo "adversary: firmware $("$bin" --version 2>&1 | head -1); lab_addresses key: ${lab:-not known to this build}"
+
+# node NAME PORT [CONFIG LINE...]: starts a node from a config written here (status socket
+# $state/NAME.sock, log $state/NAME.log), waits for its socket; prints nothing.
+node() {
+  local name=$1 port=$2 line; shift 2
+  mkdir -p "$state/$name"
+  { echo "name = $name"; echo "listen = 127.0.0.1:$port"; echo "state_dir = $state/$name"
+    echo "status_socket = $state/$name.sock"
+    for line in "$@"; do echo "$line"; done; } >"$state/$name.conf"
+  "$bin" run --config "$state/$name.conf" --duration 60 2>"$state/$name.log" & pids+=($!)
+  eval "pid_$name=$!"
+  for _ in $(seq 100); do [ -S "$state/$name.sock" ] && return 0; sleep 0.05; done
+  tail -5 "$state/$name.log" >&2
+  echo "node $name did not start (config $state/$name.conf)" >&2; return 1
+}
+fp() { "$bin" id --state-dir "$state/$1" | sed -n 's/^fingerprint *//p'; }
+# verdict: the last RESULT line of a peer's output, or nothing (a harness error).
+verdict() { sed -n 's/^RESULT //p' "$1" | tail -1; }
+
+# ---- F1: a replayed sealed CREATE + DATA (a middle relay) --------------------------------
+t_F1() {
+  local p=$1 a=$1 b=$(($1 + 1)) proxy=$(($1 + 2)) echo_port=$(($1 + 3))
+  node A $a "links = optional" "$lab" "shards = 1"
+  node B $b "links = optional" "$lab" "shards = 1" "exits = 127.0.0.1:$echo_port"
+  python3 $py/f1_replay.py $proxy $b $echo_port "$state/F1.go" >"$state/F1.py" 2>&1 & local peer=$!
+  sleep 0.3
+  # The honest client: A extends to the proxy, which stands where B is.
+  "$bin" client --via 127.0.0.1:$a,127.0.0.1:$proxy --exit 127.0.0.1:$echo_port --keys "$(fp A),$(fp B)" \
+    --seconds 2 --size 200 --rate-kbit 400 >"$state/F1.client" 2>&1 || true
+  grep -q 'sealed end to end' "$state/F1.client" || { cat "$state/F1.client"; echo "the honest client did not seal" >&2; return 1; }
+  touch "$state/F1.go"
+  wait $peer || true
+  cat "$state/F1.py"
+}
+
+# ---- F2: a stranger's circuits to a destination a victim uses ------------------------------
+t_F2() {
+  local e=$1 dst=$(($1 + 1))
+  node E $e "links = optional" "$lab" "shards = 1" "exits = 127.0.0.1:$dst"
+  python3 $py/f2_takeover.py $e $dst "$state/F2.go" "$state/F2.client" >"$state/F2.py" 2>&1 & local peer=$!
+  sleep 0.3
+  "$bin" client --via 127.0.0.1:$e --exit 127.0.0.1:$dst --keys "$(fp E)" --seconds 4 --size 200 --rate-kbit 400 \
+    >"$state/F2.client" 2>&1 || true
+  grep -q 'sealed end to end' "$state/F2.client" || { cat "$state/F2.client"; echo "the victim client did not seal" >&2; return 1; }
+  touch "$state/F2.go"
+  wait $peer || true
+  cat "$state/F2.py"
+}
+
+names=(F1:sealed-exit-replay F2:exit-takeover F3:expensive-work F4:state-growth F5:extend-anywhere
+       F6:reload-crash F7:status-socket F8:unsafe-defaults)
+want=("$@")
+failed=0 i=0
+for entry in "${names[@]}"; do
+  id=${entry%%:*} name=${entry#*:} i=$((i + 1))
+  if [ ${#want[@]} -gt 0 ] && [[ " ${want[*]} " != *" $id "* ]]; then continue; fi
+  declare -F "t_$id" >/dev/null || continue
+  out=$state/$id.out
+  set +e
+  ( set -e; pids=(); trap 'for q in "${pids[@]:-}"; do [ -n "$q" ] && kill -9 "$q" 2>/dev/null; done' EXIT
+    "t_$id" $((base + 40 * i)) ) >"$out" 2>"$state/$id.err"
+  rc=$?
+  set -e
+  v=$(verdict "$out")
+  case "$v" in
+    PASS*|FAIL*) echo "adversary $id $name $v"; [ "${v%% *}" = PASS ] || failed=$((failed + 1)) ;;
+    *) why=$( (sed -n 's/^HARNESS //p' "$out"; tail -3 "$state/$id.err") | tr '\n' ' ')
+       echo "FAILED: adversary $id $name: harness error (status $rc): ${why:-no verdict}"
+       failed=$((failed + 1)) ;;
+  esac
+done
+[ $failed -eq 0 ] || fail "adversary: $failed test(s) did not pass"
+check "adversary: every finding refused"
