@@ -113,6 +113,59 @@ t_F4() {
   echo "RESULT $([ $ok = 1 ] && echo PASS || echo FAIL) $(printf '%s | ' "${figs[@]}" | sed 's/ | $//')"
 }
 
+# ---- F5: extend hops to loopback, private, shared and link-local addresses -----------------
+# In a network namespace of its own, where those addresses are on lo: nothing the node
+# might send leaves it. Lab mode stays off (no lab_addresses key).
+t_F5() {
+  local n=$1 l=$(($1 + 1))
+  need_tools unshare:util-linux ip:iproute2
+  timeout 40 unshare -n bash -s "$bin" "$state" $n $l <<'NS'
+set -eu
+bin=$1 state=$2 n=$3 l=$4
+addrs="127.0.0.1 10.9.9.9 192.168.9.9 172.16.9.9 100.64.9.9 169.254.9.9"
+ip link set lo up
+for a in $addrs; do [ $a = 127.0.0.1 ] || ip addr add $a/32 dev lo; done
+mkdir -p "$state/X"
+printf 'name = X\nlisten = 127.0.0.1:%d\nstate_dir = %s/X\nstatus_socket = %s/X.sock\nlinks = optional\nshards = 1\n' \
+  $n "$state" "$state" >"$state/X.conf"
+"$bin" run --config "$state/X.conf" --duration 20 2>"$state/X.log" & node=$!
+trap 'kill -9 $node 2>/dev/null || true' EXIT
+for _ in $(seq 100); do [ -S "$state/X.sock" ] && break; sleep 0.05; done
+[ -S "$state/X.sock" ] || { tail -5 "$state/X.log" >&2; echo "node X did not start" >&2; exit 1; }
+WISP_NETNS=1 python3 Tests/e2e/adversary/f5_extend.py $n $l $addrs
+NS
+}
+
+# ---- F6: SIGHUP that reorders, removes and adds exits while a sealed circuit runs ----------
+t_F6() {
+  local x=$1 d1=$(($1 + 1)) d2=$(($1 + 2)) d3=$(($1 + 3)) client step figs=() ok=1 poked=0
+  # Each destination echoes, and on a poke sends one datagram of its own to the node.
+  for d in $d1 $d2 $d3; do python3 $py/dest.py $d 20 "$state/poke-$d" >/dev/null & pids+=($!); done
+  node X $x "links = optional" "$lab" "shards = 1" "exits = 127.0.0.1:$d1, 127.0.0.1:$d2"
+  # The sealed circuit to the second exit keeps its destination answering throughout.
+  "$bin" client --via 127.0.0.1:$x --exit 127.0.0.1:$d2 --keys "$(fp X)" --seconds 6 --size 200 --rate-kbit 400 \
+    >"$state/F6.client" 2>&1 & client=$!; pids+=($client)
+  sleep 1.5
+  kill -0 "$pid_X" || { echo "node X died before any reload" >&2; return 1; }
+  grep -q "^exits = 127.0.0.1:$d1, 127.0.0.1:$d2$" "$state/X.conf" || { echo "F6 config not as written" >&2; return 1; }
+  for step in "reorder:127.0.0.1:$d2, 127.0.0.1:$d1" "remove+add:127.0.0.1:$d3, 127.0.0.1:$d2"; do
+    sed -i "s/^exits = .*/exits = ${step#*:}/" "$state/X.conf"
+    kill -HUP "$pid_X"
+    sleep 0.5
+    poked=$((poked + 1)); touch "$state/poke-$d2.$poked"   # a datagram from the sealed circuit's destination
+    sleep 0.5
+    if kill -0 "$pid_X" 2>/dev/null && "$bin" status --socket "$state/X.sock" >/dev/null 2>&1; then
+      figs+=("${step%%:*} (exits ${step#*:}): node alive and answering status")
+    else
+      local rc=0; wait "$pid_X" || rc=$?
+      figs+=("${step%%:*} (exits ${step#*:}): node DIED (status $rc; log: $(grep -v '^ *$' "$state/X.log" | tail -1 | cut -c1-160))")
+      ok=0; break
+    fi
+  done
+  wait $client || true
+  echo "RESULT $([ $ok = 1 ] && echo PASS || echo FAIL) $(printf '%s | ' "${figs[@]}" | sed 's/ | $//')"
+}
+
 names=(F1:sealed-exit-replay F2:exit-takeover F3:expensive-work F4:state-growth F5:extend-anywhere
        F6:reload-crash F7:status-socket F8:unsafe-defaults)
 want=("$@")
