@@ -166,6 +166,47 @@ t_F6() {
   echo "RESULT $([ $ok = 1 ] && echo PASS || echo FAIL) $(printf '%s | ' "${figs[@]}" | sed 's/ | $//')"
 }
 
+# ---- F7: idle connections to the status socket; its mode -----------------------------------
+t_F7() {
+  local n=$1
+  node S $n "links = optional" "$lab"
+  python3 $py/f7_status.py $n "$state/S.sock" "$bin" status --socket "$state/S.sock"
+}
+
+# ---- F8: what a node and a client do when the config says nothing -------------------------
+t_F8() {
+  local n=$1 r=$(($1 + 1)) l=$(($1 + 2)) dst=$(($1 + 3)) figs=() ok=1 f rc fr
+  python3 Tests/e2e/wisppeer.py echo $dst 20 >/dev/null & pids+=($!)
+  node N $n "$lab" "exits = 127.0.0.1:$dst"           # no links key: the default
+  node R $r "$lab" "links = required" "exits = 127.0.0.1:$dst"
+  fr=$(fp R)
+  f=$(python3 $py/f8_defaults.py create $n $dst | sed -n 's/^FIGURE //p')
+  [ -n "$f" ] || { echo "create probe gave no figure" >&2; return 1; }
+  figs+=("${f#* }"); [ "${f%% *}" = ok ] || ok=0
+  # The client with no --dtls option, unpinned (no --keys) and pinned: a listener stands
+  # where its first hop is. Neither may put a plain frame on the wire.
+  local variant
+  for variant in unpinned pinned; do
+    python3 $py/f8_defaults.py listen $l 2 >"$state/F8.listen" & local peer=$!
+    sleep 0.2
+    rc=0
+    if [ $variant = unpinned ]; then
+      timeout 2 "$bin" client --via 127.0.0.1:$l --exit 127.0.0.1:$dst --seconds 1 >"$state/F8.client" 2>&1 || rc=$?
+    else
+      timeout 2 "$bin" client --via 127.0.0.1:$l --exit 127.0.0.1:$dst --keys "$fr" --seconds 1 >"$state/F8.client" 2>&1 || rc=$?
+    fi
+    wait $peer || true
+    f=$(sed -n 's/^FIGURE //p' "$state/F8.listen")
+    [ -n "$f" ] || { echo "listener gave no figure" >&2; return 1; }
+    figs+=("client without --dtls, $variant first hop: ${f#* } (exit status $rc: $(tail -1 "$state/F8.client" | cut -c1-80))")
+    [ "${f%% *}" = ok ] || ok=0
+  done
+  f=$(python3 $py/f8_defaults.py ping $r | sed -n 's/^FIGURE //p')
+  [ -n "$f" ] || { echo "ping probe gave no figure" >&2; return 1; }
+  figs+=("${f#* }"); [ "${f%% *}" = ok ] || ok=0
+  echo "RESULT $([ $ok = 1 ] && echo PASS || echo FAIL) $(printf '%s | ' "${figs[@]}" | sed 's/ | $//')"
+}
+
 names=(F1:sealed-exit-replay F2:exit-takeover F3:expensive-work F4:state-growth F5:extend-anywhere
        F6:reload-crash F7:status-socket F8:unsafe-defaults)
 want=("$@")
