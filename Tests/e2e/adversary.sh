@@ -52,10 +52,11 @@ t_F1() {
   node B $b "links = optional" "$lab" "shards = 1" "exits = 127.0.0.1:$echo_port"
   python3 $py/f1_replay.py $proxy $b $echo_port "$state/F1.go" >"$state/F1.py" 2>&1 & local peer=$!
   sleep 0.3
+  kill -0 $peer 2>/dev/null || { echo "the Python peer died: $(tail -1 "$state/F1.py")" >&2; return 1; }
   # The honest client: A extends to the proxy, which stands where B is.
   "$bin" client --via 127.0.0.1:$a,127.0.0.1:$proxy --exit 127.0.0.1:$echo_port --keys "$(fp A),$(fp B)" \
     --seconds 2 --size 200 --rate-kbit 400 >"$state/F1.client" 2>&1 || true
-  grep -q 'sealed end to end' "$state/F1.client" || { cat "$state/F1.client"; echo "the honest client did not seal" >&2; return 1; }
+  grep -q 'sealed end to end' "$state/F1.client" || { echo "the honest client did not seal: $(tail -1 "$state/F1.client")" >&2; return 1; }
   touch "$state/F1.go"
   wait $peer || true
   cat "$state/F1.py"
@@ -67,9 +68,10 @@ t_F2() {
   node E $e "links = optional" "$lab" "shards = 1" "exits = 127.0.0.1:$dst"
   python3 $py/f2_takeover.py $e $dst "$state/F2.go" "$state/F2.client" >"$state/F2.py" 2>&1 & local peer=$!
   sleep 0.3
+  kill -0 $peer 2>/dev/null || { echo "the Python peer died: $(tail -1 "$state/F2.py")" >&2; return 1; }
   "$bin" client --via 127.0.0.1:$e --exit 127.0.0.1:$dst --keys "$(fp E)" --seconds 4 --size 200 --rate-kbit 400 \
     >"$state/F2.client" 2>&1 || true
-  grep -q 'sealed end to end' "$state/F2.client" || { cat "$state/F2.client"; echo "the victim client did not seal" >&2; return 1; }
+  grep -q 'sealed end to end' "$state/F2.client" || { echo "the victim client did not seal: $(tail -1 "$state/F2.client")" >&2; return 1; }
   touch "$state/F2.go"
   wait $peer || true
   cat "$state/F2.py"

@@ -3,12 +3,14 @@
   f1_replay.py PROXY_PORT EXIT_PORT ECHO_PORT GO_FILE
 
 A UDP proxy stands where node A's next hop is (it forwards between A and the exit B and
-keeps a copy of what passes), next to the echo destination behind B. While the honest
+keeps a copy of what passes), next to the echo destination behind B. It loses the first
+sealed CREATE, so the client retries. While the honest
 `wisp client` runs (the suite starts it), the proxy records the sealed CREATE (hop kind
 3), its CREATED and the DATA both ways. When GO_FILE appears the client is done and the
 proxy acts as a dishonest middle relay: it sends the captured CREATE to B again, twice,
 and the captured DATA on the first replayed circuit.
-Secure: the destination receives nothing during the replay, and the two CREATEDs for the
+Secure: the client's retry carries a fresh ephemeral point; the destination receives
+nothing during the replay, no reply repeats an original ciphertext, and the CREATEDs for
 identical CREATEs differ (the exit added fresh randomness, so no two circuits share keys).
 """
 import os, select, sys
@@ -24,7 +26,7 @@ def run():
     P = udp(port=proxy_port)
     E = udp(port=echo_port)
     a_addr = None
-    cap = {'create': None, 'create_cid': None, 'created': None, 'fwd': None}
+    cap = {'first': None, 'create': None, 'create_cid': None, 'created': None, 'fwd': None}
     data_fwd, replies = [], set()
     echo_count = [0]
     from_b = []   # frames from B while replaying (the proxy no longer forwards then)
@@ -59,13 +61,17 @@ def run():
                             replies.add(body)
                 else:
                     a_addr = addr
-                    P.sendto(d, b)
                     if is_frame(d):
                         t, cid, body = parse(d)
-                        if t == CREATE and body[:1] == bytes([SEALED_EXIT]) and cap['create'] is None:
-                            cap['create'], cap['create_cid'] = body, cid
+                        if t == CREATE and body[:1] == bytes([SEALED_EXIT]):
+                            if cap['first'] is None:
+                                cap['first'] = body   # lost on the way: the client must retry
+                                continue
+                            if cap['create'] is None:
+                                cap['create'], cap['create_cid'] = body, cid
                         elif t == DATA and cap['fwd'] is not None and cid == cap['fwd']:
                             data_fwd.append(body)
+                    P.sendto(d, b)
 
     deadline = time.time() + 30
     while not os.path.exists(go) and time.time() < deadline:
@@ -115,11 +121,12 @@ def run():
              if t == CREATED and body[4:] == orig]
     if t1 == CREATED and t2 == CREATED and body1[4:] == body2[4:]:
         reuse.append('replay1=replay2')
-    ok = delivered == 0 and not reuse and same_replies == 0
-    result(ok, 'replayed CREATE answered %s/%s; %d of %d replayed sealed DATA delivered to the destination again; '
+    retry_same = cap['first'] == cap['create']
+    ok = delivered == 0 and not reuse and same_replies == 0 and not retry_same
+    result(ok, 'client\'s retried sealed CREATE %s the lost one; replayed CREATE answered %s/%s; %d of %d replayed sealed DATA delivered to the destination again; '
                '%d exit replies byte-identical to the original circuit\'s (same key and nonce); '
                'CREATED key material equal for identical CREATEs: %s'
-           % ('CREATED' if t1 == CREATED else t1, 'CREATED' if t2 == CREATED else t2, delivered,
+           % ('identical to' if retry_same else 'differs from', 'CREATED' if t1 == CREATED else t1, 'CREATED' if t2 == CREATED else t2, delivered,
               min(REPLAYED, len(data_fwd)), same_replies, ', '.join(reuse) or 'no'))
 
 
