@@ -5,7 +5,9 @@
 Builds one plain exit circuit, then for SECONDS sends RATE frames per second, half of them
 RECEIPTs on that circuit naming the node, with a valid client key and a signature that
 does not verify, half sealed-exit CREATEs (hop kind 3, valid P-256 points), all from one
-source. Measures the node's CPU (user + system, all threads, /proc/PID/stat) over the flood.
+source. Measures the node's CPU (user + system, all threads, /proc/PID/stat) over the flood
+and the second after it, per second of flood. On a machine busy with other work the node
+gets less CPU than it asks for, so the figure is a lower bound of what the flood costs.
 Budget assumed: hostile traffic at 2,000 frames/s may cost the node at most 30 % of one
 core (the issue's fix meters signatures and key agreements per source and node-wide).
 """
@@ -45,11 +47,12 @@ def run():
         if ahead > 0:
             time.sleep(ahead)
     wall = time.time() - t0
+    time.sleep(1.0)   # work the flood left queued (socket buffer, worker queue) counts too
     cpu = cpu_seconds(pid) - cpu0
     frac = cpu / wall
     result(frac < BUDGET, '%d hostile frames in %.1f s (%d/s: bad-signature RECEIPTs and sealed CREATEs, one source): '
-                          'node CPU %.0f%% of a core (budget %.0f%%)'
-           % (n, wall, n / wall, 100 * frac, 100 * BUDGET))
+                          'node CPU %.2f s over the flood and 1 s after = %.0f%% of a core (budget %.0f%%)'
+           % (n, wall, n / wall, cpu, 100 * frac, 100 * BUDGET))
 
 
 main(run)
