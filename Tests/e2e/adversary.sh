@@ -10,13 +10,14 @@
 # run) prints `FAILED: adversary F<n> <name>: harness error: ...` instead: not a verdict
 # on the finding. Exits non-zero if any test failed or erred.
 #   Tests/e2e/adversary.sh [F1 F3 ...]     only these tests
-# The Python peers take the protocol version byte from VERSION in adversary/peer.py
-# (or WISP_FRAME_VERSION=0xD2 in the environment).
+# The Python peers take the protocol version byte from VERSION in adversary/peer.py; to
+# run the suite against a v1 build (the main issue 14 started from, 4083958):
+#   WISP_ADVERSARY_BIN=/path/to/old/wisp WISP_FRAME_VERSION=0xD1 Tests/e2e/adversary.sh
 # Each node's config is written here and states what the test needs (`links`,
 # `lab_addresses` when this build knows the key, exits, sizes), so changed defaults do
 # not change what a test means. Budget: about 90 s for the whole suite.
 source "$(dirname "$0")/lib.bash"
-bin=$PWD/.build-firmware/x86_64/wisp
+bin=${WISP_ADVERSARY_BIN:-$PWD/.build-firmware/x86_64/wisp}   # another build: to show a finding on an older main
 py=Tests/e2e/adversary
 [ -x "$bin" ] || fail "adversary: $bin missing (Toolchain/build.sh x86_64)"
 base=$((20000 + RANDOM % 18000))
@@ -94,10 +95,10 @@ t_F4() {
   # capacity (one address gets about 14 handshakes through the 2/s per-source rate in 5 s).
   node D $d "links = optional" "$lab" "shards = 1" "exits = 127.0.0.1:$dst" "sessions = 12" "half_open = 12"
   local fd; fd=$(fp D)
-  # One address, many ports: 16 DTLS clients, 2 a second (the per-source handshake rate),
+  # One address, many ports: 18 DTLS clients, 2 a second (the per-source handshake rate),
   # started in the background of the other two checks; each ends by itself (--seconds).
-  for k in $(seq 16); do
-    "$bin" client --dtls on --via 127.0.0.1:$d --exit 127.0.0.1:$dst --keys "$fd" --seconds 12 --size 100 \
+  for k in $(seq 18); do
+    "$bin" client --dtls on --via 127.0.0.1:$d --exit 127.0.0.1:$dst --keys "$fd" --seconds 25 --size 100 \
       --rate-kbit 16 >/dev/null 2>&1 & echo $! >>"$state/F4.clients"
     sleep 0.5
   done & pids+=($!)
@@ -107,9 +108,17 @@ t_F4() {
   f=$(python3 $py/f4_state.py creates $c $dst 10000 | sed -n 's/^FIGURE //p')
   [ -n "$f" ] || { echo "creates peer gave no figure" >&2; return 1; }
   figs+=("${f#* }"); [ "${f%% *}" = ok ] || ok=0
-  read -r est cap < <("$bin" status --socket "$state/D.sock" --json | python3 -c \
-    'import json,sys; s=json.load(sys.stdin)["sessions"]; print(s["established"], s["capacity"])')
-  [ "$est" -ge 4 ] || { echo "only $est DTLS sessions from 16 clients: the harness did not load the node" >&2; return 1; }
+  # The most sessions the one address held, polled for up to 6 s more.
+  local most=0 k
+  for k in $(seq 30); do
+    read -r est cap < <("$bin" status --socket "$state/D.sock" --json | python3 -c \
+      'import json,sys; s=json.load(sys.stdin)["sessions"]; print(s["established"], s["capacity"])')
+    [ "$est" -gt "$most" ] && most=$est
+    [ "$most" -ge "$cap" ] && break
+    sleep 0.2
+  done
+  est=$most
+  [ "$est" -ge 4 ] || { echo "only $est DTLS sessions from 18 clients: the harness did not load the node" >&2; return 1; }
   figs+=("one address holds $est of $cap DTLS session slots"); [ "$est" -lt "$cap" ] || ok=0
   kill -9 $(cat "$state/F4.clients") 2>/dev/null || true
   echo "RESULT $([ $ok = 1 ] && echo PASS || echo FAIL) $(printf '%s | ' "${figs[@]}" | sed 's/ | $//')"

@@ -9,8 +9,11 @@ receipts: for SECONDS, circuit after circuit (CREATE to an exit, one RECEIPT nam
   Secure: RSS flat (< 256 KB growth for a few thousand receipts, after a warm-up with the
   same churn and receipts for another node) and no ledger entry left by a receipt that
   did not verify.
-creates: COUNT CREATEs from one source (127.0.0.1), then one CREATE from a second source
-  (127.0.0.2). Secure: the second source's circuit is built.
+creates: COUNT CREATEs from one source (127.0.0.1), half of them extending to a next hop
+  that never answers (pending), half to the exit; then a second source (127.0.0.2) builds
+  a relay circuit (to a next hop that answers) and tries an exit circuit.
+  Secure: the second source's relay circuit is built. Its exit circuit is reported, not
+  asserted: exit sockets are a node-wide budget (`exit_sockets`) one source may fill.
 Prints `FIGURE ok|bad <text>` for the suite to combine.
 """
 import json, os, subprocess, sys
@@ -88,6 +91,8 @@ def receipts():
 def creates():
     node = ('127.0.0.1', int(sys.argv[2]))
     dst, count = int(sys.argv[3]), int(sys.argv[4])
+    silent = udp()            # a next hop that never answers: extend CREATEs stay pending
+    sink = udp(timeout=0.05)  # a next hop that answers every CREATE (for the second source)
     s = udp()
     s.setblocking(False)
     created = refused = 0
@@ -104,8 +109,9 @@ def creates():
                 created += t == CREATED
                 refused += t == REFUSED
     t0 = time.time()
-    for i in range(count):
-        s.sendto(frame(CREATE, i + 1, hop(EXIT, dst)), node)
+    for i in range(count):   # half extend (left pending), half exit
+        body = hop(EXTEND, silent.getsockname()[1]) if i % 2 == 0 else hop(EXIT, dst)
+        s.sendto(frame(CREATE, i + 1, body), node)
         if i % 50 == 49:
             collect()
             ahead = (i + 1) / 5000 - (time.time() - t0)   # 5,000 CREATEs/s
@@ -116,10 +122,27 @@ def creates():
         collect()
         time.sleep(0.05)
     other = udp(ip='127.0.0.2', timeout=1.0)
+    other.sendto(frame(CREATE, 0xB0B, hop(EXTEND, sink.getsockname()[1])), node)
+    end = time.time() + 1.0
+    while time.time() < end:   # the sink answers the node's CREATE
+        try:
+            d, a = sink.recvfrom(4096)
+        except socket.timeout:
+            continue
+        if is_frame(d) and parse(d)[0] == CREATE:
+            sink.sendto(frame(CREATED, parse(d)[1], struct.pack('>I', 0x51)), a)
+            break
+    answer = 'no answer'
+    for d, _ in drain(other, 1.0):
+        if is_frame(d) and parse(d)[1] == 0xB0B and parse(d)[0] in (CREATED, REFUSED):
+            t, _, b = parse(d)
+            answer = 'CREATED' if t == CREATED else 'REFUSED %d' % b[0]
+            break
     st, why, _ = create(other, node, hop(EXIT, dst))
-    answer = 'CREATED' if st == 'created' else ('REFUSED %d' % why if st == 'refused' else 'no answer')
-    print('FIGURE %s %d CREATEs from one source (%d created, %d refused), then a second source: %s'
-          % ('ok' if st == 'created' else 'bad', count, created, refused, answer))
+    exit_answer = 'CREATED' if st == 'created' else ('REFUSED %d' % why if st == 'refused' else 'no answer')
+    print('FIGURE %s %d CREATEs from one source (half extend, left pending; half exit: %d created, %d refused), '
+          'then a second source: relay circuit %s (exit circuit: %s)'
+          % ('ok' if answer == 'CREATED' else 'bad', count, created, refused, answer, exit_answer))
 
 
 def run():

@@ -3,7 +3,7 @@
 Plain Python 3 stdlib; `cryptography` only to make fresh P-256 points when it is
 installed (else the curve's generator, a valid point, is used). Frames follow
 Sources/WispCore/WIRE-PROTOCOL.md; the protocol version byte is VERSION below, the one
-place to change it (or set WISP_FRAME_VERSION=0xD2 in the environment).
+place to change it (WISP_FRAME_VERSION=0xD1 in the environment for a v1 build).
 
 Every peer sends only to 127.0.0.0/8 (or to addresses inside a network namespace the
 suite created) and every loop is bounded in count and time. A peer ends with one line
@@ -12,7 +12,7 @@ suite created) and every loop is bounded in count and time. A peer ends with one
 """
 import hashlib, os, random, socket, struct, sys, time, traceback
 
-VERSION = int(os.environ.get('WISP_FRAME_VERSION', '0xD1'), 0)
+VERSION = int(os.environ.get('WISP_FRAME_VERSION', '0xD2'), 0)   # wire protocol v2 (v1: 0xD1)
 
 HDR = struct.Struct('>BBHI')
 DATA, CREATE, CREATED, DESTROY, PING, PONG, RECEIPT, REFUSED = 1, 2, 3, 4, 5, 6, 7, 8
