@@ -120,7 +120,6 @@ t_F4() {
   est=$most
   [ "$est" -ge 4 ] || { echo "only $est DTLS sessions from 18 clients: the harness did not load the node" >&2; return 1; }
   figs+=("one address holds $est of $cap DTLS session slots"); [ "$est" -lt "$cap" ] || ok=0
-  kill -9 $(cat "$state/F4.clients") 2>/dev/null || true
   echo "RESULT $([ $ok = 1 ] && echo PASS || echo FAIL) $(printf '%s | ' "${figs[@]}" | sed 's/ | $//')"
 }
 
@@ -228,7 +227,10 @@ for entry in "${names[@]}"; do
   declare -F "t_$id" >/dev/null || continue
   out=$state/$id.out
   set +e
-  ( set -e; pids=(); trap 'for q in "${pids[@]:-}"; do [ -n "$q" ] && kill -9 "$q" 2>/dev/null; done' EXIT
+  # A test's nodes and peers end with it (pids, and the clients a loop listed in $id.clients).
+  ( set -e; pids=()
+    trap 'for q in "${pids[@]:-}" $(cat "$state/$id.clients" 2>/dev/null); do [ -n "$q" ] && kill -9 "$q" 2>/dev/null; done
+          rm -f "$state/$id.clients"' EXIT
     "t_$id" $((base + 40 * i)) ) >"$out" 2>"$state/$id.err"
   rc=$?
   set -e
