@@ -19,7 +19,7 @@ public enum ConfigFile {
     "stats_interval", "watchdog", "led_chip", "led_status", "led_activity", "led_error", "led_active_low",
     "credit_window", "peers", "commit_interval", "sessions", "half_open", "handshake_rate", "links",
     "rekey_mib", "rekey_seconds",
-    "exit_sockets", "circuits_per_source", "pending_per_source", "expensive_per_source",
+    "exit_sockets", "circuits_per_source", "pending_per_source", "exits_per_source", "expensive_per_source",
     "receipts_per_second", "key_agreements_per_second",
     "sessions_per_source",
   ]
@@ -102,6 +102,7 @@ public enum ConfigFile {
       else if k.is("credit_window") { c.creditWindow = try number(0, 1 << 40) }
       else if k.is("exit_sockets") { c.exitSockets = Int(try number(0, 65_536)) }
       else if k.is("circuits_per_source") { c.sourceLimits.circuitsPerSource = Int(try number(0, 1 << 24)) }
+      else if k.is("exits_per_source") { c.sourceLimits.exitsPerSource = Int(try number(0, 65_536)) }
       else if k.is("pending_per_source") { c.sourceLimits.pendingPerSource = Int(try number(0, 1 << 24)) }
       else if k.is("expensive_per_source") { c.sourceLimits.expensivePerSource = Int(try number(1, 100_000)) }
       else if k.is("receipts_per_second") { c.sourceLimits.receiptsPerSecond = Int(try number(1, 100_000)) }

@@ -168,6 +168,7 @@ public final class Forwarder<R: RandomSource> {
   /// A half is being freed: close its exit socket and keys, give back its source's share.
   func released(_ i: Int, _ h: UnsafeMutablePointer<Half>) {
     if h.pointee.exitSocket != 0 {
+      if h.pointee.sourceCounted { sources.releaseExit(h.pointee.inEndpoint) }
       exitSockets?.closeExit(h.pointee.exitSocket - 1)
       h.pointee.exitSocket = 0
       exitSocketsOpen -= 1
@@ -348,8 +349,12 @@ public final class Forwarder<R: RandomSource> {
     if !exempt && !sources.takeCircuit(from, pending: waits) {
       return refuse(p, id: id, to: from, .tableFull, count: .sourceLimit)
     }
+    if isExit && !exempt && !sources.takeExit(from) {
+      sources.releaseCircuit(from); if waits { sources.releasePending(from) }
+      return refuse(p, id: id, to: from, .tableFull, count: .sourceLimit)
+    }
     guard let (f, b) = circuits.allocate(prev: from, next: e, prevId: id, nowSec: nowSec, random: &random) else {
-      if !exempt { sources.releaseCircuit(from); if waits { sources.releasePending(from) } }
+      if !exempt { sources.releaseCircuit(from); if waits { sources.releasePending(from) }; if isExit { sources.releaseExit(from) } }
       return refuse(p, id: id, to: from, .tableFull, count: .refusedCreate)
     }
     let fh = circuits.half(f)
@@ -366,9 +371,14 @@ public final class Forwarder<R: RandomSource> {
       return .send(to: e, offset: 0, length: n)
     }
     // An exit: a socket of its own, connected to the destination.
-    guard let sockets = exitSockets else { freeCircuit(f); return drop(.exitNotAllowed) }
+    guard let sockets = exitSockets else {
+      if !exempt { sources.releaseExit(from) }
+      freeCircuit(f)
+      return drop(.exitNotAllowed)
+    }
     let fd = sockets.openExit(to: e, half: Int32(f))
     if fd < 0 {
+      if !exempt { sources.releaseExit(from) }
       freeCircuit(f)
       return refuse(p, id: id, to: from, .tableFull, count: .exitSocketsFull)
     }
@@ -469,7 +479,7 @@ public final class Forwarder<R: RandomSource> {
   /// (not charged as payload). Circuit id and link are checked exactly as for DATA. Before
   /// its signature is handed to the worker: the cheap checks (it must move the circuit's
   /// acknowledged amount forward, within what was relayed, on the circuit's serial), at
-  /// most 2 in flight per circuit, and the source's and node's budget.
+  /// most `Defaults.receiptsInFlightPerCircuit` in flight per circuit, and the source's and node's budget.
   func receipt(_ p: UnsafeMutableRawPointer, header: FrameHeader, from: Endpoint, nowNs: UInt64) -> Verdict {
     guard let i = circuits.lookup(header.circuit, from: from) else { return drop(.unknownCircuit) }
     let h = circuits.half(i)
@@ -484,7 +494,7 @@ public final class Forwarder<R: RandomSource> {
         || (forward.pointee.serial != 0 && r.serial != forward.pointee.serial) {
         return drop(.badBody)
       }
-      if forward.pointee.receiptsInFlight >= 2 { return drop(.overBudget) }
+      if forward.pointee.receiptsInFlight >= Defaults.receiptsInFlightPerCircuit { return drop(.overBudget) }
       if !sources.allow(.receipt, from: from, nowSec: UInt32(truncatingIfNeeded: nowNs / 1_000_000_000)) {
         return drop(.overBudget)
       }

@@ -10,6 +10,7 @@
 // Limits (THREAT-MODEL.md, "Bounded state" and "Expensive work"):
 //   - circuits per source: circuits whose first half came from the source;
 //   - pending per source: circuits waiting for CREATED (or for their exit keys);
+//   - exits per source: exit circuits, each holding a socket of the node's budget;
 //   - expensive work per source and per node, per second: receipt signatures and
 //     sealed-exit key agreements, each counted before it is handed to the worker.
 // Configured peers (node links) are exempt from the shares.
@@ -19,6 +20,8 @@ public struct SourceLimitSettings: Equatable, Sendable {
   public var circuitsPerSource: Int
   /// Circuits one source may have waiting for CREATED (0: no limit).
   public var pendingPerSource: Int
+  /// Exit circuits (sockets) one source may hold (0: no limit).
+  public var exitsPerSource: Int
   /// Signatures and key agreements one source may cause per second.
   public var expensivePerSource: Int
   /// Signatures checked per second, whole node.
@@ -26,12 +29,13 @@ public struct SourceLimitSettings: Equatable, Sendable {
   /// Sealed-exit key agreements per second, whole node.
   public var keyAgreementsPerSecond: Int
 
-  public init(circuitsPerSource: Int = 512, pendingPerSource: Int = 64,
+  public init(circuitsPerSource: Int = 512, pendingPerSource: Int = 64, exitsPerSource: Int = 64,
               expensivePerSource: Int = Defaults.expensivePerSourcePerSecond,
               receiptsPerSecond: Int = Defaults.receiptsPerSecond,
               keyAgreementsPerSecond: Int = Defaults.keyAgreementsPerSecond) {
     self.circuitsPerSource = circuitsPerSource
     self.pendingPerSource = pendingPerSource
+    self.exitsPerSource = exitsPerSource
     self.expensivePerSource = expensivePerSource
     self.receiptsPerSecond = receiptsPerSecond
     self.keyAgreementsPerSecond = keyAgreementsPerSecond
@@ -43,6 +47,7 @@ public struct SourceLimitSettings: Equatable, Sendable {
     let n = max(shards, 1)
     s.receiptsPerSecond = max(receiptsPerSecond / n, 1)
     s.keyAgreementsPerSecond = max(keyAgreementsPerSecond / n, 1)
+    if exitsPerSource > 0 { s.exitsPerSource = max(exitsPerSource / n, 1) }
     return s
   }
 }
@@ -57,6 +62,7 @@ public final class SourceTable {
   public var exempt: [UInt32] = []
   let circuits: UnsafeMutablePointer<UInt32>
   let pending: UnsafeMutablePointer<UInt32>
+  let exitCount: UnsafeMutablePointer<UInt32>
   let spent: UnsafeMutablePointer<UInt32>
   let spentSecond: UnsafeMutablePointer<UInt32>
   var receiptsSpent = 0
@@ -74,6 +80,7 @@ public final class SourceTable {
     self.settings = settings
     circuits = zeroedAllocation(SourceTable.size)
     pending = zeroedAllocation(SourceTable.size)
+    exitCount = zeroedAllocation(SourceTable.size)
     spent = zeroedAllocation(SourceTable.size)
     spentSecond = zeroedAllocation(SourceTable.size)
     self.key0 = key0 | 1
@@ -81,7 +88,7 @@ public final class SourceTable {
   }
 
   deinit {
-    freeZeroed(circuits); freeZeroed(pending); freeZeroed(spent); freeZeroed(spentSecond)
+    freeZeroed(circuits); freeZeroed(pending); freeZeroed(exitCount); freeZeroed(spent); freeZeroed(spentSecond)
   }
 
   @inline(__always)
@@ -113,6 +120,22 @@ public final class SourceTable {
     circuits[i] &+= 1
     if isPending { pending[i] &+= 1 }
     return true
+  }
+
+  /// Counts an exit circuit (socket) for `e`; false when its share is used up.
+  public func takeExit(_ e: Endpoint) -> Bool {
+    let i = slot(e)
+    if settings.exitsPerSource > 0 && Int(exitCount[i]) >= settings.exitsPerSource {
+      refusedCircuits &+= 1
+      return false
+    }
+    exitCount[i] &+= 1
+    return true
+  }
+
+  public func releaseExit(_ e: Endpoint) {
+    let i = slot(e)
+    if exitCount[i] > 0 { exitCount[i] -= 1 }
   }
 
   public func releaseCircuit(_ e: Endpoint) {

@@ -40,7 +40,7 @@ import Testing
   }
 
   @Test func everyDocumentedKeyIsKnown() {
-    #expect(ConfigFile.keys.count == 40)
+    #expect(ConfigFile.keys.count == 41)
   }
 
   @Test func exitsList() throws {

@@ -480,6 +480,15 @@ final class KeyRequests {
     #expect(a.circuits.circuitsInUse == 6)
   }
 
+  @Test func oneSourceCannotTakeEveryExitSocket() {
+    let a = node(nodeA, exits: [service], circuits: 64, sources: SourceLimitSettings(exitsPerSource: 3))
+    let stranger = Endpoint(ip: 0x0A00_0001, port: 1)
+    for i in 0..<10 { _ = Datagram(bytes(2, UInt32(1 + i), hopBytes(2, service))).handle(a, from: stranger) }
+    #expect(a.exitSocketsOpen == 3 && a.drops[.sourceLimit] == 7)
+    let (v, _) = Datagram(bytes(2, 0x99, hopBytes(2, service))).handle(a, from: client)
+    #expect(v == .send(to: client, offset: 0, length: 12) && a.exitSocketsOpen == 4)
+  }
+
   @Test func sharesComeBackWhenCircuitsEnd() {
     let a = node(nodeA, exits: [service], circuits: 64, sources: SourceLimitSettings(circuitsPerSource: 2))
     for i in 0..<2 { _ = Datagram(bytes(2, UInt32(1 + i), hopBytes(2, service))).handle(a, from: client) }
