@@ -115,9 +115,6 @@ public enum ConfigFile {
       else if k.is("led_active_low") { c.leds.activeLow = try onOff(); c.leds.overridden = true }
       else { throw fail("unknown key '\(k)'" + suggestion(k, among: keys)) }
     }
-    if let s = c.shards, s > 1, !c.exits.isEmpty {
-      throw ConfigError(line: 0, message: "'shards' above 1 cannot be combined with 'exits' (exit replies carry no circuit id to steer by)")
-    }
     return c
   }
 }

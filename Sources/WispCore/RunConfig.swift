@@ -79,7 +79,9 @@ public struct RunConfig {
   /// (sessions live on shard 0: the circuits they carry are all on shard 0, so more shards
   /// would sit idle; `--shards N` may still ask for them, and every shard applies the link
   /// rules).
-  public var effectiveShards: Int { shards ?? (exits.isEmpty && !hasNodeLinks ? cores : 1) }
+  /// Exits do not limit it: every exit circuit's replies arrive on its own socket, on the
+  /// shard that holds the circuit. Node links do (their sessions live on shard 0).
+  public var effectiveShards: Int { shards ?? (!hasNodeLinks ? cores : 1) }
 
   /// Whether a peer has a pinned key (a DTLS node link) and sessions are on.
   public var hasNodeLinks: Bool { sessions > 0 && peerKeys.contains { $0 != nil } }
@@ -161,10 +163,6 @@ public struct RunConfig {
         throw UsageError("option '--exit' must be IPv4 ADDR:PORT, not '\(t)'", command: .run)
       }
       c.exits.append(e)
-    }
-    if let s = c.shards, s > 1, !c.exits.isEmpty {
-      throw UsageError("'--shards' above 1 cannot be combined with '--exit' (exit replies carry no circuit id to steer by)",
-                       command: .run)
     }
     if c.poolPackets < c.batch * 4 {
       throw UsageError("option '--pool' must be at least 4x '--batch' (\(c.batch * 4))", command: .run)

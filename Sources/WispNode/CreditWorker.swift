@@ -53,9 +53,11 @@ public final class CreditWorker {
   public let credit: NodeCredit
   /// The node key for sealed exits' key agreements (nil: sealed exits are refused).
   public var keyAgreement: ExitKeyAgreement? = nil
-  /// Key agreements done, and those whose client point was not valid.
-  public private(set) var keyAgreements: UInt64 = 0
-  public private(set) var keyAgreementsFailed: UInt64 = 0
+  /// Key agreements done, and those whose client point was not valid: written by the
+  /// worker, read by the control plane (relaxed atomics).
+  let agreementCounts = UnsafeMutablePointer<UInt64>(zeroedCount: 2)
+  public var keyAgreements: UInt64 { wisp_atomic_load_u64(agreementCounts) }
+  public var keyAgreementsFailed: UInt64 { wisp_atomic_load_u64(agreementCounts + 1) }
   public let inbox: Mailbox<CreditJob>
   /// Each shard's inbox, for the answers.
   public var shards: [Mailbox<ShardMessage>] = []
@@ -78,7 +80,10 @@ public final class CreditWorker {
     slots = (0..<shards).map { _ in UnsafeMutablePointer<CreditSlot>(zeroedCount: halvesPerShard) }
   }
 
-  deinit { for p in slots { p.deallocate() } }
+  deinit {
+    for p in slots { p.deallocate() }
+    agreementCounts.deallocate()
+  }
 
   /// Wires a shard's forwarder to the worker: receipts in, circuit ends in.
   public func connect(_ fwd: Forwarder<KernelRandom>, shard: Int) {
@@ -139,7 +144,8 @@ public final class CreditWorker {
       }
     case .exitKeys(let shard, let half, let localId, let point):
       let made = keyAgreement.flatMap { k in point.withUnsafeBytes { k.agree(clientPoint: $0) } }
-      if made == nil { keyAgreementsFailed &+= 1 } else { keyAgreements &+= 1 }
+      let c = agreementCounts + (made == nil ? 1 : 0)
+      wisp_atomic_store_u64(c, c.pointee &+ 1)  // only this thread writes
       if shard < shards.count,
          !shards[shard].post(.exitKeys(half: half, localId: localId, keys: made?.keys ?? [], created: made?.created ?? [])) {
         answersLost &+= 1

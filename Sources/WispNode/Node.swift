@@ -487,7 +487,14 @@ public final class Node {
       s.poolSize &+= l.poolSize
       s.creditPaused &+= l.beat.creditPaused
       s.creditPending &+= l.beat.creditPending
+      s.exitSocketsOpen += l.exitSocketsOpen
+      s.exitSocketBudget += l.exitSocketBudget
+      s.sourceRefusedCircuits &+= l.sourceRefusedCircuits
+      s.sourceRefusedPending &+= l.sourceRefusedPending
+      s.sourceRefusedExpensive &+= l.sourceRefusedExpensive
     }
+    s.keyAgreements = worker?.keyAgreements ?? 0
+    s.keyAgreementsFailed = worker?.keyAgreementsFailed ?? 0
     s.quotaLimit = current.limits.quotaBytes
     s.quotaResetDay = current.limits.quotaResetDay
     s.recentErrors = Log.recent

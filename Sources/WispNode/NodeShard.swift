@@ -74,6 +74,13 @@ public struct ShardSnapshot {
   public var sessionsHalfOpen = 0
   public var sessionsCapacity = 0
   public var sessionLines: [StatusSnapshot.SessionLine] = []
+  /// Exit circuits' sockets open and the shard's budget for them.
+  public var exitSocketsOpen = 0
+  public var exitSocketBudget = 0
+  /// Refusals by the per-source shares (circuits and exits) and budgets (expensive work).
+  public var sourceRefusedCircuits: UInt64 = 0
+  public var sourceRefusedPending: UInt64 = 0
+  public var sourceRefusedExpensive: UInt64 = 0
   public init() {}
 }
 
@@ -198,6 +205,11 @@ public final class NodeShard<IO: DatagramIO> {
     s.poolSize = loop.pool.capacity
     s.gsoSegments = loop.io.gsoSegments
     s.groSegments = loop.io.groSegments
+    s.exitSocketsOpen = f.exitSocketsOpen
+    s.exitSocketBudget = f.exitSocketBudget
+    s.sourceRefusedCircuits = f.sources.refusedCircuits
+    s.sourceRefusedPending = f.sources.refusedPending
+    s.sourceRefusedExpensive = f.sources.refusedExpensive
     if let t = sessions {
       s.hasSessionTable = true
       s.links.add(t.counters)  // a copy of its own

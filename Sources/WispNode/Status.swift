@@ -83,6 +83,16 @@ public struct StatusSnapshot {
   public var creditPaused = 0
   public var creditWindow: UInt64 = 0
   public var creditError: String? = nil
+  /// Exit circuits' sockets open, and the node's budget for them.
+  public var exitSocketsOpen = 0
+  public var exitSocketBudget = 0
+  /// Refused by the per-source shares: circuits (and exits), pending circuits, expensive work.
+  public var sourceRefusedCircuits: UInt64 = 0
+  public var sourceRefusedPending: UInt64 = 0
+  public var sourceRefusedExpensive: UInt64 = 0
+  /// Sealed exits' key agreements done on the worker, and refused points.
+  public var keyAgreements: UInt64 = 0
+  public var keyAgreementsFailed: UInt64 = 0
   /// Credit ledger entries for open circuits, and the most it holds (0: credit off).
   public var ledgerOpen = 0
   public var ledgerCapacity = 0
@@ -107,6 +117,8 @@ public struct StatusSnapshot {
       }
     }
     s += "circuits:  \(circuits) open, \(circuitsCreated) created since start\n"
+    s += "exits:     \(exitSocketsOpen) of \(exitSocketBudget) exit sockets open; \(keyAgreements) sealed-exit key agreement(s), \(keyAgreementsFailed) refused\n"
+    s += "sources:   refused \(sourceRefusedCircuits) circuit(s) and \(sourceRefusedPending) pending over a source's share, \(sourceRefusedExpensive) signature/key operation(s) over budget\n"
     s += "traffic:   \(packets) packets, \(bytes) bytes relayed; now \(pps) packets/s, \(formatFixed(kbitPerSec, decimals: 3)) Mbit/s\n"
     if creditKnown {
       s += "credit:    \(creditReceipted) bytes receipted in \(creditReceipts) receipt(s), \(creditCommitted) committed to disk;"
@@ -170,6 +182,8 @@ public struct StatusSnapshot {
       s += ",\"sessions\":null"
     }
     s += ",\"circuits\":{\"open\":\(circuits),\"created\":\(circuitsCreated)}"
+    s += ",\"exits\":{\"sockets_open\":\(exitSocketsOpen),\"sockets_budget\":\(exitSocketBudget),\"key_agreements\":\(keyAgreements),\"key_agreements_refused\":\(keyAgreementsFailed)}"
+    s += ",\"sources\":{\"refused_circuits\":\(sourceRefusedCircuits),\"refused_pending\":\(sourceRefusedPending),\"refused_expensive\":\(sourceRefusedExpensive)}"
     s += ",\"traffic\":{\"packets\":\(packets),\"bytes\":\(bytes),\"packets_per_s\":\(pps),\"kbit_per_s\":\(kbitPerSec)}"
     if creditKnown {
       s += ",\"credit\":{\"receipted_bytes\":\(creditReceipted),\"receipts\":\(creditReceipts),\"committed_bytes\":\(creditCommitted)"
@@ -202,6 +216,13 @@ public struct StatusSnapshot {
     metric("up_seconds", "gauge", "Seconds since the node started.", uptimeSec)
     metric("circuits_open", "gauge", "Circuits in the forwarding table.", UInt64(circuits))
     metric("circuits_created_total", "counter", "Circuits created since start.", circuitsCreated)
+    metric("exit_sockets_open", "gauge", "Exit circuits' sockets open.", UInt64(exitSocketsOpen))
+    metric("exit_sockets_budget", "gauge", "The most exit sockets the node holds.", UInt64(exitSocketBudget))
+    metric("key_agreements_total", "counter", "Sealed-exit key agreements done on the worker.", keyAgreements)
+    metric("key_agreements_refused_total", "counter", "Sealed-exit CREATEs whose client point was refused.", keyAgreementsFailed)
+    metric("source_refused_circuits_total", "counter", "Circuits refused over a source's share.", sourceRefusedCircuits)
+    metric("source_refused_pending_total", "counter", "Pending circuits refused over a source's share.", sourceRefusedPending)
+    metric("source_refused_expensive_total", "counter", "Signature checks and key agreements refused over budget.", sourceRefusedExpensive)
     metric("forwarded_packets_total", "counter", "Packets relayed.", packets)
     metric("forwarded_bytes_total", "counter", "Payload bytes relayed.", bytes)
     metric("quota_used_bytes", "gauge", "Bytes counted against this period's quota.", quotaUsed)

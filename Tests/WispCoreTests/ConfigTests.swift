@@ -72,7 +72,6 @@ import Testing
     ("metrics = 0.0.0.0:9474\n", 1, "'metrics' must be off or a loopback ADDR:PORT such as 127.0.0.1:9474, not '0.0.0.0:9474'"),
     ("exits = 127.0.0.1:1, nope\n", 1, "'exits' must be none or ADDR:PORT, ADDR:PORT, ...; 'nope' is not"),
     ("quota_reset_day = 31\n", 1, "'quota_reset_day' must be a whole number from 1 to 28, not '31'"),
-    ("shards = 2\nexits = 127.0.0.1:1\n", 0, "'shards' above 1 cannot be combined with 'exits' (exit replies carry no circuit id to steer by)"),
     ("just words\n", 1, "expected 'key = value'"),
   ] as [(String, Int, String)])
   func rejects(text: String, line: Int, message: String) {

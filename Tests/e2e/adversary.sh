@@ -26,6 +26,9 @@ base=$((20000 + RANDOM % 18000))
 # key; a build without it rejects unknown keys, and needs nothing to reach loopback.
 printf 'listen = 127.0.0.1:%d\nlab_addresses = yes\n' $base >"$state/lab-probe.conf"
 if "$bin" config check "$state/lab-probe.conf" >/dev/null 2>&1; then lab='lab_addresses = yes'; else lab=''; fi
+# The per-address session share, set below the table's 12 slots where the build has it.
+printf 'listen = 127.0.0.1:%d\nsessions_per_source = 4\n' $base >"$state/share-probe.conf"
+if "$bin" config check "$state/share-probe.conf" >/dev/null 2>&1; then share='sessions_per_source = 4'; else share=''; fi
 echo "adversary: firmware $("$bin" --version 2>&1 | head -1); lab_addresses key: ${lab:-not known to this build}"
 
 # node NAME PORT [CONFIG LINE...]: starts a node from a config written here (status socket
@@ -93,7 +96,7 @@ t_F4() {
   node C $c "links = optional" "$lab" "shards = 1" "exits = 127.0.0.1:$dst"
   # sessions = 12: a per-source session limit must keep one address below the node's
   # capacity (one address gets about 14 handshakes through the 2/s per-source rate in 5 s).
-  node D $d "links = optional" "$lab" "shards = 1" "exits = 127.0.0.1:$dst" "sessions = 12" "half_open = 12"
+  node D $d "links = optional" "$lab" "shards = 1" "exits = 127.0.0.1:$dst" "sessions = 12" "half_open = 12" "$share"
   local fd; fd=$(fp D)
   # One address, many ports: 18 DTLS clients, 2 a second (the per-source handshake rate),
   # started in the background of the other two checks; each ends by itself (--seconds).
