@@ -71,6 +71,6 @@ public enum Defaults {
   public static let exitSockets = 256                   // exit circuits (one UDP socket each) per node
   public static let keyAgreementsPerSecond = 200        // sealed-exit key agreements, whole node
   public static let receiptsPerSecond = 200             // receipt signatures checked, whole node
-  public static let expensivePerSourcePerSecond = 50    // both of the above, per source
-  public static let receiptsInFlightPerCircuit: UInt8 = 8 // receipts of one circuit waiting for the worker
+  public static let expensivePerSourcePerSecond = 100   // both of the above, per source
+  public static let receiptsInFlightPerCircuit: UInt8 = 32 // receipts of one circuit waiting for the worker
 }

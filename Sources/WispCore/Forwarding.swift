@@ -314,8 +314,7 @@ public final class Forwarder<R: RandomSource> {
   /// the broadcast address or a multicast address.
   @inline(__always)
   func reachable(_ e: Endpoint) -> Bool {
-    let top = e.ip >> 24
-    return !(e == local || e.ip == 0 || e.ip == 0xFFFF_FFFF || (top >= 224 && top <= 239))
+    return !(e == local || e.isUnspecified || e.isBroadcast || e.isMulticast)
   }
 
   // Cheap checks first (decode, quota, address, policy, the source's share, table and

@@ -3,50 +3,6 @@
 // Decoding reads from a datagram in place and checks every length before any
 // field is trusted; encoding writes in place into a caller's buffer.
 
-/// An IPv4 UDP endpoint in host byte order.
-public struct Endpoint: Equatable, Hashable, Sendable {
-  public var ip: UInt32
-  public var port: UInt16
-  public init(ip: UInt32, port: UInt16) {
-    self.ip = ip
-    self.port = port
-  }
-
-  /// Parses "a.b.c.d:port" (port 1–65535).
-  public init?(_ text: String) {
-    var parts: [UInt32] = []
-    var cur: UInt32 = 0
-    var digits = 0
-    var port: UInt32? = nil
-    for b in text.utf8 {
-      if b >= 48 && b <= 57 {
-        cur = cur * 10 + UInt32(b - 48)
-        digits += 1
-        if digits > 5 || cur > 65535 { return nil }
-      } else if b == 46 && port == nil && parts.count < 3 {  // '.'
-        if digits == 0 || cur > 255 { return nil }
-        parts.append(cur); cur = 0; digits = 0
-      } else if b == 58 && parts.count == 3 && port == nil {  // ':'
-        if digits == 0 || cur > 255 { return nil }
-        parts.append(cur); cur = 0; digits = 0
-        port = 0
-      } else {
-        return nil
-      }
-    }
-    guard parts.count == 4, port != nil, digits > 0, cur >= 1, cur <= 65535 else { return nil }
-    self.ip = parts[0] << 24 | parts[1] << 16 | parts[2] << 8 | parts[3]
-    self.port = UInt16(cur)
-  }
-
-  public var text: String {
-    "\(ip >> 24).\((ip >> 16) & 255).\((ip >> 8) & 255).\(ip & 255):\(port)"
-  }
-
-  /// Whether the address is in 127.0.0.0/8.
-  public var isLoopback: Bool { ip >> 24 == 127 }
-}
-
 /// A decoded frame header; the body stays in the datagram.
 public struct FrameHeader: Equatable {
   public var type: FrameType

@@ -1,6 +1,7 @@
 // Per-source shares of a shard's circuits and of its expensive work. Runs on host and device.
 //
-// A *source* is the address a CREATE or RECEIPT came from: an IPv4 address (any port), or
+// A *source* is the address a CREATE or RECEIPT came from: an IPv4 address (any port) or an
+// IPv6 /64 (`Endpoint.sourceKey`), or
 // for frames that arrived over a node link, that link's address. Sources are kept in a
 // fixed table of counters indexed by a keyed hash of the address (the key is drawn from
 // the kernel's random source at start, so nobody outside can aim two addresses at one
@@ -58,8 +59,8 @@ public enum Expense { case receipt, keyAgreement }
 public final class SourceTable {
   public static let size = 4096
   public var settings: SourceLimitSettings
-  /// Addresses exempt from the shares (configured peers).
-  public var exempt: [UInt32] = []
+  /// Sources exempt from the shares (configured peers' `Endpoint.sourceKey`).
+  public var exempt: [UInt64] = []
   let circuits: UnsafeMutablePointer<UInt32>
   let pending: UnsafeMutablePointer<UInt32>
   let exitCount: UnsafeMutablePointer<UInt32>
@@ -93,7 +94,8 @@ public final class SourceTable {
 
   @inline(__always)
   func slot(_ e: Endpoint) -> Int {
-    var h = (e.ip ^ key1) &* key0
+    let k = e.sourceKey
+    var h = (UInt32(truncatingIfNeeded: k) ^ UInt32(truncatingIfNeeded: k >> 32) &* 0x9E37_79B9 ^ key1) &* key0
     h ^= h >> 15
     h = h &* 0x2C1B_3C6D
     h ^= h >> 12
@@ -102,7 +104,7 @@ public final class SourceTable {
 
   @inline(__always)
   public func isExempt(_ e: Endpoint) -> Bool {
-    for a in exempt where a == e.ip { return true }
+    for a in exempt where a == e.sourceKey { return true }
     return false
   }
 

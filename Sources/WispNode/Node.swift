@@ -75,6 +75,12 @@ public final class Node {
       return 1
     }
     self.control = control
+    // Wire protocol v2 and the sockets carry IPv4 only, for now (Endpoint.swift).
+    let addresses = [config.listen] + config.exits + config.peers.map { $0.endpoint } + (config.metrics.map { [$0] } ?? [])
+    if let v6 = addresses.first(where: { !$0.isIPv4 }) {
+      Log.error("IPv6 addresses are not carried yet (wire protocol v2 is IPv4)", "addr=\(v6.text)")
+      return 1
+    }
     // The node key and the credit journal come first: READY means recovered.
     let credit = NodeCredit.open(directory: config.stateDir, window: config.creditWindow,
                                  commitInterval: config.commitIntervalSec)
@@ -98,7 +104,7 @@ public final class Node {
     if exitBudget < config.exitSockets {
       Log.warn("exit sockets limited by the open-file limit", "configured=\(config.exitSockets) usable=\(exitBudget) nofile=\(files)")
     }
-    let peerIPs = Node.linkPeers(config).map { $0.endpoint.ip }
+    let peerIPs = Node.linkPeers(config).map { $0.endpoint.sourceKey }
     for k in 0..<count {
       let fd = wisp_udp_open(config.listen.ip, config.listen.port, count > 1 ? 1 : 0, 4 << 20)
       if fd < 0 {

@@ -155,7 +155,7 @@ public final class NodeShard<IO: DatagramIO> {
     case .nodeLinks(let peers):
       sessions?.update(peers: peers)
       plain?.update(nodeLinks: peers.map { $0.endpoint })
-      loop.forwarder.sources.exempt = peers.map { $0.endpoint.ip }
+      loop.forwarder.sources.exempt = peers.map { $0.endpoint.sourceKey }
     case .ping(let targets):
       let n = Frame.encodeHeader(ping, type: .ping, bodyLength: 8, circuit: 0)
       (ping + Wire.headerSize).storeBytes(of: wisp_monotonic_ns().bigEndian, as: UInt64.self)

@@ -475,7 +475,7 @@ final class KeyRequests {
     guard case .send(let to, _, _) = v else { Issue.record("second source refused"); return }
     #expect(to == nodeB)
     // Configured peers are exempt.
-    a.sources.exempt = [stranger.ip]
+    a.sources.exempt = [stranger.sourceKey]
     _ = Datagram(bytes(2, 0x600, hopBytes(1, nodeB))).handle(a, from: stranger)
     #expect(a.circuits.circuitsInUse == 6)
   }
