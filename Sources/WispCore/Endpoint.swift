@@ -161,28 +161,26 @@ public struct Endpoint: Hashable, Sendable {
         k = e
       } else { k += 1 }
     }
-    let digits: [Character] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "a", "b", "c", "d", "e", "f"]
-    func h(_ v: UInt16) -> String {
-      var s = ""
+    var out: [UInt8] = [91]  // '['
+    func hex4(_ v: UInt16) {
       var started = false
       for shift in stride(from: 12, through: 0, by: -4) {
-        let d = Int((v >> UInt16(shift)) & 15)
-        if d != 0 || started || shift == 0 { s.append(digits[d]); started = true }
+        let d = UInt8((v >> UInt16(shift)) & 15)
+        if d != 0 || started || shift == 0 { out.append(d < 10 ? 48 + d : 87 + d); started = true }
       }
-      return s
     }
-    var s = "["
     k = 0
     while k < 8 {
       if k == best {
-        s += "::"
+        out.append(58); out.append(58)  // "::"
         k += bestLen
         continue
       }
-      if k > 0 && !s.hasSuffix(":") { s += ":" }
-      s += h(g[k])
+      if k > 0 && out.last != 58 { out.append(58) }
+      hex4(g[k])
       k += 1
     }
+    let s = String(decoding: out, as: UTF8.self)
     return s + "]:\(port)"
   }
 }
