@@ -132,6 +132,9 @@ public struct RunConfig {
     if let n = try number("--idle-timeout", 1, 86_400) { c.limits.idleSeconds = UInt32(n) }
     if let n = try number("--stats-interval", 0, 86_400) { c.statsIntervalSec = n }
     if let n = try number("--credit-window", 0, 1 << 40) { c.creditWindow = n }
+    if let n = try number("--circuits-per-source", 0, 1 << 24) { c.sourceLimits.circuitsPerSource = Int(n) }
+    if let n = try number("--pending-per-source", 0, 1 << 24) { c.sourceLimits.pendingPerSource = Int(n) }
+    if let n = try number("--exit-sockets", 0, 65_536) { c.exitSockets = Int(n) }
     if let n = try number("--commit-interval", 0, 86_400) { c.commitIntervalSec = n }
     if let n = try number("--duration", 0, 10 * 365 * 86_400) { c.durationSec = n }
     if let g = inv.value("--gso") {

@@ -185,6 +185,9 @@ run_relay() {
       # threaded and pinned to one CPU, so wisp gets the same single core.
       [ -z "$shards" ] && wisp_has --shards && shards=1
       [ -n "$shards" ] && args+=(--shards "$shards")
+      # The generator builds every circuit from one address: lift the per-source shares
+      # (a node's defaults refuse one address more than 512 circuits, 64 pending).
+      wisp_has --circuits-per-source && args+=(--circuits-per-source 0 --pending-per-source 0)
       if [ $alloc = 1 ]; then
         MALLOC_COUNT_FILE=$log.mc LD_PRELOAD=$build/malloc_count.so \
           "${pin[@]}" "$WISP" "${args[@]}" >"$log.relay" 2>&1 &
