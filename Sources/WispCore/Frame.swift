@@ -128,6 +128,7 @@ extension Frame {
       off += Wire.hopSize
     }
     if k == .exit && off != length { return nil }
+    if k == .sealedExit { return nil }  // a sealed exit must be followed by its point (handled in the loop)
     return Hop(kind: kind, endpoint: Endpoint(ip: ip, port: port), restLength: rest)
   }
 

@@ -81,6 +81,8 @@ func decode(_ b: [UInt8]) -> Result<FrameHeader, DropReason> {
     #expect(decodeHop(hop(2, 53)) == Hop(kind: .exit, endpoint: Endpoint(ip: 0x7F00_0001, port: 53), restLength: 0))
     #expect(decodeHop(hop(1, 1) + hop(1, 2) + hop(2, 3))?.restLength == 16)
     #expect(decodeHop(hop(1, 1) + hop(1, 2) + hop(1, 3) + hop(2, 4)) == nil)  // four hops
+    #expect(decodeHop(hop(1, 1) + hop(3, 2)) == nil)                           // a nested sealed exit without its point
+    #expect(decodeHop(hop(1, 1) + hop(3, 2) + [4] + [UInt8](repeating: 0, count: 64))?.restLength == 8 + 65)
     #expect(decodeHop(hop(2, 1) + hop(1, 2)) == nil)                          // exit must be last
     #expect(decodeHop(hop(1, 1) + [1, 0, 0]) == nil)                          // ragged rest
     #expect(decodeHop(hop(3, 1)) == nil)                                      // unknown kind
