@@ -92,7 +92,8 @@ func fuzzOne(_ input: UnsafeRawBufferPointer) {
       }
     default:
       let to = senders[arg % 4]
-      let frame: [UInt8] = [0xD1, 0x01, 0, 4, 0, 0, 0, 1, 1, 2, 3, 4]
+      var frame = [UInt8](repeating: 7, count: Wire.headerSize + 4)
+      frame.withUnsafeMutableBytes { _ = Frame.encodeHeader($0.baseAddress!, type: .data, bodyLength: 4, circuit: 1) }
       _ = frame.withUnsafeBytes { table.seal($0, to: to) }
       _ = table.admitsPlain(from: to, type: 1)
     }
