@@ -4,13 +4,16 @@
 #   make test                every test: swift test, Embedded builds, qemu-user runs, end-to-end
 #   make firmware [BOARD=b]  Embedded wisp for every target, or for one board's target
 #   make bench               benchmarks (prints a table and `bench NAME VALUE UNIT` lines)
+#   make fuzz [FUZZ_SECONDS=n] every libFuzzer target for n s (default 60; `fuzz TARGET execs N` lines)
 #   make package             .deb packages (amd64, arm64, armhf) in .build-packages/
 #   make image [BOARD=b]     SD-card image .build-image/wisp-VERSION-BOARD.img.xz (default rpi3b)
 #   make image-test          the image in emulation with 20 power cuts (Tests/e2e/image.sh runs 3)
 SHELL := /bin/bash
 BOARD ?=
 
-.PHONY: run test firmware bench package image image-test setup clean
+FUZZ_SECONDS ?= 60
+
+.PHONY: run test firmware bench fuzz package image image-test setup clean
 
 setup:
 	@Toolchain/setup.sh
@@ -28,6 +31,9 @@ test: setup
 bench: setup
 	@Toolchain/build.sh x86_64
 	@Tests/Bench/bench.sh
+
+fuzz: setup
+	@Tests/Fuzz/fuzz.sh $(FUZZ_SECONDS)
 
 package: setup
 	@Toolchain/package.sh

@@ -7,7 +7,8 @@
 #      module, the test-support module, the executable, or a forbidden system module;
 #   2. Package.swift: every target has a row, lives at Sources/NAME or Tests/NAME, is of the
 #      kind its row says, and depends only on what its row allows; every row that is not
-#      marked (planned) names a target;
+#      marked (planned) names a target, except a test row marked (outside Package.swift):
+#      Swift built by a script of its own (the fuzz targets, Tests/Fuzz/build.sh);
 #   3. every Sources/ directory, and every Tests/ directory holding Swift, has a row;
 #   4. every `import X` (also `@testable`, `@_implementationOnly`, `public`/`internal`/…
 #      import, `import struct X.Y`, and imports under `#if`) in their .swift files is allowed.
@@ -46,7 +47,9 @@ for n, line in enumerate(open(DOC, encoding='utf-8'), 1):
         violation(f'{DOC}:{n}', f'{name}: unknown kind "{kind}" (C, library, executable, test support, test)')
     names = [x.strip() for x in drop_notes(allowed).split(',') if x.strip()]
     text = allowed[1:-1] if allowed.startswith('(') and allowed.endswith(')') else allowed
-    rows[name] = dict(line=n, kind=kind, planned='(planned)' in c[0], any=names == ['*'],
+    outside = '(outside Package.swift)' in c[0]
+    if outside and kind != 'test': violation(f'{DOC}:{n}', f'{name}: only a test row may be (outside Package.swift)')
+    rows[name] = dict(line=n, kind=kind, planned='(planned)' in c[0] or outside, any=names == ['*'],
                       allowed=set(names) - {'*'}, text=text or 'nothing')
 if not rows: sys.exit(f'{DOC}: no "| module | kind | may import |" table found')
 

@@ -15,7 +15,7 @@ step() {  # step NAME COMMAND...
   echo "=== $name"
   if "$@" >"$logdir/$name.log" 2>&1; then
     passed=$((passed + 1)); echo "PASS $name ($((SECONDS - start)) s)"
-    grep -E '^(firmware|bench|e2e|smoke|check) ' "$logdir/$name.log" || true
+    grep -E '^(firmware|bench|e2e|smoke|check|fuzz) ' "$logdir/$name.log" || true
   else
     failed=$((failed + 1)); failures+=("$name"); echo "FAIL $name ($((SECONDS - start)) s)"
     tail -n 60 "$logdir/$name.log"
@@ -24,6 +24,8 @@ step() {  # step NAME COMMAND...
 
 step import-boundaries Tests/check-imports.sh
 step host-unit-tests swift test
+step host-unit-tests-asan Tests/unit-tests-asan.sh
+step fuzz-short Tests/Fuzz/fuzz.sh 12
 step firmware-build Toolchain/build.sh x86_64 aarch64 armv7
 for t in Tests/e2e/*.sh; do
   step "$(basename "$t" .sh)" "$t"
