@@ -15,18 +15,11 @@ func fuzzOne(_ input: UnsafeRawBufferPointer) {
   case .extend:
     // What the node forwards after stripping this hop (empty: the next node is the end)
     // must decode on the next node.
-    if hop.restLength > 0 && Frame.decodeHop(p + Wire.hopSize, length: hop.restLength) == nil {
-      invariant(knownNestedSealedExitWithoutPoint && p.load(fromByteOffset: input.count - Wire.hopSize, as: UInt8.self)
-                == HopKind.sealedExit.rawValue, "inner hop does not decode")
+    if hop.restLength > 0 {
+      invariant(Frame.decodeHop(p + Wire.hopSize, length: hop.restLength) != nil, "inner hop does not decode")
     }
   }
 }
-
-/// Known, not yet fixed (Tests/Fuzz/crashes/hop/nested-sealed-exit-without-point): a sealed
-/// exit as the last nested hop with no 65-byte point after it passes decodeHop at the
-/// outer node (its closing check covers `exit` only) and is refused (REFUSED 6) only by the
-/// next node. Set to false once Frame.decodeHop refuses it.
-let knownNestedSealedExitWithoutPoint = true
 
 func hop(_ kind: HopKind, _ e: Endpoint) -> [UInt8] {
   var b = [UInt8](repeating: 0, count: Wire.hopSize)
