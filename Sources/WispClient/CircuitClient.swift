@@ -270,11 +270,26 @@ public final class CircuitClient<S: DatagramSocket> {
   /// a hop relayed.
   public var acknowledged: UInt64 { (bytesReceived - circuitBytesBase) * 2 }
 
-  /// Sends a cumulative receipt to every hop when enough new traffic came back.
+  /// When receipts were last sent, and how often the latest amount was sent again.
+  var lastReceiptNs: UInt64 = 0
+  var resends = 0
+
+  /// Sends a cumulative receipt to every hop when enough new traffic came back. A circuit
+  /// that echoes nothing for 250 ms may be paused at a node that never got the latest
+  /// receipt (lost, or refused over a budget): the same amount is signed and sent again, at
+  /// most every 250 ms and 8 times, or both ends would wait for each other for good.
   public func sendReceiptsIfDue(force: Bool = false) {
     guard var key = signer else { return }
     let amount = acknowledged
-    if amount == receiptedUpTo || (!force && amount - receiptedUpTo < receiptEvery) { return }
+    let now = Clock.nowNs()
+    if amount != receiptedUpTo { resends = 0 }
+    let stalled = amount > 0 && resends < 8 && now &- lastEchoNs > 250_000_000 && now &- lastReceiptNs > 250_000_000
+    if stalled {
+      resends += 1
+    } else if amount == receiptedUpTo || (!force && amount - receiptedUpTo < receiptEvery) {
+      return
+    }
+    lastReceiptNs = now
     for hop in hops {
       guard let r = Receipt.make(signer: &key, verifier: P256Verifier(), node: hop, serial: serial, bytes: amount,
                                  epoch: UInt64(max(0, Clock.epochSeconds()))) else { continue }

@@ -57,6 +57,11 @@ public struct Half {
   public var pendingCounted = false
   /// Receipts of this circuit on the worker and not yet answered (forward half).
   public var receiptsInFlight: UInt8 = 0
+  /// The highest amount of a receipt handed to the worker (forward half).
+  public var receiptPosted: UInt64 = 0
+  /// A receipt of this circuit reached the worker and did not move it (a bad signature, or
+  /// another circuit's serial): the circuit lost its place in the bound-circuit reserve.
+  public var receiptFailed = false
 }
 
 public final class CircuitTable {

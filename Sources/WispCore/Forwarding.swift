@@ -342,9 +342,6 @@ public final class Forwarder<R: RandomSource> {
     let waits = !isExit || hop.kind == .sealedExit  // pending until CREATED / the exit's keys
     let exempt = sources.isExempt(from)
     let nowSec = UInt32(truncatingIfNeeded: nowNs / 1_000_000_000)
-    if hop.kind == .sealedExit && !sources.allow(.keyAgreement, from: from, nowSec: nowSec) {
-      return refuse(p, id: id, to: from, .busy, count: .overBudget)
-    }
     if !exempt && !sources.takeCircuit(from, pending: waits) {
       return refuse(p, id: id, to: from, .tableFull, count: .sourceLimit)
     }
@@ -369,14 +366,23 @@ public final class Forwarder<R: RandomSource> {
       let n = Frame.encodeHeader(p, type: .create, bodyLength: rest, circuit: bh.pointee.localId)
       return .send(to: e, offset: 0, length: n)
     }
+    // A sealed exit's key agreement within the budget, counted only now that every cheap
+    // check has passed (a refused CREATE spends no one else's share).
+    if hop.kind == .sealedExit && !sources.allow(.keyAgreement, from: from, nowSec: nowSec) {
+      if !exempt { sources.releaseExit(from) }
+      freeCircuit(f)
+      return refuse(p, id: id, to: from, .busy, count: .overBudget)
+    }
     // An exit: a socket of its own, connected to the destination.
     guard let sockets = exitSockets else {
+      if hop.kind == .sealedExit { sources.refund(.keyAgreement, from: from, nowSec: nowSec) }
       if !exempt { sources.releaseExit(from) }
       freeCircuit(f)
       return drop(.exitNotAllowed)
     }
     let fd = sockets.openExit(to: e, half: Int32(f))
     if fd < 0 {
+      if hop.kind == .sealedExit { sources.refund(.keyAgreement, from: from, nowSec: nowSec) }
       if !exempt { sources.releaseExit(from) }
       freeCircuit(f)
       return refuse(p, id: id, to: from, .tableFull, count: .exitSocketsFull)
@@ -391,6 +397,7 @@ public final class Forwarder<R: RandomSource> {
       fh.pointee.sealed = true
       let point = UnsafeRawBufferPointer(start: body + Wire.hopSize, count: Wire.pointSize)
       guard let ask = onExitKeys, ask(Int32(f), fh.pointee.localId, point) else {
+        sources.refund(.keyAgreement, from: from, nowSec: nowSec)
         freeCircuit(f)
         return refuse(p, id: id, to: from, .busy, count: .workerBusy)
       }
@@ -477,7 +484,8 @@ public final class Forwarder<R: RandomSource> {
   /// RECEIPT: consumed when it names this node, else forwarded along the circuit like DATA
   /// (not charged as payload). Circuit id and link are checked exactly as for DATA. Before
   /// its signature is handed to the worker: the cheap checks (it must move the circuit's
-  /// acknowledged amount forward, within what was relayed, on the circuit's serial), at
+  /// acknowledged amount forward beyond what is already on its way to the worker, within
+  /// what was relayed, on the circuit's serial), at
   /// most `Defaults.receiptsInFlightPerCircuit` in flight per circuit, and the source's and node's budget.
   func receipt(_ p: UnsafeMutableRawPointer, header: FrameHeader, from: Endpoint, nowNs: UInt64) -> Verdict {
     guard let i = circuits.lookup(header.circuit, from: from) else { return drop(.unknownCircuit) }
@@ -489,16 +497,23 @@ public final class Forwarder<R: RandomSource> {
       let f = h.pointee.isForward ? Int32(i) : h.pointee.peer
       let forward = circuits.half(Int(f))
       let relayed = forward.pointee.bytes &+ circuits.half(Int(forward.pointee.peer)).pointee.bytes
-      if r.bytes <= forward.pointee.receipted || r.bytes > relayed
-        || (forward.pointee.serial != 0 && r.serial != forward.pointee.serial) {
-        return drop(.badBody)
-      }
+      if r.bytes > relayed || (forward.pointee.serial != 0 && r.serial != forward.pointee.serial) { return drop(.badBody) }
+      // Not beyond what the circuit's receipts already acknowledge or what is on its way to
+      // the worker (a resent receipt while its first copy waits): stale.
+      if r.bytes <= max(forward.pointee.receipted, forward.pointee.receiptPosted) { return drop(.staleReceipt) }
       if forward.pointee.receiptsInFlight >= Defaults.receiptsInFlightPerCircuit { return drop(.overBudget) }
-      if !sources.allow(.receipt, from: from, nowSec: UInt32(truncatingIfNeeded: nowNs / 1_000_000_000)) {
-        return drop(.overBudget)
+      // A circuit bound by a valid receipt, with no invalid one since, may use the reserve
+      // (the last quarter of the node's budget each second): a flood of receipts on other
+      // circuits cannot starve it.
+      let kind: Expense = forward.pointee.serial != 0 && !forward.pointee.receiptFailed ? .boundReceipt : .receipt
+      let nowSec = UInt32(truncatingIfNeeded: nowNs / 1_000_000_000)
+      if !sources.allow(kind, from: from, nowSec: nowSec) { return drop(.overBudget) }
+      guard take(r, f, forward.pointee.localId, relayed) else {
+        sources.refund(kind, from: from, nowSec: nowSec)
+        return drop(.workerBusy)
       }
-      guard take(r, f, forward.pointee.localId, relayed) else { return drop(.workerBusy) }
       forward.pointee.receiptsInFlight &+= 1
+      forward.pointee.receiptPosted = r.bytes
       traffic.receipts &+= 1
       return .consumed
     }
@@ -516,7 +531,10 @@ public final class Forwarder<R: RandomSource> {
     guard h.pointee.inUse, h.pointee.isForward, h.pointee.localId == localId else { return }
     if h.pointee.receiptsInFlight > 0 { h.pointee.receiptsInFlight -= 1 }
     h.pointee.serial = serial
-    if receipted > h.pointee.receipted { h.pointee.receipted = receipted }
+    // Every receipt handed to the worker acknowledged more than the one before it (the
+    // cheap checks saw to it) and the worker answers in order: an answer that does not move
+    // the circuit is an invalid receipt, and the circuit loses the bound-circuit reserve.
+    if receipted > h.pointee.receipted { h.pointee.receipted = receipted } else { h.pointee.receiptFailed = true }
   }
 
   /// (paused circuits, relayed-but-unreceipted bytes) — for status, not the packet path.

@@ -13,7 +13,11 @@
 //   - pending per source: circuits waiting for CREATED (or for their exit keys);
 //   - exits per source: exit circuits, each holding a socket of the node's budget;
 //   - expensive work per source and per node, per second: receipt signatures and
-//     sealed-exit key agreements, each counted before it is handed to the worker.
+//     sealed-exit key agreements, each counted when every cheap check has passed, just
+//     before it is handed to the worker (and given back if the worker's queue refuses it).
+//     The last quarter of the node's receipt budget is a reserve for circuits that a valid
+//     receipt has bound and that sent no invalid one since, so that a flood of receipts
+//     on other circuits cannot starve paying clients.
 // Configured peers (node links) are exempt from the shares.
 
 public struct SourceLimitSettings: Equatable, Sendable {
@@ -54,7 +58,15 @@ public struct SourceLimitSettings: Equatable, Sendable {
 }
 
 /// What kind of expensive work is asked for.
-public enum Expense { case receipt, keyAgreement }
+public enum Expense {
+  /// A receipt of a circuit not bound by a valid receipt yet (or whose last one failed).
+  case receipt
+  /// A receipt of a circuit bound by a valid receipt, with no invalid one since: it may use
+  /// the reserve, the last quarter of each second's node-wide receipt budget.
+  case boundReceipt
+  /// A sealed exit's key agreement.
+  case keyAgreement
+}
 
 public final class SourceTable {
   public static let size = 4096
@@ -158,15 +170,30 @@ public final class SourceTable {
       receiptsSpent = 0
       keysSpent = 0
     }
-    let node = kind == .receipt ? settings.receiptsPerSecond : settings.keyAgreementsPerSecond
-    if (kind == .receipt ? receiptsSpent : keysSpent) >= node { refusedExpensive &+= 1; return false }
+    let node: Int
+    switch kind {
+    case .receipt: node = settings.receiptsPerSecond - settings.receiptsPerSecond / 4
+    case .boundReceipt: node = settings.receiptsPerSecond
+    case .keyAgreement: node = settings.keyAgreementsPerSecond
+    }
+    if (kind == .keyAgreement ? keysSpent : receiptsSpent) >= node { refusedExpensive &+= 1; return false }
     if !isExempt(e) {
       let i = slot(e)
       if spentSecond[i] != now { spentSecond[i] = now; spent[i] = 0 }
       if Int(spent[i]) >= settings.expensivePerSource { refusedExpensive &+= 1; return false }
       spent[i] &+= 1
     }
-    if kind == .receipt { receiptsSpent += 1 } else { keysSpent += 1 }
+    if kind == .keyAgreement { keysSpent += 1 } else { receiptsSpent += 1 }
     return true
+  }
+
+  /// Gives back what `allow` counted in this second (the work was not done after all).
+  public func refund(_ kind: Expense, from e: Endpoint, nowSec now: UInt32) {
+    guard now == second else { return }
+    if kind == .keyAgreement { if keysSpent > 0 { keysSpent -= 1 } } else if receiptsSpent > 0 { receiptsSpent -= 1 }
+    if !isExempt(e) {
+      let i = slot(e)
+      if spentSecond[i] == now && spent[i] > 0 { spent[i] -= 1 }
+    }
   }
 }

@@ -270,13 +270,42 @@ func node(_ local: Endpoint, exits: [Endpoint] = [], limits: Limits = Limits(), 
     #expect(Datagram(bytes(7, 0x1234, receiptBody(node: fp(1), bytes: 1))).handle(a, from: client).0 == .drop(.unknownCircuit))
     // Cheap checks before the signature: a receipt that does not move the acknowledged
     // amount forward, or claims more than was relayed, never reaches the worker.
-    #expect(Datagram(bytes(7, fwd, receiptBody(node: fp(1), bytes: 3000))).handle(a, from: client).0 == .drop(.badBody))
+    #expect(Datagram(bytes(7, fwd, receiptBody(node: fp(1), bytes: 3000))).handle(a, from: client).0 == .drop(.staleReceipt))
     #expect(Datagram(bytes(7, fwd, receiptBody(node: fp(1), bytes: 9000))).handle(a, from: client).0 == .drop(.badBody))
     #expect(seen == [3000])
     // A full worker queue refuses the receipt: dropped and counted, the circuit untouched.
     a.onReceipt = { _, _, _, _ in false }
     #expect(Datagram(bytes(7, fwd, receiptBody(node: fp(1), bytes: 3500))).handle(a, from: client).0 == .drop(.workerBusy))
     #expect(a.drops[.workerBusy] == 1)
+  }
+
+  @Test func boundCircuitsKeepAReserveOfTheReceiptBudget() {
+    // 8 receipts per second node-wide: unbound circuits get 6 of them, a circuit bound by a
+    // valid receipt (and no invalid one since) may use the last 2.
+    let a = node(nodeA, exits: [service], circuits: 64, sources: SourceLimitSettings(expensivePerSource: 100, receiptsPerSecond: 8))
+    a.fingerprint = fp(1)
+    var answered: [(Int32, UInt32, UInt64)] = []
+    a.onReceipt = { r, half, localId, _ in answered.append((half, localId, r.bytes)); return true }
+    var fwds: [UInt32] = []
+    for i in 0..<10 {
+      let (_, out) = Datagram(bytes(2, UInt32(0x100 + i), hopBytes(2, service))).handle(a, from: client)
+      fwds.append(u32(out, 8))
+      _ = Datagram(bytes(1, fwds[i], [UInt8](repeating: 0, count: 500))).handle(a, from: client)
+    }
+    // Circuit 0 is bound by a valid receipt (the worker's answer moves it).
+    _ = Datagram(bytes(7, fwds[0], receiptBody(node: fp(1), bytes: 100))).handle(a, from: client, nowNs: 5_000_000_000)
+    a.credited(half: answered[0].0, localId: answered[0].1, serial: 77, receipted: 100)
+    // The next second: a flood on the 9 unbound circuits takes 6, then nothing.
+    for i in 1..<10 { _ = Datagram(bytes(7, fwds[i], receiptBody(node: fp(1), bytes: 200))).handle(a, from: client, nowNs: 6_000_000_000) }
+    #expect(answered.count == 1 + 6 && a.drops[.overBudget] == 3)
+    // The bound circuit still gets its receipt through, from the reserve.
+    #expect(Datagram(bytes(7, fwds[0], receiptBody(node: fp(1), bytes: 200))).handle(a, from: client, nowNs: 6_000_000_000).0 == .consumed)
+    // A resend of an amount already on its way to the worker is stale, never a second check.
+    #expect(Datagram(bytes(7, fwds[0], receiptBody(node: fp(1), bytes: 200))).handle(a, from: client, nowNs: 6_000_000_000).0 == .drop(.staleReceipt))
+    // An answer that does not move the circuit (an invalid receipt) costs it the reserve.
+    let last = answered[answered.count - 1]
+    a.credited(half: last.0, localId: last.1, serial: 77, receipted: 100)
+    #expect(Datagram(bytes(7, fwds[0], receiptBody(node: fp(1), bytes: 300))).handle(a, from: client, nowNs: 6_000_000_000).0 == .drop(.overBudget))
   }
 
   @Test func receiptForTheNextNodeIsForwardedWithItsId() {
