@@ -29,6 +29,7 @@ public enum DropReason: Int, CaseIterable, Error {
   case overBudget           // expensive work (signature, key agreement) over its budget (security)
   case sourceLimit          // a source's share of circuits or pending circuits is used up (security)
   case exitSocketsFull      // no exit socket left in the budget (back-pressure)
+  case forbiddenAddress     // a CREATE naming an address the node does not send to (AddressPolicy; security)
 
   /// Name used in status, metrics and logs.
   public var name: StaticString {
@@ -60,10 +61,11 @@ public enum DropReason: Int, CaseIterable, Error {
     case .overBudget: return "over_budget"
     case .sourceLimit: return "source_limit"
     case .exitSocketsFull: return "exit_sockets_full"
+    case .forbiddenAddress: return "forbidden_address"
     }
   }
 
-  public static let count = 27
+  public static let count = 28
 }
 
 /// Fixed-size drop counters, indexed by reason; no allocation after init.
