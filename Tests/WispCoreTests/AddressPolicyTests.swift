@@ -28,6 +28,25 @@ import Testing
     }
   }
 
+  /// IPv6 (the endpoint type holds it ahead of the wire): the same rule by range.
+  @Test func ipv6Ranges() {
+    let cases: [(String, AddressPolicy.Category?)] = [
+      ("[::]:1", .unspecified), ("[::1]:1", .loopback), ("[ff02::1]:1", .multicast), ("[fe80::1]:1", .linkLocal),
+      ("[febf::1]:1", .linkLocal), ("[fec0::1]:1", nil), ("[fc00::1]:1", .privateNetwork), ("[fdff::1]:1", .privateNetwork),
+      ("[fe00::1]:1", nil), ("[2001:db8::1]:1", .documentation), ("[2001:db9::1]:1", nil),
+      ("[2001:2::1]:1", .benchmarking), ("[2001:2:1::1]:1", nil), ("[2606:4700::1111]:1", nil),
+      ("[::ffff:a00:1]:1", .privateNetwork), ("[::ffff:808:808]:1", nil),  // IPv4-mapped: judged as IPv4
+    ]
+    for (text, want) in cases {
+      guard let e = Endpoint(text) else { Issue.record("\(text) does not parse"); continue }
+      #expect(AddressPolicy.category(e) == want, "\(text)")
+    }
+    let me = Endpoint("[2606:4700::1]:7400")!
+    #expect(AddressPolicy.refusal(Endpoint("[2606:4700::1]:22")!, local: me, lab: false) == .thisNode)
+    #expect(AddressPolicy.refusal(Endpoint("[fd00::5]:9")!, local: me, lab: true) == nil)
+    #expect(AddressPolicy.refusal(Endpoint("[ff02::1]:9")!, local: me, lab: true) == .multicast)
+  }
+
   @Test func labModeAllowsOnlyTheTestRanges() {
     let local = Endpoint("203.0.113.5:7400")!  // a documentation address as the node's own
     let loop = Endpoint("127.0.0.1:9000")!
@@ -81,7 +100,7 @@ import Testing
     #expect(c.forbiddenExit?.exit == Endpoint("192.168.1.10:53")!)
     #expect(c.forbiddenExit?.why == .privateNetwork)
     let m = c.forbiddenExitMessage("exits") ?? ""
-    #expect(m.hasPrefix("'exits': 192.168.1.10:53 is private (RFC 1918)") && m.contains("lab_addresses = yes"))
+    #expect(m.hasPrefix("'exits': 192.168.1.10:53 is private (RFC 1918") && m.contains("lab_addresses = yes"))
     c = try ConfigFile.apply("lab_addresses = yes\n", to: c)
     #expect(c.limits.labAddresses && c.forbiddenExit == nil)
     c = try ConfigFile.apply("exits = 224.0.0.1:5\n", to: c)
