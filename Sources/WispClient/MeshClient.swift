@@ -1,6 +1,7 @@
 // `wisp client --peers …`: path choice and failover over a set of known relays.
 //
-// The client PINGs every peer (a few bounded rounds), keeps each one's lowest RTT, and
+// The client probes every peer (a few bounded rounds of a plain PING and a DTLS ClientHello
+// the node answers statelessly, HelloProbe.swift), keeps each one's lowest RTT, and
 // builds the cheapest circuit of `hops` relays whose last hop may exit to the service:
 // the `--exit-via` peer, or else any peer (a REFUSED 3, exit not allowed, rules that peer
 // out as a last hop and the next path is tried). A path's cost is the sum of its relays'
@@ -10,7 +11,7 @@
 //
 // While traffic runs, `watch` looks for silence: no echo for `silenceNs` after one was
 // due means a relay of the circuit died (or lost the circuit). The client then signs a
-// last receipt on the old circuit (hops before the dead one still get it), PINGs every
+// last receipt on the old circuit (hops before the dead one still get it), probes every
 // peer again, leaves out the ones that stay silent, builds the next cheapest path and
 // carries on; when the first echo comes back it prints how long the outage lasted.
 // Runs on host and device.
@@ -58,6 +59,8 @@ public final class MeshClient<S: DatagramSocket> {
   public var silentText = ""
   public var lastRerouteMs: UInt64 = 0
   public var nextAttemptNs: UInt64 = 0
+  /// Only peers with a pinned key may be the first hop (DTLS without --trust-first-hop).
+  public var firstHopNeedsKey = false
 
   /// `probeSocket`: where the PINGs go from (a socket of their own, closed with the client).
   public init(peers: [MeshPeer], hops: Int, exitVia: Int?, exit: Endpoint, client: CircuitClient<S>, probeSocket: S,
@@ -97,23 +100,31 @@ public final class MeshClient<S: DatagramSocket> {
     return .success(entries.map { MeshPeer(name: $0.name, endpoint: $0.endpoint, key: $0.key) })
   }
 
-  /// PINGs every peer `rounds` times (100 ms apart) and waits at most `waitMs` after the
-  /// last round; a peer is alive if any PONG came back, its RTT the lowest seen.
+  /// Probes every peer `rounds` times (100 ms apart) and waits at most `waitMs` after the
+  /// last round; a peer is alive if any answer came back, its RTT the lowest seen. Each
+  /// round sends two probes: a plain PING (answered by nodes with `links = optional`) and a
+  /// DTLS ClientHello, answered by every node with sessions by a stateless
+  /// HelloVerifyRequest, also with `links = required` (HelloProbe.swift).
   public func probe(rounds: Int, waitMs: UInt64) {
-    let nonce = UInt64(random.next32()) << 32
+    let nonce = UInt64(random.next32() & 0xFF_FFFF)
     var answers = [Int](repeating: 0, count: peers.count)
     var best = [UInt64](repeating: UInt64.max, count: peers.count)
+    var sentNs = [UInt64](repeating: 0, count: max(rounds, 0) * peers.count)
     let start = Clock.nowNs()
     var sentRounds = 0
     while true {
       let now = Clock.nowNs()
       if sentRounds < rounds && now >= start + UInt64(sentRounds) * 100_000_000 {
         for i in peers.indices {
+          let token = nonce << 24 | UInt64(sentRounds & 0xFF) << 16 | UInt64(i)
           let body = buf + Wire.headerSize
-          body.storeBytes(of: (nonce | UInt64(sentRounds) << 16 | UInt64(i)).bigEndian, as: UInt64.self)
+          body.storeBytes(of: (token << 16).bigEndian, as: UInt64.self)
           body.storeBytes(of: Clock.nowNs().bigEndian, toByteOffset: 8, as: UInt64.self)
           let n = Frame.encodeHeader(buf, type: .ping, bodyLength: 16, circuit: 0)
+          sentNs[sentRounds * peers.count + i] = Clock.nowNs()
           probeSocket.send(buf, n, to: peers[i].endpoint)
+          let h = HelloProbe.write(buf, token: token) { _ in UInt8(truncatingIfNeeded: self.random.next32()) }
+          probeSocket.send(buf, h, to: peers[i].endpoint)
         }
         sentRounds += 1
       }
@@ -123,12 +134,20 @@ public final class MeshClient<S: DatagramSocket> {
       if !probeSocket.wait(ms: 20) { continue }
       let at = Clock.nowNs()
       while let (len, from) = probeSocket.receive(into: buf, capacity: 2048) {
-        guard case .success(let h) = Frame.decode(buf, length: len), h.type == .pong, h.bodyLength >= 16 else { continue }
-        let body = buf + Wire.headerSize
-        let token = UInt64(bigEndian: body.loadUnaligned(as: UInt64.self))
-        let t0 = UInt64(bigEndian: body.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+        var token: UInt64
+        if let t = HelloProbe.token(UnsafeRawBufferPointer(start: buf, count: len)) {
+          token = t
+        } else {
+          guard case .success(let h) = Frame.decode(buf, length: len), h.type == .pong, h.bodyLength >= 16 else { continue }
+          token = UInt64(bigEndian: (buf + Wire.headerSize).loadUnaligned(as: UInt64.self)) >> 16
+        }
         let i = Int(token & 0xFFFF)
-        guard token & 0xFFFF_FFFF_0000_0000 == nonce, i < peers.count, peers[i].endpoint == from, at >= t0 else { continue }
+        let round = Int(token >> 16 & 0xFF)
+        guard token >> 24 == nonce, i < peers.count, round < sentRounds, peers[i].endpoint == from else { continue }
+        let t0 = sentNs[round * peers.count + i]
+        guard at >= t0 else { continue }
+        // The first answer of a round counts (PONG or HelloVerifyRequest, whichever came first).
+        sentNs[round * peers.count + i] = UInt64.max
         answers[i] += 1
         best[i] = min(best[i], (at - t0) / 1000)
       }
@@ -167,6 +186,7 @@ public final class MeshClient<S: DatagramSocket> {
         for x in 0..<others.count { for y in (x + 1)..<others.count { combos.append([others[x], others[y]]) } }
       }
       for c in combos {
+        if firstHopNeedsKey && peers[c.first ?? last].key == nil { continue }  // its session could not be pinned
         var cost = UInt64(peers[last].rttUs)
         for i in c { cost += UInt64(peers[i].rttUs) }
         out.append((cost, c + [last]))
@@ -249,7 +269,7 @@ public final class MeshClient<S: DatagramSocket> {
     for p in peers where p.alive { slowest = max(slowest, UInt64(p.rttUs) / 1000) }
     probe(rounds: 2, waitMs: min(max(slowest * 4, 150), 600))
     let silent = old.filter { !peers[$0].alive }
-    silentText = silent.isEmpty ? "none, every relay answers PING: a new circuit" : silent.map { peers[$0].name }.joined(separator: ", ")
+    silentText = silent.isEmpty ? "none, every relay answers the probe: a new circuit" : silent.map { peers[$0].name }.joined(separator: ", ")
     Console.out(probeReport())
     if !connect(exclude: silent, tries: 2, waitMs: 800) {
       Console.out("client: no working path now; trying again in \(silenceNs / 1_000_000) ms")

@@ -30,6 +30,7 @@ public enum DropReason: Int, CaseIterable, Error {
   case sourceLimit          // a source's share of circuits or pending circuits is used up (security)
   case exitSocketsFull      // no exit socket left in the budget (back-pressure)
   case staleReceipt         // a receipt acknowledging no more than the circuit's receipts already do
+  case forbiddenAddress     // a CREATE naming an address the node does not send to (AddressPolicy; security)
 
   /// Name used in status, metrics and logs.
   public var name: StaticString {
@@ -62,10 +63,11 @@ public enum DropReason: Int, CaseIterable, Error {
     case .sourceLimit: return "source_limit"
     case .exitSocketsFull: return "exit_sockets_full"
     case .staleReceipt: return "stale_receipt"
+    case .forbiddenAddress: return "forbidden_address"
     }
   }
 
-  public static let count = 28
+  public static let count = 29
 }
 
 /// Fixed-size drop counters, indexed by reason; no allocation after init.

@@ -75,6 +75,8 @@ public struct Limits {
   public var quotaBytes: UInt64 = 0
   public var quotaResetDay: Int = 1
   public var idleSeconds: UInt32 = UInt32(Defaults.circuitIdleSeconds)
+  /// Extend to and exit to special-purpose addresses too (AddressPolicy.swift; tests only).
+  public var labAddresses = false
   public init() {}
 }
 
@@ -310,11 +312,11 @@ public final class Forwarder<R: RandomSource> {
     return .send(to: to, offset: 0, length: n)
   }
 
-  /// Whether `e` may be a next hop or an exit destination: never this node itself, 0.0.0.0,
-  /// the broadcast address or a multicast address.
+  /// Whether `e` may be a next hop or an exit destination (AddressPolicy.swift: public
+  /// unicast only, unless `limits.labAddresses`).
   @inline(__always)
   func reachable(_ e: Endpoint) -> Bool {
-    return !(e == local || e.isUnspecified || e.isBroadcast || e.isMulticast)
+    AddressPolicy.refusal(e, local: local, lab: limits.labAddresses) == nil
   }
 
   // Cheap checks first (decode, quota, address, policy, the source's share, table and
@@ -329,7 +331,7 @@ public final class Forwarder<R: RandomSource> {
     }
     if quota.reached { return refuse(p, id: id, to: from, .quotaReached, count: .quotaReached) }
     let e = hop.endpoint
-    if !reachable(e) { return refuse(p, id: id, to: from, .unreachable, count: .refusedCreate) }
+    if !reachable(e) { return refuse(p, id: id, to: from, .unreachable, count: .forbiddenAddress) }
     let isExit = hop.kind == .exit || hop.kind == .sealedExit
     if isExit {
       if !exitAllowed(e) { return refuse(p, id: id, to: from, .exitNotAllowed, count: .exitNotAllowed) }

@@ -47,7 +47,7 @@ public struct RunConfig {
   public var rekeyMiB: UInt64 = 16 * 1024
   public var rekeySeconds: UInt64 = 3600
   /// Plain frames only from exits: clients and nodes must use sessions.
-  public var linksRequired = false
+  public var linksRequired = true
   /// ChaCha20-Poly1305 first (boards without AES instructions).
   public var prefersChaCha = true
   /// The config file in use, for SIGHUP.
@@ -85,6 +85,22 @@ public struct RunConfig {
 
   /// Whether a peer has a pinned key (a DTLS node link) and sessions are on.
   public var hasNodeLinks: Bool { sessions > 0 && peerKeys.contains { $0 != nil } }
+
+  /// The first exit destination the address policy forbids, and why (AddressPolicy.swift):
+  /// a configuration error, unless lab mode allows it.
+  public var forbiddenExit: (exit: Endpoint, why: AddressPolicy.Category)? {
+    for e in exits {
+      if let why = AddressPolicy.refusal(e, local: listen, lab: limits.labAddresses) { return (e, why) }
+    }
+    return nil
+  }
+
+  /// The sentence that says so, naming the key or option (`exits` or `--exit`).
+  public func forbiddenExitMessage(_ key: String) -> String? {
+    guard let (e, why) = forbiddenExit else { return nil }
+    return "'\(key)': \(e.text) is \(why.name); a node exits only to public addresses"
+      + (why.alwaysRefused ? "" : " (lab_addresses = yes, or --lab-addresses yes, allows it for tests)")
+  }
 
   /// Reads `wisp run` options. Errors name the option and what it accepts.
   public static func from(_ inv: Invocation, board: Board? = nil, cores: Int = 1) throws(UsageError) -> RunConfig {
@@ -155,6 +171,11 @@ public struct RunConfig {
     if let l = inv.value("--links") {
       if l.is("required") { c.linksRequired = true } else if l.is("optional") { c.linksRequired = false } else {
         throw UsageError("option '--links' must be optional or required, not '\(l)'", command: .run)
+      }
+    }
+    if let l = inv.value("--lab-addresses") {
+      if l.is("yes") { c.limits.labAddresses = true } else if l.is("no") { c.limits.labAddresses = false } else {
+        throw UsageError("option '--lab-addresses' must be yes or no, not '\(l)'", command: .run)
       }
     }
     if c.linksRequired && c.sessions == 0 {

@@ -48,6 +48,11 @@ public enum ConfigLoader {
         return .failure(Failure(message: error.message, exitCode: 2))
       }
     }
+    // Exit destinations the address policy forbids: an error, wherever they were given.
+    let fromCommandLine = inv.map { !$0.values("--exit").isEmpty } ?? false
+    if let m = c.forbiddenExitMessage(fromCommandLine ? "--exit" : "exits") {
+      return .failure(Failure(message: fromCommandLine || path == nil ? m : "\(path!): \(m)", exitCode: fromCommandLine ? 2 : 1))
+    }
     if c.statusSocket == nil && (inv == nil || inv!.value("--status-socket") == nil) {
       if let rt = ProcessInfo.environment("RUNTIME_DIRECTORY") { c.statusSocket = rt + "/status.sock" }
     }

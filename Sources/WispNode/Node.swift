@@ -474,6 +474,7 @@ public final class Node {
     var s = StatusSnapshot()
     s.name = config.name
     s.listen = config.listen.text
+    s.labAddresses = config.limits.labAddresses
     s.uptimeSec = now.since(startNs) / 1_000_000_000
     s.shards = shards.count
     s.circuits = t.circuits

@@ -30,6 +30,8 @@ public struct StatusSnapshot {
   public var ledState = "console"
   public var recentErrors: [String] = []
   public var identity: String? = nil
+  /// `lab_addresses = yes`: extends and exits to special-purpose addresses (AddressPolicy).
+  public var labAddresses = false
   public init() {}
   public struct PeerLine {
     public var name: String
@@ -106,6 +108,7 @@ public struct StatusSnapshot {
   public func text() -> String {
     var s = "wisp \(version) node '\(name)' on \(listen), up \(uptimeSec) s, \(shards) shard(s)\n"
     s += "identity:  \(identity.map { "fingerprint \($0)" } ?? "none (no usable state directory)")\n"
+    s += "addresses: \(labAddresses ? "LAB MODE: extends and exits to loopback and private addresses too" : "public only")\n"
     if peers.isEmpty { s += "peers:     none configured\n" }
     for (i, p) in peers.enumerated() {
       s += (i == 0 ? "peers:     " : "           ") + "\(p.name) \(p.endpoint) "
@@ -158,7 +161,7 @@ public struct StatusSnapshot {
   /// One JSON object for scripts.
   public func json() -> String {
     var s = "{\"name\":\"\(Log.quote(name))\",\"version\":\"\(version)\",\"listen\":\"\(listen)\",\"uptime_s\":\(uptimeSec)"
-    s += ",\"shards\":\(shards),\"mailbox_refused\":\(mailboxRefused),\"identity\":" + (identity.map { "\"\($0)\"" } ?? "null") + ",\"peers\":["
+    s += ",\"lab_addresses\":\(labAddresses),\"shards\":\(shards),\"mailbox_refused\":\(mailboxRefused),\"identity\":" + (identity.map { "\"\($0)\"" } ?? "null") + ",\"peers\":["
     for (i, p) in peers.enumerated() {
       s += (i == 0 ? "" : ",") + "{\"name\":\"\(Log.quote(p.name))\",\"address\":\"\(p.endpoint)\",\"srtt_us\":\(p.srttUs)"
         + ",\"last_rtt_us\":\(p.lastRttUs),\"pings_sent\":\(p.sent),\"pongs\":\(p.answered)"
@@ -214,6 +217,7 @@ public struct StatusSnapshot {
       s += "wisp_\(name)\(labels.isEmpty ? "" : "{\(labels)}") \(value)\n"
     }
     metric("up_seconds", "gauge", "Seconds since the node started.", uptimeSec)
+    metric("lab_addresses", "gauge", "1: lab mode, the node extends and exits to special-purpose addresses.", labAddresses ? 1 : 0)
     metric("circuits_open", "gauge", "Circuits in the forwarding table.", UInt64(circuits))
     metric("circuits_created_total", "counter", "Circuits created since start.", circuitsCreated)
     metric("exit_sockets_open", "gauge", "Exit circuits' sockets open.", UInt64(exitSocketsOpen))

@@ -2,11 +2,17 @@
 // last one, sign receipts for every hop, and report throughput, RTT and loss.
 //
 //   wisp client --via A:PORT[,B:PORT[,C:PORT]] --exit SERVICE:PORT [--keys FP_A,FP_B,FP_C]
-//               [--seconds N] [--size BYTES] [--rate-kbit K]
+//               [--dtls on|off] [--trust-first-hop] [--seconds N] [--size BYTES] [--rate-kbit K]
 //   wisp client --peers NAME=ADDR:PORT[=FP],...|FILE [--hops N] [--exit-via NAME] [--silence-ms MS]
 //               --exit SERVICE:PORT [--seconds N] [--size BYTES] [--rate-kbit K]
 //
 // With --peers the client chooses the path itself and fails over (MeshClient.swift).
+//
+// Frames to the first relay travel in a DTLS session (default; `--dtls off`: plain), pinned
+// to the first relay's key from --keys or --peers. A first relay without a pinned key is an
+// error unless `--trust-first-hop` accepts its key on first use, with a warning on stderr.
+// RTT probes (--peers) need no session: a PING and a DTLS ClientHello the node answers
+// statelessly with a HelloVerifyRequest, also with `links = required` (HelloProbe.swift).
 //
 // The service must echo (the client measures RTT and loss from the echoes, and signs
 // for twice the echoed bytes: each crossed every hop out and back).
@@ -57,6 +63,10 @@ enum ClientCommand {
     case .failure(let e): return e.exitCode == 2 ? usage(e.message) : { Console.err("wisp: \(e.message)"); return 1 }()
     }
     let (seconds, size, kbit) = (traffic.seconds, traffic.size, traffic.kbit)
+    if client.useDTLS && keys.isEmpty {
+      if !inv.has("--trust-first-hop") { return usage(unpinned(relays[0].text)) }
+      warnTrust(relays[0].text)
+    }
     if !keys.isEmpty {
       guard let key = P256Signer.generate() else { Console.err("wisp: cannot make a client key"); return 1 }
       client.enableReceipts(key: key, hops: keys)
@@ -108,6 +118,12 @@ enum ClientCommand {
     case .failure(let e): return e.exitCode == 2 ? usage(e.message) : { Console.err("wisp: \(e.message)"); return 1 }()
     }
     let (seconds, size, kbit) = (traffic.seconds, traffic.size, traffic.kbit)
+    if client.useDTLS && !inv.has("--trust-first-hop") && !peers.contains(where: { $0.key != nil }) {
+      return usage(unpinned("any peer"))
+    }
+    if client.useDTLS && inv.has("--trust-first-hop") && peers.contains(where: { $0.key == nil }) {
+      warnTrust("a peer listed without a fingerprint")
+    }
     let signing = peers.contains { $0.key != nil }
     if signing {
       guard let key = P256Signer.generate() else { Console.err("wisp: cannot make a client key"); return 1 }
@@ -117,6 +133,7 @@ enum ClientCommand {
                                      silenceMs: silenceMs) else {
       Console.err("wisp: cannot open a UDP socket"); return 1
     }
+    mesh.firstHopNeedsKey = client.useDTLS && !inv.has("--trust-first-hop")
     if !mesh.start() {
       Console.err("wisp: no path of \(hops) relays to \(exit.text) could be built")
       return 1
@@ -130,6 +147,20 @@ enum ClientCommand {
     Console.out("client: reroutes \(mesh.reroutes), final path \(mesh.pathText(mesh.path))"
                 + (mesh.reroutes > 0 ? ", last reroute \(mesh.lastRerouteMs) ms" : ""))
     return 0
+  }
+
+  /// Why a DTLS first hop without a pinned key is refused, and what to do.
+  static func unpinned(_ who: String) -> String {
+    "no pinned key for the first hop (\(who)): give its fingerprint ('--keys FP,...', or NAME=ADDR:PORT=FP in"
+      + " '--peers'; 'wisp id' on that node prints it), or '--trust-first-hop' to accept whatever key it presents,"
+      + " or '--dtls off' for a plain link"
+  }
+
+  /// The warning '--trust-first-hop' prints: the session is encrypted but not authenticated.
+  static func warnTrust(_ who: String) {
+    Console.err("wisp: WARNING: --trust-first-hop: the DTLS session with \(who) is NOT authenticated: the client"
+                + " accepts whatever key the first hop presents, so anyone on the path can pose as it. Pin its"
+                + " fingerprint instead (wisp id on that node).")
   }
 
   struct StartError: Error {
@@ -147,10 +178,14 @@ enum ClientCommand {
     wisp_ignore_sigpipe()
     let sigfd = wisp_signalfd()
     guard let client = try? UDPCircuitClient() else { return .failure(StartError(message: "cannot open a UDP socket", exitCode: 1)) }
+    client.useDTLS = true
     if let d = inv.value("--dtls") {
-      if d.is("on") { client.useDTLS = true } else if !d.is("off") {
+      if d.is("off") { client.useDTLS = false } else if !d.is("on") {
         return .failure(StartError(message: "option '--dtls' must be on or off, not '\(d)'", exitCode: 2))
       }
+    }
+    if !client.useDTLS && inv.has("--trust-first-hop") {
+      return .failure(StartError(message: "'--trust-first-hop' needs DTLS (it is on unless '--dtls off')", exitCode: 2))
     }
     return .success((traffic, sigfd, client))
   }

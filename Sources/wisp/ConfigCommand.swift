@@ -30,7 +30,8 @@ enum ConfigCommand {
       Console.out("\(path): ok")
       Console.out("  name=\(c.name) listen=\(c.listen.text) board=\(c.boardName ?? "none") shards=\(c.effectiveShards)"
                   + " pool=\(c.poolPackets) circuits=\(c.circuits) exits=\(c.exits.count)"
-                  + " metrics=\(c.metrics?.text ?? "off") state_dir=\(c.stateDir)")
+                  + " metrics=\(c.metrics?.text ?? "off") state_dir=\(c.stateDir)"
+                  + " links=\(c.linksRequired ? "required" : "optional") lab_addresses=\(c.limits.labAddresses ? "yes" : "no")")
       return 0
     }
   }

@@ -60,7 +60,9 @@ enum Demo {
         Console.err("wisp demo: cannot bind \(e.text): \(Errno(-fd).description) (is another demo running? try --base-port)")
         return 1
       }
-      let fwd = Forwarder(circuits: 256, local: e, limits: Limits(), allowedExits: i == 2 ? [echoEndpoint] : [],
+      var limits = Limits()
+      limits.labAddresses = true  // loopback hops and exit: lab mode (AddressPolicy.swift)
+      let fwd = Forwarder(circuits: 256, local: e, limits: limits, allowedExits: i == 2 ? [echoEndpoint] : [],
                           random: KernelRandom(), nowEpoch: Clock.epochSeconds())
       guard let credit = NodeCredit.open(directory: "\(stateRoot)/node\(names[i])", window: Credits.defaultWindow) else {
         Console.err("wisp demo: cannot set up node \(names[i])'s credit journal in \(stateRoot)")

@@ -14,6 +14,12 @@ enum RunCommand {
       return f.exitCode
     }
     Log.name = "wisp[\(config.name)]"
+    if config.limits.labAddresses {
+      Log.warn("lab addresses on: this node extends and exits to loopback, private and other special addresses (tests only)",
+               "lab_addresses=yes")
+    } else {
+      Log.info("address policy", "lab_addresses=no extends_and_exits_to=public_unicast_only")
+    }
     do throws(Errno) {
       return try Node(config: config).run()
     } catch {

@@ -181,6 +181,9 @@ run_relay() {
       local args=(run --listen "127.0.0.1:$rport" --circuits "$CAP" --duration "$life" --stats-interval 0
                   --credit-window 0 --state-dir "$tmp/state-$RANDOM")
       [ -n "$gso" ] && args+=(--gso "$gso")
+      # The generator sends plain frames to a sink on loopback: lab mode, plain links
+      # (builds from before these options had both by default).
+      wisp_has --lab-addresses && args+=(--lab-addresses yes --links optional)
       # One event loop unless a run asks otherwise: the baseline and socat are single-
       # threaded and pinned to one CPU, so wisp gets the same single core.
       [ -z "$shards" ] && wisp_has --shards && shards=1

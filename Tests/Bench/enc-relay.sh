@@ -46,9 +46,9 @@ for run in 512:1 1400:1 1400:2; do
   # R counts its allocations (LD_PRELOAD counter, written on SIGUSR2) to show that the
   # encrypted hot path allocates nothing either.
   MALLOC_COUNT_FILE=$tmp/mc LD_PRELOAD=$build/malloc_count.so \
-  "$WISP" run --listen 127.0.0.1:$r --state-dir "$tmp/r" --peer X=127.0.0.1:$x=$fx --credit-window 0 --shards $shards \
+  "$WISP" run --listen 127.0.0.1:$r --state-dir "$tmp/r" --peer X=127.0.0.1:$x=$fx --credit-window 0 --shards $shards --lab-addresses yes \
     --status-socket "$tmp/r.sock" --duration $((DUR + 20)) 2>"$tmp/r.$run.log" & rp=$!; pids+=($rp)
-  "$WISP" run --listen 127.0.0.1:$x --state-dir "$tmp/x" --peer R=127.0.0.1:$r=$fr --exit 127.0.0.1:$s --credit-window 0 \
+  "$WISP" run --listen 127.0.0.1:$x --state-dir "$tmp/x" --peer R=127.0.0.1:$r=$fr --exit 127.0.0.1:$s --credit-window 0 --lab-addresses yes \
     --duration $((DUR + 20)) 2>"$tmp/x.$run.log" & pids+=($!)
   for _ in $(seq 100); do grep -q 'msg="session up"' "$tmp/r.$run.log" && break; sleep 0.1; done
   # The client sends as fast as it can (no echoes come back from the sink).

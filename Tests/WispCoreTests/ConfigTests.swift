@@ -40,7 +40,7 @@ import Testing
   }
 
   @Test func everyDocumentedKeyIsKnown() {
-    #expect(ConfigFile.keys.count == 41)
+    #expect(ConfigFile.keys.count == 42)
   }
 
   @Test func exitsList() throws {

@@ -67,7 +67,10 @@ let nodeA = Endpoint(ip: 0x7F00_0001, port: 7001)
 let nodeB = Endpoint(ip: 0x7F00_0001, port: 7002)
 let service = Endpoint(ip: 0x7F00_0001, port: 9000)
 
-func node(_ local: Endpoint, exits: [Endpoint] = [], limits: Limits = Limits(), circuits: Int = 16,
+/// Limits in lab mode: these tests run on loopback addresses (AddressPolicy.swift).
+var labLimits: Limits { var l = Limits(); l.labAddresses = true; return l }
+
+func node(_ local: Endpoint, exits: [Endpoint] = [], limits: Limits = labLimits, circuits: Int = 16,
           sources: SourceLimitSettings = SourceLimitSettings()) -> Forwarder<CountingRandom> {
   let f = Forwarder(circuits: circuits, local: local, limits: limits, allowedExits: exits, random: CountingRandom(),
                     nowEpoch: 1_700_000_000, sourceLimits: sources)
@@ -131,8 +134,8 @@ func node(_ local: Endpoint, exits: [Endpoint] = [], limits: Limits = Limits(), 
     }
     refuse([], 4, .refusedCreate)                                          // no local service
     refuse(hopBytes(2, Endpoint(ip: 0x7F00_0001, port: 53)), 3, .exitNotAllowed)
-    refuse(hopBytes(1, nodeA), 7, .refusedCreate)                          // to itself
-    refuse(hopBytes(1, Endpoint(ip: 0xE000_0001, port: 5)), 7, .refusedCreate)  // multicast
+    refuse(hopBytes(1, nodeA), 7, .forbiddenAddress)                       // to itself
+    refuse(hopBytes(1, Endpoint(ip: 0xE000_0001, port: 5)), 7, .forbiddenAddress)  // multicast
     refuse(hopBytes(9, nodeB), 6, .badBody)
     #expect(a.circuits.circuitsInUse == 0)
     _ = Datagram(bytes(2, 0x78, hopBytes(1, nodeB))).handle(a, from: client)
@@ -180,7 +183,7 @@ func node(_ local: Endpoint, exits: [Endpoint] = [], limits: Limits = Limits(), 
   }
 
   @Test func rateCapAndQuota() {
-    var l = Limits()
+    var l = labLimits
     l.circuitMbit = 1   // 125,000 B/s, burst max(6250, 5888) bytes
     let a = node(nodeA, exits: [service], limits: l)
     let (_, out) = Datagram(bytes(2, 0xC1, hopBytes(2, service))).handle(a, from: client)
@@ -192,7 +195,7 @@ func node(_ local: Endpoint, exits: [Endpoint] = [], limits: Limits = Limits(), 
     #expect(sent == 6)
     #expect(a.drops[.rateLimited] == 14)
 
-    var q = Limits()
+    var q = labLimits
     q.quotaBytes = 3000
     let b = node(nodeB, exits: [service], limits: q)
     let (_, outB) = Datagram(bytes(2, 0xC2, hopBytes(2, service))).handle(b, from: client)

@@ -41,6 +41,39 @@ import WispTestSupport
                          probeSocket: try net.endpoint(Endpoint(ip: 0x7F00_0001, port: 5002)), silenceMs: 500)
     #expect(via.candidates(exclude: []).allSatisfy { $0.path.last == 0 && $0.path.count == 2 })
     #expect(via.candidates(exclude: [0]).isEmpty)
+    // A DTLS first hop must be pinned (no --trust-first-hop): only r2 has a key.
+    mesh.peers[2].noExit = false
+    mesh.peers[1].key = Fingerprint(hex: String(repeating: "ab", count: 32))
+    mesh.firstHopNeedsKey = true
+    let pinned = mesh.candidates(exclude: [])
+    #expect(pinned.count == 4 && pinned.allSatisfy { $0.path[0] == 1 })
+  }
+
+  /// RTT probes reach a node with `links = required`, which answers no plain PING: its
+  /// stateless HelloVerifyRequest answers the probe's ClientHello (HelloProbe.swift). A node
+  /// without sessions answers the PING. Neither keeps any state for the probe.
+  @Test func probesReachNodesThatRequireLinks() throws {
+    let net = MemoryNetwork()
+    var template = Array("/tmp/wisp-mesh-probe-XXXXXX".utf8CString)
+    let root = String(cString: try #require(template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }))
+    let required = try TestNode(name: "req", endpoint: Endpoint(ip: 0x7F00_0001, port: 7501), network: net,
+                                directory: "\(root)/req", exits: [], window: 0)
+    try required.link([], directory: "\(root)/req", required: true)
+    let plain = try TestNode(name: "plain", endpoint: Endpoint(ip: 0x7F00_0001, port: 7502), network: net,
+                             directory: "\(root)/plain", exits: [], window: 0)
+    try required.start()
+    try plain.start()
+    defer { required.stop(); plain.stop() }
+    let peers = [MeshPeer(name: "req", endpoint: Endpoint(ip: 0x7F00_0001, port: 7501), key: nil),
+                 MeshPeer(name: "plain", endpoint: Endpoint(ip: 0x7F00_0001, port: 7502), key: nil),
+                 MeshPeer(name: "nobody", endpoint: Endpoint(ip: 0x7F00_0001, port: 7503), key: nil)]
+    let client = CircuitClient(socket: try net.endpoint(Endpoint(ip: 0x7F00_0001, port: 5000)))
+    let mesh = MeshClient(peers: peers, hops: 1, exitVia: nil, exit: Endpoint(ip: 0x7F00_0001, port: 9000), client: client,
+                          probeSocket: try net.endpoint(Endpoint(ip: 0x7F00_0001, port: 5001)), silenceMs: 500)
+    mesh.probe(rounds: 2, waitMs: 500)
+    #expect(mesh.peers[0].alive && mesh.peers[1].alive && !mesh.peers[2].alive, "\(mesh.probeReport())")
+    let s = required.snapshot()
+    #expect(s.links.helloVerifyRequests >= 2 && s.sessionsEstablished == 0 && s.sessionsHalfOpen == 0, "cookie answers, no session")
   }
 
   @Test func aDeadRelayOnThePathIsRoutedAround() throws {

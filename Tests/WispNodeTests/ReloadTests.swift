@@ -36,6 +36,7 @@ import WispTestSupport
 
     // SIGHUP's message: exits reordered, one added, a rate cap set.
     var limits = Limits()
+    limits.labAddresses = true
     limits.nodeMbit = 100
     #expect(node.shard.inbox.post(.limits(limits, exits: [e3, e2, e1], nowEpoch: wisp_realtime_s())))
     #expect(exchange(50) == 50)

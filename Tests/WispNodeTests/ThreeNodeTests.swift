@@ -28,7 +28,9 @@ final class TestNode {
        window: UInt64 = 1 << 20) throws {
     self.name = name
     credit = try #require(NodeCredit.open(directory: directory, window: window, commitInterval: 1))
-    let fwd = Forwarder(circuits: 64, local: endpoint, limits: Limits(), allowedExits: exits, random: KernelRandom(),
+    var limits = Limits()
+    limits.labAddresses = true  // loopback nodes and service
+    let fwd = Forwarder(circuits: 64, local: endpoint, limits: limits, allowedExits: exits, random: KernelRandom(),
                         nowEpoch: wisp_realtime_s())
     fwd.fingerprint = credit.fingerprint
     fwd.creditWindow = window
@@ -45,10 +47,12 @@ final class TestNode {
   }
 
   /// Node links to `peers` (pinned), as `wisp run` sets up its session table.
-  func link(_ peers: [PeerEntry], directory: String) throws {
+  /// `required`: `links = required` (the node's default; false here unless a test asks).
+  func link(_ peers: [PeerEntry], directory: String, required: Bool = false) throws {
     var config = RunConfig()
     config.stateDir = directory
     config.peers = peers
+    config.linksRequired = required
     let table = try #require(Node.openSessions(config))
     table.attach(to: shard.loop)
     shard.sessions = table

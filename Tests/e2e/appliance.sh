@@ -17,12 +17,20 @@ metrics = 127.0.0.1:$metrics
 status_socket = $dir/status.sock
 state_dir = $dir/state
 peers = neighbour=127.0.0.1:$peer_port
+lab_addresses = yes
+links = optional
 CONF
 bin=.build-firmware/x86_64/wisp
 $bin config check "$dir/wisp.conf" >/dev/null || fail "config check rejected a good file"
+# Without lab mode a loopback exit is a config error that names the exit and why.
+grep -v '^lab_addresses' "$dir/wisp.conf" >"$dir/public.conf"
+rc=0; $bin config check "$dir/public.conf" >/dev/null 2>"$dir/check.err" || rc=$?
+[ $rc = 1 ] && grep -q "'exits': 127.0.0.1:$echo_port is loopback (127.0.0.0/8" "$dir/check.err" \
+  || { cat "$dir/check.err"; fail "config check accepted a loopback exit without lab_addresses (rc $rc)"; }
+check "config check: $(cat "$dir/check.err")"
 python3 Tests/e2e/wisppeer.py echo $echo_port 20 >/dev/null & pids+=($!)
 # A second node, the first one's configured peer: it answers the PINGs.
-$bin run --listen 127.0.0.1:$peer_port --state-dir "$dir/peer" --duration 25 2>/dev/null & pids+=($!)
+$bin run --listen 127.0.0.1:$peer_port --state-dir "$dir/peer" --links optional --duration 25 2>/dev/null & pids+=($!)
 python3 - "$dir" "$bin" "$port" "$echo_port" "$metrics" <<'PY'
 import json, os, signal, socket, subprocess, sys, time
 sys.path.insert(0, 'Tests/e2e')
@@ -66,7 +74,7 @@ got, dups, _ = c.transfer(('127.0.0.1', port), fwd, 200, 100)
 assert len(got) == 200, 'circuit lost across a refused reload'
 log = open(d + '/log').read()
 assert 'msg="reloaded"' in log and 'rate_mbit=40' in log, log
-assert 'reload failed, keeping the running config' in log and 'wisp.conf:11' in log, log
+assert 'reload failed, keeping the running config' in log and 'wisp.conf:13' in log, log
 print('check SIGHUP: valid config applied (rate_mbit=40, new LED lines tried: headless with a clear reason), invalid refused with file:line, circuit kept across both')
 # Status over the UNIX socket, and metrics.
 st = subprocess.run([binary, 'status', '--socket', d + '/status.sock'], capture_output=True, text=True, timeout=5)
@@ -77,6 +85,7 @@ peer = js['peers'][0]
 assert peer['name'] == 'neighbour' and peer['pongs'] >= 1 and 0 < peer['srtt_us'] < 1000000, js['peers']
 assert 'neighbour 127.0.0.1:%d rtt ' % (port + 3) in st.stdout, st.stdout
 assert any('reload failed' in e for e in js['last_errors'])
+assert js['lab_addresses'] is True and 'addresses: LAB MODE' in st.stdout and 'lab addresses on' in log, st.stdout
 print('check status: text and JSON over %s/status.sock (packets=%d; peer neighbour rtt %d us, %d/%d pings answered)'
       % (d, js['traffic']['packets'], peer['srtt_us'], peer['pongs'], peer['pings_sent']))
 print(st.stdout.rstrip())
@@ -88,6 +97,7 @@ for line in body.strip().split('\n'):
     assert re.match(r'^# (HELP|TYPE) wisp_[a-z_]+ .+$', line) or re.match(r'^wisp_[a-z_]+(\{(reason|peer)="[a-zA-Z0-9_.-]+"\})? [0-9]+$', line), 'bad exposition line: %r' % line
 assert 'wisp_forwarded_packets_total ' in body and 'wisp_dropped_packets_total{reason="bad_type"}' in body
 assert 'wisp_peer_rtt_microseconds{peer="neighbour"} ' in body, body
+assert 'wisp_lab_addresses 1\n' in body, body
 print('check metrics: %d lines in Prometheus exposition format' % len(body.strip().split('\n')))
 # SIGTERM: STOPPING=1 and exit 0 within 2 s.
 t1 = time.time(); p.send_signal(signal.SIGTERM)

@@ -20,7 +20,7 @@ sessions() { $W status --socket "$work/n.sock" --json | python3 -c "import json,
 
 # --- the node as server <- openssl s_client ----------------------------------------------------
 n=$base
-$W run --listen 127.0.0.1:$n --state-dir "$state/n" --name N --credit-window 0 --status-socket "$work/n.sock" \
+$W run --lab-addresses yes --listen 127.0.0.1:$n --state-dir "$state/n" --name N --credit-window 0 --status-socket "$work/n.sock" \
   --duration 60 2>"$work/n.log" & pids+=($!)
 for _ in $(seq 50); do [ -S "$work/n.sock" ] && break; sleep 0.1; done
 for suite in ECDHE-ECDSA-CHACHA20-POLY1305 ECDHE-ECDSA-AES128-GCM-SHA256; do
@@ -51,7 +51,7 @@ s=$((base + 1)) m=$((base + 2))
 (sleep 12) | timeout 15 openssl s_server -dtls1_2 -accept 127.0.0.1:$s -cert "$work/ossl.crt" -key "$work/ossl.key" \
   -Verify 1 -naccept 1 >"$work/ss.out" 2>&1 & pids+=($!)
 sleep 0.5
-$W run --listen 127.0.0.1:$m --state-dir "$state/m" --name M --credit-window 0 --peer ossl=127.0.0.1:$s=$fp_ossl \
+$W run --lab-addresses yes --listen 127.0.0.1:$m --state-dir "$state/m" --name M --credit-window 0 --peer ossl=127.0.0.1:$s=$fp_ossl \
   --duration 15 2>"$work/m.log" & mpid=$!; pids+=($mpid)
 for _ in $(seq 80); do grep -q 'msg="session up".*name=ossl' "$work/m.log" && break; sleep 0.1; done
 grep -q 'msg="session up".*name=ossl.*role=client.*kind=node' "$work/m.log" || { cat "$work/m.log" "$work/ss.out"; fail "no node link to openssl s_server"; }
@@ -64,7 +64,7 @@ wrong=$(printf '%064d' 1)
 (sleep 12) | timeout 15 openssl s_server -dtls1_2 -accept 127.0.0.1:$s -cert "$work/ossl.crt" -key "$work/ossl.key" \
   -Verify 1 >"$work/ss2.out" 2>&1 & pids+=($!)
 sleep 0.5
-$W run --listen 127.0.0.1:$m --state-dir "$state/m" --name M --credit-window 0 --peer ossl=127.0.0.1:$s=$wrong \
+$W run --lab-addresses yes --listen 127.0.0.1:$m --state-dir "$state/m" --name M --credit-window 0 --peer ossl=127.0.0.1:$s=$wrong \
   --duration 8 2>"$work/m2.log" & mpid=$!; pids+=($mpid)
 wait $mpid 2>/dev/null || true
 grep -q "session failed.*name=ossl.*peer key is not pinned: fingerprint $fp_ossl" "$work/m2.log" || { cat "$work/m2.log"; fail "wrong pin not refused"; }

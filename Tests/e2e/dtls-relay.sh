@@ -22,11 +22,11 @@ fb=$(Toolchain/run.sh "$arm" id --state-dir "$state/B" | sed -n 's/^fingerprint 
 [ ${#fa} = 64 ] && [ ${#fb} = 64 ] || fail "no fingerprints ($fa / $fb)"
 
 start_b() {
-  Toolchain/run.sh "$arm" run --listen 127.0.0.1:$b --state-dir "$state/B" --name B --exit 127.0.0.1:$e \
+  Toolchain/run.sh "$arm" run --listen 127.0.0.1:$b --state-dir "$state/B" --name B --exit 127.0.0.1:$e --lab-addresses yes \
     --peer A=127.0.0.1:$a=$fa --links required --rekey-mib 1 --credit-window 0 --status-socket "$log/b.sock" --duration 60 \
     2>>"$log/b.log" & bpid=$!; pids+=($bpid)
 }
-Toolchain/run.sh x86_64 run --listen 127.0.0.1:$a --state-dir "$state/A" --name A --peer B=127.0.0.1:$b=$fb \
+Toolchain/run.sh x86_64 run --listen 127.0.0.1:$a --state-dir "$state/A" --name A --peer B=127.0.0.1:$b=$fb --lab-addresses yes \
   --links required --rekey-mib 1 --credit-window 0 --status-socket "$log/a.sock" --duration 60 2>"$log/a.log" & apid=$!; pids+=($apid)
 start_b
 python3 Tests/e2e/wisppeer.py echo $e 50 >/dev/null & pids+=($!)
@@ -73,7 +73,7 @@ PY
 
 # A plain client is refused (links required) and counted.
 set +e
-timeout 20 Toolchain/run.sh x86_64 client --via 127.0.0.1:$a,127.0.0.1:$b --exit 127.0.0.1:$e --seconds 1 >"$log/plain.out" 2>&1
+timeout 20 Toolchain/run.sh x86_64 client --via 127.0.0.1:$a,127.0.0.1:$b --exit 127.0.0.1:$e --dtls off --seconds 1 >"$log/plain.out" 2>&1
 rc=$?
 set -e
 [ $rc != 0 ] || { cat "$log/plain.out"; fail "a plain client got through with links required"; }

@@ -26,7 +26,7 @@ fp=$(sed -n 's/^fingerprint //p' "$state/id")
 node=
 start_node() {  # INTERVAL
   rm -f "$state/st.sock"
-  "$wisp" run --listen 127.0.0.1:$port --state-dir "$sd" --exit 127.0.0.1:$echo_port --credit-window 1048576 \
+  "$wisp" run --listen 127.0.0.1:$port --state-dir "$sd" --exit 127.0.0.1:$echo_port --lab-addresses yes --links optional --credit-window 1048576 \
     --commit-interval "$1" --status-socket "$state/st.sock" --idle-timeout 5 --duration $((budget + 20)) \
     2>>"$state/node.log" &
   node=$!; pids+=($node)
@@ -59,7 +59,9 @@ start_node $interval
 deadline=$((SECONDS + budget))
 while [ $kills -lt $want ] && [ $SECONDS -lt $deadline ]; do
   out=$state/client.$((kills % 2))
-  "$wisp" client --via 127.0.0.1:$port --exit 127.0.0.1:$echo_port --keys "$fp" --seconds 3 --rate-kbit 16000 \
+  # Plain links (--dtls off, the node's links = optional): a client whose node is killed
+  # mid-handshake would wait out its DTLS timeout and slow the kill loop down.
+  "$wisp" client --via 127.0.0.1:$port --exit 127.0.0.1:$echo_port --keys "$fp" --dtls off --seconds 3 --rate-kbit 16000 \
     >"$out" 2>&1 &
   cpid=$!; pids+=($cpid)
   if [ $((kills % 8)) = 7 ]; then ms=$((RANDOM % 1200)); else ms=$((RANDOM % 300)); fi

@@ -18,7 +18,7 @@ fp=$(Toolchain/run.sh x86_64 id --state-dir "$state/P" | sed -n 's/^fingerprint 
 probe() {  # probe MODE PORT: starts a node, sends the stranger's frames, prints "sink=N back=N"
   local mode=$1 port=$2
   Toolchain/run.sh x86_64 run --listen 127.0.0.1:$port --state-dir "$state/N-$mode" --name N --shards 2 \
-    --peer P=127.0.0.1:$((port + 5))=$fp --links "$mode" --status-socket "$log/$mode.sock" --duration 30 \
+    --peer P=127.0.0.1:$((port + 5))=$fp --links "$mode" --lab-addresses yes --status-socket "$log/$mode.sock" --duration 30 \
     2>"$log/$mode.log" & local node=$!; pids+=($node)
   for _ in $(seq 50); do [ -S "$log/$mode.sock" ] && break; sleep 0.1; done
   python3 - "$port" <<'PY'

@@ -64,7 +64,7 @@ addr() { echo "$net.${ipof[$1]}:7400"; }
 start_relay() {
   local n=$1 arch=$2 dir=$3 log=$logs/$1.$RANDOM.log
   ip netns exec "$p$n" Toolchain/run.sh "$arch" run --listen "$(addr "$n")" --state-dir "$dir" --name "$n" \
-    --exit "$svc" --duration 90 2>"$log" &
+    --exit "$svc" --lab-addresses yes --links optional --duration 90 2>"$log" &
   pidof[$n]=$!; pids+=($!)
   eval "log_$n=$log"
   for _ in $(seq 100); do grep -qs 'msg="listening"' "$log" && break; sleep 0.1; done

@@ -6,8 +6,8 @@
 source "$(dirname "$0")/lib.bash"
 base=$((20000 + RANDOM % 20000)); a=$base b=$((base + 1)) proxy=$((base + 2)) echo_port=$((base + 3))
 bin=.build-firmware/x86_64/wisp
-Toolchain/run.sh x86_64 run --listen 127.0.0.1:$a --state-dir "$state/A" --duration 60 2>"$state/A.log" & pids+=($!)
-Toolchain/run.sh aarch64 run --listen 127.0.0.1:$b --state-dir "$state/B" --exit 127.0.0.1:$echo_port --duration 60 2>"$state/B.log" & pids+=($!)
+Toolchain/run.sh x86_64 run --listen 127.0.0.1:$a --state-dir "$state/A" --lab-addresses yes --links optional --duration 60 2>"$state/A.log" & pids+=($!)
+Toolchain/run.sh aarch64 run --listen 127.0.0.1:$b --state-dir "$state/B" --exit 127.0.0.1:$echo_port --lab-addresses yes --links optional --duration 60 2>"$state/B.log" & pids+=($!)
 python3 Tests/e2e/wisppeer.py echo $echo_port 55 >/dev/null & pids+=($!)
 python3 - "$proxy" "$b" "$state/proxy.txt" <<'PY' &
 # A UDP proxy between node A and node B that reports how many DATA frames look like plaintext.
@@ -42,7 +42,7 @@ echo "$out" | grep -q 'loss 0.000%' || fail "sealed transfer lost messages"
 read -r data plain <"$state/proxy.txt"
 [ "$data" -gt 100 ] && [ "$plain" -eq 0 ] || fail "sealed: $plain of $data DATA frames between A and B look like plaintext"
 check "sealed: $data DATA frames between A and B (exit: aarch64 under qemu), none with plaintext; echo service answered every message"
-out=$($bin client --via 127.0.0.1:$a,127.0.0.1:$proxy --exit 127.0.0.1:$echo_port --seconds 2 --rate-kbit 2000 2>&1)
+out=$($bin client --via 127.0.0.1:$a,127.0.0.1:$proxy --exit 127.0.0.1:$echo_port --dtls off --seconds 2 --rate-kbit 2000 2>&1)
 read -r data2 plain2 <"$state/proxy.txt"
 [ "$plain2" -gt "$plain" ] || fail "control run: plaintext frames not seen ($plain2)"
 check "control (no keys, not sealed): $((plain2 - plain)) DATA frames with plaintext seen by the same proxy"

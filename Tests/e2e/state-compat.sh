@@ -27,9 +27,9 @@ check "state of 8f350f7: fingerprints unchanged, both journals ok with 2048000 r
 
 port=$((24000 + RANDOM % 20000))
 "$wisp" run --listen 127.0.0.1:$port --state-dir "$state/A" --name A --peer B=127.0.0.1:$((port + 1))=$fb \
-  --links required --status-socket "$state/a.sock" --duration 20 2>"$state/a.log" & apid=$!; pids+=($apid)
+  --links required --lab-addresses yes --status-socket "$state/a.sock" --duration 20 2>"$state/a.log" & apid=$!; pids+=($apid)
 "$wisp" run --listen 127.0.0.1:$((port + 1)) --state-dir "$state/B" --name B --peer A=127.0.0.1:$port=$fa \
-  --links required --duration 20 2>"$state/b.log" & bpid=$!; pids+=($bpid)
+  --links required --lab-addresses yes --duration 20 2>"$state/b.log" & bpid=$!; pids+=($bpid)
 up=0
 for _ in $(seq 100); do grep -q 'msg="session up".*name=B' "$state/a.log" 2>/dev/null && { up=1; break; }; sleep 0.1; done
 [ $up = 1 ] || { cat "$state/a.log" "$state/b.log"; fail "the A-B link did not come up on the old state"; }

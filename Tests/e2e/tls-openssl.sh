@@ -144,7 +144,7 @@ for t in "${targets[@]}"; do
   [ "$t" = x86_64 ] && continue
   # The node as server <- openssl s_client: cookie, mutual authentication, client key learned.
   next_port; node=$p
-  timeout 60 Toolchain/run.sh $t run --listen 127.0.0.1:$node --state-dir "$work/node-$t" --name $t --shards 1 \
+  timeout 60 Toolchain/run.sh $t run --lab-addresses yes --listen 127.0.0.1:$node --state-dir "$work/node-$t" --name $t --shards 1 \
     --credit-window 0 --duration 50 2>"$work/node-$t.log" & npid=$!; pids+=($npid)
   wait_log "$work/node-$t.log" 'msg="listening"' 20 || fail "$t node did not start: $(cat "$work/node-$t.log")"
   out=$( (sleep 3) | timeout 30 openssl s_client -dtls1_2 -connect 127.0.0.1:$node -cipher ECDHE-ECDSA-CHACHA20-POLY1305 \
@@ -161,7 +161,7 @@ for t in "${targets[@]}"; do
     -Verify 1 -naccept 1 -cipher ECDHE-ECDSA-AES128-GCM-SHA256 >"$work/ss-$t.out" 2>&1 & spid=$!; pids+=($spid)
   sleep 0.5
   next_port
-  timeout 60 Toolchain/run.sh $t run --listen 127.0.0.1:$p --state-dir "$work/node-$t" --name $t --credit-window 0 \
+  timeout 60 Toolchain/run.sh $t run --lab-addresses yes --listen 127.0.0.1:$p --state-dir "$work/node-$t" --name $t --credit-window 0 \
     --peer ossl=127.0.0.1:$srv=$fp_ossl --duration 45 2>"$work/link-$t.log" & npid=$!; pids+=($npid)
   wait_log "$work/link-$t.log" 'msg="session up".*name=ossl' 40 \
     || { cat "$work/link-$t.log" "$work/ss-$t.out"; fail "$t node: no node link to openssl s_server"; }

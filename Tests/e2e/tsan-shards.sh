@@ -32,6 +32,8 @@ metrics = 127.0.0.1:$m
 shards = 2
 rate_mbit = $1
 peers = b=127.0.0.1:$b
+lab_addresses = yes
+links = optional
 CONF
 }
 conf 0
@@ -39,7 +41,7 @@ conf 0
 # An exit destination serves one circuit at a time today: one echo service per client.
 Toolchain/run.sh x86_64 run --listen 127.0.0.1:$b --state-dir "$state/B" --name B --exit 127.0.0.1:$((e + 10)) \
   --exit 127.0.0.1:$((e + 11)) --exit 127.0.0.1:$((e + 12)) --exit 127.0.0.1:$((e + 13)) \
-  --credit-window 0 --duration 60 2>"$log/b.log" & pids+=($!)
+  --credit-window 0 --lab-addresses yes --links optional --duration 60 2>"$log/b.log" & pids+=($!)
 for i in 0 1 2 3; do python3 Tests/e2e/wisppeer.py echo $((e + 10 + i)) 60 >/dev/null & pids+=($!); done
 for _ in $(seq 100); do [ -S "$log/a.sock" ] && break; sleep 0.1; done
 [ -S "$log/a.sock" ] || { cat "$log/a.log"; fail "node A (TSan build) did not come up"; }
