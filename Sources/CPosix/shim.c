@@ -279,6 +279,14 @@ int wisp_attach_reuseport_cbpf(int fd, uint32_t mask) {
   return 0;
 }
 
+int wisp_reuseport_cbpf_supported(void) {
+  int fd = wisp_udp_open(0x7F000001, 0, 1, 0);
+  if (fd < 0) return fd;
+  int r = wisp_attach_reuseport_cbpf(fd, 1);
+  close(fd);
+  return r;
+}
+
 long wisp_sendto(int fd, const void *buf, size_t len, uint32_t ip, uint16_t port) {
   struct sockaddr_in sa = sin4(ip, port);
   ssize_t n;

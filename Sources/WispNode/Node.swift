@@ -85,7 +85,16 @@ public final class Node {
     let credit = NodeCredit.open(directory: config.stateDir, window: config.creditWindow,
                                  commitInterval: config.commitIntervalSec)
     self.credit = credit
-    let count = config.effectiveShards
+    var count = config.effectiveShards
+    if count > 1 && config.shards == nil {
+      // Automatic sharding needs the kernel's reuseport steering program (qemu-user and
+      // old kernels lack it): without it, one shard rather than none.
+      let r = wisp_reuseport_cbpf_supported()
+      if r < 0 {
+        Log.warn("one shard: this kernel cannot steer frames to shards", "error=\"\(Errno(-r).description)\"")
+        count = 1
+      }
+    }
     var shardBits = 0
     while (1 << shardBits) < count { shardBits += 1 }
     let perShardPool = max(config.poolPackets / count, config.batch * 4)

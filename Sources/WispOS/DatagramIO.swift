@@ -64,7 +64,8 @@ public protocol DatagramIO: AnyObject {
   func openExit(to: Endpoint) -> Int32
   /// Closes an exit circuit's socket (which also leaves the loop's epoll set).
   func closeExit(_ fd: Int32)
-  /// Receives up to `count` replies (one per slot, never coalesced) from exit socket `fd`.
+  /// Receives up to `count` replies from exit socket `fd` (GRO runs as on the shared socket
+  /// when `coalesces`).
   func receiveExit(_ fd: Int32, _ slots: UnsafeMutablePointer<RxSlot>, count: Int) -> Int
   /// Sends one datagram on exit socket `fd`; false when it was not sent.
   func sendExit(_ fd: Int32, _ p: UnsafeRawPointer, _ length: Int) -> Bool

@@ -177,9 +177,21 @@ public final class RelayLoop<IO: DatagramIO> {
       let now = wisp_monotonic_ns()
       for i in 0..<r {
         let s = slots[i]
-        if s.truncated || s.length > Wire.maxDatagram { forwarder.drops.count(.oversized); continue }
-        process(s.base, length: s.length, from: s.from, origin: groArea == nil ? .slot(i) : .inPlace, now: now,
-                exitFd: fd, exitHalf: half)
+        if s.truncated || (groArea == nil && s.length > Wire.maxDatagram) { forwarder.drops.count(.oversized); continue }
+        if s.segment == 0 {
+          process(s.base, length: s.length, from: s.from, origin: groArea == nil ? .slot(i) : .inPlace, now: now,
+                  exitFd: fd, exitHalf: half)
+          continue
+        }
+        // A GRO run of replies: each gets a header prepended, which would overwrite the
+        // previous segment, so each is copied to a pool buffer first.
+        var off = 0
+        while off < s.length {
+          let n = min(s.segment, s.length - off)
+          processCopy(UnsafeRawPointer(s.base + off), length: n, from: s.from, now: now, fromLink: false,
+                      exitFd: fd, exitHalf: half)
+          off += n
+        }
       }
       flush()
       if r < batch { return }
@@ -287,12 +299,13 @@ public final class RelayLoop<IO: DatagramIO> {
   }
 
   /// Steps 3–6 for a copy of `length` bytes at `src` in a fresh pool buffer.
-  func processCopy(_ src: UnsafeRawPointer, length: Int, from: Endpoint, now: UInt64, fromLink: Bool) {
+  func processCopy(_ src: UnsafeRawPointer, length: Int, from: Endpoint, now: UInt64, fromLink: Bool,
+                   exitFd: Int32 = -1, exitHalf: Int32 = -1) {
     if length > Wire.maxDatagram || length == 0 { forwarder.drops.count(.oversized); return }
     guard let b = pool.take() else { forwarder.drops.count(.poolExhausted); return }
     let p = pool.buffer(b) + Defaults.headroom
     p.copyMemory(from: src, byteCount: length)
-    process(p, length: length, from: from, origin: .owned(b), now: now, fromLink: fromLink)
+    process(p, length: length, from: from, origin: .owned(b), now: now, fromLink: fromLink, exitFd: exitFd, exitHalf: exitHalf)
   }
 
   /// A frame that arrived inside a session (from the link layer, valid only during the

@@ -76,7 +76,7 @@ public final class UDPBatchIO: DatagramIO {
   }
 
   public func receiveExit(_ exitFd: Int32, _ slots: UnsafeMutablePointer<RxSlot>, count: Int) -> Int {
-    receive(on: exitFd, slots, count: count, gro: false)
+    receive(on: exitFd, slots, count: count, gro: coalesces)
   }
 
   /// An exit circuit's socket: bound to any port of the node's address family, connected to
@@ -86,6 +86,8 @@ public final class UDPBatchIO: DatagramIO {
     if s < 0 { return s }
     let r = wisp_udp_connect(s, to.ip, to.port)
     if r < 0 { close(s); return r }
+    // With 64 KB receive slots, a destination's bulk replies may arrive as GRO runs too.
+    if coalesces { _ = wisp_udp_enable_gro(s) }
     return s
   }
 

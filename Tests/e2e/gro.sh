@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # UDP GRO on the relay's socket: a run of equal-size datagrams sent with UDP GSO reaches
 # wisp as one coalesced datagram. Each segment must be forwarded on its own, in order —
-# both wisp frames (rewritten in place) and plain replies from an exit destination
-# (which get a header prepended, so they are copied to pool buffers first).
+# both wisp frames (rewritten in place) and plain replies from an exit destination on the
+# exit circuit's own socket (which get a header prepended, so they are copied to pool
+# buffers first).
 source "$(dirname "$0")/lib.bash"
 port=$((20000 + RANDOM % 20000)) dest=$((port + 1))
 log=$(mktemp /tmp/wisp-gro.XXXXXX)

@@ -52,6 +52,8 @@ int wisp_stop_requested(void);
 /// Attaches a classic BPF SO_REUSEPORT program choosing socket (circuit id & mask):
 /// the u32 at UDP payload offset 4. 0 or -errno.
 int wisp_attach_reuseport_cbpf(int fd, uint32_t mask);
+/// Whether this kernel takes the steering program (0), else -errno (ENOPROTOOPT under qemu-user).
+int wisp_reuseport_cbpf_supported(void);
 
 /// sendto(2) to an IPv4 address (host order); bytes sent or -errno.
 long wisp_sendto(int fd, const void *buf, size_t len, uint32_t ip, uint16_t port);
