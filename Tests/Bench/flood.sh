@@ -166,7 +166,7 @@ calib keyagreement 0 150; cost_key=$c_ms n_key=$c_n
 rss_calibrated=$(rss)
 
 # ---------------------------------------------------------------- 2. the sealed circuit
-total=$((WARM + SECS + 1 + SECS + 3))
+total=$((WARM + SECS + 1 + SECS + 7))   # 5 s after the flood: does the circuit recover?
 echo "flood: client $KBIT kbit/s, $SIZE B, sealed through the exit; $SECS s unloaded, then $SECS s flood ($pin_note) ..." >&2
 # Each line of the client time-stamped as it arrives (EPOCHREALTIME).
 ( "${pin_node[@]}" "$WISP" client --via 127.0.0.1:$port --exit 127.0.0.1:$echo_port --keys "$fp" \
@@ -194,7 +194,7 @@ rss_after=$(rss)
 st_after=$(status_json)
 flood_line=$(sed 's/^FLOOD //' "$tmp/flood.out")
 flood_secs=$(field seconds)
-await_client() { local i; for ((i = 0; i < 100; i++)); do kill -0 $client 2>/dev/null || break; sleep 0.1; done; }
+await_client() { local i; for ((i = 0; i < 150; i++)); do kill -0 $client 2>/dev/null || break; sleep 0.1; done; }
 await_client
 kill -TERM $node 2>/dev/null
 for _ in $(seq 50); do kill -0 $node 2>/dev/null || break; sleep 0.1; done
@@ -209,6 +209,7 @@ rate_between() {
 }
 read -r unl n_unl <<<"$(rate_between "$(awk -v t="$u0" 'BEGIN { printf "%.3f", t + 1 }')" "$u1")"
 read -r lod n_lod <<<"$(rate_between "$(awk -v t="$f_t0" 'BEGIN { printf "%.3f", t + 1.5 }')" "$(awk -v t="$f_t0" -v s="$flood_secs" 'BEGIN { printf "%.3f", t + s }')")"
+read -r aft n_aft <<<"$(rate_between "$(awk -v t="$f_t1" 'BEGIN { printf "%.3f", t + 1 }')" 9999999999)"
 [ -n "${unl:-}" ] && [ -n "${lod:-}" ] || harness "no client figures ($(tail -n 2 "$tmp/client.out" | tr '\n' ' '))"
 ratio=$(awk -v l="$lod" -v u="$unl" 'BEGIN { if (u > 0) printf "%.3f", l / u }')
 mbit() { awk -v p="$1" -v s="$SIZE" 'BEGIN { printf "%.2f", p * s * 8 / 1e6 }'; }
@@ -227,7 +228,7 @@ rss_delta=$((rss_after - rss_before))
 delta() { echo $(( $(count "$1" <<<"$st_after") - $(count "$1" <<<"$st_before") )); }
 c_over=$(delta over_budget) c_busy=$(delta worker_busy) c_src=$(delta source_limit) c_full=$(delta exit_sockets_full)
 c_bad=$(delta bad_body) c_unknown=$(delta unknown_circuit) c_paused=$(count paused_circuits <<<"$st_after")
-c_receipts=$(delta receipts)
+c_receipted=$(delta receipted_bytes) c_unpaid=$(delta unpaid)
 fsent_r=$(field receipts) fsent_c=$(field creates) fcreated=$(field created)
 w_ops=$(awk -v w=$((w_f1 - w_f0)) -v hz="$hz" -v c="$fcreated" -v ck="$cost_key" -v cr="$cost_receipt" \
   'BEGIN { r = (w / hz * 1000 - c * ck) / cr; if (r < 0) r = 0; printf "%.0f", r }')
@@ -240,15 +241,16 @@ printf '%-44s %s\n' \
   "client unloaded ($n_unl s)" "$unl echoes/s = $(mbit "$unl") Mbit/s (offered $KBIT kbit/s, $SIZE B)" \
   "client during the flood ($n_lod s)" "$lod echoes/s = $(mbit "$lod") Mbit/s" \
   "ratio loaded / unloaded" "$ratio" \
+  "client after the flood (${n_aft:-0} s)" "${aft:-n/a} echoes/s" \
   "flooder" "$flood_line" \
   "worker CPU unloaded / flood" "$w_unl / $w_fl s/s (hostile share $w_host s/s)" \
   "budget allows the hostile traffic" "$allow s/s ($RPS x $cost_receipt ms + $KPS x $cost_key ms)" \
   "shard CPU unloaded / flood" "$s_unl / $s_fl s/s" \
   "whole node CPU unloaded / flood" "$a_unl / $a_fl s/s" \
   "RSS start / calibrated / before / after flood" "$rss_start / $rss_calibrated / $rss_before / $rss_after kB (delta $rss_delta kB)" \
-  "counters during the flood" "over_budget +$c_over worker_busy +$c_busy source_limit +$c_src exit_sockets_full +$c_full bad_body +$c_bad unknown_circuit +$c_unknown; credit receipts +$c_receipts; paused circuits at the end $c_paused" \
+  "counters during the flood" "over_budget +$c_over worker_busy +$c_busy source_limit +$c_src exit_sockets_full +$c_full bad_body +$c_bad unknown_circuit +$c_unknown unpaid +$c_unpaid; credit receipted_bytes +$c_receipted; paused circuits at the end $c_paused" \
   "CREATEDs to the flooder (key agreements)" "$fcreated in $flood_secs s = $(awk -v c="$fcreated" -v s="$flood_secs" 'BEGIN { printf "%.0f", c / s }')/s; receipt checks implied by the worker's CPU ≈ $w_ops"
-echo "note: client echoes/s, second by second, from the start of the flood: $(awk -v a="$f_t0" -v b="$f_t1" '$3 == "client:" && $1 > a && $1 <= b + 1 { printf "%s ", $4 }' "$tmp/client.out")"
+echo "note: client echoes/s, second by second, from the start of the flood: $(awk -v a="$f_t0" -v b="$f_t1" '$3 == "client:" && $1 > a && $1 <= b + 1 { printf "%s ", $4 }' "$tmp/client.out")| after it: $(awk -v b="$f_t1" '$3 == "client:" && $1 > b + 1 { printf "%s ", $4 }' "$tmp/client.out")"
 echo "note: client: $(grep -o 'client: sent.*' "$tmp/client.out" | tail -n 1)"
 echo "note: credit window: ${FLOOD_CREDIT_WINDOW:-node default (4 MiB)}"
 echo "note: calibration: $cal_note"
@@ -260,6 +262,7 @@ echo
 echo "bench flood_unloaded_echoes_per_s $unl echoes/s"
 echo "bench flood_loaded_echoes_per_s $lod echoes/s"
 echo "bench flood_throughput_ratio $ratio x"
+echo "bench flood_after_echoes_per_s ${aft:-} echoes/s"
 echo "bench flood_worker_cpu_s_per_s $w_fl s/s"
 echo "bench flood_worker_cpu_hostile_s_per_s $w_host s/s"
 echo "bench flood_worker_budget_s_per_s $allow s/s"
