@@ -438,7 +438,7 @@ if [ $wisp_ok = 1 ]; then
   echo "bench: flood (flood.sh, about 90 s) ..." >&2
   flood_out=$(WISP_BIN="$WISP" timeout 300 "$root/Tests/Bench/flood.sh" 2>"$tmp/flood.err") ||
     notes+=("flood.sh failed: $(tail -n 1 "$tmp/flood.err")")
-  while read -r _ n v u; do [ -n "$n" ] && put "$n" "$v" "$u"; done < <(grep '^bench ' <<<"$flood_out")
+  while read -r _ n v u; do [ "$v" = n/a ] && v=; [ -n "$n" ] && put "$n" "$v" "$u"; done < <(grep '^bench ' <<<"$flood_out")
   while IFS= read -r line; do flood_checks+=("$line"); done < <(grep '^check flood ' <<<"$flood_out")
   while IFS= read -r line; do notes+=("flood: ${line#note: }"); done < <(grep '^note: ' <<<"$flood_out")
   [ -n "${fig[flood_throughput_ratio]:-}" ] || put flood_throughput_ratio "" ""

@@ -21,7 +21,8 @@
 # main thread is the control loop, the first thread it spawns the credit worker, the next
 # the shard. CPU from /proc/PID/task/TID/stat, RSS (VmRSS) from /proc/PID/status.
 #
-# Environment (optional): WISP_BIN, FLOOD_SECONDS=20 (5..30), FLOOD_WARM=3, FLOOD_FACTOR=10,
+# Environment (optional): WISP_BIN, FLOOD_CLIENT_BIN (the client's build; default
+# WISP_BIN), FLOOD_SECONDS=20 (5..30), FLOOD_WARM=3, FLOOD_FACTOR=10,
 # FLOOD_SOURCES=16, FLOOD_KBIT=30000 (the client's rate; a Python echo tops out near
 # 40 Mbit/s), FLOOD_SIZE=1200, FLOOD_CREDIT_WINDOW (bytes; unset: the node's default,
 # 4 MiB; 0 relays without requiring receipts, which separates the CPU the flood takes from
@@ -36,6 +37,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 WISP=${WISP_BIN:-$root/.build-firmware/x86_64/wisp}
+CLIENT=${FLOOD_CLIENT_BIN:-$WISP}
 SECS=${FLOOD_SECONDS:-20}
 WARM=${FLOOD_WARM:-3}
 FACTOR=${FLOOD_FACTOR:-10}
@@ -51,6 +53,7 @@ RPS=200 KPS=200 PER_SOURCE=50
 
 harness() { echo "flood: harness error: $*" >&2; echo "bench flood_throughput_ratio n/a"; exit 1; }
 [ -x "$WISP" ] || harness "no wisp binary at $WISP (Toolchain/build.sh x86_64)"
+[ -x "$CLIENT" ] || harness "no client binary at $CLIENT"
 command -v python3 >/dev/null || harness "python3 missing"
 
 pids=()
@@ -169,7 +172,7 @@ rss_calibrated=$(rss)
 total=$((WARM + SECS + 1 + SECS + 7))   # 5 s after the flood: does the circuit recover?
 echo "flood: client $KBIT kbit/s, $SIZE B, sealed through the exit; $SECS s unloaded, then $SECS s flood ($pin_note) ..." >&2
 # Each line of the client time-stamped as it arrives (EPOCHREALTIME).
-( "${pin_node[@]}" "$WISP" client --via 127.0.0.1:$port --exit 127.0.0.1:$echo_port --keys "$fp" \
+( "${pin_node[@]}" "$CLIENT" client --via 127.0.0.1:$port --exit 127.0.0.1:$echo_port --keys "$fp" \
     --seconds $total --size "$SIZE" --rate-kbit "$KBIT" 2>&1 |
   while IFS= read -r line; do printf '%s %s\n' "$EPOCHREALTIME" "$line"; done >"$tmp/client.out" ) &
 client=$!; pids+=($client)
@@ -234,7 +237,7 @@ w_ops=$(awk -v w=$((w_f1 - w_f0)) -v hz="$hz" -v c="$fcreated" -v ck="$cost_key"
   'BEGIN { r = (w / hz * 1000 - c * ck) / cr; if (r < 0) r = 0; printf "%.0f", r }')
 
 echo
-echo "flood benchmark ($pin_note; x86_64 firmware ${WISP#$root/}; ${lab:-no lab_addresses key in this build})"
+echo "flood benchmark ($pin_note; x86_64 firmware ${WISP#$root/}$([ "$CLIENT" = "$WISP" ] || echo ", client ${CLIENT#$root/}"); ${lab:-no lab_addresses key in this build})"
 printf '%-44s %s\n' \
   "worker cost per signature check (calibrated)" "$cost_receipt ms ($n_receipt receipts)" \
   "worker cost per key agreement (calibrated)" "$cost_key ms ($n_key sealed CREATEs)" \
@@ -262,7 +265,7 @@ echo
 echo "bench flood_unloaded_echoes_per_s $unl echoes/s"
 echo "bench flood_loaded_echoes_per_s $lod echoes/s"
 echo "bench flood_throughput_ratio $ratio x"
-echo "bench flood_after_echoes_per_s ${aft:-} echoes/s"
+echo "bench flood_after_echoes_per_s ${aft:-n/a} echoes/s"
 echo "bench flood_worker_cpu_s_per_s $w_fl s/s"
 echo "bench flood_worker_cpu_hostile_s_per_s $w_host s/s"
 echo "bench flood_worker_budget_s_per_s $allow s/s"
