@@ -128,10 +128,11 @@ now() { date +%s.%N; }
 hz=$(getconf CLK_TCK)
 status_json() { timeout 5 "$WISP" status --json --socket "$sock" 2>/dev/null; }
 # count JSON KEY: a counter from a status JSON on stdin (first match).
+# Looks in drops, credit, exits and sources (the last two where the build has them).
 count() { python3 -c 'import json,sys
-s=json.load(sys.stdin); k=sys.argv[1]
-v=s.get("drops",{}).get(k)
-if v is None: v=(s.get("credit") or {}).get(k)
+s=json.load(sys.stdin); k=sys.argv[1]; v=None
+for part in ("drops", "credit", "exits", "sources"):
+    if v is None: v=(s.get(part) or {}).get(k)
 print(v if v is not None else 0)' "$1"; }
 
 read -r worker shard _ <<<"$(threads)"
@@ -232,6 +233,7 @@ delta() { echo $(( $(count "$1" <<<"$st_after") - $(count "$1" <<<"$st_before") 
 c_over=$(delta over_budget) c_busy=$(delta worker_busy) c_src=$(delta source_limit) c_full=$(delta exit_sockets_full)
 c_bad=$(delta bad_body) c_unknown=$(delta unknown_circuit) c_paused=$(count paused_circuits <<<"$st_after")
 c_receipted=$(delta receipted_bytes) c_unpaid=$(delta unpaid)
+c_keys=$(delta key_agreements) c_refexp=$(delta refused_expensive)   # 0 on a build without them
 fsent_r=$(field receipts) fsent_c=$(field creates) fcreated=$(field created)
 w_ops=$(awk -v w=$((w_f1 - w_f0)) -v hz="$hz" -v c="$fcreated" -v ck="$cost_key" -v cr="$cost_receipt" \
   'BEGIN { r = (w / hz * 1000 - c * ck) / cr; if (r < 0) r = 0; printf "%.0f", r }')
@@ -252,6 +254,7 @@ printf '%-44s %s\n' \
   "whole node CPU unloaded / flood" "$a_unl / $a_fl s/s" \
   "RSS start / calibrated / before / after flood" "$rss_start / $rss_calibrated / $rss_before / $rss_after kB (delta $rss_delta kB)" \
   "counters during the flood" "over_budget +$c_over worker_busy +$c_busy source_limit +$c_src exit_sockets_full +$c_full bad_body +$c_bad unknown_circuit +$c_unknown unpaid +$c_unpaid; credit receipted_bytes +$c_receipted; paused circuits at the end $c_paused" \
+  "node's key agreements / refused expensive" "+$c_keys / +$c_refexp (status exits/sources; 0 where this build has no such counters)" \
   "CREATEDs to the flooder (key agreements)" "$fcreated in $flood_secs s = $(awk -v c="$fcreated" -v s="$flood_secs" 'BEGIN { printf "%.0f", c / s }')/s; receipt checks implied by the worker's CPU ≈ $w_ops"
 echo "note: client echoes/s, second by second, from the start of the flood: $(awk -v a="$f_t0" -v b="$f_t1" '$3 == "client:" && $1 > a && $1 <= b + 1 { printf "%s ", $4 }' "$tmp/client.out")| after it: $(awk -v b="$f_t1" '$3 == "client:" && $1 > b + 1 { printf "%s ", $4 }' "$tmp/client.out")"
 echo "note: client: $(grep -o 'client: sent.*' "$tmp/client.out" | tail -n 1)"
