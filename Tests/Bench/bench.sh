@@ -431,6 +431,21 @@ if [ $wisp_ok = 1 ]; then
 fi
 
 while read -r _ n v u; do put "$n" "$v" "$u"; done < <("$root/Tests/Bench/journal-wear.sh" 2>/dev/null | tee /dev/stderr | grep "^bench journal_" || echo "bench journal_bytes_per_hour")
+
+# The flood (issue 14's acceptance): a sealed circuit's throughput under hostile RECEIPTs and
+# sealed CREATEs at 10x the node-wide budgets, the worker's CPU, RSS. flood.sh prints its
+# own `bench flood_…` lines and `check flood NAME PASS|FAIL …` lines (against the issue's
+# thresholds), which are printed again at the end; a FAIL check is a figure, not a failure.
+flood_checks=()
+if [ $wisp_ok = 1 ]; then
+  echo "bench: flood (flood.sh, about 90 s) ..." >&2
+  flood_out=$(WISP_BIN="$WISP" timeout 300 "$root/Tests/Bench/flood.sh" 2>"$tmp/flood.err") ||
+    notes+=("flood.sh failed: $(tail -n 1 "$tmp/flood.err")")
+  while read -r _ n v u; do [ "$v" = n/a ] && v=; [ -n "$n" ] && put "$n" "$v" "$u"; done < <(grep '^bench ' <<<"$flood_out")
+  while IFS= read -r line; do flood_checks+=("$line"); done < <(grep '^check flood ' <<<"$flood_out")
+  while IFS= read -r line; do notes+=("flood: ${line#note: }"); done < <(grep '^note: ' <<<"$flood_out")
+  [ -n "${fig[flood_throughput_ratio]:-}" ] || put flood_throughput_ratio "" ""
+fi
 # ---------------------------------------------------------------- report
 v() { local x=${fig[$1]:-}; echo "${x:-n/a}"; }
 kpps() { local x=${fig[$1]:-}; [ -n "$x" ] && awk -v p="$x" 'BEGIN { printf "%.0f", p / 1000 }' || echo n/a; }
@@ -483,6 +498,7 @@ for name in "${order[@]}"; do
     case " ${optional[*]} " in *" $name "*) ;; *) status=1 ;; esac
   fi
 done
+for line in "${flood_checks[@]}"; do echo "$line"; done
 # A baseline or socat figure missing means the harness itself is broken.
 for name in "${order[@]}"; do
   case $name in relay_pps_baseline_*|relay_pps_socat_*) [ -n "${fig[$name]}" ] || status=1 ;; esac
