@@ -335,9 +335,7 @@ public final class Node {
         }
       case .watchdog:
         // Only while every shard's loop is turning: each posts a snapshot every second.
-        let now = wisp_monotonic_ns()
-        let limit = max(watchdogUsec.saturatingMultiply(1000), 3_000_000_000)
-        if let k = heardNs.firstIndex(where: { now.since($0) > limit }) {
+        if let k = Node.stalledShard(heardNs: heardNs, nowNs: wisp_monotonic_ns(), watchdogUsec: watchdogUsec) {
           Log.error("a shard has stopped answering: no watchdog ping", "shard=\(k)")
         } else {
           _ = wisp_sd_notify("WATCHDOG=1")
@@ -468,6 +466,13 @@ public final class Node {
       Log.info("reloaded", "file=\(path) rate_mbit=\(new.limits.nodeMbit) circuit_rate_mbit=\(new.limits.circuitMbit)"
                  + " quota_bytes=\(new.limits.quotaBytes) exits=\(new.exits.count)")
     }
+  }
+
+  /// The first shard not heard from for the watchdog interval (at least 3 s), if any: the
+  /// watchdog is answered only while this is nil.
+  public static func stalledShard(heardNs: [UInt64], nowNs: UInt64, watchdogUsec: UInt64) -> Int? {
+    let limit = max(watchdogUsec.saturatingMultiply(1000), 3_000_000_000)
+    return heardNs.firstIndex { nowNs.since($0) > limit }
   }
 
   /// The node's status from fresh shard snapshots (control thread).

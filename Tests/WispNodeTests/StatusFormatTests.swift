@@ -101,3 +101,17 @@ import WispNode
     #expect(samples["wisp_mailbox_refused_total"] == 3)
   }
 }
+
+@Suite struct WatchdogTests {
+  @Test func aSilentShardStopsTheWatchdog() {
+    let s: UInt64 = 1_000_000_000
+    // Every shard heard within 3 s: answered.
+    #expect(Node.stalledShard(heardNs: [100 * s, 99 * s], nowNs: 101 * s, watchdogUsec: 0) == nil)
+    // Shard 1 silent for 4 s: not answered, and it is named.
+    #expect(Node.stalledShard(heardNs: [100 * s, 96 * s], nowNs: 100 * s, watchdogUsec: 0) == 1)
+    // A longer watchdog interval (10 s) waits longer.
+    #expect(Node.stalledShard(heardNs: [100 * s, 96 * s], nowNs: 100 * s, watchdogUsec: 10_000_000) == nil)
+    // A clock reading behind the last beat (never negative) and a huge interval do not trap.
+    #expect(Node.stalledShard(heardNs: [100 * s], nowNs: 1, watchdogUsec: UInt64.max) == nil)
+  }
+}
