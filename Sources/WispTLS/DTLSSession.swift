@@ -195,6 +195,7 @@ public final class DTLSSession {
     self.send = send
     self.deliver = deliver
     phase = .recordsOnly
+    establishedNs = now()  // on the adopting thread's clock (rekey age, status)
   }
 
   /// Called by the event loop once `deadlineNs` has passed.

@@ -118,6 +118,9 @@ public final class HandshakeWorker {
     }
   }
 
+  /// Queues work without running it (tests: a worker that never catches up).
+  func queueOnly(capacity: Int) throws(Errno) { inbox = try Mailbox(capacity: capacity) }
+
   /// Ends the thread (if one runs) and waits for it; in-progress handshakes are dropped.
   public func stop() {
     guard let inbox, thread != 0 else { return }

@@ -384,17 +384,20 @@ public final class SessionTable: LinkLayer {
         return
       }
       let bad = s.badRecords
+      let opened = counters.recordsOpened
       s.input(d)
-      if s.badRecords != bad {
-        if let old = link.previous, old.state == .established {
-          // Sealed under the keys before the rekey: in flight when the peer switched.
-          s.forgiveBadRecords(s.badRecords - bad)
-          old.input(d)
-        } else if link.work != 0 && d.first == 23 {
-          // Sealed under the keys of the new session, not handed over yet.
-          s.forgiveBadRecords(s.badRecords - bad)
-          hold(link, d)
-        }
+      if s.badRecords != bad, let old = link.previous, old.state == .established {
+        // Sealed under the keys before the rekey: in flight when the peer switched.
+        s.forgiveBadRecords(s.badRecords - bad)
+        let oldBad = old.badRecords
+        old.input(d)
+        if link.work != 0 && counters.recordsOpened == opened { old.forgiveBadRecords(old.badRecords - oldBad) }
+      }
+      if link.work != 0 && d.first == 23 && counters.recordsOpened == opened {
+        // Nothing opened while a new session is on the worker: sealed under its keys, with
+        // sequence numbers the current session may even take for replays. Held for it.
+        if s.badRecords > bad { s.forgiveBadRecords(s.badRecords - bad) }
+        hold(link, d)
       }
       settle(slot, nowNs: nowNs)
     }
@@ -655,7 +658,12 @@ public final class SessionTable: LinkLayer {
         Log.info("session rekeyed", "peer=\(l.endpoint.text)\(peerName(l)) resumed=\(s.resumed ? 1 : 0)")
       }
       s.step()  // records that came in the handshake's last datagram, and the read timer
-      for d in held { d.withUnsafeBytes { s.input($0) } }
+      for d in held {
+        // A held record may be an old session's duplicate or a forgery: not held against this one.
+        let bad = s.badRecords
+        d.withUnsafeBytes { s.input($0) }
+        if s.badRecords > bad { s.forgiveBadRecords(s.badRecords - bad) }
+      }
       settle(i, nowNs: t)
     }
     flushSends?()
