@@ -496,7 +496,11 @@ public final class SessionTable: LinkLayer {
   /// Step 7: close_notify to every established peer; then the table lets go of the loop
   /// (the reference cycle `attach` made).
   public func shutdown() {
-    worker.stop()
+    if worker.inbox != nil {
+      worker.stop()  // joined: its figures are final
+      Log.info("handshake worker stopped", "steps=\(worker.steps) busy_ms=\(worker.busyNs / 1_000_000)"
+                 + " results_lost=\(worker.resultsLost) refused_full=\(worker.refusedFull)")
+    }
     for l in links where l.established {
       l.session.close()
       counters.closeNotifySent &+= 1
