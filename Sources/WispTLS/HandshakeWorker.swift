@@ -137,7 +137,8 @@ public final class HandshakeWorker {
       for (_, j) in jobs {
         if let d = j.session.deadlineNs { wait = min(wait, d > t ? (d - t) / 1_000_000 + 1 : 0) }
       }
-      if wait > 0, let inbox { _ = wisp_poll_in(inbox.fd, Int32(wait)) }
+      // At least 1 ms: a timer mbedTLS does not re-arm cannot make this thread spin.
+      if let inbox { _ = wisp_poll_in(inbox.fd, Int32(max(wait, 1))) }
       guard let inbox else { return }
       inbox.acknowledge()
       while running, let r = inbox.take() { handle(r) }

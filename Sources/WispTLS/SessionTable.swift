@@ -464,8 +464,8 @@ public final class SessionTable: LinkLayer {
       if link.previous != nil && nowNs >= link.previousUntilNs { link.previous = nil }
       if link.work != 0 && nowNs &- link.workStartedNs > limits.halfOpenTimeoutNs + SessionTable.workerGraceNs {
         // The worker ends its handshakes at the half-open limit; its answer was lost.
+        if link.current == nil { remove(i, why: .handshakeTimeout); continue }  // cancels it there
         worker.submit(.cancel(token: link.work))
-        if link.current == nil { remove(i, why: .handshakeTimeout); continue }
         endWork(link)
         refuse(.handshakeTimeout)
       }
