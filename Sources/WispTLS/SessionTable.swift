@@ -196,9 +196,12 @@ public final class Link {
   /// Whether `work` counts as half-open (a server's first handshake, or a pending one).
   var workHalfOpen = false
   var workStartedNs: UInt64 = 0
-  /// Records that came for a session the worker has not handed over yet (at most `heldLimit`).
+  /// Records that came for a session the worker has not handed over yet: at most
+  /// `heldLimit` for a first session (a stranger's), `heldLimitRekey` next to an established
+  /// one (a node link under traffic while the peer already seals under the new keys).
   var held: [[UInt8]] = []
   static let heldLimit = 8
+  static let heldLimitRekey = 128
   /// The session before the last rekey, for records still in flight, until `previousUntilNs`.
   var previous: DTLSSession? = nil
   var previousUntilNs: UInt64 = 0
@@ -411,7 +414,7 @@ public final class SessionTable: LinkLayer {
 
   /// Keeps a copy of a record for the session the worker is about to hand over.
   func hold(_ link: Link, _ d: UnsafeRawBufferPointer) {
-    if link.held.count >= Link.heldLimit { refuse(.noSession); return }
+    if link.held.count >= (link.current == nil ? Link.heldLimit : Link.heldLimitRekey) { refuse(.noSession); return }
     link.held.append(Array(d))
   }
 
