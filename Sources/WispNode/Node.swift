@@ -152,6 +152,9 @@ public final class Node {
       guard let table = Node.openSessions(config) else { return 1 }
       table.attach(to: shards[0].loop)
       shards[0].sessions = table
+      // Handshakes on a thread of their own; flights go out on shard 0's socket.
+      let r = shards[0].startHandshakeWorker(sendFd: shards[0].loop.io.fd)
+      if r < 0 { Log.error("cannot start the handshake worker", "error=\"\(Errno(-r).description)\""); return 1 }
       let links = Node.linkPeers(config).map { $0.endpoint }
       for s in shards.dropFirst() where config.linksRequired || !links.isEmpty {
         let rules = PlainLinks(required: config.linksRequired, nodeLinks: links)
@@ -667,5 +670,17 @@ public final class Node {
       : " sessions=off"
     return "forwarded_packets=\(t.packets) forwarded_bytes=\(t.bytes) circuits_created=\(t.created)" + sessionsText
       + " circuits_open=\(t.circuits) gso_segments=\(t.gso) gro_segments=\(t.gro) peak_rss_kb=\(rss) mailbox_refused=\(mailboxRefused())\(creditText) drops=\(t.drops.total) [\(t.drops.summary)]"
+  }
+}
+
+extension NodeShard {
+  /// Runs the session table's handshakes on a worker thread (HandshakeWorker) that hands
+  /// them back through this shard's inbox; `sendFd`: the UDP socket the worker sends
+  /// handshake flights on (nil: through the shard). 0, or -errno; the table's `shutdown`
+  /// (when the loop ends) stops the thread.
+  public func startHandshakeWorker(sendFd: Int32?) -> Int32 {
+    guard let table = sessions else { return 0 }
+    let inbox = self.inbox
+    return table.startWorker(post: { r in inbox.post(.handshake(r)) }, sendFd: sendFd)
   }
 }

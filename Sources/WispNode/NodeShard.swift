@@ -28,6 +28,8 @@ public enum ShardMessage {
   /// The worker's keys for a sealed exit circuit (empty: the client's point was not valid),
   /// and the CREATED tail (the exit's point and fresh nonce).
   case exitKeys(half: Int32, localId: UInt32, keys: [UInt8], created: [UInt8])
+  /// A DTLS handshake the session table's handshake worker finished (or a flight to send).
+  case handshake(HandshakeResult)
   /// Stop the loop (the thread posts its last snapshot and ends).
   case stop
 }
@@ -176,6 +178,8 @@ public final class NodeShard<IO: DatagramIO> {
         verdict = f.exitKeysFailed(p, half: half, localId: localId)
       }
       loop.sendVerdict(p, verdict)
+    case .handshake(let r):
+      sessions?.finish(r)
     case .stop:
       loop.stop()
     }

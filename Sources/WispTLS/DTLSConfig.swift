@@ -72,10 +72,18 @@ public final class DTLSConfig {
     return prefersChaCha ? [chacha, gcm] : [gcm, chacha]
   }
 
-  public init(options: DTLSOptions, identity: Identity, random: RandomGenerator) throws(TLSError) {
+  public convenience init(options: DTLSOptions, identity: Identity, random: RandomGenerator) throws(TLSError) {
+    try self.init(options: options, identity: identity, random: random, cookies: nil)
+  }
+
+  /// `cookies`: the server's cookie context (nil: a new secret).
+  init(options: DTLSOptions, identity: Identity, random: RandomGenerator, cookies given: Cookies?) throws(TLSError) {
     let server = options.role == .server
     // Made first: a throw here leaves nothing allocated.
-    let cookies = server ? try Cookies(random: random, lifetimeSeconds: 60) : nil
+    var cookies: Cookies? = nil
+    if server {
+      if let given { cookies = given } else { cookies = try Cookies(random: random, lifetimeSeconds: DTLSConfig.cookieLifetimeSeconds) }
+    }
     let tickets = server && options.sessionTickets ? try SessionTickets(random: random, lifetimeSeconds: 3600, seed: options.ticketSeed) : nil
     self.cookies = cookies
     self.tickets = tickets
@@ -132,13 +140,7 @@ public final class DTLSConfig {
     hashes.deallocate()
   }
 
-  /// Whether a ClientHello's cookie is valid for `transportID` (no state, one HMAC): lets
-  /// the session table admit a handshake before it allocates a session for it.
-  func cookieValid(_ cookie: UnsafeRawBufferPointer, transportID: UnsafeRawBufferPointer) -> Bool {
-    guard let cookies, cookie.count > 0 else { return false }
-    return mbedtls_ssl_cookie_check(cookies.context, cookie.baseAddress!.assumingMemoryBound(to: UInt8.self), cookie.count,
-                                    transportID.baseAddress!.assumingMemoryBound(to: UInt8.self), transportID.count) == 0
-  }
+  static let cookieLifetimeSeconds: UInt = 60
 
   /// Our own fingerprint, as peers pin it.
   public var fingerprint: Fingerprint { identity.fingerprint }

@@ -9,7 +9,10 @@
 //      recovered by DTLS retransmission like any other loss);
 //   4. mbedTLS's timers run on the caller's monotonic clock: the loop wakes at `deadlineNs`
 //      and calls `handleTimeout()` (retransmit a flight, or fail an idle session).
-// No threads, no sleeping, no blocking.
+// No threads, no sleeping, no blocking. A session may move between threads once: the
+// session table's handshake worker runs the handshake (`phase = .handshakeOnly`) and hands
+// the established session to the forwarding thread, which `adopt`s it (`.recordsOnly`).
+// One thread at a time: mbedTLS contexts are not thread-bound, but never shared.
 import CMbedTLS
 import WispCore
 
@@ -26,9 +29,21 @@ public final class DTLSSession {
   let config: DTLSConfig
   let ssl: UnsafeMutablePointer<mbedtls_ssl_context>
   let transportID: [UInt8]
-  let now: () -> UInt64
-  let send: (UnsafeRawBufferPointer) -> Bool
-  let deliver: (UnsafeRawBufferPointer) -> Void
+  var now: () -> UInt64
+  var send: (UnsafeRawBufferPointer) -> Bool
+  var deliver: (UnsafeRawBufferPointer) -> Void
+
+  /// Which part of a session's life `step()` runs (SessionTable's handshake worker).
+  public enum Phase {
+    /// Handshake and records (a session owned by one thread for its whole life).
+    case whole
+    /// The handshake only: `step()` stops once established, records stay unread.
+    case handshakeOnly
+    /// Records only: a handshake the peer starts inside the session (a reconnection from
+    /// the same port) ends it instead of running here.
+    case recordsOnly
+  }
+  public var phase = Phase.whole
   let readBuffer: UnsafeMutableRawBufferPointer
   var inbox: [[UInt8]] = []
   /// A datagram lent by `input(_:)` for the duration of one `step()`: no copy, no queue.
@@ -123,12 +138,17 @@ public final class DTLSSession {
     while true {
       switch state {
       case .handshaking:
+        if phase == .recordsOnly {
+          fail(.mbedtls("mbedtls_ssl_read", MBEDTLS_ERR_SSL_CLIENT_RECONNECT))
+          return
+        }
         let r = mbedtls_ssl_handshake(ssl)
         if r == 0 {
           resumed = peerFingerprint == nil  // a full handshake always ran the verify callback
           if let refusal = checkResumedPeer() { fail(refusal); return }
           state = .established
           establishedNs = now()
+          if phase == .handshakeOnly { return }
           continue
         }
         if r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE { return }
@@ -164,6 +184,18 @@ public final class DTLSSession {
         return
       }
     }
+  }
+
+  /// Takes over an established session from the thread that ran its handshake: from now
+  /// on its clock, its datagrams out and its plaintext are this thread's (`.recordsOnly`).
+  /// Records left in mbedTLS's buffer after the handshake are read by the next `step()`.
+  public func adopt(now: @escaping () -> UInt64, send: @escaping (UnsafeRawBufferPointer) -> Bool,
+                    deliver: @escaping (UnsafeRawBufferPointer) -> Void) {
+    self.now = now
+    self.send = send
+    self.deliver = deliver
+    phase = .recordsOnly
+    establishedNs = now()  // on the adopting thread's clock (rekey age, status)
   }
 
   /// Called by the event loop once `deadlineNs` has passed.

@@ -10,22 +10,30 @@
 //      source address (`perSourceSessions`), node-wide handshake bucket and half-open cap
 //      (these three skipped for configured node peers), table capacity (a configured peer
 //      may evict the least recently active client); each
-//      refusal counted by reason. Only now is a server
-//      session (mbedTLS buffers) allocated. From an address that already has a session it
-//      starts a *pending* session next to it: a rekey or a reconnection;
-//   4. handshake records go to the pending session if there is one, records of an
-//      established session to its session; a record that fails there (bad MAC) right after
-//      a rekey is tried on the previous session, kept `rekeyGraceNs` for in-flight traffic;
+//      refusal counted by reason. Only now is the handshake handed to the handshake
+//      worker (HandshakeWorker.swift: its own thread in a node), a copy of the ClientHello
+//      through a bounded mailbox — a full one refuses it (`worker_busy`) — and only there
+//      is a server session (mbedTLS buffers) allocated. From an address that already has
+//      a session it starts a *pending* handshake next to it: a rekey or a reconnection;
+//   4. handshake records of a handshake on the worker go there (a copy), handshake
+//      records of an established session (a retransmitted Finished) and its records to
+//      its session; a record that fails there (bad MAC) right after a rekey is tried on the
+//      previous session, kept `rekeyGraceNs` for in-flight traffic; records that arrive for
+//      a session the worker has finished but not yet handed over are held (a few) until
+//      it arrives (`finish`), which also hands over the sessions this node dialled;
 //   5. plaintext frames go back to the relay loop (`RelayLoop.handleFrame`) as if they had
 //      arrived from the peer's address; frames the loop sends to a peer with an established
 //      session are written as one record each (`seal`), never in the clear;
-//   6. `poll` (every 50 ms): mbedTLS's retransmission timers, half-open expiry, connecting
+//   6. `poll` (every 50 ms): the established sessions' timers, a backstop for handshakes
+//      the worker never answered, connecting
 //      to configured node peers (the peer with the lower fingerprint initiates at once, the
 //      other after `fallbackConnectNs`), rekeying initiated sessions after a byte or time
 //      limit (by resumption: one round trip), and removing failed or closed sessions;
 //   7. `shutdown`: close_notify to every peer.
 // Capacity is fixed (`SessionLimits.capacity`); mbedTLS allocates a session's record buffers
-// when the session is admitted, never per packet.
+// when the session is admitted, never per packet. The forwarding thread never runs a
+// handshake step: the worker does, with its own DRBG and configurations; this thread keeps
+// its own DRBG (dial jitter) and its own cookie context (SESSIONS.md, "Threads").
 import CMbedTLS
 import CPosix
 import WispCore
@@ -134,6 +142,7 @@ public enum SessionRefusal: Int, CaseIterable {
   case failed            // any other mbedTLS failure
   case tooLarge          // a frame larger than a record can carry
   case sourceFull        // the source address holds its share of sessions already
+  case workerBusy        // the handshake worker's inbox was full
 
   public var name: StaticString {
     switch self {
@@ -155,6 +164,7 @@ public enum SessionRefusal: Int, CaseIterable {
     case .failed: return "failed"
     case .tooLarge: return "too_large"
     case .sourceFull: return "source_full"
+    case .workerBusy: return "worker_busy"
     }
   }
 
@@ -178,10 +188,20 @@ public enum SessionRefusal: Int, CaseIterable {
 public final class Link {
   public let endpoint: Endpoint
   public let role: DTLSRole
-  /// The current session: frames are sealed in it once established.
-  public internal(set) var session: DTLSSession
-  /// A new handshake with the same peer (rekey or reconnection), not yet established.
-  var pending: DTLSSession? = nil
+  /// The current session, once the worker handed it over: frames are sealed in it.
+  var current: DTLSSession? = nil
+  /// The handshake on the worker for this peer (its token; 0: none): the first one, or a
+  /// new one next to `current` (rekey or reconnection, "pending").
+  var work: UInt64 = 0
+  /// Whether `work` counts as half-open (a server's first handshake, or a pending one).
+  var workHalfOpen = false
+  var workStartedNs: UInt64 = 0
+  /// Records that came for a session the worker has not handed over yet: at most
+  /// `heldLimit` for a first session (a stranger's), `heldLimitRekey` next to an established
+  /// one (a node link under traffic while the peer already seals under the new keys).
+  var held: [[UInt8]] = []
+  static let heldLimit = 8
+  static let heldLimitRekey = 128
   /// The session before the last rekey, for records still in flight, until `previousUntilNs`.
   var previous: DTLSSession? = nil
   var previousUntilNs: UInt64 = 0
@@ -189,23 +209,27 @@ public final class Link {
   public internal(set) var peer: Int?
   public internal(set) var lastActiveNs: UInt64
   var wasEstablished = false
+  /// A rekey the worker refused is tried again after this.
+  var nextRekeyNs: UInt64 = 0
 
-  init(endpoint: Endpoint, role: DTLSRole, session: DTLSSession, peer: Int?, nowNs: UInt64) {
+  init(endpoint: Endpoint, role: DTLSRole, peer: Int?, nowNs: UInt64) {
     self.endpoint = endpoint
     self.role = role
-    self.session = session
     self.peer = peer
     lastActiveNs = nowNs
   }
 
-  public var established: Bool { session.state == .established }
+  public var established: Bool { current?.state == .established }
 
-  /// The handshake this node is serving for the peer, if one is in progress: a pending
-  /// rekey, or a server session not yet established.
-  var serverHandshake: DTLSSession? {
-    if let p = pending { return p }
-    return role == .server && session.state == .handshaking ? session : nil
+  /// The established session (only for `established` links).
+  public var session: DTLSSession {
+    guard let current else { preconditionFailure("no session before the handshake ends") }
+    return current
   }
+
+  /// Whether a handshake this node serves for the peer is on the worker: a pending one, or
+  /// a server's first.
+  var servingHandshake: Bool { work != 0 && (current != nil || role == .server) }
 }
 
 public final class SessionTable: LinkLayer {
@@ -213,8 +237,15 @@ public final class SessionTable: LinkLayer {
   public private(set) var counters = SessionCounters()
   public private(set) var links: [Link] = []
   public private(set) var peers: [LinkPeer]
-  let server: DTLSConfig
-  let client: DTLSConfig
+  /// This thread's cookie context (the worker's server configuration has a twin).
+  let cookies: Cookies
+  /// Where handshakes run (inline until `startWorker`).
+  public let worker: HandshakeWorker
+  var nextToken: UInt64 = 1
+  /// Results of an inline worker, applied once the call that caused them returns.
+  var inlineResults: [HandshakeResult] = []
+  /// Sends queued records out at once (a result applied outside the receive path).
+  public var flushSends: (() -> Void)? = nil
   let own: Fingerprint
   let random: RandomGenerator
   let now: () -> UInt64
@@ -270,8 +301,13 @@ public final class SessionTable: LinkLayer {
     so.ticketSeed = ticketSeed
     so.acceptClients = true
     let co = options(.client)
-    server = try DTLSConfig(options: so, identity: identity, random: random)
-    client = try DTLSConfig(options: co, identity: identity, random: random)
+    // The worker's: its own DRBG (a CTR_DRBG is one thread's), configurations and cookie twin.
+    let workerRandom = try RandomGenerator()
+    cookies = try Cookies(random: random, lifetimeSeconds: DTLSConfig.cookieLifetimeSeconds)
+    let server = try DTLSConfig(options: so, identity: identity, random: workerRandom, cookies: try cookies.twin())
+    let client = try DTLSConfig(options: co, identity: identity, random: workerRandom)
+    worker = HandshakeWorker(server: server, client: client, random: workerRandom, halfOpenTimeoutNs: limits.halfOpenTimeoutNs,
+                             capacity: limits.capacity + limits.halfOpen, now: now)
     own = identity.fingerprint
     self.random = random
     self.peers = peers
@@ -286,6 +322,27 @@ public final class SessionTable: LinkLayer {
     links.reserveCapacity(limits.capacity)
     index.reserveCapacity(limits.capacity * 2)
     for i in 0..<peers.count { nextDialNs[i] = t + dialDelay(i) }
+    // Inline until `startWorker`: results come back here, flights go out as records do.
+    let me = Unmanaged.passUnretained(self)
+    worker.post = { r in me.takeUnretainedValue().inlineResults.append(r); return true }
+    worker.sendDirect = { d, to in me.takeUnretainedValue().sendDatagram?(d, to) ?? false }
+  }
+
+  /// Moves the handshakes to a thread of their own. `post` hands a result to the thread
+  /// that owns this table (shard 0's mailbox; the shard calls `finish`); `sendFd`: the
+  /// UDP socket the worker sends flights on itself (nil: flights come back through `post`).
+  /// 0, or -errno. `shutdown` stops the thread.
+  public func startWorker(post: @escaping (HandshakeResult) -> Bool, sendFd: Int32?) -> Int32 {
+    worker.post = post
+    if let fd = sendFd {
+      worker.sendDirect = { d, to in
+        guard let p = d.baseAddress else { return false }
+        return wisp_sendto(fd, p, d.count, to.ip, to.port) == d.count
+      }
+    } else {
+      worker.sendDirect = nil
+    }
+    return worker.start()
   }
 
   deinit {
@@ -298,6 +355,7 @@ public final class SessionTable: LinkLayer {
   public func attach<IO: DatagramIO>(to loop: RelayLoop<IO>) {
     deliverFrame = { frame, from in loop.handleFrame(frame, from: from, nowNs: wisp_monotonic_ns()) }
     sendDatagram = { d, to in loop.sendCopy(d, to: to) }
+    flushSends = { loop.flush() }
     loop.attach(link: self)
   }
 
@@ -313,22 +371,51 @@ public final class SessionTable: LinkLayer {
       guard let slot else { refuse(.noSession); return }
       let link = links[slot]
       link.lastActiveNs = nowNs
-      (link.pending ?? link.session).input(d)
-      settle(slot, nowNs: nowNs)
+      if link.work != 0 {
+        toWorker(link, d)
+      } else if let s = link.current {
+        s.input(d)  // a retransmitted last flight: mbedTLS answers with its own again
+        settle(slot, nowNs: nowNs)
+      }
     case .other:
       guard let slot else { refuse(.noSession); return }
       let link = links[slot]
       link.lastActiveNs = nowNs
-      let s = link.session
+      guard let s = link.current else {
+        // The first handshake is on the worker: alerts go there, records wait for the session.
+        if d.first == 23 { hold(link, d) } else { toWorker(link, d) }
+        return
+      }
       let bad = s.badRecords
+      let opened = counters.recordsOpened
       s.input(d)
       if s.badRecords != bad, let old = link.previous, old.state == .established {
         // Sealed under the keys before the rekey: in flight when the peer switched.
         s.forgiveBadRecords(s.badRecords - bad)
+        let oldBad = old.badRecords
         old.input(d)
+        if link.work != 0 && counters.recordsOpened == opened { old.forgiveBadRecords(old.badRecords - oldBad) }
+      }
+      if link.work != 0 && d.first == 23 && counters.recordsOpened == opened {
+        // Nothing opened while a new session is on the worker: sealed under its keys, with
+        // sequence numbers the current session may even take for replays. Held for it.
+        if s.badRecords > bad { s.forgiveBadRecords(s.badRecords - bad) }
+        hold(link, d)
       }
       settle(slot, nowNs: nowNs)
     }
+    applyInlineResults()
+  }
+
+  /// A copy of `d` for the handshake on the worker (refused when its inbox is full).
+  func toWorker(_ link: Link, _ d: UnsafeRawBufferPointer) {
+    if !worker.submit(.input(token: link.work, datagram: Array(d))) { refuse(.workerBusy) }
+  }
+
+  /// Keeps a copy of a record for the session the worker is about to hand over.
+  func hold(_ link: Link, _ d: UnsafeRawBufferPointer) {
+    if link.held.count >= (link.current == nil ? Link.heldLimit : Link.heldLimitRekey) { refuse(.noSession); return }
+    link.held.append(Array(d))
   }
 
   public func admitsPlain(from: Endpoint, type: UInt8) -> Bool {
@@ -350,9 +437,9 @@ public final class SessionTable: LinkLayer {
   /// Writes `frame` as one record to `to` if a session with it is established.
   public func seal(_ frame: UnsafeRawBufferPointer, to: Endpoint) -> Bool {
     if establishedCount == 0 && !limits.required { return false }
-    if let i = index[SessionTable.key(to)], links[i].established {
+    if let i = index[SessionTable.key(to)], let s = links[i].current, s.state == .established {
       do {
-        try links[i].session.write(frame)
+        try s.write(frame)
         counters.recordsSealed &+= 1
       } catch {
         refuse(.tooLarge)
@@ -368,24 +455,27 @@ public final class SessionTable: LinkLayer {
 
   /// Step 6.
   public func poll(nowNs: UInt64) {
+    if worker.inbox == nil {
+      worker.tick(nowNs: nowNs)  // inline: the worker's timers run here
+      applyInlineResults()
+    }
     var i = 0
     while i < links.count {
       let link = links[i]
-      SessionTable.fire(link.session, nowNs)
-      if let p = link.pending { SessionTable.fire(p, nowNs) }
+      if let s = link.current { SessionTable.fire(s, nowNs) }
       if let p = link.previous { SessionTable.fire(p, nowNs) }
       if link.previous != nil && nowNs >= link.previousUntilNs { link.previous = nil }
-      if link.session.state == .handshaking && !link.wasEstablished && link.role == .server
-        && nowNs &- link.session.createdNs > limits.halfOpenTimeoutNs {
-        link.session.failByTimeout()
+      if link.work != 0 && nowNs &- link.workStartedNs > limits.halfOpenTimeoutNs + SessionTable.workerGraceNs {
+        // The worker ends its handshakes at the half-open limit; its answer was lost.
+        if link.current == nil { remove(i, why: .handshakeTimeout); continue }  // cancels it there
+        worker.submit(.cancel(token: link.work))
+        endWork(link)
+        refuse(.handshakeTimeout)
       }
-      if let p = link.pending, p.state == .handshaking, nowNs &- p.createdNs > limits.halfOpenTimeoutNs {
-        p.failByTimeout()
-      }
-      if link.role == .client, link.established, link.pending == nil {
+      if link.role == .client, link.established, link.work == 0, nowNs >= link.nextRekeyNs {
         let s = link.session
         if s.bytesIn &+ s.bytesOut >= limits.rekeyBytes || nowNs &- s.establishedNs >= limits.rekeyAfterNs {
-          startRekey(link)
+          startRekey(link, nowNs: nowNs)
         }
       }
       if settle(i, nowNs: nowNs) { i += 1 }
@@ -394,7 +484,12 @@ public final class SessionTable: LinkLayer {
       nextDialNs[p] = nowNs + SessionTable.redialNs
       if index[SessionTable.key(peers[p].endpoint)] == nil { dial(p, nowNs: nowNs) }
     }
+    applyInlineResults()
   }
+
+  /// How long after the half-open limit the table gives up on a handshake the worker never
+  /// answered for (a result its full mailbox refused).
+  public static let workerGraceNs: UInt64 = 2_000_000_000
 
   /// Runs `s`'s mbedTLS timer if it is due.
   static func fire(_ s: DTLSSession, _ nowNs: UInt64) {
@@ -404,12 +499,18 @@ public final class SessionTable: LinkLayer {
   /// Step 7: close_notify to every established peer; then the table lets go of the loop
   /// (the reference cycle `attach` made).
   public func shutdown() {
+    if worker.inbox != nil {
+      worker.stop()  // joined: its figures are final
+      Log.info("handshake worker stopped", "steps=\(worker.steps) busy_ms=\(worker.busyNs / 1_000_000)"
+                 + " results_lost=\(worker.resultsLost) refused_full=\(worker.refusedFull)")
+    }
     for l in links where l.established {
       l.session.close()
       counters.closeNotifySent &+= 1
     }
     deliverFrame = nil
     sendDatagram = nil
+    flushSends = nil
     isExit = { _ in false }
   }
 
@@ -446,11 +547,10 @@ public final class SessionTable: LinkLayer {
       refuse(.badHello)
       return
     }
-    let valid = server.cookieValid(cookie, transportID: tid)
+    let valid = cookies.valid(cookie, transportID: tid)
     if !valid {
       // 2. Stateless: a HelloVerifyRequest, never larger than the request.
       counters.unverifiedBytesIn &+= UInt64(d.count)
-      guard let cookies = server.cookies else { return }
       let n = HelloVerify.write(answering: d, transportID: tid, cookies: cookies, into: answer)
       if n == 0 { refuse(.badHello); return }
       if sendDatagram?(UnsafeRawBufferPointer(start: answer, count: n), from) == true {
@@ -460,9 +560,8 @@ public final class SessionTable: LinkLayer {
       return
     }
     // 3. Admission, cheapest refusals first.
-    if let slot, let inProgress = links[slot].serverHandshake {
-      inProgress.input(d)  // a retransmitted ClientHello of the handshake in progress
-      settle(slot, nowNs: nowNs)
+    if let slot, links[slot].servingHandshake {
+      toWorker(links[slot], d)  // a retransmitted ClientHello of the handshake in progress
       return
     }
     let peer = peers.firstIndex { $0.endpoint == from }
@@ -484,13 +583,9 @@ public final class SessionTable: LinkLayer {
     if slot == nil && links.count >= limits.capacity {
       guard peer != nil, evictClient() else { refuse(.tableFull); return }
     }
-    let session: DTLSSession
-    do {
-      session = try makeSession(server, to: from)
-    } catch {
-      refuse(.failed)
-      return
-    }
+    // The handshake itself: a copy of the ClientHello to the worker, or a refusal.
+    let token = takeToken()
+    guard worker.submit(.serve(token: token, peer: from, hello: Array(d))) else { refuse(.workerBusy); return }
     counters.handshakesAdmitted &+= 1
     if let slot {
       let link = links[slot]
@@ -498,20 +593,95 @@ public final class SessionTable: LinkLayer {
         // Both ends dialled at once. The one with the lower fingerprint keeps its dial;
         // the other serves it.
         remove(slot, why: nil)
-        add(Link(endpoint: from, role: .server, session: session, peer: peer, nowNs: nowNs))
-        session.input(d)
-        settle(links.count - 1, nowNs: nowNs)
+      } else {
+        beginWork(link, token, halfOpen: true, nowNs: nowNs)  // pending, next to the session
         return
       }
-      link.pending = session
-      halfOpenCount += 1
-      session.input(d)
-      settle(slot, nowNs: nowNs)
-      return
     }
-    add(Link(endpoint: from, role: .server, session: session, peer: peer, nowNs: nowNs))
-    session.input(d)
-    settle(links.count - 1, nowNs: nowNs)
+    let link = Link(endpoint: from, role: .server, peer: peer, nowNs: nowNs)
+    add(link)
+    beginWork(link, token, halfOpen: true, nowNs: nowNs)
+  }
+
+  func takeToken() -> UInt64 {
+    defer { nextToken &+= 1 }
+    return nextToken
+  }
+
+  /// `link`'s handshake `token` is on the worker.
+  func beginWork(_ link: Link, _ token: UInt64, halfOpen: Bool, nowNs: UInt64) {
+    link.work = token
+    link.workHalfOpen = halfOpen
+    link.workStartedNs = nowNs
+    if halfOpen { halfOpenCount += 1 }
+  }
+
+  /// `link`'s handshake on the worker ended (or was given up).
+  func endWork(_ link: Link) {
+    if link.work != 0 && link.workHalfOpen { halfOpenCount -= 1 }
+    link.work = 0
+    link.workHalfOpen = false
+    link.held = []
+  }
+
+  // MARK: - Handshakes that ended on the worker
+
+  /// Applies what the worker handed back (on the thread that owns the table): a flight to
+  /// send, or a handshake that ended — an established session is adopted by this thread.
+  public func finish(_ r: HandshakeResult) {
+    switch r {
+    case .flight(let to, let bytes):
+      _ = bytes.withUnsafeBytes { sendDatagram?($0, to) }
+    case .done(let token, let peer, let session, let failure):
+      guard let i = index[SessionTable.key(peer)], links[i].work == token else { return }  // its link went
+      let l = links[i]
+      let held = l.held
+      let wasFirst = l.current == nil
+      endWork(l)
+      guard let s = session else {
+        if wasFirst { remove(i, why: failure ?? .handshakeTimeout) }  // nothing worth keeping
+        else if let failure { refuse(SessionRefusal.of(failure)) }
+        break
+      }
+      let me = Unmanaged.passUnretained(self)
+      s.adopt(now: now,
+              send: { d in me.takeUnretainedValue().sendDatagram?(d, peer) ?? false },
+              deliver: { frame in
+                let t = me.takeUnretainedValue()
+                t.counters.recordsOpened &+= 1
+                t.deliverFrame?(frame, peer)
+              })
+      let t = now()
+      if wasFirst {
+        l.current = s
+        guard established(i, nowNs: t) else { break }
+      } else {
+        count(s)
+        l.previous = l.current
+        l.previousUntilNs = t + limits.rekeyGraceNs
+        l.current = s
+        counters.rekeys &+= 1
+        if l.role == .client { remember(s, of: l) }
+        Log.info("session rekeyed", "peer=\(l.endpoint.text)\(peerName(l)) resumed=\(s.resumed ? 1 : 0)")
+      }
+      s.step()  // records that came in the handshake's last datagram, and the read timer
+      for d in held {
+        // A held record may be an old session's duplicate or a forgery: not held against this one.
+        let bad = s.badRecords
+        d.withUnsafeBytes { s.input($0) }
+        if s.badRecords > bad { s.forgiveBadRecords(s.badRecords - bad) }
+      }
+      settle(i, nowNs: t)
+    }
+    flushSends?()
+  }
+
+  /// Results an inline worker produced during the last call.
+  func applyInlineResults() {
+    while !inlineResults.isEmpty {
+      let r = inlineResults.removeFirst()
+      finish(r)
+    }
   }
 
   func refuse(_ r: SessionRefusal) { counters.refusals[r.rawValue] &+= 1 }
@@ -524,32 +694,18 @@ public final class SessionTable: LinkLayer {
     return v % limit
   }
 
-  func makeSession(_ config: DTLSConfig, to peer: Endpoint) throws(TLSError) -> DTLSSession {
-    // The sessions never outlive the table: an unretained reference (no cycle, no `unowned`
-    // in Embedded Swift).
-    let me = Unmanaged.passUnretained(self)
-    return try DTLSSession(config: config, peerIP: peer.ip, peerPort: peer.port, now: now,
-                           send: { d in me.takeUnretainedValue().sendDatagram?(d, peer) ?? false },
-                           deliver: { frame in
-                             let t = me.takeUnretainedValue()
-                             t.counters.recordsOpened &+= 1
-                             t.deliverFrame?(frame, peer)
-                           })
-  }
-
   func add(_ link: Link) {
     index[SessionTable.key(link.endpoint)] = links.count
     links.append(link)
     perSource[link.endpoint.ip, default: 0] += 1
-    if link.session.state == .handshaking && link.role == .server { halfOpenCount += 1 }
   }
 
   /// Removes link `i` (swap with the last), logging why.
   func remove(_ i: Int, why: TLSError?) {
     let l = links[i]
     if l.wasEstablished { establishedCount -= 1 }
-    if l.role == .server && !l.wasEstablished { halfOpenCount -= 1 }
-    if l.pending != nil { halfOpenCount -= 1 }
+    if l.work != 0 { _ = worker.submit(.cancel(token: l.work)) }  // lost if full: it times out there
+    endWork(l)
     index[SessionTable.key(l.endpoint)] = nil
     if let n = perSource[l.endpoint.ip], n > 1 { perSource[l.endpoint.ip] = n - 1 } else { perSource[l.endpoint.ip] = nil }
     let last = links.count - 1
@@ -567,7 +723,7 @@ public final class SessionTable: LinkLayer {
       refuse(SessionRefusal.of(why))
       Log.warn("session failed", "peer=\(l.endpoint.text)\(peerName(l)) error=\"\(Log.quote(why.description))\"")
     } else if l.wasEstablished {
-      Log.info("session closed", "peer=\(l.endpoint.text)\(peerName(l)) by=\(l.session.closedByPeer ? "peer" : "us")")
+      Log.info("session closed", "peer=\(l.endpoint.text)\(peerName(l)) by=\(l.current?.closedByPeer == true ? "peer" : "us")")
     }
   }
 
@@ -576,57 +732,14 @@ public final class SessionTable: LinkLayer {
     return ""
   }
 
-  /// Brings link `i`'s bookkeeping up to date after its sessions moved. Returns false when
+  /// Brings link `i`'s bookkeeping up to date after its session moved. Returns false when
   /// the link was removed (the slot now holds another link).
   @discardableResult
   func settle(_ i: Int, nowNs: UInt64) -> Bool {
     let l = links[i]
-    if let p = l.pending {
-      switch p.state {
-      case .established:
-        halfOpenCount -= 1
-        count(p)
-        l.previous = l.session
-        l.previousUntilNs = nowNs + limits.rekeyGraceNs
-        l.session = p
-        l.pending = nil
-        counters.rekeys &+= 1
-        if l.role == .client { remember(p, of: l) }
-        Log.info("session rekeyed", "peer=\(l.endpoint.text)\(peerName(l)) resumed=\(p.resumed ? 1 : 0)")
-      case .failed, .closed:
-        halfOpenCount -= 1
-        if let e = p.failure { refuse(SessionRefusal.of(e)) }
-        l.pending = nil
-      case .handshaking: break
-      }
-    }
-    let s = l.session
+    guard let s = l.current else { return true }  // the first handshake is on the worker
     switch s.state {
-    case .handshaking:
-      return true
-    case .established:
-      if !l.wasEstablished {
-        if let p = peers.firstIndex(where: { $0.endpoint == l.endpoint }), let fp = s.peerFingerprint,
-           fp != peers[p].fingerprint {
-          // A configured node's address must present that node's pinned key.
-          s.close()
-          remove(i, why: .peerNotPinned(fp))
-          return false
-        }
-        l.wasEstablished = true
-        establishedCount += 1
-        if l.role == .server { halfOpenCount -= 1 }
-        count(s)
-        // Remember the ticket: if this link fails, the next dial resumes (one round trip).
-        if l.role == .client { remember(s, of: l) }
-        if l.peer == nil, let fp = s.peerFingerprint, let p = peers.firstIndex(where: { $0.fingerprint == fp }),
-           peers[p].endpoint == l.endpoint {
-          l.peer = p
-        }
-        Log.info("session up", "peer=\(l.endpoint.text)\(peerName(l)) role=\(l.role == .server ? "server" : "client")"
-                   + " kind=\(l.peer == nil ? "client" : "node") suite=\(s.cipherSuite) resumed=\(s.resumed ? 1 : 0)"
-                   + " key=\(s.peerFingerprint?.hex ?? "-")")
-      }
+    case .handshaking, .established:
       return true
     case .closed:
       if s.closedByPeer { counters.closedByPeer &+= 1 }
@@ -638,6 +751,33 @@ public final class SessionTable: LinkLayer {
     }
   }
 
+  /// Link `i`'s first session was just handed over, established. False when it was refused
+  /// (and the link removed).
+  func established(_ i: Int, nowNs: UInt64) -> Bool {
+    let l = links[i]
+    let s = l.session
+    if let p = peers.firstIndex(where: { $0.endpoint == l.endpoint }), let fp = s.peerFingerprint,
+       fp != peers[p].fingerprint {
+      // A configured node's address must present that node's pinned key.
+      s.close()
+      remove(i, why: .peerNotPinned(fp))
+      return false
+    }
+    l.wasEstablished = true
+    establishedCount += 1
+    count(s)
+    // Remember the ticket: if this link fails, the next dial resumes (one round trip).
+    if l.role == .client { remember(s, of: l) }
+    if l.peer == nil, let fp = s.peerFingerprint, let p = peers.firstIndex(where: { $0.fingerprint == fp }),
+       peers[p].endpoint == l.endpoint {
+      l.peer = p
+    }
+    Log.info("session up", "peer=\(l.endpoint.text)\(peerName(l)) role=\(l.role == .server ? "server" : "client")"
+               + " kind=\(l.peer == nil ? "client" : "node") suite=\(s.cipherSuite) resumed=\(s.resumed ? 1 : 0)"
+               + " key=\(s.peerFingerprint?.hex ?? "-")")
+    return true
+  }
+
   func count(_ s: DTLSSession) {
     if s.resumed { counters.handshakesResumed &+= 1 } else { counters.handshakesFull &+= 1 }
   }
@@ -645,13 +785,17 @@ public final class SessionTable: LinkLayer {
   /// Dials configured peer `p` (client role), resuming a remembered session if any.
   func dial(_ p: Int, nowNs: UInt64) {
     if links.count >= limits.capacity && !evictClient() { refuse(.tableFull); return }
-    guard let s = try? makeSession(client, to: peers[p].endpoint) else { refuse(.failed); return }
-    if let saved = tickets[SessionTable.key(peers[p].endpoint)] ?? loadTicket?(peers[p].fingerprint).flatMap({ SavedSession(serialized: $0) }) {
-      try? s.resume(saved)
+    let to = peers[p].endpoint
+    let saved = tickets[SessionTable.key(to)] ?? loadTicket?(peers[p].fingerprint).flatMap({ SavedSession(serialized: $0) })
+    let token = takeToken()
+    let link = Link(endpoint: to, role: .client, peer: p, nowNs: nowNs)
+    add(link)
+    beginWork(link, token, halfOpen: false, nowNs: nowNs)
+    // The worker sends the first ClientHello (resuming `saved`'s ticket, if any).
+    if !worker.submit(.dial(token: token, peer: to, resume: saved)) {
+      refuse(.workerBusy)
+      remove(links.count - 1, why: nil)  // dialled again after `redialNs`
     }
-    add(Link(endpoint: peers[p].endpoint, role: .client, session: s, peer: p, nowNs: nowNs))
-    s.step()  // the first ClientHello
-    settle(links.count - 1, nowNs: nowNs)
   }
 
   /// Tickets of sessions this node initiated, to resume the next one.
@@ -665,15 +809,16 @@ public final class SessionTable: LinkLayer {
   }
 
   /// Rekey by a new handshake next to the current session, resuming it (one round trip).
-  func startRekey(_ l: Link) {
-    guard let s = try? makeSession(client, to: l.endpoint) else { return }
-    if let saved = l.session.savedSession() {
-      tickets[SessionTable.key(l.endpoint)] = saved
-      try? s.resume(saved)
+  func startRekey(_ l: Link, nowNs: UInt64) {
+    let saved = l.session.savedSession()
+    if let saved { tickets[SessionTable.key(l.endpoint)] = saved }
+    let token = takeToken()
+    guard worker.submit(.dial(token: token, peer: l.endpoint, resume: saved)) else {
+      refuse(.workerBusy)
+      l.nextRekeyNs = nowNs + SessionTable.redialNs
+      return
     }
-    l.pending = s
-    halfOpenCount += 1
-    s.step()
+    beginWork(l, token, halfOpen: true, nowNs: nowNs)
   }
 
   /// Makes room by dropping the least recently active client link (never a node link).
@@ -683,7 +828,7 @@ public final class SessionTable: LinkLayer {
       if victim == nil || links[i].lastActiveNs < links[victim!].lastActiveNs { victim = i }
     }
     guard let v = victim else { return false }
-    links[v].session.close()
+    links[v].current?.close()
     remove(v, why: nil)
     return true
   }

@@ -102,6 +102,7 @@ enum Demo {
       }
       table.attach(to: shards[i].loop)
       shards[i].sessions = table
+      _ = shards[i].startHandshakeWorker(sendFd: shards[i].loop.io.fd)
     }
     guard let echo = try? UDPSocket(bind: echoEndpoint) else {
       Console.err("wisp demo: cannot bind the echo service on \(echoEndpoint.text)")

@@ -56,6 +56,8 @@ final class TestNode {
     let table = try #require(Node.openSessions(config))
     table.attach(to: shard.loop)
     shard.sessions = table
+    // Handshakes on their worker thread, flights back through the shard (in-memory network).
+    #expect(shard.startHandshakeWorker(sendFd: nil) == 0)
   }
 
   func start() throws {
@@ -142,6 +144,8 @@ final class EchoService {
       _ = wisp_poll_in(-1, 20)
     }
     #expect(nodes.map { $0.last.sessionsEstablished } == [1, 2, 1])
+    // The handshakes ran on each node's handshake worker, not on its forwarding thread.
+    for n in nodes { #expect((n.shard.sessions?.worker.steps ?? 0) > 0, "node \(n.name): no handshake on the worker") }
 
     let client = CircuitClient(socket: try network.endpoint(Endpoint(ip: 0x7F00_0001, port: 5000)))
     client.useDTLS = true

@@ -1,6 +1,8 @@
 import Testing
 @testable import WispTLS
 import WispCore
+import WispOS
+import CPosix
 
 /// Two session tables (two nodes) and any number of extra endpoints, wired through one
 /// in-memory network on a fake clock.
@@ -304,5 +306,81 @@ func clientHello() -> [UInt8] {
     mesh.run(rounds: 2)
     #expect(b.establishedSessions == 0)
     #expect(b.counters.closedByPeer == 1)
+  }
+
+  /// The handshakes on a worker thread of their own, as in a node: results come back
+  /// through a mailbox the test drains for each table (as shard 0 does), flights with them.
+  @Test func aWorkerThreadLinksNodesAndRekeysUnderTraffic() throws {
+    var limits = SessionLimits()
+    limits.rekeyBytes = 8000  // one rekey, after 8 of the 14 frames
+    let mesh = Mesh()
+    let a = mesh.add(nodeA, identity: identityA, peers: [LinkPeer(name: "b", endpoint: nodeB, fingerprint: identityB.fingerprint)], limits: limits)
+    let b = mesh.add(nodeB, identity: identityB, peers: [LinkPeer(name: "a", endpoint: nodeA, fingerprint: identityA.fingerprint)], limits: limits)
+    var boxes: [Mailbox<HandshakeResult>] = []
+    for t in [a, b] {
+      let box = try Mailbox<HandshakeResult>(capacity: 256)
+      boxes.append(box)
+      #expect(t.startWorker(post: { box.post($0) }, sendFd: nil) == 0)
+    }
+    defer { a.shutdown(); b.shutdown() }
+    /// Rounds of the mesh with the workers' answers applied on this thread.
+    func turn(_ rounds: Int) {
+      for _ in 0..<rounds {
+        for (i, t) in [a, b].enumerated() {
+          _ = wisp_poll_in(boxes[i].fd, 2)
+          boxes[i].acknowledge()
+          while let r = boxes[i].take() { t.finish(r) }
+        }
+        mesh.run(rounds: 1)
+      }
+    }
+    for _ in 0..<400 where !(a.establishedSessions == 1 && b.establishedSessions == 1) { turn(1) }
+    #expect(a.establishedSessions == 1 && b.establishedSessions == 1)
+    #expect(a.worker.steps > 0 && b.worker.steps > 0)
+    let initiator = a.links[0].role == .client ? a : b
+    let other = initiator === a ? b : a
+    let to = initiator === a ? nodeB : nodeA
+    let from = initiator === a ? nodeA : nodeB
+    var frame = [UInt8](repeating: 7, count: 1000)
+    frame[0] = 0xD2
+    for i in 0..<14 {
+      frame[1] = UInt8(i)
+      #expect(frame.withUnsafeBytes { initiator.seal($0, to: to) })
+      turn(1)
+    }
+    for _ in 0..<400 where !(initiator.counters.rekeys >= 1 && other.counters.rekeys >= 1
+                             && a.halfOpenSessions == 0 && b.halfOpenSessions == 0) { turn(1) }
+    #expect(initiator.counters.rekeys >= 1 && other.counters.rekeys >= 1)
+    #expect(initiator.counters.handshakesResumed >= 1)
+    // Every frame arrives once, whether it crossed the hand-over of the new session or not.
+    #expect(mesh.delivered.filter { $0.1 == from }.count == 14)
+    #expect(initiator.counters[.workerBusy] == 0 && other.counters[.workerBusy] == 0)
+    #expect(a.halfOpenSessions == 0 && b.halfOpenSessions == 0)
+  }
+
+  /// A worker that does not keep up: admitted handshakes beyond its inbox are refused and
+  /// counted (`worker_busy`); nothing waits, and an established link keeps forwarding.
+  @Test func aBusyWorkerRefusesHandshakesAndForwardingGoesOn() throws {
+    var limits = SessionLimits()
+    limits.perSourcePerSecond = 0
+    limits.handshakesPerSecond = 0
+    limits.halfOpen = 64
+    let (mesh, a, b) = linkedPair(limits: limits)
+    try a.worker.queueOnly(capacity: 2)
+    let config = try DTLSConfig(options: options(.client, pin: identityA), identity: clientIdentity, random: mesh.random)
+    var keep: [DTLSSession] = []
+    let admitted = a.counters.handshakesAdmitted  // the node link's, if A served it
+    for i in 0..<5 { keep.append(try cookieHello(a, mesh, from: Endpoint(ip: 0x7f19_0001 + UInt32(i), port: 1), config: config)) }
+    #expect(a.counters.handshakesAdmitted - admitted == 2)
+    #expect(a.counters[.workerBusy] == 3)
+    #expect(a.links.count == 3 && a.halfOpenSessions == 2)  // the node link and two waiting
+    let frame: [UInt8] = [0xD2, 0x05, 0, 8, 0, 0, 0, 0, 9, 9, 9, 9, 9, 9, 9, 9]
+    mesh.delivered = []
+    #expect(frame.withUnsafeBytes { b.seal($0, to: nodeA) })
+    mesh.run(rounds: 1)
+    #expect(mesh.delivered.contains { $0.0 == nodeA && $0.2 == frame })
+    // The table gives up on handshakes the worker never answers (half-open limit + grace).
+    mesh.run(rounds: 220)
+    #expect(a.halfOpenSessions == 0 && a.links.count == 1)
   }
 }

@@ -3,7 +3,8 @@
 # host build of `wisp` with `-sanitize=thread` runs node A with 2 shards, its control plane
 # and its credit worker, relaying a paying client's circuits (receipts verified on the
 # worker, answered to the shards) through node B (the firmware build, exit) to an echo
-# service, while the test asks for status (text and JSON), metrics and SIGUSR1 lines, and
+# service — clients 3 and 4 over DTLS sessions with A, whose handshakes run on A's
+# handshake worker and are handed to shard 0 — while the test asks for status (text and JSON), metrics and SIGUSR1 lines, and
 # reloads A twice (SIGHUP, new rate cap and peers). Any data race, lock-order problem or
 # leak TSan reports fails the test, and so does a duplicated message or a loss above 20 %.
 source "$(dirname "$0")/lib.bash"
@@ -49,8 +50,9 @@ for _ in $(seq 100); do [ -S "$log/a.sock" ] && break; sleep 0.1; done
 # Clients: each builds a circuit (its id picks the shard) and signs receipts for A and B.
 clients=()
 for i in 1 2 3 4; do
+  dtls=off; [ $i -ge 3 ] && dtls=on
   timeout 40 Toolchain/run.sh x86_64 client --via 127.0.0.1:$a,127.0.0.1:$b --keys "$fa,$fb" --exit 127.0.0.1:$((e + 9 + i)) \
-    --seconds 6 --size 1000 --rate-kbit 3000 >"$log/client$i.out" 2>&1 & clients+=($!); pids+=($!)
+    --dtls $dtls --seconds 6 --size 1000 --rate-kbit 3000 >"$log/client$i.out" 2>&1 & clients+=($!); pids+=($!)
 done
 # Meanwhile: the control plane asks the shards, reloads them, prints status lines.
 for round in 1 2 3 4 5 6; do
@@ -83,4 +85,6 @@ fi
 grep -q 'msg="reloaded"' "$log/a.log" || fail "node A did not reload"
 accepted=$(grep -o 'receipts_accepted=[0-9]*' "$log/a.log" | tail -1 | cut -d= -f2)
 [ "${accepted:-0}" -gt 0 ] || { tail -5 "$log/a.log"; fail "no receipt reached A's credit worker"; }
-check "ThreadSanitizer: node with 2 shards, control plane and credit worker relayed $total messages for 4 paying clients ($accepted receipts verified off the shards) through 6 status/metrics rounds and 2 reloads: no race reported"
+ups=$(grep -c 'msg="session up".*kind=client' "$log/a.log")
+[ "$ups" -ge 2 ] || { grep session "$log/a.log" | tail -5; fail "the DTLS clients' sessions did not come up on A ($ups)"; }
+check "ThreadSanitizer: node with 2 shards, control plane, credit worker and handshake worker relayed $total messages for 4 paying clients ($accepted receipts verified off the shards, $ups DTLS sessions handed from the handshake worker to shard 0) through 6 status/metrics rounds and 2 reloads: no race reported"
