@@ -254,9 +254,9 @@ public final class SessionTable: LinkLayer {
   public var sendDatagram: ((UnsafeRawBufferPointer, Endpoint) -> Bool)? = nil
   /// Exit destinations (plain UDP, never sessions).
   public var isExit: (Endpoint) -> Bool = { _ in false }
-  var index: [UInt64: Int] = [:]
+  var index: [Endpoint: Int] = [:]
   /// Links per IPv4 address (at most `links.count` entries: an address with none has none).
-  var perSource: [UInt32: Int] = [:]
+  var perSource: [UInt64: Int] = [:]
   var establishedCount = 0
   var halfOpenCount = 0
   // Admission buckets (TokenBucket.swift, in handshakes): node-wide (burst one second's
@@ -264,7 +264,7 @@ public final class SessionTable: LinkLayer {
   let handshakeRate: TokenRate
   var handshakeLevel = BucketLevel()
   let sourceRate: TokenRate
-  var sourceKeys: [UInt32]
+  var sourceKeys: [UInt64]
   var sourceLevels: [BucketLevel]
   static let sourceSlots = 1024
   /// When each configured peer may be dialled next.
@@ -277,7 +277,7 @@ public final class SessionTable: LinkLayer {
   /// dial waits `fallbackConnectNs`).
   public static let redialNs: UInt64 = 1_000_000_000
   let answer = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 16)
-  let tidBuffer = UnsafeMutableRawPointer.allocate(byteCount: 8, alignment: 8)
+  let tidBuffer = UnsafeMutableRawPointer.allocate(byteCount: 24, alignment: 8)
 
   /// Keeps the session of each node link this node dials across restarts (a 0600 file per
   /// peer, written when a link comes up or is rekeyed; nil: memory only).
@@ -316,7 +316,7 @@ public final class SessionTable: LinkLayer {
     let t = now()
     handshakeRate = TokenRate(perSecond: limits.handshakesPerSecond, burst: limits.handshakesPerSecond)
     sourceRate = TokenRate(perSecond: limits.perSourcePerSecond, burst: 2 * limits.perSourcePerSecond)
-    sourceKeys = [UInt32](repeating: 0, count: SessionTable.sourceSlots)
+    sourceKeys = [UInt64](repeating: 0, count: SessionTable.sourceSlots)
     sourceLevels = [BucketLevel](repeating: BucketLevel(), count: SessionTable.sourceSlots)
     nextDialNs = [UInt64](repeating: 0, count: peers.count)
     links.reserveCapacity(limits.capacity)
@@ -530,7 +530,7 @@ public final class SessionTable: LinkLayer {
 
   // MARK: - Internals
 
-  static func key(_ e: Endpoint) -> UInt64 { UInt64(e.ip) << 16 | UInt64(e.port) }
+  static func key(_ e: Endpoint) -> Endpoint { e }
 
   /// The peer with the lower fingerprint dials at once; the other waits for it, then dials.
   func dialDelay(_ p: Int) -> UInt64 {
@@ -542,7 +542,7 @@ public final class SessionTable: LinkLayer {
     // The address the cookie is bound to, in a buffer made once (no allocation per hello).
     tidBuffer.storeBytes(of: from.ip.bigEndian, as: UInt32.self)
     tidBuffer.storeBytes(of: from.port.bigEndian, toByteOffset: 4, as: UInt16.self)
-    let tid = UnsafeRawBufferPointer(start: tidBuffer, count: 6)
+    let tid = UnsafeRawBufferPointer(start: tidBuffer, count: 6)  // as Cookies.transportID (IPv4, like the sockets)
     guard let cookie = HelloVerify.cookie(d) else {
       refuse(.badHello)
       return
@@ -569,8 +569,8 @@ public final class SessionTable: LinkLayer {
        own.bytes.lexicographicallyPrecedes(peers[p].fingerprint.bytes) {
       return  // both dialled at once: the lower fingerprint keeps its own dial (see below)
     }
-    guard takeSourceToken(from.ip, nowNs: nowNs) else { refuse(.sourceRate); return }
-    if peer == nil && slot == nil && (perSource[from.ip] ?? 0) >= limits.perSourceSessions {
+    guard takeSourceToken(from.sourceKey, nowNs: nowNs) else { refuse(.sourceRate); return }
+    if peer == nil && slot == nil && (perSource[from.sourceKey] ?? 0) >= limits.perSourceSessions {
       refuse(.sourceFull)
       return
     }
@@ -697,7 +697,7 @@ public final class SessionTable: LinkLayer {
   func add(_ link: Link) {
     index[SessionTable.key(link.endpoint)] = links.count
     links.append(link)
-    perSource[link.endpoint.ip, default: 0] += 1
+    perSource[link.endpoint.sourceKey, default: 0] += 1
   }
 
   /// Removes link `i` (swap with the last), logging why.
@@ -707,7 +707,8 @@ public final class SessionTable: LinkLayer {
     if l.work != 0 { _ = worker.submit(.cancel(token: l.work)) }  // lost if full: it times out there
     endWork(l)
     index[SessionTable.key(l.endpoint)] = nil
-    if let n = perSource[l.endpoint.ip], n > 1 { perSource[l.endpoint.ip] = n - 1 } else { perSource[l.endpoint.ip] = nil }
+    let source = l.endpoint.sourceKey
+    if let n = perSource[source], n > 1 { perSource[source] = n - 1 } else { perSource[source] = nil }
     let last = links.count - 1
     if i != last {
       links[i] = links[last]
@@ -799,7 +800,7 @@ public final class SessionTable: LinkLayer {
   }
 
   /// Tickets of sessions this node initiated, to resume the next one.
-  var tickets: [UInt64: SavedSession] = [:]
+  var tickets: [Endpoint: SavedSession] = [:]
 
   /// Keeps `s`'s ticket for the next dial to `l`'s peer, in memory and (node links) on disk.
   func remember(_ s: DTLSSession, of l: Link) {
@@ -837,8 +838,8 @@ public final class SessionTable: LinkLayer {
     handshakeLevel.take(1, nowNs: nowNs, rate: handshakeRate)
   }
 
-  func takeSourceToken(_ ip: UInt32, nowNs: UInt64) -> Bool {
-    let h = Int((ip &* 2_654_435_761) >> 22) & (SessionTable.sourceSlots - 1)
+  func takeSourceToken(_ ip: UInt64, nowNs: UInt64) -> Bool {
+    let h = Int(truncatingIfNeeded: ((ip ^ ip >> 32) &* 0x9E37_79B9_7F4A_7C15) >> 40) & (SessionTable.sourceSlots - 1)
     if sourceKeys[h] != ip {  // a new source (or a collision): it starts with a full burst
       sourceKeys[h] = ip
       sourceLevels[h] = BucketLevel()
