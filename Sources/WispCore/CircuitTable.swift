@@ -18,15 +18,32 @@ public protocol RandomSource {
 }
 
 /// One direction of a circuit. All-zero bytes are a valid free half: the table is
-/// zero-allocated, so slots never used never become resident memory.
+/// zero-allocated, so slots never used never become resident memory. Fields are ordered
+/// largest first so that the struct has no holes (144 bytes a half).
 public struct Half {
   public var localId: UInt32 = 0
-  public var inEndpoint = Endpoint(ip: 0, port: 0)
-  public var outEndpoint = Endpoint(ip: 0, port: 0)
   /// The id the next node expects; 0 while pending or when `outIsExit`.
   public var outId: UInt32 = 0
+  public var inEndpoint = Endpoint(ip: 0, port: 0)
+  public var outEndpoint = Endpoint(ip: 0, port: 0)
   /// Index of the other half of the circuit (meaningful while `inUse`).
   public var peer: Int32 = 0
+  /// Monotonic seconds of the last frame.
+  public var lastActive: UInt32 = 0
+  /// Exit circuits (forward half): the circuit's own UDP socket's descriptor + 1 (0: none).
+  public var exitSocket: Int32 = 0
+  public var packets: UInt64 = 0
+  public var bytes: UInt64 = 0
+  /// Per-circuit rate cap level (the rate itself is the node's `circuitRate`).
+  public var bucket = BucketLevel()
+  /// Serial the client's receipts name (0 until the first valid receipt binds it).
+  public var serial: UInt64 = 0
+  /// Bytes the client's latest valid receipt acknowledges.
+  public var receipted: UInt64 = 0
+  /// Relayed bytes already reported to the credit ledger.
+  public var reported: UInt64 = 0
+  /// The highest amount of a receipt handed to the worker (forward half).
+  public var receiptPosted: UInt64 = 0
   public var inUse = false
   /// Waiting for CREATED from the next hop.
   public var pending = false
@@ -34,34 +51,18 @@ public struct Half {
   public var outIsExit = false
   /// In is a plain UDP destination: prepend a header.
   public var inIsExit = false
-  /// Monotonic seconds of the last frame.
-  public var lastActive: UInt32 = 0
-  public var packets: UInt64 = 0
-  public var bytes: UInt64 = 0
-  /// Per-circuit rate cap level (the rate itself is the node's `circuitRate`).
-  public var bucket = BucketLevel()
   /// The forward half (client → exit) carries the circuit's credit fields.
   public var isForward = false
-  /// Serial the client's receipts name (0 until the first valid receipt binds it).
-  public var serial: UInt64 = 0
-  /// Bytes the client's latest valid receipt acknowledges.
-  public var receipted: UInt64 = 0
-  /// Relayed bytes already reported to the credit ledger.
-  public var reported: UInt64 = 0
-  /// Exit circuits (forward half): the circuit's own UDP socket's descriptor + 1 (0: none).
-  public var exitSocket: Int32 = 0
   /// Exit circuits (forward half): payloads are sealed end to end.
   public var sealed = false
   /// Counted in its source's share of circuits (forward half) / of pending circuits.
   public var sourceCounted = false
   public var pendingCounted = false
-  /// Receipts of this circuit on the worker and not yet answered (forward half).
-  public var receiptsInFlight: UInt8 = 0
-  /// The highest amount of a receipt handed to the worker (forward half).
-  public var receiptPosted: UInt64 = 0
   /// A receipt of this circuit reached the worker and did not move it (a bad signature, or
   /// another circuit's serial): the circuit lost its place in the bound-circuit reserve.
   public var receiptFailed = false
+  /// Receipts of this circuit on the worker and not yet answered (forward half).
+  public var receiptsInFlight: UInt8 = 0
 }
 
 public final class CircuitTable {

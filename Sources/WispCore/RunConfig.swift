@@ -80,8 +80,10 @@ public struct RunConfig {
   /// would sit idle; `--shards N` may still ask for them, and every shard applies the link
   /// rules).
   /// Exits do not limit it: every exit circuit's replies arrive on its own socket, on the
-  /// shard that holds the circuit. Node links do (their sessions live on shard 0).
-  public var effectiveShards: Int { shards ?? (!hasNodeLinks ? cores : 1) }
+  /// shard that holds the circuit. Sessions do: they live on shard 0 with the circuits they
+  /// carry, so when frames arrive in sessions (`links = required`, or node links) more
+  /// shards would only split the pool and the circuit table (ARCHITECTURE.md, "Steering").
+  public var effectiveShards: Int { shards ?? (sessions > 0 && (linksRequired || hasNodeLinks) ? 1 : cores) }
 
   /// Whether a peer has a pinned key (a DTLS node link) and sessions are on.
   public var hasNodeLinks: Bool { sessions > 0 && peerKeys.contains { $0 != nil } }

@@ -152,36 +152,37 @@ public final class SealedChannel {
   }
 }
 
-/// The exit side: one channel per sealed exit circuit, indexed by its forward half.
+/// The exit side: one channel per sealed exit circuit, by its forward half. Only live
+/// sealed circuits take memory (a table as large as the circuit table would be resident
+/// from the start).
 public final class ExitSealer: ExitCipher {
-  var channels: [SealedChannel?]
+  var channels: [Int: SealedChannel] = [:]
+  let halves: Int
 
-  /// `halves`: the circuit table's capacity (one entry per half, most never used).
+  /// `halves`: the circuit table's capacity (the largest half index + 1).
   public init(halves: Int) {
-    channels = [SealedChannel?](repeating: nil, count: halves)
+    self.halves = halves
   }
 
   public func install(half: Int, keys: UnsafeRawPointer) -> Bool {
-    guard half >= 0, half < channels.count,
+    guard half >= 0, half < halves,
           let ch = SealedChannel(keys: UnsafeRawBufferPointer(start: keys, count: 64), isClient: false) else { return false }
     channels[half] = ch
     return true
   }
 
   public func open(half: Int, body: UnsafeMutableRawPointer, length: Int) -> (offset: Int, length: Int)? {
-    guard half >= 0, half < channels.count, let ch = channels[half] else { return nil }
+    guard let ch = channels[half] else { return nil }
     return ch.open(body: body, length: length)
   }
 
   public func seal(half: Int, payload: UnsafeMutableRawPointer, length: Int) -> Int {
-    guard half >= 0, half < channels.count, let ch = channels[half] else { return -1 }
+    guard let ch = channels[half] else { return -1 }
     return ch.seal(payload: payload, length: length)
   }
 
-  public func remove(half: Int) {
-    if half >= 0 && half < channels.count { channels[half] = nil }
-  }
+  public func remove(half: Int) { channels[half] = nil }
 
   /// Circuits with keys (status).
-  public var count: Int { channels.reduce(0) { $0 + ($1 == nil ? 0 : 1) } }
+  public var count: Int { channels.count }
 }

@@ -56,7 +56,9 @@ import Testing
     b.circuits = 100
     b.cores = 4
     base.apply(board: b)
-    let c = try ConfigFile.apply("circuits = 300\n", to: base)
+    // links = required (the default): frames arrive in sessions, which live on shard 0.
+    #expect(try ConfigFile.apply("circuits = 300\n", to: base).effectiveShards == 1)
+    let c = try ConfigFile.apply("circuits = 300\nlinks = optional\n", to: base)
     #expect(c.poolPackets == 2048 && c.circuits == 300 && c.effectiveShards == 4)
     let inv = try Arguments.parse(["run", "--circuits", "400"])
     let d = try RunConfig.from(inv, over: c)
