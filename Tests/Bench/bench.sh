@@ -31,20 +31,8 @@ case $REPEAT in [1-5]) ;; *) echo "bench: BENCH_REPEAT must be 1..5" >&2; exit 2
 case $DUR in [1-9]|[12][0-9]|30) ;; *) echo "bench: BENCH_DURATION must be 1..30" >&2; exit 2 ;; esac
 
 # ---------------------------------------------------------------- processes and clean-up
-pids=()
-tmp=$(mktemp -d /tmp/wisp-bench.XXXXXX)
-cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
-  for p in "${pids[@]}"; do
-    for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null
-  done
-  wait 2>/dev/null
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+source "$(dirname "${BASH_SOURCE[0]}")/cleanup.bash"
+bench_scratch bench
 
 # Forgets a reaped process, so the EXIT trap never signals a recycled pid.
 forget() {

@@ -56,20 +56,8 @@ harness() { echo "flood: harness error: $*" >&2; echo "bench flood_throughput_ra
 [ -x "$CLIENT" ] || harness "no client binary at $CLIENT"
 command -v python3 >/dev/null || harness "python3 missing"
 
-pids=()
-tmp=$(mktemp -d /tmp/wisp-flood.XXXXXX)
-cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
-  for p in "${pids[@]}"; do
-    for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null
-  done
-  wait 2>/dev/null
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+source "$(dirname "${BASH_SOURCE[0]}")/cleanup.bash"
+bench_scratch flood
 
 if [ -z "${BENCH_NO_PIN:-}" ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
   pin_node=(taskset -c 0) pin_flood=(taskset -c 1) pin_note="node, client and echo on CPU 0, flooder on CPU 1"
