@@ -56,40 +56,8 @@ func invariant(_ ok: Bool, _ what: @autoclosure () -> String) {
   if !ok { fatalError("fuzz invariant broken: " + what()) }
 }
 
-// MARK: a deterministic signature scheme (as Tests/WispCoreTests/ReceiptTestSupport.swift)
-
-func fnv(_ seed: UInt64, _ parts: [[UInt8]]) -> UInt64 {
-  var h: UInt64 = 0xCBF2_9CE4_8422_2325 ^ seed
-  for p in parts { for b in p { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 } }
-  return h
-}
-
-/// The "signature" of a message is a 16-byte keyed hash of key and message.
-struct FakeVerifier: SignatureVerifier {
-  func fingerprint(ofKey key: UnsafeRawBufferPointer) -> Fingerprint {
-    let k = [UInt8](key)
-    return Fingerprint(w0: fnv(1, [k]), w1: fnv(2, [k]), w2: fnv(3, [k]), w3: fnv(4, [k]))
-  }
-  func verify(key: UnsafeRawBufferPointer, message: UnsafeRawBufferPointer, signature: UnsafeRawBufferPointer) -> Bool {
-    [UInt8](signature) == FakeVerifier.tag([UInt8](key), [UInt8](message))
-  }
-  static func tag(_ key: [UInt8], _ message: [UInt8]) -> [UInt8] {
-    var w = ByteWriter()
-    w.u64(fnv(11, [key, message]))
-    w.u64(fnv(12, [message, key]))
-    return w.bytes
-  }
-}
-
-struct FakeSigner: MessageSigner {
-  let publicKey: [UInt8]
-  init(_ n: UInt8) {
-    var k = [UInt8](repeating: n, count: 65)
-    k[0] = 4
-    publicKey = k
-  }
-  mutating func sign(_ message: UnsafeRawBufferPointer) -> [UInt8]? { FakeVerifier.tag(publicKey, [UInt8](message)) }
-}
+// The deterministic signature scheme (fnv, FakeVerifier, FakeSigner) is the unit tests'
+// own, Tests/WispCoreTests/ReceiptTestSupport.swift, compiled into every target (build.sh).
 
 /// The node every receipt, claim and journal seed is for.
 let fuzzNodeSigner = FakeSigner(200)

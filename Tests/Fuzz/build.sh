@@ -48,9 +48,9 @@ libs=(-L "$out" -lWispTLS -lWispOS -lWispCore -lCPosix -lmbedtls -lmbedx509 -lmb
 for src in Tests/Fuzz/fuzz-*.swift; do
   t=$(basename "$src" .swift); t=${t#fuzz-}
   bin=$out/fuzz-$t
-  if newer "$bin" "$src" Tests/Fuzz/FuzzSupport.swift "$out/libWispTLS.a" "$out/libWispOS.a" "$out/libWispCore.a"; then
+  if newer "$bin" "$src" Tests/Fuzz/FuzzSupport.swift Tests/WispCoreTests/ReceiptTestSupport.swift "$out/libWispTLS.a" "$out/libWispOS.a" "$out/libWispCore.a"; then
     echo "fuzz build: fuzz-$t" >&2
-    swiftc "${swiftflags[@]}" -module-name "Fuzz_${t//-/_}" "$src" Tests/Fuzz/FuzzSupport.swift "${libs[@]}" -o "$bin"
+    swiftc "${swiftflags[@]}" -module-name "Fuzz_${t//-/_}" "$src" Tests/Fuzz/FuzzSupport.swift Tests/WispCoreTests/ReceiptTestSupport.swift "${libs[@]}" -o "$bin"
   fi
   echo "$bin"
 done
