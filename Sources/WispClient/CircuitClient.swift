@@ -37,6 +37,8 @@ public final class CircuitClient<S: DatagramSocket> {
   public var circuitEchoes: UInt64 = 0
   public var circuitFirstEchoNs: UInt64 = 0
   public var circuitBytesBase: UInt64 = 0
+  /// The client's sent bytes before the current circuit (for `carriesBothWays`).
+  public var circuitSentBase: UInt64 = 0
   /// Round-trip times in microseconds, a ring of the latest samples.
   /// Echoes that did not open (sealed circuits): tampered or replayed.
   public var badSeals: UInt64 = 0
@@ -243,6 +245,7 @@ public final class CircuitClient<S: DatagramSocket> {
             circuitEchoes = 0
             circuitFirstEchoNs = 0
             circuitBytesBase = bytesReceived
+            circuitSentBase = bytesSent
             return
           }
           if h.type == .refused { throw .refused(inbuf.load(fromByteOffset: Wire.headerSize, as: UInt8.self)) }
@@ -265,10 +268,19 @@ public final class CircuitClient<S: DatagramSocket> {
     receiptedUpTo = 0
   }
 
-  /// What this client acknowledges to every hop of the current circuit: each echoed byte
-  /// crossed each hop twice (out and back), so twice the echoed bytes never exceeds what
-  /// a hop relayed.
-  public var acknowledged: UInt64 { (bytesReceived - circuitBytesBase) * 2 }
+  /// Whether the circuit carries an application's traffic both ways (`wisp forward`)
+  /// rather than echoes of the client's own messages.
+  public var carriesBothWays = false
+
+  /// What this client acknowledges to every hop of the current circuit, in DATA body
+  /// bytes (what nodes count). Echoes: each echoed byte crossed each hop twice (out and
+  /// back), so twice the echoed bytes never exceeds what a hop relayed. Both ways: every
+  /// body byte sent and every one received; a byte lost on the way out is still paid for
+  /// (nodes accept a receipt up to an eighth beyond what they relayed: WIRE-PROTOCOL.md).
+  public var acknowledged: UInt64 {
+    carriesBothWays ? (bytesSent - circuitSentBase) + (bytesReceived - circuitBytesBase)
+                    : (bytesReceived - circuitBytesBase) * 2
+  }
 
   /// When receipts were last sent, and how often the latest amount was sent again.
   var lastReceiptNs: UInt64 = 0
@@ -316,6 +328,22 @@ public final class CircuitClient<S: DatagramSocket> {
     }
     let n = Frame.encodeHeader(out, type: .data, bodyLength: bodyLength, circuit: forwardId)
     if sendFrame(n) { sent += 1; bytesSent += UInt64(bodyLength) }  // as on the wire, like echoes
+  }
+
+  /// Sends `length` bytes of an application's datagram on the circuit (sealed when the
+  /// circuit is); false if it did not leave (too large, or the session refused it).
+  public func sendPayload(_ p: UnsafeRawPointer, length: Int) -> Bool {
+    let room = Wire.maxBody - (channel == nil ? 0 : Wire.sealOverhead)
+    guard length <= room else { return false }
+    let plain = out + Wire.headerSize + (channel == nil ? 0 : 8)
+    plain.copyMemory(from: p, byteCount: length)
+    var bodyLength = length
+    if let ch = channel { bodyLength = ch.seal(payload: plain, length: length) }
+    let n = Frame.encodeHeader(out, type: .data, bodyLength: bodyLength, circuit: forwardId)
+    guard sendFrame(n) else { return false }
+    sent += 1
+    bytesSent += UInt64(bodyLength)
+    return true
   }
 
   /// Takes every echo waiting (up to `ms` of waiting for the first).

@@ -40,9 +40,14 @@ public struct MeshPeer {
 public typealias UDPMeshClient = MeshClient<UDPSocket>
 
 public final class MeshClient<S: DatagramSocket> {
-  public var peers: [MeshPeer]
-  public let hops: Int
-  public let exitVia: Int?
+  /// The peers and the rules of choosing a path among them.
+  public var chooser: PathChooser
+  public var peers: [MeshPeer] {
+    get { chooser.peers }
+    set { chooser.peers = newValue }
+  }
+  public var hops: Int { chooser.hops }
+  public var exitVia: Int? { chooser.exitVia }
   public let exit: Endpoint
   public let client: CircuitClient<S>
   public let probeSocket: S
@@ -60,14 +65,15 @@ public final class MeshClient<S: DatagramSocket> {
   public var lastRerouteMs: UInt64 = 0
   public var nextAttemptNs: UInt64 = 0
   /// Only peers with a pinned key may be the first hop (DTLS without --trust-first-hop).
-  public var firstHopNeedsKey = false
+  public var firstHopNeedsKey: Bool {
+    get { chooser.firstHopNeedsKey }
+    set { chooser.firstHopNeedsKey = newValue }
+  }
 
   /// `probeSocket`: where the PINGs go from (a socket of their own, closed with the client).
   public init(peers: [MeshPeer], hops: Int, exitVia: Int?, exit: Endpoint, client: CircuitClient<S>, probeSocket: S,
               silenceMs: UInt64) {
-    self.peers = peers
-    self.hops = hops
-    self.exitVia = exitVia
+    self.chooser = PathChooser(peers: peers, hops: hops, exitVia: exitVia)
     self.exit = exit
     self.client = client
     self.silenceNs = silenceMs * 1_000_000
@@ -117,14 +123,8 @@ public final class MeshClient<S: DatagramSocket> {
       if sentRounds < rounds && now >= start + UInt64(sentRounds) * 100_000_000 {
         for i in peers.indices {
           let token = nonce << 24 | UInt64(sentRounds & 0xFF) << 16 | UInt64(i)
-          let body = buf + Wire.headerSize
-          body.storeBytes(of: (token << 16).bigEndian, as: UInt64.self)
-          body.storeBytes(of: Clock.nowNs().bigEndian, toByteOffset: 8, as: UInt64.self)
-          let n = Frame.encodeHeader(buf, type: .ping, bodyLength: 16, circuit: 0)
           sentNs[sentRounds * peers.count + i] = Clock.nowNs()
-          probeSocket.send(buf, n, to: peers[i].endpoint)
-          let h = HelloProbe.write(buf, token: token) { _ in UInt8(truncatingIfNeeded: self.random.next32()) }
-          probeSocket.send(buf, h, to: peers[i].endpoint)
+          MeshClient.sendProbe(probeSocket, buf, to: peers[i].endpoint, token: token, random: &random)
         }
         sentRounds += 1
       }
@@ -134,13 +134,7 @@ public final class MeshClient<S: DatagramSocket> {
       if !probeSocket.wait(ms: 20) { continue }
       let at = Clock.nowNs()
       while let (len, from) = probeSocket.receive(into: buf, capacity: 2048) {
-        var token: UInt64
-        if let t = HelloProbe.token(UnsafeRawBufferPointer(start: buf, count: len)) {
-          token = t
-        } else {
-          guard case .success(let h) = Frame.decode(buf, length: len), h.type == .pong, h.bodyLength >= 16 else { continue }
-          token = UInt64(bigEndian: (buf + Wire.headerSize).loadUnaligned(as: UInt64.self)) >> 16
-        }
+        guard let token = MeshClient.probeToken(buf, length: len) else { continue }
         let i = Int(token & 0xFFFF)
         let round = Int(token >> 16 & 0xFF)
         guard token >> 24 == nonce, i < peers.count, round < sentRounds, peers[i].endpoint == from else { continue }
@@ -158,6 +152,28 @@ public final class MeshClient<S: DatagramSocket> {
     }
   }
 
+  /// Sends one probe to `to`: a PING carrying `token` (and the send time), and a DTLS
+  /// ClientHello carrying it, which a node with sessions answers statelessly (HelloProbe).
+  public static func sendProbe(_ socket: S, _ buf: UnsafeMutableRawPointer, to: Endpoint, token: UInt64,
+                               random: inout KernelRandom) {
+    let body = buf + Wire.headerSize
+    body.storeBytes(of: (token << 16).bigEndian, as: UInt64.self)
+    body.storeBytes(of: Clock.nowNs().bigEndian, toByteOffset: 8, as: UInt64.self)
+    let n = Frame.encodeHeader(buf, type: .ping, bodyLength: 16, circuit: 0)
+    socket.send(buf, n, to: to)
+    var r = random
+    let h = HelloProbe.write(buf, token: token) { _ in UInt8(truncatingIfNeeded: r.next32()) }
+    random = r
+    socket.send(buf, h, to: to)
+  }
+
+  /// The token of an answer to `sendProbe` (a PONG or a HelloVerifyRequest), or nil.
+  public static func probeToken(_ buf: UnsafeMutableRawPointer, length len: Int) -> UInt64? {
+    if let t = HelloProbe.token(UnsafeRawBufferPointer(start: buf, count: len)) { return t }
+    guard case .success(let h) = Frame.decode(buf, length: len), h.type == .pong, h.bodyLength >= 16 else { return nil }
+    return UInt64(bigEndian: (buf + Wire.headerSize).loadUnaligned(as: UInt64.self)) >> 16
+  }
+
   public func probeReport() -> String {
     var s = "client: probed \(peers.count) peers:"
     for p in peers {
@@ -166,71 +182,16 @@ public final class MeshClient<S: DatagramSocket> {
     return s
   }
 
-  /// Every usable path of `hops` alive peers outside `exclude`, cheapest first.
-  public func candidates(exclude: [Int]) -> [(cost: UInt64, path: [Int])] {
-    let usable = peers.indices.filter { peers[$0].alive && !exclude.contains($0) }
-    var lasts: [Int]
-    if let exitVia { lasts = usable.contains(exitVia) ? [exitVia] : [] } else { lasts = usable.filter { !peers[$0].noExit } }
-    var out: [(cost: UInt64, path: [Int])] = []
-    for last in lasts {
-      let others = usable.filter { $0 != last }.sorted { peers[$0].rttUs < peers[$1].rttUs }
-      let k = hops - 1
-      if others.count < k { continue }
-      // Combinations of k of `others` (k <= 2), kept in RTT order.
-      var combos: [[Int]] = []
-      if k == 0 {
-        combos = [[]]
-      } else if k == 1 {
-        for a in others { combos.append([a]) }
-      } else {
-        for x in 0..<others.count { for y in (x + 1)..<others.count { combos.append([others[x], others[y]]) } }
-      }
-      for c in combos {
-        if firstHopNeedsKey && peers[c.first ?? last].key == nil { continue }  // its session could not be pinned
-        var cost = UInt64(peers[last].rttUs)
-        for i in c { cost += UInt64(peers[i].rttUs) }
-        out.append((cost, c + [last]))
-      }
-    }
-    return out.sorted { $0.cost < $1.cost || ($0.cost == $1.cost && peers[$0.path[0]].rttUs < peers[$1.path[0]].rttUs) }
-  }
+  /// Every usable path outside `exclude`, cheapest first (PathChooser).
+  public func candidates(exclude: [Int]) -> [(cost: UInt64, path: [Int])] { chooser.candidates(exclude: exclude) }
 
-  public func pathText(_ p: [Int]) -> String { p.map { peers[$0].name }.joined(separator: " -> ") }
+  public func pathText(_ p: [Int]) -> String { chooser.pathText(p) }
 
   /// Builds the cheapest path that works (at most 6 tries); false if none did.
   public func connect(exclude: [Int], tries: Int, waitMs: UInt64) -> Bool {
-    var attempts = 0
-    var failed: [[Int]] = []
-    while attempts < 6 {
-      guard let next = candidates(exclude: exclude).first(where: { c in !failed.contains(where: { $0 == c.path }) }) else {
-        return false
-      }
-      attempts += 1
-      do {
-        // Sealed end to end when the exit relay's key is known.
-        // The first hop's session is pinned to its key when the peer list gives one.
-        client.pins = peers.compactMap { p in p.key.map { (p.endpoint, $0) } }
-        try client.build(relays: next.path.map { peers[$0].endpoint }, exit: exit, tries: tries, waitMs: waitMs,
-                         exitKey: peers[next.path[next.path.count - 1]].key)
-        path = next.path
-        if client.signer != nil { client.newReceiptCircuit(hops: path.compactMap { peers[$0].key }) }
-        return true
-      } catch {
-        switch error {
-        case .refused(let r):
-          Console.out("client: \(pathText(next.path)) refused (reason \(r): \(RefusalText.of(r)))")
-          if r == RefuseReason.exitNotAllowed.rawValue && exitVia == nil { peers[next.path[next.path.count - 1]].noExit = true }
-        case .noAnswer:
-          Console.out("client: no answer through \(pathText(next.path))")
-        case .exitKeyMismatch:
-          Console.out("client: \(pathText(next.path)): the exit's key does not match its pinned fingerprint")
-        case .session(let why):
-          Console.out("client: no DTLS session with the first hop of \(pathText(next.path)): \(why)")
-        }
-        failed.append(next.path)
-      }
-    }
-    return false
+    guard let p = chooser.build(on: client, exit: exit, exclude: exclude, tries: tries, waitMs: waitMs) else { return false }
+    path = p
+    return true
   }
 
   /// The first circuit: probe, choose, build.

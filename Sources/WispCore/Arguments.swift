@@ -11,7 +11,7 @@
 public enum Subcommand: Equatable, Sendable {
   case help, version, run, demo, selftest, boards, config, status, leds
   case keygen, id, tlsProbe, tlsBench
-  case client
+  case client, forward
   case credits, journal
 }
 
@@ -140,6 +140,25 @@ public enum Arguments {
                   OptionSpec("--seconds", "N", "how long to send (default 10)"),
                   OptionSpec("--size", "BYTES", "message size (default 1200)"),
                   OptionSpec("--rate-kbit", "K", "sending rate in kbit/s (default 8000)"),
+                ],
+                positionals: nil, maxPositionals: 0),
+    CommandSpec(command: .forward, name: "forward",
+                summary: "carry a local UDP port through the mesh to a destination behind an exit (WireGuard, DNS, ...)",
+                options: [
+                  OptionSpec("--listen", "ADDR:PORT", "local UDP address applications send to (for example 127.0.0.1:51820)"),
+                  OptionSpec("--to", "ADDR:PORT", "the UDP destination behind the exit"),
+                  OptionSpec("--via", "ADDR:PORT,...", "1-3 relays in order, first hop first"),
+                  OptionSpec("--keys", "FP,...", "with --via: the relays' fingerprints (wisp id): pinned, sealed, receipted"),
+                  OptionSpec("--peers", "NAME=ADDR:PORT[=FP],...|FILE", "relays to choose paths from and fail over between (instead of --via)"),
+                  OptionSpec("--hops", "N", "with --peers: relays per circuit, 1-3 (default 3)"),
+                  OptionSpec("--exit-via", "NAME", "with --peers: the peer that is the last hop (default: any that allows the destination)"),
+                  OptionSpec("--dtls", "on|off", "carry frames to the first relay in a DTLS session, pinned by its key (default on)"),
+                  OptionSpec("--trust-first-hop", nil, "with --dtls on: accept a first relay whose key is not given, on first use (warns)"),
+                  OptionSpec("--key", "FILE", "P-256 key (PEM) to sign receipts with (default: a new key each run)"),
+                  OptionSpec("--max-spend", "BYTES", "stop carrying once receipts for this many bytes are signed (default: no cap)"),
+                  OptionSpec("--senders", "N", "local senders at once, each with its own circuit (1-256, default 16)"),
+                  OptionSpec("--idle-seconds", "S", "close a sender's circuit after S seconds without traffic (default 100)"),
+                  OptionSpec("--status-socket", "PATH", "UNIX socket answering 'wisp status --socket PATH'"),
                 ],
                 positionals: nil, maxPositionals: 0),
     CommandSpec(command: .config, name: "config",

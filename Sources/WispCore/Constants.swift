@@ -23,6 +23,11 @@ public enum Wire {
   public static let exitNonceSize = 32                  // a sealed exit's fresh randomness in CREATED
   /// CREATED body from a sealed exit: its id, its identity point, its fresh nonce.
   public static let sealedCreatedBody = 4 + pointSize + exitNonceSize
+  /// The largest application datagram a sealed circuit carries on any path, whatever its
+  /// links (`wisp forward` promises it): a 1500-byte MTU over IPv6 leaves 1452 bytes of
+  /// UDP payload; a DTLS 1.2 record with AES-GCM takes 13 + 8 + 16 of them, the frame
+  /// header 8, the end-to-end seal 24; rounded down to 1380 (WIRE-PROTOCOL.md).
+  public static let maxForwardPayload = 1380
 }
 
 /// Frame types (WIRE-PROTOCOL.md, "Frame types").

@@ -9,7 +9,9 @@
 //     higher than the latest one for (client, serial). Everything else adds nothing
 //     and is counted by reason (`ReceiptRejection`).
 //  3. Live (`requireOpen`): the serial must be an open circuit of that same client,
-//     and the amount may not exceed what this node relayed on it.
+//     and the amount may not exceed what this node relayed on it by more than an eighth
+//     plus 64 KiB (`Receipt.acceptable`: a client paying for what it sent both ways
+//     also pays for bytes lost before this hop; it signed them, nobody else can).
 //  4. Credit window W: a circuit may run at most W bytes beyond its last valid
 //     receipt; at relayed ≥ receipted + W it is paused until a higher receipt arrives.
 //
@@ -205,7 +207,7 @@ public struct CreditLedger {
     if requireOpen {
       guard let open = index(openSerial: r.serial) else { return .rejected(.unknownCircuit) }
       if circuits[open].client != r.client { return .rejected(.wrongCircuit) }
-      if r.bytes > circuits[open].relayed { return .rejected(.exceedsRelayed) }
+      if r.bytes > Receipt.acceptable(relayed: circuits[open].relayed) { return .rejected(.exceedsRelayed) }
     }
     let previous = i.map { circuits[$0].receipted } ?? 0
     if let i, let latest = circuits[i].latest {

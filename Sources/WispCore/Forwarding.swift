@@ -499,7 +499,12 @@ public final class Forwarder<R: RandomSource> {
       let f = h.pointee.isForward ? Int32(i) : h.pointee.peer
       let forward = circuits.half(Int(f))
       let relayed = forward.pointee.bytes &+ circuits.half(Int(forward.pointee.peer)).pointee.bytes
-      if r.bytes > relayed || (forward.pointee.serial != 0 && r.serial != forward.pointee.serial) { return drop(.badBody) }
+      // A receipt may acknowledge a little more than this node relayed: a client that
+      // carries traffic both ways (`wisp forward`) pays for what it sent, and what was lost
+      // before this hop is its loss, not a reason to refuse every later receipt.
+      if r.bytes > Receipt.acceptable(relayed: relayed) || (forward.pointee.serial != 0 && r.serial != forward.pointee.serial) {
+        return drop(.badBody)
+      }
       // Not beyond what the circuit's receipts already acknowledge or what is on its way to
       // the worker (a resent receipt while its first copy waits): stale.
       if r.bytes <= max(forward.pointee.receipted, forward.pointee.receiptPosted) { return drop(.staleReceipt) }

@@ -30,6 +30,16 @@ public struct Receipt: Equatable {
     self.epoch = epoch; self.clientKey = clientKey; self.signature = signature
   }
 
+  /// The most a receipt may acknowledge on a circuit that relayed `relayed` bytes here:
+  /// an eighth more, plus 64 KiB (bytes the client sent that were lost before this hop).
+  /// A receipt beyond it is refused (`bad_body`).
+  @inline(__always)
+  public static func acceptable(relayed: UInt64) -> UInt64 {
+    let (sum, overflow) = relayed.addingReportingOverflow(relayed / 8 &+ lossAllowance)
+    return overflow ? UInt64.max : sum
+  }
+  public static let lossAllowance: UInt64 = 64 << 10
+
   // MARK: protocol constants (JOURNAL-FORMAT.md)
   public static let domain: StaticString = "wisp-receipt-v1"  // then one 0x00 byte
   public static let messageSize = 16 + 32 + 32 + 8 + 8 + 8      // 104

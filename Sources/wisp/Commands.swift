@@ -25,6 +25,8 @@ enum Commands {
       return Demo.main(inv)
     case .client:
       return ClientCommand.main(inv)
+    case .forward:
+      return ForwardCommand.main(inv)
     case .config:
       return ConfigCommand.check(inv)
     case .boards:

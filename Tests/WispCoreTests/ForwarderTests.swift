@@ -274,7 +274,7 @@ func node(_ local: Endpoint, exits: [Endpoint] = [], limits: Limits = labLimits,
     // Cheap checks before the signature: a receipt that does not move the acknowledged
     // amount forward, or claims more than was relayed, never reaches the worker.
     #expect(Datagram(bytes(7, fwd, receiptBody(node: fp(1), bytes: 3000))).handle(a, from: client).0 == .drop(.staleReceipt))
-    #expect(Datagram(bytes(7, fwd, receiptBody(node: fp(1), bytes: 9000))).handle(a, from: client).0 == .drop(.badBody))
+    #expect(Datagram(bytes(7, fwd, receiptBody(node: fp(1), bytes: 80_000))).handle(a, from: client).0 == .drop(.badBody))
     #expect(seen == [3000])
     // A full worker queue refuses the receipt: dropped and counted, the circuit untouched.
     a.onReceipt = { _, _, _, _ in false }

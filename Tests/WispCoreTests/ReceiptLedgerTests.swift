@@ -62,8 +62,12 @@ import WispCore
     #expect(l.accept(receipt(1, serial: 11, bytes: 1), verifier: v, requireOpen: true) == .rejected(.unknownCircuit))
     #expect(l.accept(receipt(2, serial: 10, bytes: 1), verifier: v, requireOpen: true) == .rejected(.wrongCircuit))
     l.relayed(serial: 10, bytes: 300)
-    #expect(l.accept(receipt(1, serial: 10, bytes: 301), verifier: v, requireOpen: true) == .rejected(.exceedsRelayed))
+    // Up to an eighth plus 64 KiB beyond what was relayed (bytes lost before this hop), not more.
+    let most = Receipt.acceptable(relayed: 300)
+    #expect(most == 300 + 37 + 65_536)
+    #expect(l.accept(receipt(1, serial: 10, bytes: most + 1), verifier: v, requireOpen: true) == .rejected(.exceedsRelayed))
     #expect(l.accept(receipt(1, serial: 10, bytes: 300), verifier: v, requireOpen: true) == .accepted(added: 300))
+    #expect(Receipt.acceptable(relayed: UInt64.max - 10) == UInt64.max)
   }
 
   @Test func creditWindowArithmetic() {

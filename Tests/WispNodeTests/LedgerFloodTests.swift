@@ -23,7 +23,7 @@ import WispTLS
       case 0: r.node = Fingerprint(w0: UInt64(i), w1: 1, w2: 2, w3: 3)          // another node
       case 1: r.client = Fingerprint(w0: UInt64(i), w1: 4, w2: 5, w3: 6)        // key mismatch
       case 2: r.signature = [UInt8](repeating: 0x30, count: 4)                   // malformed
-      default: r.bytes = 5000                                                    // more than relayed
+      default: r.bytes = 70_000                                                  // more than relayed (+1/8 +64 KiB)
       }
       if i % 1000 == 999 { r = valid; r.serial = UInt64(i) &+ 2; r.signature[10] ^= 1 }  // bad signature (ECDSA)
       var slot = CreditSlot()
