@@ -18,9 +18,11 @@
 //     from the listening socket to the sender;
 //  5. receipts: every hop gets a receipt for the body bytes carried both ways, every
 //     `receiptEvery` bytes and on the tick when anything is unreceipted;
-//  6. the spending cap: once the amounts signed (each circuit's latest, summed over
-//     circuits; every hop gets the same amount) reach `spendCap`, nothing more is carried
-//     (`cap_reached`) and the forward says so once;
+//  6. the spending cap: once the bytes carried (what the receipts acknowledge: every
+//     circuit's body bytes both ways, summed over circuits; every hop gets the same
+//     amount) reach `spendCap`, the last receipts are signed, nothing more is carried
+//     (`cap_reached`) and the forward says so once. Replies already on their way when
+//     the cap is reached are still delivered and paid for;
 //  7. health, on the tick: every peer on a path in use is probed (a PING and a DTLS
 //     ClientHello, answered by any live node) every `probeEvery`; a relay that answered
 //     nothing for `deadAfter` is dead and every circuit through it is rebuilt without it.
@@ -85,14 +87,17 @@ public final class UDPForward<S: DatagramSocket> {
     /// No circuit now (never built, destroyed, or its path died); next build not before.
     public var broken = true
     public var nextBuildNs: UInt64 = 0
-    /// Amounts signed on circuits this sender had before the current one.
+    /// Amounts signed on, and bytes carried by, circuits this sender had before the current one.
     public var spentEarlier: UInt64 = 0
+    public var carriedEarlier: UInt64 = 0
     init(address: Endpoint, client: CircuitClient<S>, nowNs: UInt64) {
       self.address = address
       self.client = client
       self.lastActiveNs = nowNs
     }
     public var spent: UInt64 { spentEarlier + client.receiptedUpTo }
+    /// Body bytes carried both ways, on every circuit of this sender.
+    public var carried: UInt64 { carriedEarlier + (path.isEmpty ? 0 : client.acknowledged) }
   }
 
   public let settings: ForwardSettings
@@ -101,8 +106,9 @@ public final class UDPForward<S: DatagramSocket> {
   public var chooser: PathChooser
   public private(set) var senders: [Sender?]
   public var counters = ForwardCounters()
-  /// Amounts signed by senders already closed.
+  /// Amounts signed by, and bytes carried for, senders already closed.
   public private(set) var spentClosed: UInt64 = 0
+  public private(set) var carriedClosed: UInt64 = 0
   public private(set) var capReached = false
   /// The key receipts are signed with (nil: no receipts; the peers' keys name the hops).
   public let signer: P256Signer?
@@ -143,6 +149,8 @@ public final class UDPForward<S: DatagramSocket> {
   public var sendersOpen: Int { senders.reduce(0) { $0 + ($1 == nil ? 0 : 1) } }
   /// Amounts signed so far, every circuit's latest summed (each hop got the same amounts).
   public var spent: UInt64 { senders.reduce(spentClosed) { $0 + ($1?.spent ?? 0) } }
+  /// Body bytes carried both ways so far (what the spending cap counts).
+  public var carried: UInt64 { senders.reduce(carriedClosed) { $0 + ($1?.carried ?? 0) } }
 
   // MARK: - 1–4: datagrams from local senders
 
@@ -212,6 +220,8 @@ public final class UDPForward<S: DatagramSocket> {
     if had {
       s.client.sendReceiptsIfDue(force: true)  // settle the old circuit with whichever hops remain
       s.spentEarlier += s.client.receiptedUpTo
+      s.carriedEarlier += s.client.acknowledged
+      s.path = []
     }
     guard let p = chooser.build(on: s.client, exit: settings.destination, exclude: exclude, tries: 2, waitMs: 700,
                                 log: log) else {
@@ -226,7 +236,6 @@ public final class UDPForward<S: DatagramSocket> {
       s.nextBuildNs = Clock.nowNs() + 1_000_000_000
       return false
     }
-    if signer == nil { s.client.receiptedUpTo = 0 }
     s.path = p
     s.broken = false
     s.unanswered = 0
@@ -267,7 +276,7 @@ public final class UDPForward<S: DatagramSocket> {
       s.lastActiveNs = nowNs
       if !listen.send(body, n, to: s.address) { counters.sendFailed &+= 1 }
     }
-    c.sendReceiptsIfDue()
+    if !s.broken { c.sendReceiptsIfDue() }
     checkCap()
   }
 
@@ -301,9 +310,11 @@ public final class UDPForward<S: DatagramSocket> {
   }
 
   func checkCap() {
-    guard settings.spendCap != 0, !capReached, spent >= settings.spendCap else { return }
+    guard settings.spendCap != 0, !capReached, carried >= settings.spendCap else { return }
     capReached = true
-    log("forward: spending cap reached: \(spent) bytes signed of \(settings.spendCap) allowed; carrying nothing more")
+    for s in senders { if let s, !s.broken { s.client.sendReceiptsIfDue(force: true) } }
+    log("forward: spending cap reached: \(carried) bytes carried of \(settings.spendCap) allowed"
+        + " (\(spent) signed); carrying nothing more")
   }
 
   /// Peers on a path in use that answered no probe for `deadAfter` (since start, or since
@@ -369,6 +380,7 @@ public final class UDPForward<S: DatagramSocket> {
     guard let s = senders[i] else { return }
     if !s.broken { s.client.sendReceiptsIfDue(force: true) }
     spentClosed += s.spent
+    carriedClosed += s.carried
     senders[i] = nil
     counters.sendersClosed &+= 1
     log("forward: closed sender \(s.address.text) (\(why)): \(s.upPackets) datagrams up, \(s.downPackets) down")
@@ -380,10 +392,9 @@ public final class UDPForward<S: DatagramSocket> {
   // MARK: - Status
 
   public func statusText(nowNs: UInt64) -> String {
-    var t = "wisp forward \(Build.version): \(Endpoint(ip: 0, port: 0) == settings.destination ? "" : "to ")"
-      + "\(settings.destination.text), up \((nowNs &- startNs) / 1_000_000_000) s\n"
+    var t = "wisp forward \(Build.version): to \(settings.destination.text), up \((nowNs &- startNs) / 1_000_000_000) s\n"
     t += "senders: \(sendersOpen) of \(senders.count); circuits built \(counters.circuitsBuilt), reroutes \(counters.reroutes)\n"
-    t += "spent: \(spent) bytes signed" + (signer == nil ? " (no receipts: relay keys not given)" : "")
+    t += "spent: \(spent) bytes signed, \(carried) carried" + (signer == nil ? " (no receipts: relay keys not given)" : "")
       + (settings.spendCap == 0 ? "" : " of a cap of \(settings.spendCap)") + (capReached ? " (cap reached: carrying nothing)" : "") + "\n"
     t += "payload budget: \(Wire.maxForwardPayload) bytes per datagram (WireGuard MTU \(Wire.maxForwardPayload - 32))\n"
     for s in senders {

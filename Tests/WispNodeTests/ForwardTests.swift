@@ -1,0 +1,149 @@
+// `wisp forward` as a library (UDPForward) over the in-memory network: three complete
+// nodes with DTLS links, an echo service behind the last one, two local senders. Each
+// sender gets a circuit of its own and only its own replies; an oversized datagram is
+// dropped and counted; the nodes' journals hold receipts for exactly what the forward
+// carried both ways; the spending cap stops the traffic; closing a sender settles it.
+import Testing
+import CPosix
+import WispCore
+import WispOS
+import WispTLS
+import WispNode
+import WispClient
+import WispTestSupport
+
+@Suite struct ForwardTests {
+  /// Runs the forward's handlers (as the event loop of `wisp forward` would) for `ms`.
+  static func pump(_ f: UDPForward<MemoryIO>, ms: UInt64, until done: () -> Bool = { false }) {
+    let end = wisp_monotonic_ns() + ms * 1_000_000
+    var lastTick: UInt64 = 0
+    while wisp_monotonic_ns() < end && !done() {
+      _ = wisp_poll_in(-1, 2)
+      let now = wisp_monotonic_ns()
+      f.listenReadable(nowNs: now)
+      f.probeReadable(nowNs: now)
+      for i in 0..<f.settings.maxSenders { f.circuitReadable(i, nowNs: now) }
+      if now - lastTick > 100_000_000 { f.tick(nowNs: now); lastTick = now }
+    }
+  }
+
+  @Test func twoSendersThroughThreeNodesEachGetTheirOwnRepliesAndPayOnce() throws {
+    let network = MemoryNetwork()
+    let endpoints = (1...3).map { Endpoint(ip: 0x7F00_0001, port: UInt16(7500 + $0)) }
+    let echoEndpoint = Endpoint(ip: 0x7F00_0001, port: 9100)
+    var template = Array("/tmp/wisp-forward-test-XXXXXX".utf8CString)
+    let root = String(cString: try #require(template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }))
+    let names = ["A", "B", "C"]
+    var nodes: [TestNode] = []
+    for i in 0..<3 {
+      nodes.append(try TestNode(name: names[i], endpoint: endpoints[i], network: network, directory: "\(root)/\(names[i])",
+                                exits: i == 2 ? [echoEndpoint] : []))
+    }
+    for i in 0..<3 {
+      var peers: [PeerEntry] = []
+      for j in [i - 1, i + 1] where j >= 0 && j < 3 {
+        peers.append(PeerEntry(name: names[j], endpoint: endpoints[j], key: nodes[j].credit.fingerprint))
+      }
+      try nodes[i].link(peers, directory: "\(root)/\(names[i])")
+    }
+    let echo = try EchoService(try network.endpoint(echoEndpoint))
+    for n in nodes { try n.start() }
+    defer {
+      for n in nodes { n.stop() }
+      echo.stop()
+    }
+    let deadline = wisp_monotonic_ns() + 6_000_000_000
+    while wisp_monotonic_ns() < deadline
+      && !(nodes[0].snapshot().sessionsEstablished == 1 && nodes[1].snapshot().sessionsEstablished == 2) {
+      _ = wisp_poll_in(-1, 20)
+    }
+
+    // The forward: fixed path A -> B -> C, pinned, sealed, receipted.
+    let peers = (0..<3).map { MeshPeer(name: names[$0], endpoint: endpoints[$0], key: nodes[$0].credit.fingerprint) }
+    var chooser = PathChooser(peers: peers, hops: 3, exitVia: 2)
+    chooser.fixedPath = [0, 1, 2]
+    chooser.firstHopNeedsKey = true
+    var settings = ForwardSettings(destination: echoEndpoint)
+    settings.maxSenders = 4
+    settings.receiptEvery = 32 * 1024
+    settings.spendCap = 600_000
+    let listenAt = Endpoint(ip: 0x7F00_0001, port: 5100)
+    var nextPort: UInt16 = 6000
+    let f = UDPForward<MemoryIO>(settings: settings, listen: try network.endpoint(listenAt),
+                                 probeSocket: try network.endpoint(Endpoint(ip: 0x7F00_0001, port: 5101)), chooser: chooser,
+                                 signer: try #require(P256Signer.generate()),
+                                 makeSocket: { nextPort += 1; return try? network.endpoint(Endpoint(ip: 0x7F00_0001, port: nextPort)) })
+    var lines: [String] = []
+    f.log = { lines.append($0) }
+    f.warmUp(waitMs: 300)
+    #expect(f.chooser.peers.allSatisfy { $0.alive }, "probes unanswered: \(f.statusText(nowNs: wisp_monotonic_ns()))")
+
+    // Two applications, each sending numbered datagrams tagged with its own name.
+    let apps = [try network.endpoint(Endpoint(ip: 0x7F00_0001, port: 4001)),
+                try network.endpoint(Endpoint(ip: 0x7F00_0001, port: 4002))]
+    let buf = UnsafeMutableRawPointer.allocate(byteCount: 2048, alignment: 16)
+    defer { buf.deallocate() }
+    var got = [[Int]](repeating: [], count: 2)
+    var foreign = 0
+    func collect() {
+      for (k, app) in apps.enumerated() {
+        while let (n, _) = app.receive(into: buf, capacity: 2048) {
+          let b = UnsafeRawBufferPointer(start: buf, count: n)
+          if n < 4 || b[0] != UInt8(k) { foreign += 1; continue }
+          got[k].append(Int(b[1]) << 8 | Int(b[2]))
+        }
+      }
+    }
+    let perApp = 100
+    for seq in 0..<perApp {
+      for (k, app) in apps.enumerated() {
+        buf.storeBytes(of: UInt8(k), as: UInt8.self)
+        buf.storeBytes(of: UInt8(seq >> 8), toByteOffset: 1, as: UInt8.self)
+        buf.storeBytes(of: UInt8(seq & 0xFF), toByteOffset: 2, as: UInt8.self)
+        for i in 3..<1000 { buf.storeBytes(of: UInt8(truncatingIfNeeded: i), toByteOffset: i, as: UInt8.self) }
+        #expect(app.send(buf, 1000, to: listenAt))
+      }
+      ForwardTests.pump(f, ms: 5)
+      collect()
+    }
+    // One datagram over the budget: dropped, counted, and the log names the MTU.
+    #expect(apps[0].send(buf, Wire.maxForwardPayload + 1, to: listenAt))
+    ForwardTests.pump(f, ms: 3000) { collect(); return got[0].count == perApp && got[1].count == perApp }
+    #expect(foreign == 0)
+    #expect(got[0].sorted() == Array(0..<perApp) && got[1].sorted() == Array(0..<perApp))
+    #expect(f.counters.oversized == 1)
+    #expect(lines.contains { $0.contains("MTU = \(Wire.maxForwardPayload - 32)") })
+    #expect(f.sendersOpen == 2 && f.counters.circuitsBuilt == 2)
+    #expect(f.senders.compactMap { $0 }.allSatisfy { $0.client.sealed })
+
+    // Every hop's journal holds receipts for exactly the bytes carried both ways.
+    ForwardTests.pump(f, ms: 300)
+    let carried = f.carried
+    #expect(carried == UInt64(2 * perApp) * 2 * UInt64(1000 + Wire.sealOverhead))
+    let creditDeadline = wisp_monotonic_ns() + 3_000_000_000
+    while wisp_monotonic_ns() < creditDeadline && nodes.contains(where: { $0.credit.report().totals.receipted < carried }) {
+      ForwardTests.pump(f, ms: 20)
+    }
+    for n in nodes {
+      let r = n.credit.report()
+      #expect(r.totals.receipted == carried, "node \(n.name): receipted \(r.totals.receipted) of \(carried)")
+      #expect(r.rejected == 0)
+    }
+    #expect(f.spent == carried)
+
+    // The spending cap (600,000 bytes; 412,800 carried so far): traffic stops once reached.
+    for seq in 0..<400 {
+      buf.storeBytes(of: UInt8(0), as: UInt8.self)
+      buf.storeBytes(of: UInt8(seq >> 8), toByteOffset: 1, as: UInt8.self)
+      #expect(apps[0].send(buf, 1000, to: listenAt))
+      ForwardTests.pump(f, ms: 2)
+    }
+    ForwardTests.pump(f, ms: 500)
+    #expect(f.capReached)
+    #expect(f.counters.capReached > 0)
+    #expect(f.carried >= settings.spendCap && f.carried < settings.spendCap + 2 * 1024 * 4)
+    #expect(lines.contains { $0.contains("spending cap reached") })
+    f.shutdown()
+    #expect(f.sendersOpen == 0 && f.spent == f.carried)
+  }
+}
