@@ -26,7 +26,7 @@ trixie_arches=(arm64 armhf amd64)
 trixie_sysroots() {
   local base=$root/.build-trixie apt=$root/.build-trixie/apt want have a
   # The stamp names the package list and script version: anything else means rebuild.
-  want=$(printf '%s\n' v1 "${trixie_pkgs[@]}" "${trixie_all_pkgs[@]}" | sha256sum | cut -d' ' -f1)
+  want=$(printf '%s\n' v2 "${trixie_pkgs[@]}" "${trixie_all_pkgs[@]}" | sha256sum | cut -d' ' -f1)
   have=1
   for a in "${trixie_arches[@]}"; do
     [ "$(cat "$base/sysroot-$a/.wisp-stamp" 2>/dev/null)" = "$want" ] || have=0
@@ -67,6 +67,8 @@ trixie_sysroots() {
     done
     # trixie's libc.so linker script names /lib/<triple>/libc.so.6: make /lib lead to usr/lib.
     [ -e "$sr/lib" ] || ln -s usr/lib "$sr/lib"
+    # amd64's names /lib64/ld-linux-x86-64.so.2.
+    [ ! -d "$sr/usr/lib64" ] || [ -e "$sr/lib64" ] || ln -s usr/lib64 "$sr/lib64"
     echo "$want" >"$sr/.wisp-stamp"
     echo "toolchain: trixie sysroot $a: mbedTLS $(sed -n 's/^#define MBEDTLS_VERSION_STRING *"\(.*\)"/\1/p' "$sr/usr/include/mbedtls/build_info.h"), libgpiod $(sed -n 's/^Version: *//p' "$sr"/usr/lib/*/pkgconfig/libgpiod.pc)"
   done
