@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
 # Toolchain/package.sh — builds the wisp .deb packages (what `make package` runs).
 #
-#   Toolchain/package.sh [amd64|arm64|armhf ...]   (default: all three)
+#   Toolchain/package.sh [bookworm|trixie ...] [amd64|arm64|armhf ...]
+#                        (default: both releases, all three architectures: six packages)
 #
-# Output: .build-packages/wisp_VERSION-1_ARCH.deb from the Embedded firmware in
-# .build-firmware/<target>/wisp (Toolchain/build.sh is run for targets that are missing).
+# One package per Debian release and architecture, from that release's firmware
+# (.build-firmware/<target>/wisp for bookworm, .build-firmware/<target>-trixie/wisp for trixie;
+# Toolchain/build.sh is run for the ones missing):
+#   .build-packages/wisp_VERSION-1~deb12u1_ARCH.deb   bookworm (Debian 12)
+#   .build-packages/wisp_VERSION-1~deb13u1_ARCH.deb   trixie (Debian 13, Raspberry Pi OS today)
+# The versions sort bookworm < trixie < a plain VERSION-1, so a system upgraded from bookworm
+# to trixie takes the trixie package. Depends come from the release's own shlibs and symbols
+# files (see depends_of). The armhf package carries a preinst that refuses ARMv6 processors.
 # Runs lintian on each package (installed if missing) and fails on any lintian error.
 # Contents: /usr/bin/wisp, /lib/systemd/system/wisp.service, /etc/wisp/wisp.conf (conffile),
 # /usr/share/wisp/boards/NAME.conf, /usr/share/doc/wisp/, /usr/share/man/man1/wisp.1.gz.
@@ -13,62 +20,110 @@ cd "$(dirname "$0")/.."
 root=$PWD
 pkgsrc=Toolchain/package
 out=.build-packages
-arches=("$@")
+source $pkgsrc/release-apt.bash
+releases=() arches=()
+for a in "$@"; do
+  case $a in
+    bookworm|trixie) releases+=("$a") ;;
+    amd64|arm64|armhf) arches+=("$a") ;;
+    *) echo "package.sh: unknown release or architecture '$a' (known: bookworm trixie amd64 arm64 armhf)" >&2; exit 2 ;;
+  esac
+done
+[ ${#releases[@]} -gt 0 ] || releases=(bookworm trixie)
 [ ${#arches[@]} -gt 0 ] || arches=(amd64 arm64 armhf)
 
 upstream=$(sed -n 's/.*static let version = "\(.*\)".*/\1/p' Sources/WispCore/Version.swift)
 [ -n "$upstream" ] || { echo "package.sh: no version in Sources/WispCore/Version.swift" >&2; exit 1; }
-version=$upstream-1
 maintainer="wisp maintainers <maintainers@users.noreply.b-seed-dc910da2.example>"
 # Timestamps from the last commit, so two builds of one commit give the same files.
 epoch=$(git log -1 --format=%ct 2>/dev/null || date +%s)
 export SOURCE_DATE_EPOCH=$epoch
 
-target_of() { case $1 in amd64) echo x86_64 ;; arm64) echo aarch64 ;; armhf) echo armv7 ;;
-  *) echo "package.sh: unknown architecture '$1' (known: amd64 arm64 armhf)" >&2; exit 2 ;; esac; }
-gnu_of() { case $1 in amd64) echo x86_64-linux-gnu ;; arm64) echo aarch64-linux-gnu ;; armhf) echo arm-linux-gnueabihf ;; esac; }
+debian_of() { case $1 in bookworm) echo 12 ;; trixie) echo 13 ;; esac; }
+version_of() { echo "$upstream-1~deb$(debian_of "$1")u1"; }
+target_of() { case $1 in amd64) echo x86_64 ;; arm64) echo aarch64 ;; armhf) echo armv7 ;; esac; }
+firmware_of() {  # firmware_of RELEASE ARCH: the build.sh output directory
+  case $1 in bookworm) echo ".build-firmware/$(target_of "$2")" ;; *) echo ".build-firmware/$(target_of "$2")-$1" ;; esac
+}
 
 missing=()
-for a in "${arches[@]}"; do
-  t=$(target_of "$a")
-  [ -x .build-firmware/$t/wisp ] || missing+=("$t")
+for rel in "${releases[@]}"; do
+  for a in "${arches[@]}"; do
+    [ -x "$(firmware_of "$rel" "$a")/wisp" ] || missing+=("$(target_of "$a")-$rel")
+  done
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "package: building firmware for ${missing[*]}"
   Toolchain/build.sh "${missing[@]}"
 fi
 
-# Depends from the binary's NEEDED libraries: each library's package and minimum version
-# from dpkg's shlibs files for that architecture (the multiarch copies Toolchain/setup.sh
-# installed); for libc6 the newest GLIBC_x.y symbol version the binary uses.
-depends_of() {  # depends_of ARCH BINARY
-  local arch=$1 bin=$2 lib name soname line pkg glibc deps=() seen=" "
+# Depends from the binary and the release's own library packages (downloaded with a private
+# apt state, Toolchain/package/release-apt.bash; never this machine's /var/lib/dpkg): each
+# NEEDED library's package from the shlibs files, and its minimum version as dpkg-shlibdeps
+# computes it: the newest version the package's symbols file gives for any symbol the binary
+# takes from it (for libc6 e.g. GLIBC_2.38's 2.38), or the shlibs version when the package
+# has no symbols file for that library.
+ctl_of() {  # ctl_of RELEASE ARCH PKG: the package's shlibs and symbols into $ctl/PKG.*
+  local deb
+  [ -f "$ctl/$3.shlibs" ] && return 0
+  deb=$(release_fetch "$1" "$2" "$3") || return 1
+  dpkg-deb --info "$deb" shlibs 2>/dev/null | grep -v '^udeb:' >"$ctl/$3.shlibs" || true
+  dpkg-deb --info "$deb" symbols >"$ctl/$3.symbols" 2>/dev/null || rm -f "$ctl/$3.symbols"
+}
+shlibs_line() {  # shlibs_line NAME SOVERSION: "PACKAGE (>= V)" from the fetched shlibs
+  cat "$ctl"/*.shlibs 2>/dev/null | awk -v n="$1" -v v="$2" '$1 == n && $2 == v { $1 = ""; $2 = ""; sub(/^ +/, ""); print; exit }'
+}
+symbols_min() {  # symbols_min SYMBOLS-FILE SONAME UNDEFINED-SYMBOLS-FILE
+  awk -v so="$2" 'FNR == NR { want[$1] = 1; next }
+    /^[^ |*]/ { in_so = ($1 == so); next }
+    in_so && /^ / { s = $1; sub(/^\([^)]*\)/, "", s); if (s in want) print $2 }' "$3" "$1" | sort -V | tail -1
+}
+depends_of() {  # depends_of RELEASE ARCH BINARY
+  local rel=$1 arch=$2 bin=$3 lib name so line pkg ver cand min
+  local -A best=()
+  ctl=$stage/ctl-$rel-$arch
+  mkdir -p "$ctl"
+  readelf --dyn-syms -W "$bin" | awk '$7 == "UND" && $8 != "" { s = $8; if (s !~ /@/) s = s "@Base"; print s }' >"$ctl/undefined"
+  ctl_of "$rel" "$arch" libc6 || return 1
   for lib in $(readelf -d "$bin" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p'); do
-    name=${lib%%.so.*} soname=${lib##*.so.}
-    line=$(cat /var/lib/dpkg/info/*:"$arch".shlibs 2>/dev/null | awk -v n="$name" -v v="$soname" '$1 == n && $2 == v { $1 = ""; $2 = ""; print; exit }')
-    [ -n "$line" ] || { echo "package.sh: no package provides $lib for $arch (run Toolchain/setup.sh)" >&2; return 1; }
-    pkg=$(echo $line | cut -d' ' -f1)
-    case $seen in *" $pkg "*) continue ;; esac
-    seen="$seen$pkg "
-    if [ "$pkg" = libc6 ]; then
-      glibc=$(readelf -V "$bin" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -V | tail -1)
-      deps+=("libc6 (>= $glibc)")
-    else
-      deps+=("$(echo $line)")
+    name=${lib%%.so.*} so=${lib##*.so.}
+    line=$(shlibs_line "$name" "$so")
+    if [ -z "$line" ]; then
+      # Not in a package fetched so far: Debian names a library package after its soname.
+      cand=$(echo "$name" | tr 'A-Z_' 'a-z-')
+      case $cand in *[0-9]) cand=$cand-$so ;; *) cand=$cand$so ;; esac
+      ctl_of "$rel" "$arch" "$cand" 2>/dev/null || true
+      line=$(shlibs_line "$name" "$so")
     fi
+    [ -n "$line" ] || { echo "package.sh: no $rel package for $arch provides $lib" >&2; return 1; }
+    pkg=${line%% *}
+    ver=$(echo "$line" | sed -n 's/^[^ ]* (>= \(.*\))$/\1/p')
+    if [ -f "$ctl/$pkg.symbols" ] && grep -q "^$lib " "$ctl/$pkg.symbols"; then
+      # A library the binary takes no symbol from (ld-linux-*.so) adds no version.
+      ver=$(symbols_min "$ctl/$pkg.symbols" "$lib" "$ctl/undefined")
+    fi
+    if [ -n "${best[$pkg]+set}" ] && [ -n "${best[$pkg]}" ]; then
+      ver=$(printf '%s\n' "${best[$pkg]}" "$ver" | sort -V | tail -1)
+    fi
+    best[$pkg]=$ver
   done
-  local IFS=,
-  echo "${deps[*]}" | sed 's/,/, /g'
+  for pkg in $(printf '%s\n' "${!best[@]}" | sort); do
+    if [ -n "${best[$pkg]}" ]; then echo "$pkg (>= ${best[$pkg]})"; else echo "$pkg"; fi
+  done | paste -sd, | sed 's/,/, /g'
 }
 
 mkdir -p "$out"
+# Packages of the former naming (no release in the version) would sort above both.
+rm -f "$out/wisp_$upstream-1_"*.deb
 stage=$(mktemp -d /tmp/wisp-package.XXXXXX)
 trap 'rm -rf "$stage"' EXIT
 
+debs=()
+for rel in "${releases[@]}"; do
 for a in "${arches[@]}"; do
-  t=$(target_of "$a")
-  bin=.build-firmware/$t/wisp
-  r=$stage/$a
+  version=$(version_of "$rel")
+  bin=$(firmware_of "$rel" "$a")/wisp
+  r=$stage/$rel-$a
   rm -rf "$r"
   install -d -m 0755 "$r/DEBIAN" "$r/usr/bin" "$r/lib/systemd/system" "$r/etc/wisp" \
     "$r/usr/share/wisp/boards" "$r/usr/share/doc/wisp" "$r/usr/share/man/man1"
@@ -95,11 +150,14 @@ for a in "${arches[@]}"; do
   } >"$r/usr/share/doc/wisp/copyright"
   chmod 0644 "$r/usr/share/doc/wisp/copyright"
   {
-    echo "wisp ($version) bookworm; urgency=medium"
+    echo "wisp ($version) $rel; urgency=medium"
     echo
+    echo "  * Build for Debian $(debian_of "$rel") \"$rel\" against its own libraries (mbedTLS,"
+    echo "    libgpiod, glibc); Depends from that release's shlibs and symbols files."
     echo "  * Package the Embedded wisp relay node: systemd unit with watchdog and"
     echo "    sandbox, default /etc/wisp/wisp.conf, board files, and a headless first"
     echo "    boot (wisp config import-boot of /boot/firmware/wisp.conf)."
+    [ "$a" != armhf ] || echo "  * Refuse to install on ARMv6 processors (Raspberry Pi 1, Zero, Zero W)."
     echo
     echo " -- $maintainer  $(LC_ALL=C date -u -R -d @"$epoch")"
   } | gzip -9n >"$r/usr/share/doc/wisp/changelog.Debian.gz"
@@ -108,8 +166,9 @@ for a in "${arches[@]}"; do
 
   # Control area.
   install -m 0755 $pkgsrc/postinst $pkgsrc/prerm $pkgsrc/postrm "$r/DEBIAN/"
+  [ "$a" != armhf ] || install -m 0755 $pkgsrc/preinst.armhf "$r/DEBIAN/preinst"
   echo /etc/wisp/wisp.conf >"$r/DEBIAN/conffiles"
-  deps=$(depends_of "$a" "$bin")
+  deps=$(depends_of "$rel" "$a" "$bin")
   size=$(du -k -s --apparent-size --exclude=DEBIAN "$r" | cut -f1)
   cat >"$r/DEBIAN/control" <<CONTROL
 Package: wisp
@@ -128,13 +187,18 @@ Description: relay node for a bandwidth mesh
  This package installs the node as the systemd service wisp.service (watchdog,
  sandboxed, dedicated system user), configured by /etc/wisp/wisp.conf. A
  wisp.conf written to the boot partition is imported at the next start.
+ .
+ Built for Debian $(debian_of "$rel") "$rel".
 CONTROL
   (cd "$r" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | sort -z | xargs -0 md5sum >DEBIAN/md5sums)
   chmod 0644 "$r/DEBIAN/control" "$r/DEBIAN/conffiles" "$r/DEBIAN/md5sums"
   find "$r" -exec touch -h -d @"$epoch" {} +
   deb=$out/wisp_${version}_$a.deb
   dpkg-deb --build --root-owner-group -Zxz "$r" "$deb" >/dev/null
-  echo "package $a: $deb $(stat -c %s "$deb") bytes, installed $size KB, depends: $deps, adduser"
+  debs+=("$deb")
+  echo "package $rel $a: $deb $(stat -c %s "$deb") bytes, installed $size KB"
+  echo "depends $rel $a: $deps, adduser"
+done
 done
 
 # lintian: no errors allowed; warnings and info are printed.
@@ -149,12 +213,11 @@ if ! command -v lintian >/dev/null; then
   done
 fi
 errors=0
-for a in "${arches[@]}"; do
-  deb=$out/wisp_${version}_$a.deb
+for deb in "${debs[@]}"; do
   report=$(timeout 300 lintian --no-cfg --display-info "$deb" 2>&1 || true)
   n=$(grep -c '^E: ' <<<"$report" || true)
   w=$(grep -c '^W: ' <<<"$report" || true)
-  echo "lintian $a: $n errors, $w warnings"
+  echo "lintian $(basename "$deb"): $n errors, $w warnings"
   [ -z "$report" ] || sed 's/^/  /' <<<"$report"
   errors=$((errors + n))
 done
