@@ -77,10 +77,18 @@ shlibs_line() {  # shlibs_line NAME SOVERSION: "PACKAGE (>= V)" from the fetched
 symbols_min() {  # symbols_min SYMBOLS-FILE SONAME UNDEFINED-SYMBOLS-FILE
   awk -v so="$2" 'FNR == NR { want[$1] = 1; next }
     /^[^ |*]/ { in_so = ($1 == so); next }
-    in_so && /^ / { s = $1; sub(/^\([^)]*\)/, "", s); if (s in want) print $2 }' "$3" "$1" | sort -V | tail -1
+    in_so && /^ / { s = $1; sub(/^\([^)]*\)/, "", s); if (s in want) print $2 }' "$3" "$1" | sort -u | newest
+}
+newest() {  # the newest of the Debian versions on stdin (dpkg's ordering), or nothing
+  local v best=
+  while read -r v; do
+    [ -n "$v" ] || continue
+    if [ -z "$best" ] || dpkg --compare-versions "$v" gt "$best"; then best=$v; fi
+  done
+  echo "$best"
 }
 depends_of() {  # depends_of RELEASE ARCH BINARY
-  local rel=$1 arch=$2 bin=$3 lib name so line pkg ver cand min
+  local rel=$1 arch=$2 bin=$3 lib name so line pkg ver cand
   local -A best=()
   ctl=$stage/ctl-$rel-$arch
   mkdir -p "$ctl"
@@ -103,10 +111,7 @@ depends_of() {  # depends_of RELEASE ARCH BINARY
       # A library the binary takes no symbol from (ld-linux-*.so) adds no version.
       ver=$(symbols_min "$ctl/$pkg.symbols" "$lib" "$ctl/undefined")
     fi
-    if [ -n "${best[$pkg]+set}" ] && [ -n "${best[$pkg]}" ]; then
-      ver=$(printf '%s\n' "${best[$pkg]}" "$ver" | sort -V | tail -1)
-    fi
-    best[$pkg]=$ver
+    best[$pkg]=$(printf '%s\n' "${best[$pkg]:-}" "$ver" | newest)
   done
   for pkg in $(printf '%s\n' "${!best[@]}" | sort); do
     if [ -n "${best[$pkg]}" ]; then echo "$pkg (>= ${best[$pkg]})"; else echo "$pkg"; fi

@@ -121,7 +121,7 @@ done
 Toolchain/setup.sh --sysroots-only >/dev/null || fail "Toolchain/setup.sh --sysroots-only failed"
 need_tools qemu-aarch64-static:qemu-user-static
 sr=$dir/sysroot-arm64
-cp -al .build-trixie/sysroot-arm64 "$sr"
+cp -al .build-trixie/sysroot-arm64 "$sr" 2>/dev/null || { rm -rf "$sr"; cp -a .build-trixie/sysroot-arm64 "$sr"; }
 # As dpkg does on a merged-/usr system: the sysroot's /lib symlink stays a symlink.
 dpkg-deb --fsys-tarfile .build-packages/wisp_${v13}_arm64.deb | tar -x --keep-directory-symlink -C "$sr"
 [ -L "$sr/lib" ] || fail "unpacking replaced the sysroot's /lib symlink"
