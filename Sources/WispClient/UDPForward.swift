@@ -9,7 +9,9 @@
 //     log line naming the MTU to use (at most one every 10 s);
 //  2. the sender's slot: each sender has a circuit of its own, on a socket of its own
 //     (`maxSenders` at most; when all are taken, the sender idle longest is closed if it
-//     has been idle a second, else the datagram is dropped, `senders_full`);
+//     has been idle a second, else the datagram is dropped, `senders_full`); at most
+//     `newSendersPerSecond` new senders a second (`senders_rate`): each costs a handshake
+//     and a circuit, so a flood of new source ports cannot keep the forward building;
 //  3. a sender without a working circuit gets one: the cheapest path of live peers
 //     (PathChooser), a DTLS session with the first hop, sealed end to end with the exit.
 //     Building blocks the forward for its handshake and CREATE round trips; a failed build
@@ -37,8 +39,9 @@ import WispTLS
 
 public struct ForwardSettings {
   public var destination: Endpoint
-  /// Senders (each with a circuit and a socket) at once.
+  /// Senders (each with a circuit and a socket) at once, and new ones per second.
   public var maxSenders = 16
+  public var newSendersPerSecond = 8
   /// A sender with no datagram either way for this long is closed.
   public var idleNs: UInt64 = 180_000_000_000
   /// Bytes the forward may sign for in total (0: no cap).
@@ -59,6 +62,7 @@ public struct ForwardSettings {
 public struct ForwardCounters {
   public var oversized: UInt64 = 0
   public var sendersFull: UInt64 = 0
+  public var sendersRate: UInt64 = 0
   public var noPath: UInt64 = 0
   public var capReached: UInt64 = 0
   public var sendFailed: UInt64 = 0
@@ -123,6 +127,8 @@ public final class UDPForward<S: DatagramSocket> {
   var lastAnswerNs: [UInt64]
   var probeSentNs: [UInt64]
   var lastOversizeLogNs: UInt64 = 0
+  var newSendersSecond: UInt64 = 0
+  var newSendersThisSecond = 0
   let startNs: UInt64
 
   /// `makeSocket`: a new socket for a sender's circuit (nil: none could be opened).
@@ -194,6 +200,9 @@ public final class UDPForward<S: DatagramSocket> {
       if s.address == from { return s }
       if idlest < 0 || s.lastActiveNs < senders[idlest]!.lastActiveNs { idlest = i }
     }
+    let second = nowNs / 1_000_000_000
+    if second != newSendersSecond { newSendersSecond = second; newSendersThisSecond = 0 }
+    guard newSendersThisSecond < settings.newSendersPerSecond else { counters.sendersRate &+= 1; return nil }
     if free < 0 {
       guard idlest >= 0, nowNs &- senders[idlest]!.lastActiveNs > 1_000_000_000 else {
         counters.sendersFull &+= 1
@@ -203,6 +212,7 @@ public final class UDPForward<S: DatagramSocket> {
       free = idlest
     }
     guard let socket = makeSocket() else { counters.sendFailed &+= 1; return nil }
+    newSendersThisSecond += 1
     let c = CircuitClient(socket: socket)
     c.useDTLS = settings.useDTLS
     c.carriesBothWays = true
@@ -407,7 +417,8 @@ public final class UDPForward<S: DatagramSocket> {
     for (i, p) in chooser.peers.enumerated() {
       t += " \(p.name) " + (lastAnswerNs[i] == 0 ? "unprobed" : "\(formatFixed(UInt64(p.rttUs), decimals: 3)) ms") + ";"
     }
-    t += "\ndropped: oversized \(counters.oversized), senders_full \(counters.sendersFull), no_path \(counters.noPath), "
+    t += "\ndropped: oversized \(counters.oversized), senders_full \(counters.sendersFull), "
+      + "senders_rate \(counters.sendersRate), no_path \(counters.noPath), "
       + "cap_reached \(counters.capReached), send_failed \(counters.sendFailed), bad_seal \(counters.badSeals), "
       + "refused \(counters.refused), destroyed \(counters.destroyed)\n"
     return t
