@@ -298,6 +298,11 @@ public final class UDPForward<S: DatagramSocket> {
   /// Probes, receipts, rebuilds and idle expiry; call every 100–250 ms.
   public func tick(nowNs: UInt64) {
     if nowNs &- lastProbeNs >= settings.probeEveryNs { sendProbes(nowNs: nowNs) }
+    // Peers not in use are probed every 8th round: one silent for 3 of those rounds is not
+    // chosen for a new path until it answers again.
+    for p in chooser.peers.indices where probeSentNs[p] != 0 && chooser.peers[p].alive {
+      if nowNs &- max(lastAnswerNs[p], startNs) > settings.deadAfterNs + 24 * settings.probeEveryNs { chooser.peers[p].alive = false }
+    }
     let dead = deadPeers(nowNs)
     for i in senders.indices {
       guard let s = senders[i] else { continue }
