@@ -30,6 +30,9 @@ public final class DTLSSession {
   let ssl: UnsafeMutablePointer<mbedtls_ssl_context>
   let transportID: [UInt8]
   var now: () -> UInt64
+  /// Where an adopted session reads the time instead of calling `now` (its owner's clock
+  /// cell, `adopt(clock:…)`): mbedTLS asks for the time several times per record.
+  var clock: SessionClock? = nil
   var send: (UnsafeRawBufferPointer) -> Bool
   var deliver: (UnsafeRawBufferPointer) -> Void
 
@@ -189,13 +192,23 @@ public final class DTLSSession {
   /// Takes over an established session from the thread that ran its handshake: from now
   /// on its clock, its datagrams out and its plaintext are this thread's (`.recordsOnly`).
   /// Records left in mbedTLS's buffer after the handshake are read by the next `step()`.
-  public func adopt(now: @escaping () -> UInt64, send: @escaping (UnsafeRawBufferPointer) -> Bool,
+  /// `clock`: the adopting thread's clock cell, which its loop keeps current (read instead
+  /// of `now` by mbedTLS's timers; `now` itself then serves nothing else).
+  public func adopt(clock: SessionClock, send: @escaping (UnsafeRawBufferPointer) -> Bool,
                     deliver: @escaping (UnsafeRawBufferPointer) -> Void) {
-    self.now = now
+    self.clock = clock
+    self.now = { clock.ns }
     self.send = send
     self.deliver = deliver
     phase = .recordsOnly
-    establishedNs = now()  // on the adopting thread's clock (rekey age, status)
+    establishedNs = clock.ns  // on the adopting thread's clock (rekey age, status)
+  }
+
+  /// The time for mbedTLS's timers: the clock cell of an adopted session, else `now()`.
+  @inline(__always)
+  func timeNs() -> UInt64 {
+    if let c = clock { return c.cell.pointee }
+    return now()
   }
 
   /// Called by the event loop once `deadlineNs` has passed.
@@ -347,7 +360,7 @@ public final class DTLSSession {
   static let setTimerCallback: @convention(c) (UnsafeMutableRawPointer?, UInt32, UInt32) -> Void = {
     ctx, intermediate, final in
     let s = Unmanaged<DTLSSession>.fromOpaque(ctx!).takeUnretainedValue()
-    s.timerStartNs = s.now()
+    s.timerStartNs = s.timeNs()
     s.timerIntermediateMs = intermediate
     s.timerFinalMs = final
   }
@@ -356,9 +369,30 @@ public final class DTLSSession {
   static let getTimerCallback: @convention(c) (UnsafeMutableRawPointer?) -> Int32 = { ctx in
     let s = Unmanaged<DTLSSession>.fromOpaque(ctx!).takeUnretainedValue()
     if s.timerFinalMs == 0 { return -1 }
-    let elapsedMs = (s.now() &- s.timerStartNs) / 1_000_000
+    let elapsedMs = (s.timeNs() &- s.timerStartNs) / 1_000_000
     if elapsedMs >= UInt64(s.timerFinalMs) { return 2 }
     if elapsedMs >= UInt64(s.timerIntermediateMs) { return 1 }
     return 0
   }
+}
+
+/// A clock one thread keeps and the sessions it adopted read (SessionTable: the time of the
+/// batch or timer it is handling, never going back). A cell rather than a call, because
+/// mbedTLS reads its timer several times per record.
+public final class SessionClock {
+  let cell: UnsafeMutablePointer<UInt64>
+
+  public init(ns: UInt64) {
+    cell = .allocate(capacity: 1)
+    cell.initialize(to: ns)
+  }
+
+  deinit { cell.deallocate() }
+
+  /// The time (monotonic ns).
+  public var ns: UInt64 { cell.pointee }
+
+  /// Moves the clock to `t` if that is later.
+  @inline(__always)
+  public func advance(to t: UInt64) { if t > cell.pointee { cell.pointee = t } }
 }
