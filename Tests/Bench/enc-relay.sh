@@ -29,8 +29,9 @@ trap 'for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done; wait 2>/dev/null
 [ -x "$build/sink" ] || { mkdir -p "$build"; cc -O2 -o "$build/sink" Tests/Bench/sink.c || exit 1; }
 [ -f "$build/malloc_count.so" ] || cc -O2 -shared -fPIC -o "$build/malloc_count.so" Tests/Bench/malloc_count.c -ldl || exit 1
 
-# User + system time of process $1 in clock ticks. (Its threads' schedstat run time reads
-# 0-20 % lower over the same window on the project's VM, unexplained: the higher figure is kept.)
+# User + system time of process $1 in clock ticks. (Its threads' schedstat run time read
+# 2-60 % lower over the same windows on the project's VM, unexplained; this is the figure
+# the earlier measurements used. Tests/Bench/README.md, "Encrypted relay: where R's CPU goes".)
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 packets() { "$WISP" status --socket "$1" --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["traffic"]["packets"])'; }
