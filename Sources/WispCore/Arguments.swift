@@ -218,6 +218,7 @@ public enum Arguments {
                 options: [
                   OptionSpec("--seconds", "N", "wall time per measurement (1-60, default 2)"),
                   OptionSpec("--suite", "chacha|aes|both", "AEADs to measure; the first one sets the handshake suite (default both)"),
+                  OptionSpec("--aead-only", nil, "only the raw AEAD ceiling (no handshakes, no records): Tests/Bench/enc-relay.sh"),
                 ],
                 positionals: nil, maxPositionals: 0),
     CommandSpec(command: .credits, name: "credits",

@@ -413,7 +413,7 @@ busy=$(ps -eo pcpu=,comm= --sort=-pcpu 2>/dev/null |
 # The encrypted relay: client and exit through DTLS sessions, next to the AEAD ceiling.
 if [ $wisp_ok = 1 ]; then
   echo "bench: encrypted relay (enc-relay.sh) ..." >&2
-  enc_out=$(WISP_BIN="$WISP" WISP_DEV_BIN="$WISP_DEV" timeout 120 "$root/Tests/Bench/enc-relay.sh") || notes+=("enc-relay.sh failed")
+  enc_out=$(WISP_BIN="$WISP" WISP_DEV_BIN="$WISP_DEV" timeout 180 "$root/Tests/Bench/enc-relay.sh") || notes+=("enc-relay.sh failed")
   while read -r _ n v u; do [ -n "$n" ] && put "$n" "$v" "$u"; done < <(grep '^bench ' <<<"$enc_out")
   [ -n "${fig[enc_relay_ratio_aead_1400]:-}" ] || put enc_relay_ratio_aead_1400 "" ""
 fi
