@@ -10,7 +10,7 @@ public enum RefusalText {
     case .noService: return "no such service"
     case .rateLimited: return "rate limited"
     case .malformed: return "malformed request"
-    case .unreachable: return "next hop unreachable (an address range the node does not send to)"
+    case .unreachable: return "next hop unreachable: an address range the node does not send to"
     case .version: return "the node speaks another protocol version (this one: v2)"
     case .busy: return "the node is busy (its budget for key agreements or its worker is used up); try again"
     case .none: return "unknown"
