@@ -2,7 +2,8 @@
 # The exit policy on a real node (CONFIG.md "Exit policy"), without lab mode, in a network
 # namespace of its own (addresses 10.77.0.1, the node, and 10.77.0.2, the destinations,
 # exist only there):
-#   1. `wisp config check` prints the policy as written;
+#   1. `wisp config check` prints the policy as written; a bad rule in the file or on the
+#      command line is an error naming it;
 #   2. with `exit_policy = reject 10.77.0.2:5301, accept 10.77.0.2:5300-5310, accept *:*`
 #      a CREATE to 10.77.0.2:5300 is served (every DATA echoed), one to :5301 is REFUSED 3
 #      (`exit_policy`), one to :5311 is REFUSED 7 (`forbidden_address`: a private address
@@ -40,6 +41,15 @@ EOF
 $W config check "$conf" >"$state/check.out" || { cat "$state/check.out"; fail "config check failed"; }
 grep -qF "exit_policy=$policy (first match wins" "$state/check.out" || { cat "$state/check.out"; fail "config check does not print the policy"; }
 check "config check: $(grep -o 'exit_policy=.*' "$state/check.out")"
+# Bad rules are clear errors: a file (exit 1, naming the line), the command line (exit 2).
+printf 'exit_policy = accept 10.77.0.0/8:53\n' >"$state/bad.conf"
+rc=0; $W config check "$state/bad.conf" >"$state/bad.out" 2>&1 || rc=$?
+[ $rc = 1 ] && grep -qF "bad.conf:1: 'exit_policy': 'accept 10.77.0.0/8:53': address bits beyond the prefix length are set" "$state/bad.out" \
+  || { cat "$state/bad.out"; fail "a bad exit_policy line was not named (rc $rc)"; }
+rc=0; $W run --listen 127.0.0.1:7 --state-dir "$state/x" --exit-policy 'allow *:53' --duration 1 >"$state/bad2.out" 2>&1 || rc=$?
+[ $rc = 2 ] && grep -qF "option '--exit-policy': 'allow *:53': a rule starts with accept or reject, not 'allow'" "$state/bad2.out" \
+  || { cat "$state/bad2.out"; fail "a bad --exit-policy was not refused (rc $rc)"; }
+check "bad rules: $(head -1 "$state/bad.out" | sed "s|$state/||") | $(head -1 "$state/bad2.out")"
 
 ip netns exec $ns $W run --config "$conf" --duration 60 2>"$state/node.log" & node=$!
 pids+=($node)
