@@ -159,7 +159,7 @@ start_forward a dns 5353 "$dns_dest" --peers "$relays,$(peer x2)" --hops 3 --exi
 start_forward a whoA 9000 "$who_dest" --peers "$relays,$(peer x1)" --hops 3 --exit-via x1
 start_forward b whoB 9000 "$who_dest" --peers "$relays,$(peer x1)" --hops 3 --exit-via x1
 start_forward a bad 9999 "$bad_dest" --via "$(addr r1),$(addr r2),$(addr x1)" --keys "${fpof[r1]},${fpof[r2]},${fpof[x1]}"
-echo "set-up: 11 namespaces, 6 nodes, 5 forwards, WireGuard server, dnsmasq in $((SECONDS - t0)) s"
+echo "set-up: ${#namespaces[@]} namespaces, 6 nodes, 5 forwards, WireGuard server, dnsmasq in $((SECONDS - t0)) s"
 
 # --- 1. WireGuard through the forward ------------------------------------------------------------
 echo "=== 1. WireGuard: host A -> wisp forward -> 3 relays (sealed) -> x1 -> WireGuard server"
