@@ -135,7 +135,7 @@ fig[tcp_ratio]=$(ratio "${fig[tcp_mbit_3hop]:-}" "${fig[tcp_mbit_direct]:-}")
 [ -n "${fig[rtt_ms_3hop]:-}" ] && [ -n "${fig[rtt_ms_direct]:-}" ] &&
   fig[added_rtt_ms]=$(awk -v a="${fig[rtt_ms_3hop]}" -v b="${fig[rtt_ms_direct]}" 'BEGIN { printf "%.3f", a - b }')
 grep -q '(sealed)' "$tmp/fwd.log" || echo "note: forward: the circuit was not sealed: $(grep '^forward: 127' "$tmp/fwd.log" | tail -1)"
-echo "note: forward circuit: $(grep -m1 '(sealed)' "$tmp/fwd.log" | sed 's/^forward: //')"
+echo "note: circuit: $(grep -m1 '(sealed)' "$tmp/fwd.log" | sed 's/^forward: //')"
 status=0
 for n in tcp_mbit_3hop tcp_mbit_direct tcp_up_mbit_3hop tcp_up_mbit_direct tcp_ratio rtt_ms_3hop rtt_ms_direct added_rtt_ms; do
   case $n in tcp_ratio) u=x ;; rtt*|added*) u=ms ;; *) u=Mbit/s ;; esac

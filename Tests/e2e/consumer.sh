@@ -319,6 +319,10 @@ else
 fi
 echo "  forward status (wisp status --socket):"
 W status --socket "$state/f-wg.sock" | sed 's/^/    /' || true
+# The same status on SIGUSR1, in the forward's output.
+kill -USR1 "${pidof[f-wg]}"
+wait_for 5 "$state/f-wg.log" '^senders: ' || fail "no status in the forward's output after SIGUSR1"
+check "SIGUSR1: the forward printed its status ($(grep -m1 '^senders: ' "$state/f-wg.log"))"
 
 # Receipts: x1, on every WireGuard circuit, was paid for the bytes carried both ways.
 x1_credit=$("$wisp" status --json --socket "$state/x1.sock" | python3 -c 'import json, sys; c = json.load(sys.stdin)["credit"]; print(c["receipted_bytes"] if c else 0)')
