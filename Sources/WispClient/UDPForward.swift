@@ -126,6 +126,8 @@ public final class UDPForward<S: DatagramSocket> {
   var lastProbeNs: UInt64 = 0
   var lastAnswerNs: [UInt64]
   var probeSentNs: [UInt64]
+  /// When the oldest probe a peer has not answered was sent (0: it answered every probe).
+  var silentSinceNs: [UInt64]
   var lastOversizeLogNs: UInt64 = 0
   var newSendersSecond: UInt64 = 0
   var newSendersThisSecond = 0
@@ -143,6 +145,7 @@ public final class UDPForward<S: DatagramSocket> {
     senders = [Sender?](repeating: nil, count: max(settings.maxSenders, 1))
     lastAnswerNs = [UInt64](repeating: 0, count: chooser.peers.count)
     probeSentNs = [UInt64](repeating: 0, count: chooser.peers.count)
+    silentSinceNs = [UInt64](repeating: 0, count: chooser.peers.count)
     probeNonce = UInt64(random.next32() & 0xFF_FFFF)
     startNs = nowNs
   }
@@ -297,6 +300,8 @@ public final class UDPForward<S: DatagramSocket> {
 
   /// Probes, receipts, rebuilds and idle expiry; call every 100–250 ms.
   public func tick(nowNs: UInt64) {
+    // Answers that waited while a build blocked the loop count before anyone is judged.
+    probeReadable(nowNs: nowNs)
     if nowNs &- lastProbeNs >= settings.probeEveryNs { sendProbes(nowNs: nowNs) }
     // Peers not in use are probed every 8th round: one silent for 3 of those rounds is not
     // chosen for a new path until it answers again.
@@ -332,13 +337,14 @@ public final class UDPForward<S: DatagramSocket> {
         + " (\(spent) signed); carrying nothing more")
   }
 
-  /// Peers on a path in use that answered no probe for `deadAfter` (since start, or since
-  /// the first probe sent to them).
+  /// Peers that have left a probe unanswered for `deadAfter`: on a path in use they are
+  /// rebuilt around, and no new path uses them until they answer again. A peer is judged on
+  /// the probes sent to it, not on when it last answered: one not in use is probed only
+  /// every 8th round, and may join a path with its latest answer seconds old.
   func deadPeers(_ nowNs: UInt64) -> [Int] {
     var out: [Int] = []
-    for p in inUse() {
-      let since = max(lastAnswerNs[p], startNs)
-      if probeSentNs[p] != 0 && nowNs &- since > settings.deadAfterNs { out.append(p) }
+    for p in chooser.peers.indices where silentSinceNs[p] != 0 && nowNs &- silentSinceNs[p] > settings.deadAfterNs {
+      out.append(p)
     }
     return out
   }
@@ -360,6 +366,7 @@ public final class UDPForward<S: DatagramSocket> {
       let token = probeNonce << 24 | (probeRound & 0xFF) << 16 | UInt64(p)
       if probeSentNs[p] == 0 { lastAnswerNs[p] = max(lastAnswerNs[p], nowNs) }  // the clock starts at the first probe
       probeSentNs[p] = nowNs
+      if silentSinceNs[p] == 0 { silentSinceNs[p] = nowNs }
       MeshClient<S>.sendProbe(probeSocket, buf, to: chooser.peers[p].endpoint, token: token, random: &random)
     }
   }
@@ -371,6 +378,7 @@ public final class UDPForward<S: DatagramSocket> {
       let p = Int(token & 0xFFFF)
       guard p < chooser.peers.count, chooser.peers[p].endpoint == from else { continue }
       lastAnswerNs[p] = nowNs
+      silentSinceNs[p] = 0
       chooser.peers[p].alive = true
       if probeSentNs[p] != 0 && nowNs > probeSentNs[p] {
         let rtt = UInt32(min((nowNs - probeSentNs[p]) / 1000, UInt64(UInt32.max)))
