@@ -16,7 +16,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 # --- trixie sysroots (no root needed) ---
 # Packages per architecture: libc and its headers, the GCC runtime clang links against
 # (libgcc-14-dev has crtbegin*.o and libgcc.a, so no cross GCC is needed), kernel headers,
-# mbedTLS 3.6 and libgpiod 2 with their shared libraries.
+# mbedTLS 3.6 and libgpiod 2 with their shared libraries (and libstdc++6, which libgpiod3
+# depends on as a package; the library itself needs only libc).
 # linux-libc-dev is Architecture: all in trixie (every architecture's asm headers in one).
 trixie_pkgs=(libc6 libc6-dev libgcc-s1 libgcc-14-dev libmbedtls-dev libmbedtls21
              libmbedcrypto16 libmbedx509-7 libgpiod-dev libgpiod3 libstdc++6)

@@ -9,7 +9,9 @@
 //     log line naming the MTU to use (at most one every 10 s);
 //  2. the sender's slot: each sender has a circuit of its own, on a socket of its own
 //     (`maxSenders` at most; when all are taken, the sender idle longest is closed if it
-//     has been idle a second, else the datagram is dropped, `senders_full`);
+//     has been idle a second, else the datagram is dropped, `senders_full`); at most
+//     `newSendersPerSecond` new senders a second (`senders_rate`): each costs a handshake
+//     and a circuit, so a flood of new source ports cannot keep the forward building;
 //  3. a sender without a working circuit gets one: the cheapest path of live peers
 //     (PathChooser), a DTLS session with the first hop, sealed end to end with the exit.
 //     Building blocks the forward for its handshake and CREATE round trips; a failed build
@@ -37,8 +39,9 @@ import WispTLS
 
 public struct ForwardSettings {
   public var destination: Endpoint
-  /// Senders (each with a circuit and a socket) at once.
+  /// Senders (each with a circuit and a socket) at once, and new ones per second.
   public var maxSenders = 16
+  public var newSendersPerSecond = 8
   /// A sender with no datagram either way for this long is closed.
   public var idleNs: UInt64 = 180_000_000_000
   /// Bytes the forward may sign for in total (0: no cap).
@@ -59,6 +62,7 @@ public struct ForwardSettings {
 public struct ForwardCounters {
   public var oversized: UInt64 = 0
   public var sendersFull: UInt64 = 0
+  public var sendersRate: UInt64 = 0
   public var noPath: UInt64 = 0
   public var capReached: UInt64 = 0
   public var sendFailed: UInt64 = 0
@@ -122,7 +126,11 @@ public final class UDPForward<S: DatagramSocket> {
   var lastProbeNs: UInt64 = 0
   var lastAnswerNs: [UInt64]
   var probeSentNs: [UInt64]
+  /// When the oldest probe a peer has not answered was sent (0: it answered every probe).
+  var silentSinceNs: [UInt64]
   var lastOversizeLogNs: UInt64 = 0
+  var newSendersSecond: UInt64 = 0
+  var newSendersThisSecond = 0
   let startNs: UInt64
 
   /// `makeSocket`: a new socket for a sender's circuit (nil: none could be opened).
@@ -137,6 +145,7 @@ public final class UDPForward<S: DatagramSocket> {
     senders = [Sender?](repeating: nil, count: max(settings.maxSenders, 1))
     lastAnswerNs = [UInt64](repeating: 0, count: chooser.peers.count)
     probeSentNs = [UInt64](repeating: 0, count: chooser.peers.count)
+    silentSinceNs = [UInt64](repeating: 0, count: chooser.peers.count)
     probeNonce = UInt64(random.next32() & 0xFF_FFFF)
     startNs = nowNs
   }
@@ -194,6 +203,9 @@ public final class UDPForward<S: DatagramSocket> {
       if s.address == from { return s }
       if idlest < 0 || s.lastActiveNs < senders[idlest]!.lastActiveNs { idlest = i }
     }
+    let second = nowNs / 1_000_000_000
+    if second != newSendersSecond { newSendersSecond = second; newSendersThisSecond = 0 }
+    guard newSendersThisSecond < settings.newSendersPerSecond else { counters.sendersRate &+= 1; return nil }
     if free < 0 {
       guard idlest >= 0, nowNs &- senders[idlest]!.lastActiveNs > 1_000_000_000 else {
         counters.sendersFull &+= 1
@@ -203,6 +215,7 @@ public final class UDPForward<S: DatagramSocket> {
       free = idlest
     }
     guard let socket = makeSocket() else { counters.sendFailed &+= 1; return nil }
+    newSendersThisSecond += 1
     let c = CircuitClient(socket: socket)
     c.useDTLS = settings.useDTLS
     c.carriesBothWays = true
@@ -287,7 +300,14 @@ public final class UDPForward<S: DatagramSocket> {
 
   /// Probes, receipts, rebuilds and idle expiry; call every 100–250 ms.
   public func tick(nowNs: UInt64) {
+    // Answers that waited while a build blocked the loop count before anyone is judged.
+    probeReadable(nowNs: nowNs)
     if nowNs &- lastProbeNs >= settings.probeEveryNs { sendProbes(nowNs: nowNs) }
+    // Peers not in use are probed every 8th round: one silent for 3 of those rounds is not
+    // chosen for a new path until it answers again.
+    for p in chooser.peers.indices where probeSentNs[p] != 0 && chooser.peers[p].alive {
+      if nowNs &- max(lastAnswerNs[p], startNs) > settings.deadAfterNs + 24 * settings.probeEveryNs { chooser.peers[p].alive = false }
+    }
     let dead = deadPeers(nowNs)
     for i in senders.indices {
       guard let s = senders[i] else { continue }
@@ -317,13 +337,14 @@ public final class UDPForward<S: DatagramSocket> {
         + " (\(spent) signed); carrying nothing more")
   }
 
-  /// Peers on a path in use that answered no probe for `deadAfter` (since start, or since
-  /// the first probe sent to them).
+  /// Peers that have left a probe unanswered for `deadAfter`: on a path in use they are
+  /// rebuilt around, and no new path uses them until they answer again. A peer is judged on
+  /// the probes sent to it, not on when it last answered: one not in use is probed only
+  /// every 8th round, and may join a path with its latest answer seconds old.
   func deadPeers(_ nowNs: UInt64) -> [Int] {
     var out: [Int] = []
-    for p in inUse() {
-      let since = max(lastAnswerNs[p], startNs)
-      if probeSentNs[p] != 0 && nowNs &- since > settings.deadAfterNs { out.append(p) }
+    for p in chooser.peers.indices where silentSinceNs[p] != 0 && nowNs &- silentSinceNs[p] > settings.deadAfterNs {
+      out.append(p)
     }
     return out
   }
@@ -345,6 +366,7 @@ public final class UDPForward<S: DatagramSocket> {
       let token = probeNonce << 24 | (probeRound & 0xFF) << 16 | UInt64(p)
       if probeSentNs[p] == 0 { lastAnswerNs[p] = max(lastAnswerNs[p], nowNs) }  // the clock starts at the first probe
       probeSentNs[p] = nowNs
+      if silentSinceNs[p] == 0 { silentSinceNs[p] = nowNs }
       MeshClient<S>.sendProbe(probeSocket, buf, to: chooser.peers[p].endpoint, token: token, random: &random)
     }
   }
@@ -356,6 +378,7 @@ public final class UDPForward<S: DatagramSocket> {
       let p = Int(token & 0xFFFF)
       guard p < chooser.peers.count, chooser.peers[p].endpoint == from else { continue }
       lastAnswerNs[p] = nowNs
+      silentSinceNs[p] = 0
       chooser.peers[p].alive = true
       if probeSentNs[p] != 0 && nowNs > probeSentNs[p] {
         let rtt = UInt32(min((nowNs - probeSentNs[p]) / 1000, UInt64(UInt32.max)))
@@ -407,7 +430,8 @@ public final class UDPForward<S: DatagramSocket> {
     for (i, p) in chooser.peers.enumerated() {
       t += " \(p.name) " + (lastAnswerNs[i] == 0 ? "unprobed" : "\(formatFixed(UInt64(p.rttUs), decimals: 3)) ms") + ";"
     }
-    t += "\ndropped: oversized \(counters.oversized), senders_full \(counters.sendersFull), no_path \(counters.noPath), "
+    t += "\ndropped: oversized \(counters.oversized), senders_full \(counters.sendersFull), "
+      + "senders_rate \(counters.sendersRate), no_path \(counters.noPath), "
       + "cap_reached \(counters.capReached), send_failed \(counters.sendFailed), bad_seal \(counters.badSeals), "
       + "refused \(counters.refused), destroyed \(counters.destroyed)\n"
     return t

@@ -20,6 +20,9 @@
 // An IPv4-mapped address is judged as IPv4.
 //
 // Lab mode (`lab_addresses = yes`) is for tests on loopback and in network namespaces.
+// An exit destination is judged by the exit policy (ExitPolicy.swift), which applies this
+// rule first: there a private, shared, benchmarking or documentation address is also
+// allowed when an accept rule lying inside its block names it (`block(_:)`).
 
 public enum AddressPolicy {
   /// Why an address is refused: the range it lies in.
@@ -31,6 +34,17 @@ public enum AddressPolicy {
     public var alwaysRefused: Bool {
       switch self {
       case .thisNode, .unspecified, .multicast, .reserved, .broadcast: return true
+      default: return false
+      }
+    }
+
+    /// An exit may deliver into it when an `accept` rule of the exit policy lies inside
+    /// the block (names it: `accept 10.1.2.3:53`, `accept 192.168.0.0/16:*`; not `*`), lab
+    /// mode or not (ExitPolicy.swift). Loopback, link-local and this node's address stay
+    /// lab-only; the always-refused ranges stay refused.
+    public var openedByRule: Bool {
+      switch self {
+      case .privateNetwork, .shared, .benchmarking, .documentation: return true
       default: return false
       }
     }
@@ -54,32 +68,53 @@ public enum AddressPolicy {
   }
 
   /// The special range an IPv4 address lies in, or nil for a public unicast address.
-  public static func category(ipv4 a: UInt32) -> Category? {
+  @inline(__always)
+  public static func category(ipv4 a: UInt32) -> Category? { block(ipv4: a)?.category }
+
+  /// The special range an IPv4 address lies in and that range's prefix length (0–32; a
+  /// range of several blocks, such as RFC 1918, gives the block the address lies in).
+  public static func block(ipv4 a: UInt32) -> (category: Category, bits: Int)? {
     @inline(__always) func within(_ net: UInt32, _ bits: UInt32) -> Bool { a >> (32 - bits) == net >> (32 - bits) }
-    if a == 0xFFFF_FFFF { return .broadcast }
-    if within(0x0000_0000, 8) { return .unspecified }
-    if within(0xE000_0000, 4) { return .multicast }
-    if within(0xF000_0000, 4) { return .reserved }
-    if within(0x7F00_0000, 8) { return .loopback }
-    if within(0xA9FE_0000, 16) { return .linkLocal }
-    if within(0x0A00_0000, 8) || within(0xAC10_0000, 12) || within(0xC0A8_0000, 16) { return .privateNetwork }
-    if within(0x6440_0000, 10) { return .shared }
-    if within(0xC612_0000, 15) { return .benchmarking }
-    if within(0xC000_0200, 24) || within(0xC633_6400, 24) || within(0xCB00_7100, 24) { return .documentation }
+    if a == 0xFFFF_FFFF { return (.broadcast, 32) }
+    if within(0x0000_0000, 8) { return (.unspecified, 8) }
+    if within(0xE000_0000, 4) { return (.multicast, 4) }
+    if within(0xF000_0000, 4) { return (.reserved, 4) }
+    if within(0x7F00_0000, 8) { return (.loopback, 8) }
+    if within(0xA9FE_0000, 16) { return (.linkLocal, 16) }
+    if within(0x0A00_0000, 8) { return (.privateNetwork, 8) }
+    if within(0xAC10_0000, 12) { return (.privateNetwork, 12) }
+    if within(0xC0A8_0000, 16) { return (.privateNetwork, 16) }
+    if within(0x6440_0000, 10) { return (.shared, 10) }
+    if within(0xC612_0000, 15) { return (.benchmarking, 15) }
+    if within(0xC000_0200, 24) || within(0xC633_6400, 24) || within(0xCB00_7100, 24) { return (.documentation, 24) }
     return nil
   }
 
   /// The special range an IPv6 address (two 64-bit halves) lies in, or nil for a global
   /// unicast address. IPv4-mapped addresses are for `category(ipv4:)`.
-  public static func category(ipv6 hi: UInt64, _ lo: UInt64) -> Category? {
-    if hi == 0 && lo == 0 { return .unspecified }
-    if hi == 0 && lo == 1 { return .loopback }
-    if hi >> 56 == 0xFF { return .multicast }
-    if hi >> 54 == 0xFE80 >> 6 { return .linkLocal }
-    if hi >> 57 == 0xFC00 >> 9 { return .privateNetwork }
-    if hi >> 16 == 0x2001_0002_0000 { return .benchmarking }
-    if hi >> 32 == 0x2001_0DB8 { return .documentation }
+  @inline(__always)
+  public static func category(ipv6 hi: UInt64, _ lo: UInt64) -> Category? { block(ipv6: hi, lo)?.category }
+
+  /// The special range an IPv6 address lies in and that range's prefix length (0–128).
+  public static func block(ipv6 hi: UInt64, _ lo: UInt64) -> (category: Category, bits: Int)? {
+    if hi == 0 && lo == 0 { return (.unspecified, 128) }
+    if hi == 0 && lo == 1 { return (.loopback, 128) }
+    if hi >> 56 == 0xFF { return (.multicast, 8) }
+    if hi >> 54 == 0xFE80 >> 6 { return (.linkLocal, 10) }
+    if hi >> 57 == 0xFC00 >> 9 { return (.privateNetwork, 7) }
+    if hi >> 16 == 0x2001_0002_0000 { return (.benchmarking, 48) }
+    if hi >> 32 == 0x2001_0DB8 { return (.documentation, 32) }
     return nil
+  }
+
+  /// The special block an endpoint's address lies in, its prefix length counted over the
+  /// 128-bit form Endpoint holds (an IPv4 /n is /96+n), or nil for a public unicast address.
+  public static func block(_ e: Endpoint) -> (category: Category, bits: Int)? {
+    if e.isIPv4 {
+      guard let b = block(ipv4: e.ip) else { return nil }
+      return (b.category, 96 + b.bits)
+    }
+    return block(ipv6: e.hi, e.lo)
   }
 
   /// The special range an endpoint's address lies in, or nil for a public unicast one.

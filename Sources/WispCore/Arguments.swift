@@ -98,6 +98,7 @@ public enum Arguments {
                   OptionSpec("--quota-gb", "N", "monthly quota in GB (0 = none)"),
                   OptionSpec("--quota-reset-day", "D", "day of month the quota resets (1-28)"),
                   OptionSpec("--exit", "ADDR:PORT", "allow exit traffic to this UDP destination (repeatable)"),
+                  OptionSpec("--exit-policy", "RULE[,RULE...]", "exit policy rules, e.g. 'accept *:53, reject *:*' (repeatable; CONFIG.md)"),
                   OptionSpec("--peer", "NAME=ADDR:PORT[=FP]", "a neighbour node: probed for RTT; with its key's fingerprint, a DTLS link (repeatable)"),
                   OptionSpec("--sessions", "N", "DTLS sessions at once (default 64 or the board's; 0 = no DTLS)"),
                   OptionSpec("--half-open", "N", "DTLS handshakes in progress at once (default 16)"),
@@ -218,6 +219,7 @@ public enum Arguments {
                 options: [
                   OptionSpec("--seconds", "N", "wall time per measurement (1-60, default 2)"),
                   OptionSpec("--suite", "chacha|aes|both", "AEADs to measure; the first one sets the handshake suite (default both)"),
+                  OptionSpec("--aead-only", nil, "only the raw AEAD ceiling (no handshakes, no records): Tests/Bench/enc-relay.sh"),
                 ],
                 positionals: nil, maxPositionals: 0),
     CommandSpec(command: .credits, name: "credits",

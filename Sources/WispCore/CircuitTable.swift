@@ -61,6 +61,9 @@ public struct Half {
   /// A receipt of this circuit reached the worker and did not move it (a bad signature, or
   /// another circuit's serial): the circuit lost its place in the bound-circuit reserve.
   public var receiptFailed = false
+  /// Exit circuits (forward half): the exit policy no longer accepts the destination (set
+  /// when the policy or lab mode changes); its DATA is dropped (`exit_not_allowed`).
+  public var exitRefused = false
   /// Receipts of this circuit on the worker and not yet answered (forward half).
   public var receiptsInFlight: UInt8 = 0
 }

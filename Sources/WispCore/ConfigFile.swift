@@ -15,7 +15,7 @@ public enum ConfigFile {
   /// Every key wisp.conf accepts (CONFIG.md documents each).
   public static let keys: [StaticString] = [
     "name", "listen", "board", "state_dir", "status_socket", "metrics", "pool", "circuits", "batch", "shards",
-    "gso", "rate_mbit", "circuit_rate_mbit", "quota_gb", "quota_reset_day", "exits", "idle_timeout",
+    "gso", "rate_mbit", "circuit_rate_mbit", "quota_gb", "quota_reset_day", "exits", "exit_policy", "idle_timeout",
     "stats_interval", "watchdog", "led_chip", "led_status", "led_activity", "led_error", "led_active_low",
     "credit_window", "peers", "commit_interval", "sessions", "half_open", "handshake_rate", "links",
     "rekey_mib", "rekey_seconds",
@@ -81,6 +81,9 @@ public enum ConfigFile {
             c.exits.append(e)
           }
         }
+      }
+      else if k.is("exit_policy") {
+        do { c.exitRules = try ExitPolicy.parseList(v) } catch { throw fail("'exit_policy': \(error.message)") }
       }
       else if k.is("peers") {
         c.peers = []

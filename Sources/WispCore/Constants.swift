@@ -74,6 +74,7 @@ public enum Defaults {
   public static let circuitIdleSeconds: UInt64 = 120    // idle circuits are removed after this
   public static let timers = 64                         // timer queue capacity
   public static let exitSockets = 256                   // exit circuits (one UDP socket each) per node
+  public static let exitPolicyRules = 64                // rules in an exit policy (exits entries included)
   public static let keyAgreementsPerSecond = 200        // sealed-exit key agreements, whole node
   public static let receiptsPerSecond = 200             // receipt signatures checked, whole node
   public static let expensivePerSourcePerSecond = 100   // both of the above, per source

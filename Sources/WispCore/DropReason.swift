@@ -31,6 +31,7 @@ public enum DropReason: Int, CaseIterable, Error {
   case exitSocketsFull      // no exit socket left in the budget (back-pressure)
   case staleReceipt         // a receipt acknowledging no more than the circuit's receipts already do
   case forbiddenAddress     // a CREATE naming an address the node does not send to (AddressPolicy; security)
+  case exitPolicy           // a CREATE to an exit destination the exit policy rejects (ExitPolicy; security)
 
   /// Name used in status, metrics and logs.
   public var name: StaticString {
@@ -64,10 +65,11 @@ public enum DropReason: Int, CaseIterable, Error {
     case .exitSocketsFull: return "exit_sockets_full"
     case .staleReceipt: return "stale_receipt"
     case .forbiddenAddress: return "forbidden_address"
+    case .exitPolicy: return "exit_policy"
     }
   }
 
-  public static let count = 29
+  public static let count = 30
 }
 
 /// Fixed-size drop counters, indexed by reason; no allocation after init.

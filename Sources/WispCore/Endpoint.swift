@@ -145,9 +145,12 @@ public struct Endpoint: Hashable, Sendable {
   }
 
   /// "a.b.c.d:port", or "[IPv6]:port" with the longest run of zero groups shortened.
-  public var text: String {
+  public var text: String { addressText + ":\(port)" }
+
+  /// The address alone: "a.b.c.d", or "[IPv6]" with the longest run of zero groups shortened.
+  public var addressText: String {
     if isIPv4 {
-      return "\(ip >> 24).\((ip >> 16) & 255).\((ip >> 8) & 255).\(ip & 255):\(port)"
+      return "\(ip >> 24).\((ip >> 16) & 255).\((ip >> 8) & 255).\(ip & 255)"
     }
     var g = [UInt16](repeating: 0, count: 8)
     for k in 0..<4 { g[k] = UInt16(truncatingIfNeeded: hi >> UInt64(48 - 16 * k)) }
@@ -180,7 +183,7 @@ public struct Endpoint: Hashable, Sendable {
       hex4(g[k])
       k += 1
     }
-    let s = String(decoding: out, as: UTF8.self)
-    return s + "]:\(port)"
+    out.append(93)  // ']'
+    return String(decoding: out, as: UTF8.self)
   }
 }

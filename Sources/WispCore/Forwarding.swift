@@ -116,12 +116,12 @@ public final class Forwarder<R: RandomSource> {
   /// Exit sockets this shard may hold at once, and how many are open.
   public var exitSocketBudget = Defaults.exitSockets
   public private(set) var exitSocketsOpen = 0
-  /// Exit destinations the policy allows.
-  public private(set) var exits: [Endpoint]
+  /// Exit destinations this node delivers to (ExitPolicy.swift).
+  public private(set) var exitPolicy: ExitPolicy
   /// Per-source shares of circuits and of expensive work.
   public let sources: SourceTable
 
-  public init(circuits: Int, local: Endpoint, limits: Limits, allowedExits: [Endpoint], random: R,
+  public init(circuits: Int, local: Endpoint, limits: Limits, exitPolicy: ExitPolicy, random: R,
               nowEpoch: Int64, shard: Int = 0, shardBits: Int = 0,
               sourceLimits: SourceLimitSettings = SourceLimitSettings()) {
     self.circuits = CircuitTable(circuits: circuits, shard: shard, shardBits: shardBits)
@@ -133,7 +133,15 @@ public final class Forwarder<R: RandomSource> {
     nodeBucket = TokenBucket(mbit: limits.nodeMbit)
     circuitRate = TokenRate(mbit: limits.circuitMbit)
     quota = Quota(limitBytes: limits.quotaBytes, resetDay: limits.quotaResetDay, nowEpoch: nowEpoch)
-    exits = allowedExits
+    self.exitPolicy = exitPolicy
+  }
+
+  /// A forwarder whose exit policy accepts exactly `allowedExits` (the `exits` list).
+  public convenience init(circuits: Int, local: Endpoint, limits: Limits, allowedExits: [Endpoint], random: R,
+                          nowEpoch: Int64, shard: Int = 0, shardBits: Int = 0,
+                          sourceLimits: SourceLimitSettings = SourceLimitSettings()) {
+    self.init(circuits: circuits, local: local, limits: limits, exitPolicy: ExitPolicy(exits: allowedExits), random: random,
+              nowEpoch: nowEpoch, shard: shard, shardBits: shardBits, sourceLimits: sourceLimits)
   }
 
   /// Applies new rate limits (SIGHUP); the quota's usage is kept.
@@ -145,18 +153,36 @@ public final class Forwarder<R: RandomSource> {
       quota = Quota(limitBytes: new.quotaBytes, resetDay: new.quotaResetDay, nowEpoch: nowEpoch)
       quota.restore(used: used, periodStart: quota.periodStart)
     }
+    let labChanged = new.labAddresses != limits.labAddresses
     limits = new
+    if labChanged { rejudgeExits() }
   }
 
   /// Replaces the exit policy (SIGHUP). Circuits keep their own sockets and keys; DATA on
-  /// a circuit whose destination left the policy is dropped (`exit_not_allowed`).
-  public func setExits(_ allowed: [Endpoint]) { exits = allowed }
+  /// a circuit whose destination left the policy is dropped (`exit_not_allowed`), and flows
+  /// again if a later policy takes the destination back.
+  public func setExitPolicy(_ policy: ExitPolicy) {
+    exitPolicy = policy
+    rejudgeExits()
+  }
 
-  /// Whether the policy allows `e` as an exit destination.
+  /// An exit policy that accepts exactly `allowed` (the `exits` list).
+  public func setExits(_ allowed: [Endpoint]) { setExitPolicy(ExitPolicy(exits: allowed)) }
+
+  /// What the policy says of `e` as an exit destination of this node (at most one pass
+  /// over the rules: CREATE and reloads only).
   @inline(__always)
-  func exitAllowed(_ e: Endpoint) -> Bool {
-    for x in exits where x == e { return true }
-    return false
+  func exitVerdict(_ e: Endpoint) -> ExitPolicy.Verdict {
+    exitPolicy.verdict(e, local: local, lab: limits.labAddresses)
+  }
+
+  /// Judges every exit circuit's destination again (the policy or lab mode changed), so
+  /// that the DATA path reads one flag per packet.
+  func rejudgeExits() {
+    circuits.forEachInUse { i, h in
+      guard h.outIsExit else { return }
+      circuits.half(i).pointee.exitRefused = exitVerdict(h.outEndpoint) != .accept
+    }
   }
 
   /// Frees the circuit `i` belongs to: both halves' exit socket, keys and source shares first.
@@ -257,10 +283,11 @@ public final class Forwarder<R: RandomSource> {
     guard let i = circuits.lookup(header.circuit, from: from) else { return drop(.unknownCircuit) }
     let h = circuits.half(i)
     if h.pointee.pending { return drop(.circuitPending) }
+    // The policy may have changed since the circuit was built (SIGHUP): refused before it is
+    // charged, as at CREATE.
+    if h.pointee.outIsExit && (h.pointee.exitSocket == 0 || h.pointee.exitRefused) { return drop(.exitNotAllowed) }
     if let reason = admit(h, bytes: header.bodyLength, nowNs: nowNs) { return drop(reason) }
     if h.pointee.outIsExit {
-      // The policy may have changed since the circuit was built (SIGHUP).
-      guard h.pointee.exitSocket != 0, exitAllowed(h.pointee.outEndpoint) else { return drop(.exitNotAllowed) }
       let fd = h.pointee.exitSocket - 1
       if h.pointee.sealed {
         guard let c = exitCipher, let (off, n) = c.open(half: i, body: p + Wire.headerSize, length: header.bodyLength) else {
@@ -331,15 +358,21 @@ public final class Forwarder<R: RandomSource> {
     }
     if quota.reached { return refuse(p, id: id, to: from, .quotaReached, count: .quotaReached) }
     let e = hop.endpoint
-    if !reachable(e) { return refuse(p, id: id, to: from, .unreachable, count: .forbiddenAddress) }
     let isExit = hop.kind == .exit || hop.kind == .sealedExit
     if isExit {
-      if !exitAllowed(e) { return refuse(p, id: id, to: from, .exitNotAllowed, count: .exitNotAllowed) }
+      // The exit policy, the address policy within it (ExitPolicy.swift).
+      switch exitVerdict(e) {
+      case .accept: break
+      case .reject: return refuse(p, id: id, to: from, .exitNotAllowed, count: .exitPolicy)
+      case .forbidden: return refuse(p, id: id, to: from, .unreachable, count: .forbiddenAddress)
+      }
       if hop.kind == .sealedExit && (exitCipher == nil || onExitKeys == nil) {
         return refuse(p, id: id, to: from, .exitNotAllowed, count: .exitNotAllowed)
       }
       if exitSockets == nil { return refuse(p, id: id, to: from, .exitNotAllowed, count: .exitNotAllowed) }
       if exitSocketsOpen >= exitSocketBudget { return refuse(p, id: id, to: from, .tableFull, count: .exitSocketsFull) }
+    } else if !reachable(e) {
+      return refuse(p, id: id, to: from, .unreachable, count: .forbiddenAddress)
     }
     let waits = !isExit || hop.kind == .sealedExit  // pending until CREATED / the exit's keys
     let exempt = sources.isExempt(from)

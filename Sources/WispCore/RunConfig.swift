@@ -10,7 +10,10 @@ public struct RunConfig {
   public var shards: Int? = nil
   public var gso = true
   public var limits = Limits()
+  /// Exact exit destinations (`exits`, `--exit`): accept rules ahead of `exitRules`.
   public var exits: [Endpoint] = []
+  /// Exit policy rules (`exit_policy`, `--exit-policy`; ExitPolicy.swift).
+  public var exitRules: [ExitRule] = []
   public var statsIntervalSec: UInt64 = 0
   /// Board named by the config file (the command line's --board wins).
   public var boardName: String? = nil
@@ -88,20 +91,32 @@ public struct RunConfig {
   /// Whether a peer has a pinned key (a DTLS node link) and sessions are on.
   public var hasNodeLinks: Bool { sessions > 0 && peerKeys.contains { $0 != nil } }
 
-  /// The first exit destination the address policy forbids, and why (AddressPolicy.swift):
-  /// a configuration error, unless lab mode allows it.
-  public var forbiddenExit: (exit: Endpoint, why: AddressPolicy.Category)? {
-    for e in exits {
-      if let why = AddressPolicy.refusal(e, local: listen, lab: limits.labAddresses) { return (e, why) }
-    }
-    return nil
+  /// The exit policy in effect: the `exits` entries as exact accept rules, then the
+  /// `exit_policy` rules. Valid when `exitPolicyMessage` is nil (at most
+  /// `Defaults.exitPolicyRules` rules in all).
+  public var exitPolicy: ExitPolicy {
+    ExitPolicy(rules: exits.map { ExitRule(accepting: $0) } + exitRules)
   }
 
-  /// The sentence that says so, naming the key or option (`exits` or `--exit`).
-  public func forbiddenExitMessage(_ key: String) -> String? {
-    guard let (e, why) = forbiddenExit else { return nil }
-    return "'\(key)': \(e.text) is \(why.name); a node exits only to public addresses"
-      + (why.alwaysRefused ? "" : " (lab_addresses = yes, or --lab-addresses yes, allows it for tests)")
+  /// The first accept rule the address policy makes useless, and why (AddressPolicy.swift):
+  /// a configuration error, unless lab mode allows it.
+  public var forbiddenExit: (rule: ExitRule, why: AddressPolicy.Category)? {
+    exitPolicy.unusableRule(local: listen, lab: limits.labAddresses)
+  }
+
+  /// What is wrong with the exit policy (too many rules, or an accept rule that can never
+  /// match), naming the key or option (`exits`, `exit_policy`, `--exit`, `--exit-policy`).
+  public func exitPolicyMessage(_ key: String) -> String? {
+    let count = exits.count + exitRules.count
+    if count > Defaults.exitPolicyRules {
+      return "'\(key)': \(count) exit rules (exits entries included); at most \(Defaults.exitPolicyRules)"
+    }
+    guard let (r, why) = forbiddenExit else { return nil }
+    // An exact rule is named as its `exits` entry would be: ADDR:PORT.
+    let exact = r.bits == 128 && r.portLow == r.portHigh
+    let what = exact ? String(decoding: r.text.utf8.dropFirst(7), as: UTF8.self) : "'" + r.text + "'"
+    return "'\(key)': " + what + " is \(why.name); a node exits there never"
+      + (why.alwaysRefused ? "" : " unless lab_addresses = yes (or --lab-addresses yes: tests only)")
   }
 
   /// Reads `wisp run` options. Errors name the option and what it accepts.
@@ -183,12 +198,22 @@ public struct RunConfig {
     if c.linksRequired && c.sessions == 0 {
       throw UsageError("'--links required' needs sessions ('--sessions' above 0)", command: .run)
     }
-    if !inv.values("--exit").isEmpty { c.exits = [] }
+    // Either option replaces the file's whole policy (exits and exit_policy).
+    if !inv.values("--exit").isEmpty || !inv.values("--exit-policy").isEmpty { c.exits = []; c.exitRules = [] }
     for t in inv.values("--exit") {
       guard let e = Endpoint(t) else {
         throw UsageError("option '--exit' must be IPv4 ADDR:PORT, not '\(t)'", command: .run)
       }
       c.exits.append(e)
+    }
+    for t in inv.values("--exit-policy") {
+      do { c.exitRules += try ExitPolicy.parseList(t) } catch {
+        throw UsageError("option '--exit-policy': \(error.message)", command: .run)
+      }
+    }
+    if c.exits.count + c.exitRules.count > Defaults.exitPolicyRules {
+      throw UsageError("options '--exit' and '--exit-policy': \(c.exits.count + c.exitRules.count) rules; at most \(Defaults.exitPolicyRules)",
+                       command: .run)
     }
     if c.poolPackets < c.batch * 4 {
       throw UsageError("option '--pool' must be at least 4x '--batch' (\(c.batch * 4))", command: .run)

@@ -48,9 +48,11 @@ public enum ConfigLoader {
         return .failure(Failure(message: error.message, exitCode: 2))
       }
     }
-    // Exit destinations the address policy forbids: an error, wherever they were given.
-    let fromCommandLine = inv.map { !$0.values("--exit").isEmpty } ?? false
-    if let m = c.forbiddenExitMessage(fromCommandLine ? "--exit" : "exits") {
+    // Exit rules the address policy makes useless, or too many: an error, wherever given.
+    let fromCommandLine = inv.map { !$0.values("--exit").isEmpty || !$0.values("--exit-policy").isEmpty } ?? false
+    let key = fromCommandLine ? (inv!.values("--exit-policy").isEmpty ? "--exit" : "--exit-policy")
+      : (c.exitRules.isEmpty ? "exits" : "exit_policy")
+    if let m = c.exitPolicyMessage(key) {
       return .failure(Failure(message: fromCommandLine || path == nil ? m : "\(path!): \(m)", exitCode: fromCommandLine ? 2 : 1))
     }
     if c.statusSocket == nil && (inv == nil || inv!.value("--status-socket") == nil) {

@@ -76,6 +76,7 @@ public final class Node {
     }
     self.control = control
     // Wire protocol v2 and the sockets carry IPv4 only, for now (Endpoint.swift).
+    // (IPv6 exit rules are accepted: they match no destination until the wire carries IPv6.)
     let addresses = [config.listen] + config.exits + config.peers.map { $0.endpoint } + (config.metrics.map { [$0] } ?? [])
     if let v6 = addresses.first(where: { !$0.isIPv4 }) {
       Log.error("IPv6 addresses are not carried yet (wire protocol v2 is IPv4)", "addr=\(v6.text)")
@@ -126,7 +127,7 @@ public final class Node {
       }
       let pool = PacketPool(capacity: perShardPool)
       let fwd = Forwarder(circuits: perShardCircuits, local: config.listen, limits: config.limits,
-                          allowedExits: config.exits, random: KernelRandom(), nowEpoch: wisp_realtime_s(),
+                          exitPolicy: config.exitPolicy, random: KernelRandom(), nowEpoch: wisp_realtime_s(),
                           shard: k, shardBits: shardBits, sourceLimits: config.sourceLimits.perShard(count))
       fwd.exitSocketBudget = max(exitBudget / count, exitBudget > 0 ? 1 : 0)
       fwd.sources.exempt = peerIPs
@@ -231,7 +232,8 @@ public final class Node {
     _ = wisp_sd_notify("READY=1\nSTATUS=relaying on \(config.listen.text)")
     Log.info("listening", "addr=\(config.listen.text) shards=\(count) pool=\(perShardPool)x\(Defaults.bufferSize)B"
                + " circuits=\(perShardCircuits) batch=\(config.batch) gso=\(config.gso ? "on" : "off")"
-               + " exits=\(config.exits.count) version=\(Build.version)")
+               + " exit_rules=\(config.exitPolicy.rules.count) version=\(Build.version)")
+    if !config.exitPolicy.isEmpty { Log.info("exit policy", "rules=\"\(Log.quote(config.exitPolicy.text))\"") }
     control.run()
     _ = wisp_sd_notify("STOPPING=1")
     wisp_stop_request()  // a shard whose inbox was full stops at its next tick
@@ -454,7 +456,7 @@ public final class Node {
       // Each shard applies the new limits and exits on its own thread.
       let now = wisp_realtime_s()
       var refused = 0
-      for s in shards where !s.inbox.post(.limits(new.limits, exits: new.exits, nowEpoch: now)) { refused += 1 }
+      for s in shards where !s.inbox.post(.limits(new.limits, exits: new.exitPolicy, nowEpoch: now)) { refused += 1 }
       if refused > 0 { Log.error("reload not delivered to every shard (mailbox full): reload again", "shards=\(refused)") }
       if new.leds != current.leds || (current.configPath != nil && new.boardName != current.boardName) {
         // New LED lines: release the old ones (dark first), then request the new ones.
@@ -472,12 +474,13 @@ public final class Node {
       kept.peers = new.peers
       kept.limits = new.limits
       kept.exits = new.exits
+      kept.exitRules = new.exitRules
       kept.leds = new.leds
       kept.boardName = new.boardName
       kept.statsIntervalSec = new.statsIntervalSec
       current = kept
       Log.info("reloaded", "file=\(path) rate_mbit=\(new.limits.nodeMbit) circuit_rate_mbit=\(new.limits.circuitMbit)"
-                 + " quota_bytes=\(new.limits.quotaBytes) exits=\(new.exits.count)")
+                 + " quota_bytes=\(new.limits.quotaBytes) exit_rules=\(new.exitPolicy.rules.count)")
     }
   }
 
@@ -502,6 +505,7 @@ public final class Node {
     s.name = config.name
     s.listen = config.listen.text
     s.labAddresses = config.limits.labAddresses
+    s.exitPolicy = current.exitPolicy.rules.map { $0.text }
     s.uptimeSec = now.since(startNs) / 1_000_000_000
     s.shards = shards.count
     s.circuits = t.circuits

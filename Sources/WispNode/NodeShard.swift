@@ -16,7 +16,7 @@ import WispTLS
 /// What the control plane asks of a shard.
 public enum ShardMessage {
   /// New limits and exit list (SIGHUP).
-  case limits(Limits, exits: [Endpoint], nowEpoch: Int64)
+  case limits(Limits, exits: ExitPolicy, nowEpoch: Int64)
   /// New node links (SIGHUP): the session shard updates its table, the others their rules.
   case nodeLinks([LinkPeer])
   /// PING these peers (the session shard).
@@ -153,7 +153,7 @@ public final class NodeShard<IO: DatagramIO> {
     switch m {
     case .limits(let limits, let exits, let now):
       loop.forwarder.update(limits: limits, nowEpoch: now)
-      loop.forwarder.setExits(exits)
+      loop.forwarder.setExitPolicy(exits)
     case .nodeLinks(let peers):
       sessions?.update(peers: peers)
       plain?.update(nodeLinks: peers.map { $0.endpoint })

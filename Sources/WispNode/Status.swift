@@ -32,6 +32,8 @@ public struct StatusSnapshot {
   public var identity: String? = nil
   /// `lab_addresses = yes`: extends and exits to special-purpose addresses (AddressPolicy).
   public var labAddresses = false
+  /// The exit policy's rules as written, in order (empty: no exit).
+  public var exitPolicy: [String] = []
   public init() {}
   public struct PeerLine {
     public var name: String
@@ -121,6 +123,10 @@ public struct StatusSnapshot {
     }
     s += "circuits:  \(circuits) open, \(circuitsCreated) created since start\n"
     s += "exits:     \(exitSocketsOpen) of \(exitSocketBudget) exit sockets open; \(keyAgreements) sealed-exit key agreement(s), \(keyAgreementsFailed) refused\n"
+    s += "policy:    "
+    for (i, r) in exitPolicy.enumerated() { s += (i == 0 ? "" : ", ") + r }
+    s += exitPolicy.isEmpty ? "none (no exit)" : " (first match wins; no match: reject)"
+    s += "; \(drops[.exitPolicy]) CREATE(s) refused by it, \(drops[.forbiddenAddress]) to forbidden addresses\n"
     s += "sources:   refused \(sourceRefusedCircuits) circuit(s) and \(sourceRefusedPending) pending over a source's share, \(sourceRefusedExpensive) signature/key operation(s) over budget\n"
     s += "traffic:   \(packets) packets, \(bytes) bytes relayed; now \(pps) packets/s, \(formatFixed(kbitPerSec, decimals: 3)) Mbit/s\n"
     if creditKnown {
@@ -185,7 +191,10 @@ public struct StatusSnapshot {
       s += ",\"sessions\":null"
     }
     s += ",\"circuits\":{\"open\":\(circuits),\"created\":\(circuitsCreated)}"
-    s += ",\"exits\":{\"sockets_open\":\(exitSocketsOpen),\"sockets_budget\":\(exitSocketBudget),\"key_agreements\":\(keyAgreements),\"key_agreements_refused\":\(keyAgreementsFailed)}"
+    s += ",\"exits\":{\"sockets_open\":\(exitSocketsOpen),\"sockets_budget\":\(exitSocketBudget),\"key_agreements\":\(keyAgreements),\"key_agreements_refused\":\(keyAgreementsFailed)"
+    s += ",\"policy\":["
+    for (i, r) in exitPolicy.enumerated() { s += (i == 0 ? "" : ",") + "\"\(Log.quote(r))\"" }
+    s += "],\"policy_refused\":\(drops[.exitPolicy])}"
     s += ",\"sources\":{\"refused_circuits\":\(sourceRefusedCircuits),\"refused_pending\":\(sourceRefusedPending),\"refused_expensive\":\(sourceRefusedExpensive)}"
     s += ",\"traffic\":{\"packets\":\(packets),\"bytes\":\(bytes),\"packets_per_s\":\(pps),\"kbit_per_s\":\(kbitPerSec)}"
     if creditKnown {
@@ -222,6 +231,8 @@ public struct StatusSnapshot {
     metric("circuits_created_total", "counter", "Circuits created since start.", circuitsCreated)
     metric("exit_sockets_open", "gauge", "Exit circuits' sockets open.", UInt64(exitSocketsOpen))
     metric("exit_sockets_budget", "gauge", "The most exit sockets the node holds.", UInt64(exitSocketBudget))
+    metric("exit_policy_rules", "gauge", "Rules in the exit policy (0: no exit).", UInt64(exitPolicy.count))
+    metric("exit_policy_refused_total", "counter", "CREATEs to an exit destination the exit policy rejects.", drops[.exitPolicy])
     metric("key_agreements_total", "counter", "Sealed-exit key agreements done on the worker.", keyAgreements)
     metric("key_agreements_refused_total", "counter", "Sealed-exit CREATEs whose client point was refused.", keyAgreementsFailed)
     metric("source_refused_circuits_total", "counter", "Circuits refused over a source's share.", sourceRefusedCircuits)

@@ -30,6 +30,9 @@ public final class DTLSSession {
   let ssl: UnsafeMutablePointer<mbedtls_ssl_context>
   let transportID: [UInt8]
   var now: () -> UInt64
+  /// The clock an adopted session's timer reads instead of calling `now` (its owner's
+  /// clock cell, `adopt(clock:…)`), held here so that the cell outlives the session.
+  var clock: SessionClock? = nil
   var send: (UnsafeRawBufferPointer) -> Bool
   var deliver: (UnsafeRawBufferPointer) -> Void
 
@@ -49,10 +52,9 @@ public final class DTLSSession {
   /// A datagram lent by `input(_:)` for the duration of one `step()`: no copy, no queue.
   var lent: UnsafeRawBufferPointer? = nil
 
-  // mbedTLS's timer: started at `timerStartNs`, intermediate and final delays in ms (0 = off).
-  var timerStartNs: UInt64 = 0
-  var timerIntermediateMs: UInt32 = 0
-  var timerFinalMs: UInt32 = 0
+  /// mbedTLS's timer, which its callbacks reach without touching this object (mbedTLS
+  /// reads it several times per record: no reference counting, no exclusivity checks).
+  let timer: UnsafeMutablePointer<TimerState>
 
   public private(set) var state: State = .handshaking
   /// Why the session failed (`state == .failed`).
@@ -92,12 +94,15 @@ public final class DTLSSession {
     self.deliver = deliver
     createdNs = now()
     ssl = .allocate(capacity: 1)
+    timer = .allocate(capacity: 1)
+    timer.initialize(to: TimerState())
     mbedtls_ssl_init(ssl)
     readBuffer = .allocate(byteCount: DTLSSession.readChunk, alignment: 8)
     try check("mbedtls_ssl_setup", mbedtls_ssl_setup(ssl, config.conf))
     let me = Unmanaged.passUnretained(self).toOpaque()
     mbedtls_ssl_set_bio(ssl, me, DTLSSession.sendCallback, DTLSSession.receiveCallback, nil)
-    mbedtls_ssl_set_timer_cb(ssl, me, DTLSSession.setTimerCallback, DTLSSession.getTimerCallback)
+    timer.pointee.session = me
+    mbedtls_ssl_set_timer_cb(ssl, timer, DTLSSession.setTimerCallback, DTLSSession.getTimerCallback)
     mbedtls_ssl_set_verify(ssl, PeerVerification.callback, me)
     mbedtls_ssl_set_mtu(ssl, config.options.mtu)
     // The server is judged by its pinned key, never by name (mbedTLS 3.6.3+ insists on being told).
@@ -108,6 +113,7 @@ public final class DTLSSession {
   deinit {
     mbedtls_ssl_free(ssl)
     ssl.deallocate()
+    timer.deallocate()
     readBuffer.deallocate()
   }
 
@@ -183,6 +189,18 @@ public final class DTLSSession {
         if n > 0 {
           bytesIn &+= UInt64(n)
           deliver(UnsafeRawBufferPointer(rebasing: readBuffer[0..<Int(n)]))
+          if nothingToRead() {
+            // The next mbedtls_ssl_read would only start the read timer (if stopped) and
+            // find no datagram: done here, without the call (the relay's path: one record a
+            // datagram). The next datagram's read does what that call would have.
+            if timer.pointee.finalMs == 0 {
+              let ms = config.conf.pointee.read_timeout
+              timer.pointee.startNs = timer.pointee.nowNs()
+              timer.pointee.intermediateMs = ms / 4
+              timer.pointee.finalMs = ms
+            }
+            return
+          }
           continue
         }
         if n == MBEDTLS_ERR_SSL_WANT_READ || n == MBEDTLS_ERR_SSL_WANT_WRITE { return }
@@ -203,16 +221,46 @@ public final class DTLSSession {
     }
   }
 
+  /// Whether an established session has nothing left to read: no datagram lent or queued,
+  /// no record left in mbedTLS's buffer, no handshake state (a last flight to resend).
+  @inline(__always)
+  func nothingToRead() -> Bool {
+    state == .established && lent == nil && inbox.isEmpty && ssl.pointee.handshake == nil
+      && mbedtls_ssl_check_pending(ssl) == 0
+  }
+
   /// Takes over an established session from the thread that ran its handshake: from now
   /// on its clock, its datagrams out and its plaintext are this thread's (`.recordsOnly`).
   /// Records left in mbedTLS's buffer after the handshake are read by the next `step()`.
-  public func adopt(now: @escaping () -> UInt64, send: @escaping (UnsafeRawBufferPointer) -> Bool,
+  /// `clock`: the adopting thread's clock cell, which its loop keeps current (read instead
+  /// of `now` by mbedTLS's timers; `now` itself then serves nothing else).
+  public func adopt(clock: SessionClock, send: @escaping (UnsafeRawBufferPointer) -> Bool,
                     deliver: @escaping (UnsafeRawBufferPointer) -> Void) {
-    self.now = now
+    self.clock = clock
+    timer.pointee.clock = clock.cell
+    self.now = { clock.ns }
     self.send = send
     self.deliver = deliver
     phase = .recordsOnly
-    establishedNs = now()  // on the adopting thread's clock (rekey age, status)
+    establishedNs = clock.ns  // on the adopting thread's clock (rekey age, status)
+  }
+
+  /// mbedTLS's timer: started at `startNs`, intermediate and final delays in ms (0 = off).
+  struct TimerState {
+    var startNs: UInt64 = 0
+    var intermediateMs: UInt32 = 0
+    var finalMs: UInt32 = 0
+    /// The adopted session's clock cell (nil: the session's `now`).
+    var clock: UnsafeMutablePointer<UInt64>? = nil
+    /// The session, unretained (for `now`).
+    var session: UnsafeMutableRawPointer? = nil
+
+    /// The time the timer goes by.
+    @inline(__always)
+    func nowNs() -> UInt64 {
+      if let clock { return clock.pointee }
+      return Unmanaged<DTLSSession>.fromOpaque(session!).takeUnretainedValue().now()
+    }
   }
 
   /// Called by the event loop once `deadlineNs` has passed.
@@ -220,8 +268,9 @@ public final class DTLSSession {
 
   /// When the loop must call `handleTimeout()` (monotonic ns), or nil when no timer runs.
   public var deadlineNs: UInt64? {
-    if timerFinalMs == 0 || state == .closed || state == .failed { return nil }
-    return timerStartNs + UInt64(timerFinalMs) * 1_000_000
+    let t = timer.pointee
+    if t.finalMs == 0 || state == .closed || state == .failed { return nil }
+    return t.startNs + UInt64(t.finalMs) * 1_000_000
   }
 
   /// Sends one record of application data (at most the record payload room of the MTU).
@@ -260,9 +309,16 @@ public final class DTLSSession {
   /// (`resume(_:)` on a new session to the same server, before its first `step()`).
   public func savedSession() -> SavedSession? {
     guard state == .established, config.options.role == .client else { return nil }
+    // mbedTLS 3 exports a connection's session once (a second mbedtls_ssl_get_session fails
+    // with FEATURE_UNAVAILABLE), and a rekey asks again after the link was remembered: the
+    // first copy is kept. Its ticket does not change while the session lives (no renegotiation).
+    if let exported { return exported }
     let saved = SavedSession()
-    return mbedtls_ssl_get_session(ssl, saved.session) == 0 ? saved : nil
+    guard mbedtls_ssl_get_session(ssl, saved.session) == 0 else { return nil }
+    exported = saved
+    return saved
   }
+  var exported: SavedSession? = nil
 
   /// Client: offers `saved` (its ticket) in the first ClientHello. The server falls back to a
   /// full handshake if it cannot use it; the peer is judged against the pins either way.
@@ -375,19 +431,40 @@ public final class DTLSSession {
 
   static let setTimerCallback: @convention(c) (UnsafeMutableRawPointer?, UInt32, UInt32) -> Void = {
     ctx, intermediate, final in
-    let s = Unmanaged<DTLSSession>.fromOpaque(ctx!).takeUnretainedValue()
-    s.timerStartNs = s.now()
-    s.timerIntermediateMs = intermediate
-    s.timerFinalMs = final
+    let t = ctx!.assumingMemoryBound(to: TimerState.self)
+    t.pointee.startNs = t.pointee.nowNs()
+    t.pointee.intermediateMs = intermediate
+    t.pointee.finalMs = final
   }
 
   /// -1 cancelled, 0 running, 1 intermediate delay passed, 2 final delay passed.
   static let getTimerCallback: @convention(c) (UnsafeMutableRawPointer?) -> Int32 = { ctx in
-    let s = Unmanaged<DTLSSession>.fromOpaque(ctx!).takeUnretainedValue()
-    if s.timerFinalMs == 0 { return -1 }
-    let elapsedMs = (s.now() &- s.timerStartNs) / 1_000_000
-    if elapsedMs >= UInt64(s.timerFinalMs) { return 2 }
-    if elapsedMs >= UInt64(s.timerIntermediateMs) { return 1 }
+    let t = ctx!.assumingMemoryBound(to: TimerState.self)
+    if t.pointee.finalMs == 0 { return -1 }
+    let elapsedMs = (t.pointee.nowNs() &- t.pointee.startNs) / 1_000_000
+    if elapsedMs >= UInt64(t.pointee.finalMs) { return 2 }
+    if elapsedMs >= UInt64(t.pointee.intermediateMs) { return 1 }
     return 0
   }
+}
+
+/// A clock one thread keeps and the sessions it adopted read (SessionTable: the time of the
+/// batch or timer it is handling, never going back). A cell rather than a call, because
+/// mbedTLS reads its timer several times per record.
+public final class SessionClock {
+  let cell: UnsafeMutablePointer<UInt64>
+
+  public init(ns: UInt64) {
+    cell = .allocate(capacity: 1)
+    cell.initialize(to: ns)
+  }
+
+  deinit { cell.deallocate() }
+
+  /// The time (monotonic ns).
+  public var ns: UInt64 { cell.pointee }
+
+  /// Moves the clock to `t` if that is later.
+  @inline(__always)
+  public func advance(to t: UInt64) { if t > cell.pointee { cell.pointee = t } }
 }

@@ -249,6 +249,10 @@ public final class SessionTable: LinkLayer {
   let own: Fingerprint
   let random: RandomGenerator
   let now: () -> UInt64
+  /// The time the adopted sessions' timers and the frames they deliver go by: that of the
+  /// batch `receive` is called for, of the last `poll`, of a `finish` (never going back).
+  /// Read, not asked for: mbedTLS reads its timer several times per record.
+  public let clock: SessionClock
   /// Frames delivered by sessions, and records they write (set by `attach`; tests set their own).
   public var deliverFrame: ((UnsafeRawBufferPointer, Endpoint) -> Void)? = nil
   public var sendDatagram: ((UnsafeRawBufferPointer, Endpoint) -> Bool)? = nil
@@ -314,6 +318,7 @@ public final class SessionTable: LinkLayer {
     self.limits = limits
     self.now = now
     let t = now()
+    clock = SessionClock(ns: t)
     handshakeRate = TokenRate(perSecond: limits.handshakesPerSecond, burst: limits.handshakesPerSecond)
     sourceRate = TokenRate(perSecond: limits.perSourcePerSecond, burst: 2 * limits.perSourcePerSecond)
     sourceKeys = [UInt64](repeating: 0, count: SessionTable.sourceSlots)
@@ -353,7 +358,8 @@ public final class SessionTable: LinkLayer {
   /// Wires the table to a relay loop: frames in through `handleFrame`, records out through
   /// `sendCopy`. `shutdown` breaks the reference cycle.
   public func attach<IO: DatagramIO>(to loop: RelayLoop<IO>) {
-    deliverFrame = { frame, from in loop.handleFrame(frame, from: from, nowNs: wisp_monotonic_ns()) }
+    let clock = self.clock
+    deliverFrame = { frame, from in loop.handleFrame(frame, from: from, nowNs: clock.ns) }
     sendDatagram = { d, to in loop.sendCopy(d, to: to) }
     flushSends = { loop.flush() }
     loop.attach(link: self)
@@ -363,6 +369,7 @@ public final class SessionTable: LinkLayer {
 
   /// Steps 1–5 for one DTLS datagram.
   public func receive(_ d: UnsafeRawBufferPointer, from: Endpoint, nowNs: UInt64) {
+    clock.advance(to: nowNs)
     let slot = index[SessionTable.key(from)]
     switch HelloVerify.kind(d) {
     case .clientHello:
@@ -455,6 +462,7 @@ public final class SessionTable: LinkLayer {
 
   /// Step 6.
   public func poll(nowNs: UInt64) {
+    clock.advance(to: nowNs)
     if worker.inbox == nil {
       worker.tick(nowNs: nowNs)  // inline: the worker's timers run here
       applyInlineResults()
@@ -629,6 +637,7 @@ public final class SessionTable: LinkLayer {
   /// Applies what the worker handed back (on the thread that owns the table): a flight to
   /// send, or a handshake that ended — an established session is adopted by this thread.
   public func finish(_ r: HandshakeResult) {
+    clock.advance(to: now())
     switch r {
     case .flight(let to, let bytes):
       _ = bytes.withUnsafeBytes { sendDatagram?($0, to) }
@@ -644,14 +653,14 @@ public final class SessionTable: LinkLayer {
         break
       }
       let me = Unmanaged.passUnretained(self)
-      s.adopt(now: now,
+      s.adopt(clock: clock,
               send: { d in me.takeUnretainedValue().sendDatagram?(d, peer) ?? false },
               deliver: { frame in
                 let t = me.takeUnretainedValue()
                 t.counters.recordsOpened &+= 1
                 t.deliverFrame?(frame, peer)
               })
-      let t = now()
+      let t = clock.ns
       if wasFirst {
         l.current = s
         guard established(i, nowNs: t) else { break }

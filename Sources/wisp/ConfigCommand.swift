@@ -29,9 +29,10 @@ enum ConfigCommand {
     case .success(let c):
       Console.out("\(path): ok")
       Console.out("  name=\(c.name) listen=\(c.listen.text) board=\(c.boardName ?? "none") shards=\(c.effectiveShards)"
-                  + " pool=\(c.poolPackets) circuits=\(c.circuits) exits=\(c.exits.count)"
+                  + " pool=\(c.poolPackets) circuits=\(c.circuits) exit_rules=\(c.exitPolicy.rules.count)"
                   + " metrics=\(c.metrics?.text ?? "off") state_dir=\(c.stateDir)"
                   + " links=\(c.linksRequired ? "required" : "optional") lab_addresses=\(c.limits.labAddresses ? "yes" : "no")")
+      Console.out("  exit_policy=\(c.exitPolicy.text)\(c.exitPolicy.isEmpty ? " (no exit)" : " (first match wins; no match: reject)")")
       return 0
     }
   }

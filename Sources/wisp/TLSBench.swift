@@ -138,6 +138,7 @@ enum TLSBench {
     }
     let budgetNs = seconds * 1_000_000_000
     do {
+      if inv.has("--aead-only") { return try aeadOnly(algorithms: algorithms, budgetNs: budgetNs) }
       return try run(algorithms: algorithms, budgetNs: budgetNs, seconds: seconds)
     } catch {
       Console.err("wisp: tls-bench: \(error.description)")
@@ -277,6 +278,18 @@ enum TLSBench {
       throw BenchError.failed("records lost: \(pair.wire.deliveredRecords) of \(n) delivered")
     }
     return (cpu / max(n, 1), n, pair.client.recordExpansion, pair.client.cipherSuite)
+  }
+
+  /// `--aead-only`: the raw AEAD figures alone, so that a benchmark can measure the ceiling
+  /// several times, between its other runs (Tests/Bench/enc-relay.sh).
+  static func aeadOnly(algorithms: [AEADAlgorithm], budgetNs: UInt64) throws(BenchError) -> Int32 {
+    for alg in algorithms {
+      let tag = alg == .chacha20Poly1305 ? "chacha" : "aes"
+      let a = try aead(alg, budgetNs: budgetNs)
+      Console.out("bench aead_seal_open_1400_\(tag)_ns \(a.ns) ns")
+      Console.out("bench aead_ceiling_pps_1400_\(tag) \(1_000_000_000 / max(a.ns, 1)) pps")
+    }
+    return 0
   }
 
   static func run(algorithms: [AEADAlgorithm], budgetNs: UInt64, seconds: UInt64) throws(BenchError) -> Int32 {

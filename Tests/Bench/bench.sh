@@ -413,7 +413,7 @@ busy=$(ps -eo pcpu=,comm= --sort=-pcpu 2>/dev/null |
 # The encrypted relay: client and exit through DTLS sessions, next to the AEAD ceiling.
 if [ $wisp_ok = 1 ]; then
   echo "bench: encrypted relay (enc-relay.sh) ..." >&2
-  enc_out=$(WISP_BIN="$WISP" WISP_DEV_BIN="$WISP_DEV" timeout 120 "$root/Tests/Bench/enc-relay.sh") || notes+=("enc-relay.sh failed")
+  enc_out=$(WISP_BIN="$WISP" WISP_DEV_BIN="$WISP_DEV" timeout 180 "$root/Tests/Bench/enc-relay.sh") || notes+=("enc-relay.sh failed")
   while read -r _ n v u; do [ -n "$n" ] && put "$n" "$v" "$u"; done < <(grep '^bench ' <<<"$enc_out")
   [ -n "${fig[enc_relay_ratio_aead_1400]:-}" ] || put enc_relay_ratio_aead_1400 "" ""
 fi
@@ -433,6 +433,18 @@ if [ $wisp_ok = 1 ]; then
   while IFS= read -r line; do flood_checks+=("$line"); done < <(grep '^check flood ' <<<"$flood_out")
   while IFS= read -r line; do notes+=("flood: ${line#note: }"); done < <(grep '^note: ' <<<"$flood_out")
   [ -n "${fig[flood_throughput_ratio]:-}" ] || put flood_throughput_ratio "" ""
+fi
+# `wisp forward` (issue 17): WireGuard through a 3-hop sealed path next to a direct path, in
+# network namespaces (root only: without root forward.sh prints n/a, and they are a skip).
+if [ $wisp_ok = 1 ]; then
+  echo "bench: wisp forward, 3 hops vs direct (forward.sh, about 30 s) ..." >&2
+  fwd_out=$(WISP_BIN="$WISP" timeout 180 "$root/Tests/Bench/forward.sh" 2>"$tmp/forward.err") ||
+    notes+=("forward.sh failed: $(tail -n 1 "$tmp/forward.err")")
+  while read -r _ n v u; do [ "$v" = n/a ] && v=; [ -n "$n" ] && put "$n" "$v" "$u"; done < <(grep '^bench ' <<<"$fwd_out")
+  while IFS= read -r line; do notes+=("forward: ${line#note: }"); done < <(grep '^note: ' <<<"$fwd_out")
+  [ "$(id -u)" = 0 ] || optional+=(forward_tcp_mbit_3hop forward_tcp_mbit_direct forward_tcp_up_mbit_3hop forward_tcp_up_mbit_direct
+                                   forward_tcp_ratio forward_rtt_ms_3hop forward_rtt_ms_direct forward_added_rtt_ms)
+  [ -n "${fig[forward_tcp_ratio]:-}" ] || put forward_tcp_ratio "" ""
 fi
 # ---------------------------------------------------------------- report
 v() { local x=${fig[$1]:-}; echo "${x:-n/a}"; }

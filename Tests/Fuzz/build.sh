@@ -9,10 +9,10 @@
 # under it is newer than its archive).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-out=.build-fuzz
+out=$PWD/.build-fuzz
 mkdir -p "$out/CPosix"
 san=(-sanitize=fuzzer,address)
-swiftflags=(-O -g -wmo -swift-version 6 -parse-as-library "${san[@]}" -I "$out" -Xcc -fmodule-map-file="$out/CPosix/module.modulemap" -I Sources/CMbedTLS)
+swiftflags=(-O -g -wmo -swift-version 6 -parse-as-library "${san[@]}" -I "$out" -Xcc -fmodule-map-file="$out/CPosix/module.modulemap" -I "$PWD/Sources/CMbedTLS")
 
 newer() {  # newer OUTPUT INPUT...: true when OUTPUT is missing or older than an input
   local o=$1; shift
@@ -50,7 +50,10 @@ for src in Tests/Fuzz/fuzz-*.swift; do
   bin=$out/fuzz-$t
   if newer "$bin" "$src" Tests/Fuzz/FuzzSupport.swift Tests/WispCoreTests/ReceiptTestSupport.swift "$out/libWispTLS.a" "$out/libWispOS.a" "$out/libWispCore.a"; then
     echo "fuzz build: fuzz-$t" >&2
-    swiftc "${swiftflags[@]}" -module-name "Fuzz_${t//-/_}" "$src" Tests/Fuzz/FuzzSupport.swift Tests/WispCoreTests/ReceiptTestSupport.swift "${libs[@]}" -o "$bin"
+    # Several files: the driver leaves per-file module pieces in its working directory,
+    # so it runs in the build directory (never the checkout's top level).
+    (root=$PWD; cd "$out" && swiftc "${swiftflags[@]}" -module-name "Fuzz_${t//-/_}" "$root/$src" "$root/Tests/Fuzz/FuzzSupport.swift" \
+      "$root/Tests/WispCoreTests/ReceiptTestSupport.swift" "${libs[@]}" -o "$bin")
   fi
   echo "$bin"
 done

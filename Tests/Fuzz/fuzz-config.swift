@@ -8,6 +8,12 @@ func fuzzOne(_ input: UnsafeRawBufferPointer) {
   do {
     let c = try ConfigFile.apply(text, to: RunConfig())
     invariant(c.batch >= 1 && c.batch <= 64 && c.circuits >= 1, "a value outside its range was accepted")
+    // Exit rules: bounded, and each reads back as written (ExitPolicy.swift).
+    invariant(c.exitRules.count <= Defaults.exitPolicyRules, "more exit rules than the bound")
+    for r in c.exitRules {
+      let again = try? ExitRule.parse(r.text)
+      invariant(again == r, "exit rule '\(r.text)' does not read back as itself")
+    }
   } catch {
     let lines = input.reduce(1) { $0 + ($1 == 10 ? 1 : 0) }
     invariant(error.line >= 0 && error.line <= lines, "error on line \(error.line) of \(lines)")
@@ -49,6 +55,8 @@ func fuzzSeeds() -> [[UInt8]] {
 
     """,
     "pool = 64\ncircuits = 1\nbatch = 64\nshards = auto\nrekey_mib = 16384\nrekey_seconds = 3600\nstate_dir = /var/lib/wisp\nstatus_socket = /run/wisp/status.sock\nwatchdog = on\nstats_interval = 5\n",
+    "exit_policy = reject 10.9.0.0/16:*, accept 10.0.0.0/8:53, accept [2001:db8::]/32:443, accept *:1000-2000, reject *:*\n",
+    "exit_policy = accept 10.0.0.1/8:53, accept *:0, accept [::ffff:102:304]:5,,\n",
     "name = x\nname = y\n",
     "listne = 1.2.3.4:5\n",
   ]

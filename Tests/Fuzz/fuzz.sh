@@ -22,7 +22,8 @@ if ! Tests/Fuzz/build.sh >"$log/build.log" 2>&1; then
   exit 1
 fi
 if [ $# -eq 0 ]; then
-  set -- $(sed -n 's|^\.build-fuzz/fuzz-||p' "$log/build.log")
+  set -- $(sed -n 's|^.*\.build-fuzz/fuzz-||p' "$log/build.log")
+  [ $# -gt 0 ] || { echo "fuzz: the build named no target"; exit 1; }
 fi
 
 # The Swift runtime's own crash handler would race AddressSanitizer's report: off.

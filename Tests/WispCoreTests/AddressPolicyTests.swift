@@ -96,16 +96,20 @@ import Testing
   }
 
   @Test func forbiddenExitsAreAConfigError() throws {
+    // A private exact exit names its range (ExitPolicy.swift): allowed without lab mode.
     var c = try ConfigFile.apply("listen = 0.0.0.0:7400\nexits = 8.8.8.8:53, 192.168.1.10:53\n", to: RunConfig())
-    #expect(c.forbiddenExit?.exit == Endpoint("192.168.1.10:53")!)
-    #expect(c.forbiddenExit?.why == .privateNetwork)
-    let m = c.forbiddenExitMessage("exits") ?? ""
-    #expect(m.hasPrefix("'exits': 192.168.1.10:53 is private (RFC 1918") && m.contains("lab_addresses = yes"))
+    #expect(c.forbiddenExit == nil)
+    // Loopback is lab-only.
+    c = try ConfigFile.apply("listen = 0.0.0.0:7400\nexits = 8.8.8.8:53, 127.0.0.1:53\n", to: RunConfig())
+    #expect(c.forbiddenExit?.rule == ExitRule(accepting: Endpoint("127.0.0.1:53")!))
+    #expect(c.forbiddenExit?.why == .loopback)
+    let m = c.exitPolicyMessage("exits") ?? ""
+    #expect(m.hasPrefix("'exits': 127.0.0.1:53 is loopback (127.0.0.0/8") && m.contains("lab_addresses = yes"), "\(m)")
     c = try ConfigFile.apply("lab_addresses = yes\n", to: c)
     #expect(c.limits.labAddresses && c.forbiddenExit == nil)
     c = try ConfigFile.apply("exits = 224.0.0.1:5\n", to: c)
     #expect(c.forbiddenExit?.why == .multicast)
-    #expect(!(c.forbiddenExitMessage("exits") ?? "").contains("lab_addresses"))  // lab mode does not help
+    #expect(!(c.exitPolicyMessage("exits") ?? "").contains("lab_addresses"))  // lab mode does not help
     #expect(!RunConfig().limits.labAddresses && RunConfig().linksRequired)        // the defaults
     #expect(throws: ConfigError.self) { try ConfigFile.apply("lab_addresses = maybe\n", to: RunConfig()) }
   }

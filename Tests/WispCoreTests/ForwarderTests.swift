@@ -133,7 +133,7 @@ func node(_ local: Endpoint, exits: [Endpoint] = [], limits: Limits = labLimits,
       #expect(a.drops[counter] == before + 1)
     }
     refuse([], 4, .refusedCreate)                                          // no local service
-    refuse(hopBytes(2, Endpoint(ip: 0x7F00_0001, port: 53)), 3, .exitNotAllowed)
+    refuse(hopBytes(2, Endpoint(ip: 0x7F00_0001, port: 53)), 3, .exitPolicy)      // not in the exit policy
     refuse(hopBytes(1, nodeA), 7, .forbiddenAddress)                       // to itself
     refuse(hopBytes(1, Endpoint(ip: 0xE000_0001, port: 5)), 7, .forbiddenAddress)  // multicast
     refuse(hopBytes(9, nodeB), 6, .badBody)

@@ -37,6 +37,12 @@ let c = Endpoint(ip: 0x7F00_0001, port: 3000)
 }
 
 @Suite struct CircuitTableTests {
+  /// A half stays 144 bytes (CircuitTable.swift): the table's resident memory is its size
+  /// times the halves in use, and a field added must fit the padding or be weighed.
+  @Test func halfSize() {
+    #expect(MemoryLayout<Half>.stride == 144)
+  }
+
   @Test func capacityIsExact() {
     var r = CountingRandom()
     let t = CircuitTable(circuits: 3)

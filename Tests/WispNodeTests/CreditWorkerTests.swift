@@ -64,8 +64,8 @@ import WispNode
 
   @Test func badReceiptsEarnNothingAndAReusedSlotStartsOver() throws {
     let f = try Fixture()
-    // More than the circuit relayed, or for another node: rejected.
-    f.worker.handle(.receipt(shard: 0, half: 0, localId: 1, relayed: 100, f.receipt(serial: 9, bytes: 5000)))
+    // More than the circuit relayed (beyond the eighth + 64 KiB a receipt may exceed it by), or for another node: rejected.
+    f.worker.handle(.receipt(shard: 0, half: 0, localId: 1, relayed: 100, f.receipt(serial: 9, bytes: 100_000)))
     #expect(try #require(f.answer()).receipted == 0)
     f.worker.handle(.receipt(shard: 0, half: 0, localId: 1, relayed: 100,
                              f.receipt(serial: 9, bytes: 50, node: Fingerprint(bytes: [UInt8](repeating: 3, count: 32)))))

@@ -109,6 +109,7 @@ import WispTestSupport
     // One datagram over the budget: dropped, counted, and the log names the MTU.
     #expect(apps[0].send(buf, Wire.maxForwardPayload + 1, to: listenAt))
     ForwardTests.pump(f, ms: 3000) { collect(); return got[0].count == perApp && got[1].count == perApp }
+    ForwardTests.pump(f, ms: 100)  // the oversized datagram may still wait on the listening socket
     #expect(foreign == 0)
     #expect(got[0].sorted() == Array(0..<perApp) && got[1].sorted() == Array(0..<perApp))
     #expect(f.counters.oversized == 1)
@@ -145,5 +146,41 @@ import WispTestSupport
     #expect(lines.contains { $0.contains("spending cap reached") })
     f.shutdown()
     #expect(f.sendersOpen == 0 && f.spent == f.carried)
+  }
+
+  @Test func sendersAreBoundedAndNewOnesRateLimited() throws {
+    // No relay answers here: every build fails at once (no live path), which is enough to
+    // see the sender table's bounds.
+    let network = MemoryNetwork()
+    let peers = [MeshPeer(name: "r", endpoint: Endpoint(ip: 0x7F00_0001, port: 7600), key: nil)]
+    var settings = ForwardSettings(destination: Endpoint(ip: 0x7F00_0001, port: 9200))
+    settings.maxSenders = 4
+    settings.newSendersPerSecond = 3
+    let listenAt = Endpoint(ip: 0x7F00_0001, port: 5200)
+    var nextPort: UInt16 = 6100
+    let f = UDPForward<MemoryIO>(settings: settings, listen: try network.endpoint(listenAt),
+                                 probeSocket: try network.endpoint(Endpoint(ip: 0x7F00_0001, port: 5201)),
+                                 chooser: PathChooser(peers: peers, hops: 1, exitVia: 0), signer: nil,
+                                 makeSocket: { nextPort += 1; return try? network.endpoint(Endpoint(ip: 0x7F00_0001, port: nextPort)) })
+    f.log = { _ in }
+    let buf = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 16)
+    defer { buf.deallocate() }
+    let apps = try (0..<6).map { try network.endpoint(Endpoint(ip: 0x7F00_0001, port: UInt16(4100 + $0))) }
+    func send(_ which: Range<Int>, at t: UInt64) {
+      for k in which { #expect(apps[k].send(buf, 10, to: listenAt)) }
+      f.listenReadable(nowNs: t)
+    }
+    let t0 = UInt64(1_000) * 1_000_000_000  // whole seconds of a made-up clock
+    // Five new senders in one second: three get a slot, two are refused by the rate.
+    send(0..<5, at: t0)
+    #expect(f.sendersOpen == 3 && f.counters.sendersRate == 2 && f.counters.noPath == 3)
+    // The next second: one free slot; then the table is full of senders active within
+    // the last second, so the others are refused.
+    send(3..<6, at: t0 + 1_000_000_000)
+    #expect(f.sendersOpen == 4 && f.counters.sendersFull == 2)
+    // Later the idlest sender makes room.
+    send(5..<6, at: t0 + 3_000_000_000)
+    #expect(f.sendersOpen == 4 && f.counters.sendersClosed == 1)
+    #expect(f.senders.contains { $0?.address.port == 4105 } && !f.senders.contains { $0?.address.port == 4100 })
   }
 }

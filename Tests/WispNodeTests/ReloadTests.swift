@@ -38,14 +38,14 @@ import WispTestSupport
     var limits = Limits()
     limits.labAddresses = true
     limits.nodeMbit = 100
-    #expect(node.shard.inbox.post(.limits(limits, exits: [e3, e2, e1], nowEpoch: wisp_realtime_s())))
+    #expect(node.shard.inbox.post(.limits(limits, exits: ExitPolicy(exits: [e3, e2, e1]), nowEpoch: wisp_realtime_s())))
     #expect(exchange(50) == 50)
     let s = node.snapshot()
     #expect(s.beat.circuits == 1 && s.beat.traffic.circuitsCreated == 1)
     #expect(s.drops.total == 0)
 
     // e2 removed: no new circuit to it.
-    #expect(node.shard.inbox.post(.limits(limits, exits: [e1], nowEpoch: wisp_realtime_s())))
+    #expect(node.shard.inbox.post(.limits(limits, exits: ExitPolicy(exits: [e1]), nowEpoch: wisp_realtime_s())))
     _ = node.snapshot()  // the message has been applied once the snapshot answers
     let other = CircuitClient(socket: try net.endpoint(Endpoint(ip: 0x7F00_0001, port: 5001)))
     do {

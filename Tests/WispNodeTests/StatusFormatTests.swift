@@ -40,6 +40,8 @@ import WispNode
     s.creditCommitted = 4000
     s.recentErrors = ["level=warn msg=\"x\" a=\"b\""]
     s.mailboxRefused = 3
+    s.exitPolicy = ["accept 192.0.2.0/24:53", "reject *:*"]
+    s.drops.count(DropReason.exitPolicy, 4)
     return s
   }
 
@@ -63,6 +65,17 @@ import WispNode
     #expect(traffic["packets"] as? Int == 1234 && traffic["bytes"] as? Int == 987_654)
     let credit = try #require(j["credit"] as? [String: Any])
     #expect(credit["receipted_bytes"] as? Int == 5000 && credit["committed_bytes"] as? Int == 4000)
+    let exits = try #require(j["exits"] as? [String: Any])
+    #expect(exits["policy"] as? [String] == ["accept 192.0.2.0/24:53", "reject *:*"])
+    #expect(exits["policy_refused"] as? Int == 4)
+  }
+
+  @Test func textShowsTheExitPolicy() {
+    let text = sample().text()
+    #expect(text.contains("policy:    accept 192.0.2.0/24:53, reject *:* (first match wins; no match: reject); 4 CREATE(s) refused by it, 0 to forbidden addresses\n"))
+    var none = StatusSnapshot()
+    none.exitPolicy = []
+    #expect(none.text().contains("policy:    none (no exit); 0 CREATE(s) refused by it"))
   }
 
   @Test func prometheusLinesAreWellFormedAndCarryTheValues() throws {
@@ -99,6 +112,9 @@ import WispNode
     #expect(samples["wisp_peer_rtt_microseconds{peer=\"c\"}"] == nil)  // never answered: no sample
     #expect(samples["wisp_credit_receipted_bytes"] == 5000)
     #expect(samples["wisp_mailbox_refused_total"] == 3)
+    #expect(samples["wisp_exit_policy_rules"] == 2)
+    #expect(samples["wisp_exit_policy_refused_total"] == 4)
+    #expect(samples["wisp_dropped_packets_total{reason=\"exit_policy\"}"] == 4)
   }
 }
 

@@ -239,6 +239,39 @@ func options(_ role: DTLSRole, pin: Identity?, chacha: Bool = true) -> DTLSOptio
     }
   }
 
+  @Test func anIdlePeerEndsAtTheReadTimeoutCountedFromItsLastRecord() throws {
+    var so = options(.server, pin: clientIdentity)
+    so.readTimeoutMs = 5000
+    let p = try Pair(serverOptions: so, clientOptions: options(.client, pin: serverIdentity))
+    p.pump()
+    #expect(p.server.state == .established)
+    // A record through the queue (`receive` + `step`), then one lent (`input`, the relay's path).
+    try Array("a".utf8).withUnsafeBytes { try p.client.write($0) }
+    p.pump()
+    #expect(p.wire.serverReceived == [Array("a".utf8)])
+    #expect(p.server.deadlineNs == p.wire.nowNs + 5_000_000_000, "the read timer runs from the last record")
+    p.wire.nowNs += 4_000_000_000
+    p.server.handleTimeout()
+    #expect(p.server.state == .established)
+    try Array("b".utf8).withUnsafeBytes { try p.client.write($0) }
+    let datagrams = p.wire.toServer
+    p.wire.toServer = []
+    #expect(datagrams.count == 1)
+    for d in datagrams { d.withUnsafeBytes { p.server.input($0) } }
+    #expect(p.wire.serverReceived == [Array("a".utf8), Array("b".utf8)])
+    let deadline = try #require(p.server.deadlineNs)
+    #expect(deadline == p.wire.nowNs + 5_000_000_000, "a record starts the read timeout again")
+    p.wire.nowNs = deadline - 1_000_000
+    p.server.handleTimeout()
+    #expect(p.server.state == .established)
+    p.wire.nowNs = deadline
+    p.server.handleTimeout()
+    #expect(p.server.state == .failed)
+    guard case .idleTimeout? = p.server.failure else {
+      Issue.record("failure: \(p.server.failure?.description ?? "none")"); return
+    }
+  }
+
   @Test func garbageAfterTheHandshakeIsDroppedSilently() throws {
     let p = try Pair(serverOptions: options(.server, pin: clientIdentity),
                      clientOptions: options(.client, pin: serverIdentity))
