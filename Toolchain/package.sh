@@ -13,8 +13,8 @@
 # to trixie takes the trixie package. Depends come from the release's own shlibs and symbols
 # files (see depends_of). The armhf package carries a preinst that refuses ARMv6 processors.
 # Runs lintian on each package (installed if missing) and fails on any lintian error.
-# Contents: /usr/bin/wisp, wisp.service (bookworm: /lib/systemd/system, trixie: /usr/lib/systemd/system),
-# /etc/wisp/wisp.conf (conffile),
+# Contents: /usr/bin/wisp, wisp.service and the template wisp-forward@.service (bookworm:
+# /lib/systemd/system, trixie: /usr/lib/systemd/system), /etc/wisp/wisp.conf (conffile),
 # /usr/share/wisp/boards/NAME.conf, /usr/share/doc/wisp/, /usr/share/man/man1/wisp.1.gz.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -136,7 +136,7 @@ for a in "${arches[@]}"; do
   install -d -m 0755 "$r/DEBIAN" "$r/usr/bin" "$r/$units" "$r/etc/wisp" \
     "$r/usr/share/wisp/boards" "$r/usr/share/doc/wisp" "$r/usr/share/man/man1"
   install -m 0755 "$bin" "$r/usr/bin/wisp"
-  install -m 0644 $pkgsrc/wisp.service "$r/$units/wisp.service"
+  install -m 0644 $pkgsrc/wisp.service "$pkgsrc/wisp-forward@.service" "$r/$units/"
   install -m 0644 $pkgsrc/wisp.conf "$r/etc/wisp/wisp.conf"
   for b in Board/*/board.conf; do
     install -m 0644 "$b" "$r/usr/share/wisp/boards/$(basename "$(dirname "$b")").conf"

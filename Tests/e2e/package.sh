@@ -19,7 +19,7 @@
 #    default config and board files work;
 #  - `wisp config import-boot --from X --to Y`: a valid file is imported with a backup,
 #    an invalid one refused with file:line and the old config kept, no file is a no-op;
-#  - `systemd-analyze verify` passes on the installed unit;
+#  - `systemd-analyze verify` passes on the installed units (wisp-forward@ through an instance);
 #  - dpkg -r removes the files but keeps the conffile; dpkg -P leaves nothing.
 # The machine is left clean even on failure (trap).
 source "$(dirname "$0")/lib.bash"
@@ -74,6 +74,7 @@ for rel in bookworm trixie; do
     grep -q ' ./usr/bin/wisp$' "$dir/contents" || fail "$deb: no /usr/bin/wisp"
     unit=$([ $rel = bookworm ] && echo ./lib/systemd/system || echo ./usr/lib/systemd/system)/wisp.service
     grep -q " $unit\$" "$dir/contents" || fail "$deb: no $unit"
+    grep -q " ${unit%/*}/wisp-forward@.service\$" "$dir/contents" || fail "$deb: no wisp-forward@.service"
     [ $rel = bookworm ] || ! grep -q ' \./lib/' "$dir/contents" || fail "$deb: files under the aliased /lib"
     [ "$(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles)" = /etc/wisp/wisp.conf ] || fail "$deb: conffiles"
     control=$(dpkg-deb --ctrl-tarfile "$deb" | tar -t)
@@ -276,11 +277,15 @@ if ! command -v systemd-analyze >/dev/null; then
 fi
 timeout 60 systemd-analyze verify /lib/systemd/system/wisp.service >"$dir/verify" 2>&1 || { cat "$dir/verify" >&2; fail "systemd-analyze verify failed"; }
 [ ! -s "$dir/verify" ] || { cat "$dir/verify" >&2; fail "systemd-analyze verify printed warnings"; }
-check "systemd-analyze verify /lib/systemd/system/wisp.service: clean ($(systemd-analyze --version | head -1))"
+# The forward template, through an instance of it.
+timeout 60 systemd-analyze verify /lib/systemd/system/wisp-forward@check.service >"$dir/verify" 2>&1 || { cat "$dir/verify" >&2; fail "systemd-analyze verify wisp-forward@ failed"; }
+[ ! -s "$dir/verify" ] || { cat "$dir/verify" >&2; fail "systemd-analyze verify wisp-forward@ printed warnings"; }
+[ ! -e /etc/systemd/system/multi-user.target.wants/wisp-forward@.service ] || fail "the package enabled wisp-forward@"
+check "systemd-analyze verify /lib/systemd/system/wisp.service and wisp-forward@check.service: clean ($(systemd-analyze --version | head -1))"
 
 # 8. Remove, then purge.
 dpkg_retry -r wisp || fail "dpkg -r failed"
-for f in /usr/bin/wisp /lib/systemd/system/wisp.service /usr/share/wisp /usr/share/doc/wisp /usr/share/man/man1/wisp.1.gz; do
+for f in /usr/bin/wisp /lib/systemd/system/wisp.service /lib/systemd/system/wisp-forward@.service /usr/share/wisp /usr/share/doc/wisp /usr/share/man/man1/wisp.1.gz; do
   [ ! -e "$f" ] || fail "dpkg -r left $f"
 done
 [ -f /etc/wisp/wisp.conf ] || fail "dpkg -r removed the conffile"
