@@ -53,6 +53,18 @@
 #define WISP_ERR_SSL_NO_CIPHER_CHOSEN MBEDTLS_ERR_SSL_NO_CIPHER_CHOSEN
 #endif
 
+/// Whether the connection's handshake state is gone (1) — 0 while a DTLS peer may still
+/// need the last flight resent. No accessor exists in either version; on 3.x the field is
+/// private and read through MBEDTLS_PRIVATE (the documented way, not a stable API:
+/// checked by the trixie build and the mixed-release test at every upgrade).
+static inline int wisp_ssl_handshake_state_freed(const mbedtls_ssl_context *ssl) {
+#ifdef WISP_MBEDTLS_3
+  return ssl->MBEDTLS_PRIVATE(handshake) == NULL;
+#else
+  return ssl->handshake == NULL;
+#endif
+}
+
 /// The mbedTLS major version wisp was built against (2 or 3), for `wisp --version`.
 static inline int wisp_mbedtls_major(void) { return MBEDTLS_VERSION_MAJOR; }
 

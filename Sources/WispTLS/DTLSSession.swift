@@ -194,7 +194,7 @@ public final class DTLSSession {
             // find no datagram: done here, without the call (the relay's path: one record a
             // datagram). The next datagram's read does what that call would have.
             if timer.pointee.finalMs == 0 {
-              let ms = config.conf.pointee.read_timeout
+              let ms = config.options.readTimeoutMs  // what DTLSConfig gave mbedtls_ssl_conf_read_timeout
               timer.pointee.startNs = timer.pointee.nowNs()
               timer.pointee.intermediateMs = ms / 4
               timer.pointee.finalMs = ms
@@ -225,7 +225,7 @@ public final class DTLSSession {
   /// no record left in mbedTLS's buffer, no handshake state (a last flight to resend).
   @inline(__always)
   func nothingToRead() -> Bool {
-    state == .established && lent == nil && inbox.isEmpty && ssl.pointee.handshake == nil
+    state == .established && lent == nil && inbox.isEmpty && wisp_ssl_handshake_state_freed(ssl) != 0
       && mbedtls_ssl_check_pending(ssl) == 0
   }
 
