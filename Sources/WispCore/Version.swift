@@ -2,7 +2,7 @@
 
 public enum Build {
   /// The release version, also used for package names.
-  public static let version = "0.1.0"
+  public static let version = "0.2.0"
 
   /// The GNU triple this binary was compiled for.
   public static var triple: String {
