@@ -1,26 +1,48 @@
 #!/usr/bin/env bash
-# Toolchain/build.sh — builds the Embedded Swift `wisp` firmware for one or more targets.
+# Toolchain/build.sh — builds the Embedded Swift `wisp` firmware for targets and Debian releases.
 #
-#   Toolchain/build.sh [x86_64|aarch64|armv7 ...]   (default: all three)
+#   Toolchain/build.sh                          every target for bookworm and trixie
+#   Toolchain/build.sh [--release R] [TARGET...]  TARGET: x86_64, aarch64, armv7 (for release R,
+#                                               default bookworm), or TARGET-bookworm, TARGET-trixie
+#   Toolchain/build.sh --board NAME             the board's target for both releases
 #
-# Output: .build-firmware/<target>/wisp (stripped) and wisp.debug (unstripped).
-# Prints each binary's `file` line, its dynamic dependencies and stripped size.
+# One binary per release: sonames (libmbedtls.so.14 / .so.21, libgpiod.so.2 / .so.3) and
+# glibc symbols differ. bookworm builds against the host's libraries (dpkg multiarch for
+# arm64/armhf), as before; trixie builds against the sysroots Toolchain/setup.sh makes under
+# .build-trixie/sysroot-<arch> (clang --sysroot; no host header or library is used).
+# Output: .build-firmware/<target>/wisp (bookworm; also reachable as <target>-bookworm) and
+# .build-firmware/<target>-trixie/wisp, each stripped, with wisp.debug (unstripped) beside.
+# Prints each binary's `file` line, its dynamic dependencies and stripped size; fails when
+# a binary needs another release's mbedTLS or libgpiod, or a Swift runtime library.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 sdks=$root/.build-sdks
 emb=/opt/swift/usr/lib/swift/embedded
-targets=("$@")
-if [ "${1:-}" = "--board" ]; then
-  board=${2:-}
-  known=$(cd Board && ls -d */ | tr -d / | tr '\n' ' ')
-  if [ -z "$board" ] || [ ! -f "Board/$board/board.conf" ]; then
-    echo "build.sh: unknown board '${board}' (known: $known)" >&2; exit 2
-  fi
-  targets=($(sed -n 's/^target *= *//p' "Board/$board/board.conf"))
-  echo "board $board: target ${targets[*]}"
-fi
-[ ${#targets[@]} -gt 0 ] || targets=(x86_64 aarch64 armv7)
+release=bookworm
+args=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --release) release=${2:-}; shift 2 ;;
+    --board)
+      board=${2:-}
+      known=$(cd Board && ls -d */ | tr -d / | tr '\n' ' ')
+      if [ -z "$board" ] || [ ! -f "Board/$board/board.conf" ]; then
+        echo "build.sh: unknown board '${board}' (known: $known)" >&2; exit 2
+      fi
+      bt=($(sed -n 's/^target *= *//p' "Board/$board/board.conf"))
+      echo "board $board: target ${bt[*]}"
+      for t in "${bt[@]}"; do args+=("$t-bookworm" "$t-trixie"); done
+      shift 2 ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
+case $release in bookworm|trixie) ;; *) echo "build.sh: unknown release '$release' (known: bookworm trixie)" >&2; exit 2 ;; esac
+[ ${#args[@]} -gt 0 ] || args=(x86_64-bookworm aarch64-bookworm armv7-bookworm x86_64-trixie aarch64-trixie armv7-trixie)
+targets=()
+for a in "${args[@]}"; do
+  case $a in *-bookworm|*-trixie) targets+=("$a") ;; *) targets+=("$a-$release") ;; esac
+done
 
 sdk_sum() { cat Toolchain/wisp.artifactbundle/info.json Toolchain/wisp.artifactbundle/embedded/*.json | sha256sum | cut -d' ' -f1; }
 
@@ -50,37 +72,140 @@ x86_flags=(-Xswiftc -enable-experimental-feature -Xswiftc Embedded -Xswiftc -O
   -Xlinker -L$emb/x86_64-unknown-linux-gnu -Xlinker -lswiftUnicodeDataTables -Xlinker -lm
   -Xlinker --gc-sections)
 
+# --- trixie: a Swift SDK made here (its paths are this checkout's sysroots) ---
+trixie_sdks=$root/.build-sdks-trixie
+sysroot() { echo "$root/.build-trixie/sysroot-$1"; }
+
+# The toolset for one ARM target: the bookworm one with the sysroot's headers and libraries
+# in place of the host's, and --sysroot for clang's link (crt files, libgcc, libc from trixie).
+trixie_toolset() {  # GNU-TRIPLE EMBEDDED-TRIPLE SYSROOT EXTRA-CC-FLAGS(JSON list items) EXTRA-LINK(JSON)
+  local gnu=$1 triple=$2 sr=$3 cc=$4 link=$5
+  cat <<JSON
+{
+  "schemaVersion": "1.0",
+  "swiftCompiler": {
+    "extraCLIOptions": [
+      "-enable-experimental-feature", "Embedded", "-O",${cc:+ $(echo "$cc" | sed 's/"\([^"]*\)"/"-Xcc", "\1"/g'),}
+      "-Xcc", "-isystem", "-Xcc", "$sr/usr/include/$gnu",
+      "-Xcc", "-isystem", "-Xcc", "$sr/usr/include",
+      "-Xcc", "-D__linux__", "-Xcc", "-D__unix__", "-Xcc", "-D__gnu_linux__",
+      "-Xcc", "-ffunction-sections", "-Xcc", "-fdata-sections", "-Xfrontend", "-function-sections",
+      "-Xclang-linker", "--target=$gnu", "-Xclang-linker", "--sysroot=$sr"
+    ]
+  },
+  "cCompiler": {
+    "extraCLIOptions": [${cc:+ $cc,}
+      "-isystem", "$sr/usr/include/$gnu", "-isystem", "$sr/usr/include",
+      "-D__linux__", "-D__unix__", "-D__gnu_linux__", "-fPIC", "-O2",
+      "-ffunction-sections", "-fdata-sections"
+    ]
+  },
+  "linker": {
+    "extraCLIOptions": [
+      "-L$emb/$triple",
+      "-L$sr/usr/lib/$gnu", "-rpath-link=$sr/usr/lib/$gnu",
+      "-lswiftUnicodeDataTables", "-lm", "--gc-sections"${link:+, $link}
+    ]
+  }
+}
+JSON
+}
+
+install_trixie_sdk() {
+  local b=$trixie_sdks/bundle/wisp-trixie.artifactbundle sum
+  local new; new=$(mktemp -d /tmp/wisp-trixie-sdk.XXXXXX)
+  mkdir -p "$new/embedded"
+  sed 's/wisp-embedded-linux/wisp-embedded-linux-trixie/' Toolchain/wisp.artifactbundle/info.json >"$new/info.json"
+  cat >"$new/embedded/swift-sdk.json" <<JSON
+{
+  "schemaVersion": "4.0",
+  "targetTriples": {
+    "aarch64-none-none-elf": { "sdkRootPath": "/", "toolsetPaths": ["toolset-aarch64.json"] },
+    "armv7-none-none-eabi": { "sdkRootPath": "/", "toolsetPaths": ["toolset-armv7.json"] }
+  }
+}
+JSON
+  trixie_toolset aarch64-linux-gnu aarch64-none-none-elf "$(sysroot arm64)" "" \
+    '"-z", "max-page-size=16384"' >"$new/embedded/toolset-aarch64.json"
+  trixie_toolset arm-linux-gnueabihf armv7-none-none-eabi "$(sysroot armhf)" '"-mfloat-abi=hard", "-mfpu=vfpv3-d16"' \
+    '"--no-warn-mismatch"' >"$new/embedded/toolset-armv7.json"
+  sum=$(cat "$new/info.json" "$new"/embedded/*.json | sha256sum | cut -d' ' -f1)
+  if [ "$(cat "$trixie_sdks/.stamp" 2>/dev/null)" != "$sum" ]; then
+    rm -rf "$trixie_sdks" && mkdir -p "$trixie_sdks/bundle"
+    mv "$new" "$b"
+    swift sdk install --swift-sdks-path "$trixie_sdks" "$b" >/dev/null
+    echo "$sum" >"$trixie_sdks/.stamp"
+  else
+    rm -rf "$new"
+  fi
+  trixie_sum=$sum
+}
+
+# x86_64 trixie: the host triple with the amd64 sysroot for headers and the link.
+x86_trixie_flags() {
+  local sr; sr=$(sysroot amd64)
+  echo "${x86_flags[@]}" -Xcc --sysroot=$sr -Xswiftc -sdk -Xswiftc $sr \
+    -Xswiftc -Xclang-linker -Xswiftc --sysroot=$sr \
+    -Xlinker -L$sr/usr/lib/x86_64-linux-gnu -Xlinker -rpath-link=$sr/usr/lib/x86_64-linux-gnu
+}
+
+# What each release's binary must need (and must not).
+want_libs() { case $1 in bookworm) echo "libmbedtls.so.14 libgpiod.so.2" ;; trixie) echo "libmbedtls.so.21 libgpiod.so.3" ;; esac; }
+
 log=$(mktemp /tmp/wisp-build.XXXXXX)
 trap 'rm -f "$log"' EXIT
-for t in "${targets[@]}"; do
+for tr in "${targets[@]}"; do
+  t=${tr%-*} rel=${tr##*-}
+  case $t in x86_64|aarch64|armv7) ;; *) echo "build.sh: unknown target '$t' (known: x86_64 aarch64 armv7)" >&2; exit 2 ;; esac
+  case $rel in bookworm|trixie) ;; *) echo "build.sh: unknown release '$rel' (known: bookworm trixie)" >&2; exit 2 ;; esac
+  if [ $rel = trixie ]; then
+    Toolchain/setup.sh --sysroots-only >/dev/null
+    scratch=.build-embedded-$t-trixie out=.build-firmware/$t-trixie
+  else
+    scratch=.build-embedded-$t out=.build-firmware/$t
+  fi
   case $t in
     x86_64)
       gnu=x86_64-linux-gnu strip=strip
-      fresh_scratch .build-embedded-x86_64 "$(echo "${x86_flags[*]}" | sha256sum | cut -d' ' -f1)"
-      rm -f .build-embedded-x86_64/release/wisp
-      swift build -c release --product wisp --scratch-path .build-embedded-x86_64 \
-        "${x86_flags[@]}" >"$log" 2>&1 || { grep -E 'error' "$log" >&2; echo "build.sh: $t build failed" >&2; exit 1; }
-      bin=.build-embedded-x86_64/release/wisp ;;
+      if [ $rel = trixie ]; then flags=($(x86_trixie_flags)); else flags=("${x86_flags[@]}"); fi
+      fresh_scratch $scratch "$(echo "${flags[*]}" | sha256sum | cut -d' ' -f1)"
+      rm -f $scratch/release/wisp
+      pc=()
+      [ $rel = trixie ] && pc=(--pkg-config-path "$(sysroot amd64)/usr/lib/$gnu/pkgconfig")
+      PKG_CONFIG_SYSROOT_DIR=$([ $rel = trixie ] && sysroot amd64 || true) \
+      swift build -c release --product wisp --scratch-path $scratch "${pc[@]}" \
+        "${flags[@]}" >"$log" 2>&1 || { grep -E 'error' "$log" >&2; echo "build.sh: $tr build failed" >&2; exit 1; }
+      bin=$scratch/release/wisp ;;
     aarch64|armv7)
-      if [ $t = aarch64 ]; then gnu=aarch64-linux-gnu triple=aarch64-none-none-elf
-      else gnu=arm-linux-gnueabihf triple=armv7-none-none-eabi; fi
+      if [ $t = aarch64 ]; then gnu=aarch64-linux-gnu triple=aarch64-none-none-elf arch=arm64
+      else gnu=arm-linux-gnueabihf triple=armv7-none-none-eabi arch=armhf; fi
       strip=$gnu-strip
-      install_sdk
-      fresh_scratch .build-embedded-$t "$(sdk_sum)"
-      rm -f .build-embedded-$t/$triple/release/wisp
-      swift build -c release --product wisp --scratch-path .build-embedded-$t \
-        --swift-sdks-path "$sdks" --swift-sdk $triple \
-        --pkg-config-path /usr/lib/$gnu/pkgconfig >"$log" 2>&1 || { grep -E 'error' "$log" >&2; echo "build.sh: $t build failed" >&2; exit 1; }
-      bin=.build-embedded-$t/$triple/release/wisp ;;
-    *) echo "build.sh: unknown target '$t' (known: x86_64 aarch64 armv7)" >&2; exit 2 ;;
+      if [ $rel = trixie ]; then
+        install_trixie_sdk
+        sdkpath=$trixie_sdks sum=$trixie_sum libdir=$(sysroot $arch)/usr/lib/$gnu pcroot=$(sysroot $arch)
+      else
+        install_sdk
+        sdkpath=$sdks sum=$(sdk_sum) libdir=/usr/lib/$gnu pcroot=
+      fi
+      fresh_scratch $scratch "$sum"
+      rm -f $scratch/$triple/release/wisp
+      PKG_CONFIG_SYSROOT_DIR=$pcroot \
+      swift build -c release --product wisp --scratch-path $scratch \
+        --swift-sdks-path "$sdkpath" --swift-sdk $triple \
+        --pkg-config-path $libdir/pkgconfig >"$log" 2>&1 || { grep -E 'error' "$log" >&2; echo "build.sh: $tr build failed" >&2; exit 1; }
+      bin=$scratch/$triple/release/wisp ;;
   esac
-  [ -x "$bin" ] || { echo "build.sh: $t build failed" >&2; exit 1; }
-  out=.build-firmware/$t
+  [ -x "$bin" ] || { echo "build.sh: $tr build failed" >&2; exit 1; }
   mkdir -p "$out"
   cp "$bin" "$out/wisp.debug"
   $strip -o "$out/wisp" "$bin"
-  echo "firmware $t: $(file -b "$out/wisp" | cut -d, -f1-3)"
-  echo "firmware $t: needs $(readelf -d "$out/wisp" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' | tr '\n' ' ')"
-  if readelf -d "$out/wisp" | grep -q 'libswift'; then echo "build.sh: $t links a Swift runtime library" >&2; exit 1; fi
-  echo "firmware $t: stripped size $(stat -c %s "$out/wisp") bytes"
+  [ $rel = bookworm ] && ln -sfn "$t" ".build-firmware/$t-bookworm"
+  needs=$(readelf -d "$out/wisp" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' | tr '\n' ' ')
+  echo "firmware $t ($rel): $(file -b "$out/wisp" | cut -d, -f1-3)"
+  echo "firmware $t ($rel): needs $needs"
+  if readelf -d "$out/wisp" | grep -q 'libswift'; then echo "build.sh: $tr links a Swift runtime library" >&2; exit 1; fi
+  for lib in $(want_libs $rel); do
+    case " $needs" in *" $lib "*) ;; *) echo "build.sh: $tr does not need $lib: linked against another release's libraries" >&2; exit 1 ;; esac
+  done
+  echo "firmware $t ($rel): stripped size $(stat -c %s "$out/wisp") bytes"
 done

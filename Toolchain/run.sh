@@ -1,16 +1,26 @@
 #!/usr/bin/env bash
-# Toolchain/run.sh TARGET [ARGS...] — runs the firmware `wisp` built for TARGET here:
-# natively for x86_64, under qemu-user for aarch64 and armv7 (binfmt_misc is not assumed).
-# The target's libraries come from dpkg multiarch (/usr/lib/<gnu-triple>), so no
-# QEMU_LD_PREFIX is needed.
+# Toolchain/run.sh TARGET [ARGS...] — runs the firmware `wisp` built for TARGET here.
+#   x86_64, aarch64, armv7 (or TARGET-bookworm): the bookworm builds, natively for x86_64 and
+#     under qemu-user for aarch64 and armv7 (binfmt_misc is not assumed); their libraries come
+#     from dpkg multiarch (/usr/lib/<gnu-triple>), so no QEMU_LD_PREFIX is needed.
+#   x86_64-trixie, aarch64-trixie, armv7-trixie: the trixie builds against the trixie sysroot
+#     (Toolchain/setup.sh): its own dynamic loader and libraries (x86_64: trixie's ld.so run
+#     directly; ARM: qemu-user -L SYSROOT). qemu falls back to the host's paths for a library
+#     missing under -L, so tests check the sonames with readelf rather than trusting a run.
 set -euo pipefail
-t=${1:?usage: Toolchain/run.sh x86_64|aarch64|armv7 [ARGS...]}
+t=${1:?usage: Toolchain/run.sh x86_64|aarch64|armv7[-bookworm|-trixie] [ARGS...]}
 shift
-bin="$(cd "$(dirname "$0")/.." && pwd)/.build-firmware/$t/wisp"
+root="$(cd "$(dirname "$0")/.." && pwd)"
+case $t in *-bookworm) t=${t%-bookworm} ;; esac
+bin="$root/.build-firmware/$t/wisp"
 [ -x "$bin" ] || { echo "run.sh: $bin missing: run 'make firmware' first" >&2; exit 1; }
+sr=$root/.build-trixie/sysroot
 case $t in
   x86_64) exec "$bin" "$@" ;;
   aarch64) exec qemu-aarch64-static "$bin" "$@" ;;
   armv7) exec qemu-arm-static "$bin" "$@" ;;
-  *) echo "run.sh: unknown target '$t' (known: x86_64 aarch64 armv7)" >&2; exit 2 ;;
+  x86_64-trixie) exec "$sr-amd64/usr/lib64/ld-linux-x86-64.so.2" --library-path "$sr-amd64/usr/lib/x86_64-linux-gnu" "$bin" "$@" ;;
+  aarch64-trixie) exec qemu-aarch64-static -L "$sr-arm64" "$bin" "$@" ;;
+  armv7-trixie) exec qemu-arm-static -L "$sr-armhf" "$bin" "$@" ;;
+  *) echo "run.sh: unknown target '$t' (known: x86_64 aarch64 armv7, each also -bookworm or -trixie)" >&2; exit 2 ;;
 esac

@@ -288,7 +288,17 @@ public final class Node {
           Log.warn("cannot keep a link's session for resumption", "dir=\(dir) error=\"\(error.description)\"")
         }
       }
-      table.loadTicket = { fp in try? Files.read(dir + "/" + fp.hex + ".session", limit: 64 * 1024) }
+      table.loadTicket = { fp in
+        guard let bytes = try? Files.read(dir + "/" + fp.hex + ".session", limit: 64 * 1024) else { return nil }
+        // mbedTLS stamps its version into a saved session and refuses another's (after an
+        // upgrade from bookworm's 2.28 to trixie's 3.6, or any library update): full handshake.
+        if SavedSession(serialized: bytes) == nil {
+          Log.info("saved link session refused, full handshake instead",
+                   "peer=\(fp.hex) reason=\"written by another mbedTLS version, or damaged\"")
+          return nil
+        }
+        return bytes
+      }
       Log.info("dtls sessions", "capacity=\(limits.capacity) half_open=\(limits.halfOpen) handshake_rate=\(limits.handshakesPerSecond)"
                  + " per_source=\(limits.perSourceSessions)"
                  + " links=\(limits.required ? "required" : "optional") node_links=\(table.peers.count)"

@@ -58,8 +58,6 @@ public final class DTLSConfig {
   let random: RandomGenerator
   // Lists mbedTLS keeps pointers to for the life of `conf`.
   let suites: UnsafeMutablePointer<Int32>
-  let curves: UnsafeMutablePointer<mbedtls_ecp_group_id>
-  let hashes: UnsafeMutablePointer<Int32>
   let cookies: Cookies?
   let tickets: SessionTickets?
   /// Certificates already verified as validly self-signed (shared by this role's sessions).
@@ -97,25 +95,16 @@ public final class DTLSConfig {
     suites = .allocate(capacity: ids.count + 1)
     for i in 0..<ids.count { suites[i] = ids[i] }
     suites[ids.count] = 0
-    curves = .allocate(capacity: 3)
-    curves[0] = MBEDTLS_ECP_DP_CURVE25519
-    curves[1] = MBEDTLS_ECP_DP_SECP256R1
-    curves[2] = MBEDTLS_ECP_DP_NONE
-    hashes = .allocate(capacity: 2)
-    hashes[0] = Int32(truncatingIfNeeded: MBEDTLS_MD_SHA256.rawValue)
-    hashes[1] = Int32(truncatingIfNeeded: MBEDTLS_MD_NONE.rawValue)
 
     // Every property is set from here on: a throw below runs deinit, which frees `conf`.
     try check("mbedtls_ssl_config_defaults",
               mbedtls_ssl_config_defaults(conf, server ? MBEDTLS_SSL_IS_SERVER : MBEDTLS_SSL_IS_CLIENT,
                                           MBEDTLS_SSL_TRANSPORT_DATAGRAM, MBEDTLS_SSL_PRESET_DEFAULT))
     mbedtls_ssl_conf_rng(conf, mbedtls_ctr_drbg_random, random.context)
-    mbedtls_ssl_conf_min_version(conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3)
-    mbedtls_ssl_conf_max_version(conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3)
+    wisp_ssl_conf_dtls12_only(conf)
     mbedtls_ssl_conf_ciphersuites(conf, suites)
-    mbedtls_ssl_conf_curves(conf, curves)
-    mbedtls_ssl_conf_sig_hashes(conf, hashes)
-    // An mbedTLS 2.28 server picks by its own list's order, so `prefersChaCha` decides there.
+    wisp_ssl_conf_groups_and_sigs(conf)  // X25519, P-256; ECDSA with SHA-256
+    // An mbedTLS server (2.28 and 3.6) picks by its own list's order, so `prefersChaCha` decides there.
     mbedtls_ssl_conf_authmode(conf, MBEDTLS_SSL_VERIFY_REQUIRED)
     // mbedTLS refuses VERIFY_REQUIRED without a CA chain; our own certificate serves as a
     // placeholder. Trust is decided in the verify callback by pinned fingerprint.
@@ -124,7 +113,10 @@ public final class DTLSConfig {
     mbedtls_ssl_conf_handshake_timeout(conf, options.handshakeTimeoutMinMs, options.handshakeTimeoutMaxMs)
     mbedtls_ssl_conf_read_timeout(conf, options.readTimeoutMs)
     mbedtls_ssl_conf_dtls_anti_replay(conf, CChar(MBEDTLS_SSL_ANTI_REPLAY_ENABLED))
-    mbedtls_ssl_conf_dtls_badmac_limit(conf, 16)
+    // The bad-MAC limit is DTLSSession's (`badRecordLimit`), counted outside mbedTLS so a
+    // record tried on the wrong session around a rekey can be forgiven; the library's is off.
+    mbedtls_ssl_conf_dtls_badmac_limit(conf, 0)
+    // Renegotiation stays off (mbedTLS 3.6.3–3.6.6 corrupt the heap with it on and a bad-MAC limit).
     mbedtls_ssl_conf_renegotiation(conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED)
     mbedtls_ssl_conf_session_tickets(conf, options.sessionTickets ? MBEDTLS_SSL_SESSION_TICKETS_ENABLED
                                                                    : MBEDTLS_SSL_SESSION_TICKETS_DISABLED)
@@ -136,8 +128,6 @@ public final class DTLSConfig {
     mbedtls_ssl_config_free(conf)
     conf.deallocate()
     suites.deallocate()
-    curves.deallocate()
-    hashes.deallocate()
   }
 
   static let cookieLifetimeSeconds: UInt = 60

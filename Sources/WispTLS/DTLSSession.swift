@@ -59,6 +59,9 @@ public final class DTLSSession {
   public private(set) var failure: TLSError?
   /// The peer's key fingerprint, once its certificate was seen.
   public private(set) var peerFingerprint: Fingerprint?
+  /// The description of the last unencrypted alert record (epoch 0) the peer sent: the alert
+  /// named in errors when the library does not expose the one it received (mbedTLS 3).
+  var lastPlainAlert: UInt8? = nil
   /// Set by the verify callback when it refuses the peer.
   var verifyRefusal: TLSError?
   /// Whether the peer ended the session with close_notify.
@@ -97,6 +100,8 @@ public final class DTLSSession {
     mbedtls_ssl_set_timer_cb(ssl, me, DTLSSession.setTimerCallback, DTLSSession.getTimerCallback)
     mbedtls_ssl_set_verify(ssl, PeerVerification.callback, me)
     mbedtls_ssl_set_mtu(ssl, config.options.mtu)
+    // The server is judged by its pinned key, never by name (mbedTLS 3.6.3+ insists on being told).
+    if config.options.role == .client { try check("mbedtls_ssl_set_hostname", wisp_ssl_client_no_hostname(ssl)) }
     try bindTransportID()
   }
 
@@ -118,19 +123,31 @@ public final class DTLSSession {
   /// anywhere but into mbedTLS's own input buffer (the relay loop's path). Datagrams
   /// queued by `receive(_:)` are consumed first.
   public func input(_ datagram: UnsafeRawBufferPointer) {
+    let before = bytesIn
+    let wasEstablished = state == .established
     lent = datagram
     step()
     if lent != nil { lent = nil; if state == .established { droppedInbound += 1 } }
+    // Application data that opened nothing: if its record fails authentication under this
+    // session's keys, it counts against the bad-MAC limit (mbedTLS drops such records silently).
+    if wasEstablished && state == .established && bytesIn == before && datagram.first == 23,
+       wisp_ssl_record_bad_mac(ssl, datagram.baseAddress!.assumingMemoryBound(to: UInt8.self), datagram.count) == 1 {
+      badRecords &+= 1
+      if badRecords >= DTLSSession.badRecordLimit { fail(.mbedtls("mbedtls_ssl_read", MBEDTLS_ERR_SSL_INVALID_MAC)) }
+    }
   }
 
-  /// Records with a bad MAC (or of an unknown epoch) that mbedTLS discarded silently so far.
-  public var badRecords: UInt32 { UInt32(ssl.pointee.badmac_seen) }
+  /// Records with a bad MAC this session was handed through `input(_:)` and mbedTLS dropped,
+  /// less those forgiven. Counted here, not by mbedTLS: its counter is private in mbedTLS 3
+  /// (and shares a field with handshake state from 3.6.3).
+  public private(set) var badRecords: UInt32 = 0
+  /// The session fails when `badRecords` reaches this (mbedTLS 2.28's `badmac_limit` before).
+  public static let badRecordLimit: UInt32 = 16
 
   /// Forgives `n` bad records (a record tried on the wrong one of two sessions during a
   /// rekey is not an attack on this one).
   public func forgiveBadRecords(_ n: UInt32) {
-    let v = ssl.pointee.badmac_seen
-    ssl.pointee.badmac_seen = v >= n ? v - n : 0
+    badRecords = badRecords >= n ? badRecords - n : 0
   }
 
   /// Advances the session as far as the queued datagrams allow.
@@ -295,8 +312,11 @@ public final class DTLSSession {
   func handshakeError(_ r: Int32) -> TLSError {
     if let refusal = verifyRefusal { return refusal }
     if r == MBEDTLS_ERR_SSL_TIMEOUT { return .handshakeTimeout }
-    if r == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE, let msg = ssl.pointee.in_msg {
-      return .peerAlert(DTLSSession.alertName(msg[1]))
+    if r == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE {
+      let code = wisp_ssl_received_alert(ssl)
+      if code >= 0 { return .peerAlert(DTLSSession.alertName(UInt8(truncatingIfNeeded: code))) }
+      if let seen = lastPlainAlert { return .peerAlert(DTLSSession.alertName(seen)) }
+      return .peerAlert(DTLSSession.alertName(0))
     }
     return .mbedtls("mbedtls_ssl_handshake", r)
   }
@@ -331,6 +351,7 @@ public final class DTLSSession {
     let s = Unmanaged<DTLSSession>.fromOpaque(ctx!).takeUnretainedValue()
     if s.inbox.isEmpty, let d = s.lent {
       s.lent = nil
+      s.notePlainAlert(d)
       if d.count > len { s.droppedInbound += 1; return MBEDTLS_ERR_SSL_WANT_READ }
       UnsafeMutableRawPointer(buf!).copyMemory(from: d.baseAddress!, byteCount: d.count)
       return Int32(d.count)
@@ -338,10 +359,18 @@ public final class DTLSSession {
     while !s.inbox.isEmpty {
       let d = s.inbox.removeFirst()
       if d.count > len { s.droppedInbound += 1; continue }
+      d.withUnsafeBytes { s.notePlainAlert($0) }
       d.withUnsafeBytes { UnsafeMutableRawPointer(buf!).copyMemory(from: $0.baseAddress!, byteCount: d.count) }
       return Int32(d.count)
     }
     return MBEDTLS_ERR_SSL_WANT_READ
+  }
+
+  /// DTLS record header: type (21 = alert), version, epoch (2 bytes), sequence (6), length
+  /// (2), then level and description. Only epoch 0 (before encryption) is readable here.
+  func notePlainAlert(_ d: UnsafeRawBufferPointer) {
+    if state != .handshaking || d.count < 15 || d[0] != 21 || d[3] != 0 || d[4] != 0 { return }
+    lastPlainAlert = d[14]
   }
 
   static let setTimerCallback: @convention(c) (UnsafeMutableRawPointer?, UInt32, UInt32) -> Void = {

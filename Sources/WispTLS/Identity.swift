@@ -75,11 +75,10 @@ public final class Identity {
     // mbedTLS wants PEM NUL-terminated, with the NUL counted.
     var input = keyPEM
     if input.last != 0 && input.first == 45 { input.append(0) }  // '-': PEM
-    let r = input.withUnsafeBufferPointer { mbedtls_pk_parse_key(key, $0.baseAddress, $0.count, nil, 0) }
+    let r = input.withUnsafeBufferPointer { wisp_pk_parse_key(key, $0.baseAddress, $0.count, mbedtls_ctr_drbg_random, random.context) }
     for i in 0..<input.count { input[i] = 0 }
     if r != 0 { throw IdentityError.corruptKey(path, r) }
-    guard mbedtls_pk_get_type(key) == MBEDTLS_PK_ECKEY,
-          mbedtls_pk_ec(key.pointee).pointee.grp.id == MBEDTLS_ECP_DP_SECP256R1 else {
+    guard wisp_pk_is_p256(key) != 0 else {
       throw IdentityError.notP256(path)
     }
     let fp: Fingerprint
@@ -122,21 +121,18 @@ public final class Identity {
   static func makeCertificatePEM(key: UnsafeMutablePointer<mbedtls_pk_context>, fingerprint: Fingerprint,
                                  random: RandomGenerator) throws(IdentityError) -> [UInt8] {
     var w = mbedtls_x509write_cert()
-    var serial = mbedtls_mpi()
     mbedtls_x509write_crt_init(&w)
-    mbedtls_mpi_init(&serial)
-    defer { mbedtls_x509write_crt_free(&w); mbedtls_mpi_free(&serial) }
+    defer { mbedtls_x509write_crt_free(&w) }
     do {
       var serialBytes = [UInt8](repeating: 0, count: 16)
       try check("mbedtls_ctr_drbg_random", mbedtls_ctr_drbg_random(random.context, &serialBytes, serialBytes.count))
       serialBytes[0] = serialBytes[0] & 0x7f | 0x40  // positive, 16 bytes
-      try check("mbedtls_mpi_read_binary", mbedtls_mpi_read_binary(&serial, serialBytes, serialBytes.count))
       let name = Array(("CN=wisp-" + String(fingerprint.hex.utf8.prefix(16))!).utf8CString)
       mbedtls_x509write_crt_set_version(&w, MBEDTLS_X509_CRT_VERSION_3)
       mbedtls_x509write_crt_set_md_alg(&w, MBEDTLS_MD_SHA256)
       mbedtls_x509write_crt_set_subject_key(&w, key)
       mbedtls_x509write_crt_set_issuer_key(&w, key)
-      try check("mbedtls_x509write_crt_set_serial", mbedtls_x509write_crt_set_serial(&w, &serial))
+      try check("mbedtls_x509write_crt_set_serial", wisp_x509write_crt_set_serial(&w, &serialBytes, serialBytes.count))
       try check("mbedtls_x509write_crt_set_subject_name", mbedtls_x509write_crt_set_subject_name(&w, name))
       try check("mbedtls_x509write_crt_set_issuer_name", mbedtls_x509write_crt_set_issuer_name(&w, name))
       let notBefore = Array("20240101000000".utf8CString)

@@ -50,8 +50,7 @@ enum PeerVerification {
                     cache: VerifiedCertificates?, resumed: Bool = false)
     -> (Verdict, Fingerprint?)
   {
-    guard mbedtls_pk_get_type(&crt.pointee.pk) == MBEDTLS_PK_ECKEY,
-          mbedtls_pk_ec(crt.pointee.pk).pointee.grp.id == MBEDTLS_ECP_DP_SECP256R1 else {
+    guard wisp_pk_is_p256(&crt.pointee.pk) != 0 else {
       return (.refuse(.peerCertificateInvalid("key is not ECDSA P-256")), nil)
     }
     guard let fp = try? publicKeyFingerprint(&crt.pointee.pk) else {
@@ -82,14 +81,9 @@ enum PeerVerification {
     return true
   }
 
-  /// Whether the certificate's signature verifies under its own public key.
+  /// Whether the certificate's ECDSA signature verifies under its own public key (the
+  /// signature is read from the certificate's DER: mbedTLS 3 keeps its parsed fields private).
   static func isValidlySelfSigned(_ crt: UnsafeMutablePointer<mbedtls_x509_crt>) -> Bool {
-    guard crt.pointee.sig_pk == MBEDTLS_PK_ECDSA,
-          let md = mbedtls_md_info_from_type(crt.pointee.sig_md) else { return false }
-    var hash = [UInt8](repeating: 0, count: 64)
-    guard mbedtls_md(md, crt.pointee.tbs.p, crt.pointee.tbs.len, &hash) == 0 else { return false }
-    let hashLength = Int(mbedtls_md_get_size(md))
-    return mbedtls_pk_verify(&crt.pointee.pk, crt.pointee.sig_md, hash, hashLength,
-                             crt.pointee.sig.p, crt.pointee.sig.len) == 0
+    wisp_x509_crt_self_signed(crt) == 1
   }
 }

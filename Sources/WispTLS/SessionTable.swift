@@ -176,8 +176,8 @@ public enum SessionRefusal: Int, CaseIterable {
     case .idleTimeout: return .idleTimeout
     case .peerAlert: return .peerAlert
     case .mbedtls(_, let code):
-      if code == MBEDTLS_ERR_SSL_BAD_HS_PROTOCOL_VERSION { return .protocolVersion }
-      if code == MBEDTLS_ERR_SSL_NO_CIPHER_CHOSEN { return .noSharedSuite }
+      if code == WISP_ERR_SSL_BAD_PROTOCOL_VERSION { return .protocolVersion }
+      if code == WISP_ERR_SSL_NO_CIPHER_CHOSEN { return .noSharedSuite }
       if code == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED { return .badCertificate }
       return .failed
     }

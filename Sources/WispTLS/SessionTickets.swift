@@ -64,7 +64,7 @@ final class TicketRandom {
       input.append(contentsOf: [UInt8(me.counter >> 24), UInt8(me.counter >> 16 & 0xFF), UInt8(me.counter >> 8 & 0xFF),
                                 UInt8(me.counter & 0xFF)])
       me.counter += 1
-      _ = input.withUnsafeBufferPointer { i in block.withUnsafeMutableBufferPointer { mbedtls_sha256_ret(i.baseAddress, i.count, $0.baseAddress, 0) } }
+      _ = input.withUnsafeBufferPointer { i in block.withUnsafeMutableBufferPointer { wisp_sha256(i.baseAddress, i.count, $0.baseAddress) } }
       let n = min(32, len - done)
       for k in 0..<n { out[done + k] = block[k] }
       done += n

@@ -38,9 +38,9 @@ public enum TLSError: Error {
   /// Plain words for the codes a peer can provoke; mbedTLS's text for the rest.
   static func explain(_ code: Int32) -> String {
     switch code {
-    case MBEDTLS_ERR_SSL_BAD_HS_PROTOCOL_VERSION:
+    case WISP_ERR_SSL_BAD_PROTOCOL_VERSION:
       return "peer does not speak DTLS 1.2 (older versions are refused)"
-    case MBEDTLS_ERR_SSL_NO_CIPHER_CHOSEN:
+    case WISP_ERR_SSL_NO_CIPHER_CHOSEN:
       return "no shared cipher suite (only ECDHE-ECDSA with CHACHA20-POLY1305 or AES-128-GCM)"
     case MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE:
       return "peer sent no certificate (mutual authentication is required)"

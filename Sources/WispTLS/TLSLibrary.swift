@@ -12,7 +12,7 @@ public enum TLSLibrary {
   /// SHA-256 of `data` (used for identity fingerprints).
   public static func sha256(_ data: UnsafeRawBufferPointer) -> [UInt8] {
     var out = [UInt8](repeating: 0, count: 32)
-    _ = mbedtls_sha256_ret(data.baseAddress?.assumingMemoryBound(to: UInt8.self), data.count, &out, 0)
+    _ = wisp_sha256(data.baseAddress?.assumingMemoryBound(to: UInt8.self), data.count, &out)
     return out
   }
 }

@@ -24,7 +24,7 @@ public final class VerifiedCertificates {
   static func digest(_ p: UnsafeMutablePointer<UInt8>?, _ len: Int) -> Digest {
     var d = Digest()
     withUnsafeMutableBytes(of: &d) { out in
-      _ = mbedtls_sha256_ret(p, len, out.baseAddress!.assumingMemoryBound(to: UInt8.self), 0)
+      _ = wisp_sha256(p, len, out.baseAddress!.assumingMemoryBound(to: UInt8.self))
     }
     return d
   }
