@@ -86,7 +86,7 @@ until LD_LIBRARY_PATH=$T/ap/lib/aarch64-linux-gnu $T/ap/bin/iw phy phy1 set netn
   i=$((i + 1)); [ $i -gt 50 ] && { echo "@@ ap cannot move phy1 into the access point's namespace" >/dev/console; break; }
   /bin/busybox usleep 100000
 done
-/bin/busybox umount /dev /sys /proc
+/bin/busybox umount /sys /proc  # /dev stays (the console is open on it); /init finds it mounted
 exec /init
 EOF
 cat >"$ap/etc/ap-run.sh" <<'EOF'
@@ -122,6 +122,7 @@ start 192.168.77.100
 end 192.168.77.150
 interface wlan1
 lease_file /tmp/udhcpd.leases
+auto_time 1
 option subnet 255.255.255.0
 option router 192.168.77.1
 option lease 3600
@@ -214,7 +215,10 @@ clog | grep -qF "@@ wifi config from network-config ssid=$ssid1 country=GB hidde
 clog | grep -q '^@@ hostname from user-data wisp-lab-node' || fail "host name not taken from user-data"
 grep -aq 'user-data: SSH settings and users ignored' "$log" || fail "no log line for the ignored SSH settings"
 grep -aq 'user-data: ignored (not used by this image): packages, apt, timezone' "$log" || fail "no log line for the ignored user-data keys: $(grep -a user-data "$log")"
-clog | grep -qE '^@@ wifi wlan0 associated .*wpa_state=COMPLETED key_mgmt=WPA2-PSK pairwise_cipher=CCMP' || fail "not associated (WPA2-PSK, CCMP): $(clog | grep wifi)"
+a=$(clog | grep '^@@ wifi wlan0 associated' | head -1)
+for f in wpa_state=COMPLETED key_mgmt=WPA2-PSK pairwise_cipher=CCMP; do
+  grep -q " $f" <<<"$a" || fail "not associated ($f): $(clog | grep wifi)"
+done
 lease=$(clog | sed -n 's/^@@ dhcp wlan0 bound \(192\.168\.77\.[0-9]*\)\/.*/\1/p' | head -1)
 [ -n "$lease" ] || fail "no lease in the 192.168.77.0/24 pool"
 clog | grep -q "^@@ ap lease $lease " || fail "the access point did not lease $lease"
