@@ -148,7 +148,7 @@ for s in ready relaying storage-error; do
   [ "$(grep -c "^@@ $b-$s during line .*\"wisp\" output active-high \[used\]" <<<"$log")" = 3 ] || fail "$b-$s: gpioinfo during"
   [ "$(grep -c "^@@ $b-$s after line [0-9]*: \"GPIO[0-9]*\" unused " <<<"$log")" = 3 ] || fail "$b-$s: lines still used after exit"
   [ "$(grep -c "^@@ $b-$s pin .*function gpio_in" <<<"$log")" = 3 ] || fail "$b-$s: pins not back to inputs"
-  check "$b-$s: $(( $(grep -c "^@@ $b-$s gpio-" <<<"$log") / 3 )) samples of /sys/kernel/debug/gpio while wisp ran"
+  check "$b-$s: $(( $(grep -c "^@@ $b-$s gpio-" <<<"$log") / 3 )) samples of /sys/kernel/debug/gpio while wisp ran; distinct lines: $(grep "^@@ $b-$s gpio-" <<<"$log" | sed 's/^@@ [a-z-]* //; s/ *$//' | sort -u | tr '\n' ';')"
 done
 [ "$(level $b-ready 17)" = hi ] && [ "$(level $b-ready 27)" = lo ] && [ "$(level $b-ready 22)" = lo ] \
   || fail "$b ready: GPIO17 '$(level $b-ready 17)' GPIO27 '$(level $b-ready 27)' GPIO22 '$(level $b-ready 22)'"
