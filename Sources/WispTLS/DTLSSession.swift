@@ -260,9 +260,16 @@ public final class DTLSSession {
   /// (`resume(_:)` on a new session to the same server, before its first `step()`).
   public func savedSession() -> SavedSession? {
     guard state == .established, config.options.role == .client else { return nil }
+    // mbedTLS 3 exports a connection's session once (a second mbedtls_ssl_get_session fails
+    // with FEATURE_UNAVAILABLE), and a rekey asks again after the link was remembered: the
+    // first copy is kept. Its ticket does not change while the session lives (no renegotiation).
+    if let exported { return exported }
     let saved = SavedSession()
-    return mbedtls_ssl_get_session(ssl, saved.session) == 0 ? saved : nil
+    guard mbedtls_ssl_get_session(ssl, saved.session) == 0 else { return nil }
+    exported = saved
+    return saved
   }
+  var exported: SavedSession? = nil
 
   /// Client: offers `saved` (its ticket) in the first ClientHello. The server falls back to a
   /// full handshake if it cannot use it; the peer is judged against the pins either way.
