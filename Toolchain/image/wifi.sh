@@ -152,8 +152,12 @@ wifi_start() {
     log "Wi-Fi: $dev, wpa_supplicant starting"
     wpa_supplicant -B -s -i "$dev" -D nl80211 -c /run/wifi/wpa_supplicant.conf -P /run/wifi/wpa_supplicant.pid ||
       { log "Wi-Fi: wpa_supplicant failed"; echo "@@ wifi wpa_supplicant failed"; exit 1; }
-    t0=$(up)
-    until wpa_cli -p /run/wifi/ctrl -i "$dev" status 2>/dev/null | grep -q '^wpa_state=COMPLETED'; do sleep 1; done
+    i=0
+    until wpa_cli -p /run/wifi/ctrl -i "$dev" status 2>/dev/null | grep -q '^wpa_state=COMPLETED'; do
+      i=$((i + 1))
+      [ $i = 60 ] && log "Wi-Fi: $dev not associated after 60 s (wrong SSID or key, or out of range?): still trying"
+      sleep 1
+    done
     st=$(wpa_cli -p /run/wifi/ctrl -i "$dev" status 2>/dev/null)
     log "Wi-Fi: $dev associated: $(echo "$st" | grep -E '^(bssid|freq|key_mgmt|pairwise_cipher)=' | tr '\n' ' ')"
     echo "@@ wifi $dev associated at $(up) s $(echo "$st" | grep -E '^(wpa_state|key_mgmt|pairwise_cipher)=' | tr '\n' ' ')"
