@@ -51,7 +51,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 # wisp for this release (Toolchain/build.sh: bookworm .build-firmware/aarch64, trixie
 # .build-firmware/aarch64-trixie).
-wisp_bin=.build-firmware/aarch64$([ "$release" = trixie ] && echo -trixie)/wisp
+case $release in trixie) wisp_bin=.build-firmware/aarch64-trixie/wisp ;; *) wisp_bin=.build-firmware/aarch64/wisp ;; esac
 [ -x "$wisp_bin" ] || Toolchain/build.sh "aarch64-$release" >/dev/null
 [ -x "$wisp_bin" ] || { echo "image.sh: no $wisp_bin (Toolchain/build.sh aarch64-$release)" >&2; exit 1; }
 
@@ -176,7 +176,7 @@ cp Toolchain/image/e2fsck.conf "$i/etc/e2fsck.conf"
 grep -v '^#' Toolchain/image/modules.list >"$i/etc/modules.list"
 kmods=$kdir/lib/modules/$kver
 for m in $(cat "$i/etc/modules.list"); do
-  modprobe -d "$kdir" -S "$kver" --show-depends "$m" 2>/dev/null | awk '$1 == "insmod" {print $2}'
+  { modprobe -d "$kdir" -S "$kver" --show-depends "$m" 2>/dev/null || true; } | awk '$1 == "insmod" {print $2}'  # absent in this kernel: skipped
 done | sort -u | while read -r ko; do
   rel=${ko#"$kdir/lib/modules/$kver/"}
   mkdir -p "$i/lib/modules/$kver/$(dirname "$rel")"
@@ -189,7 +189,7 @@ rm -f "$i/lib/modules/$kver"/modules.*.bin  # busybox modprobe reads the text mo
 # Root slot modules (Wi-Fi): loaded after switch_root, next to their firmware.
 kmods=$kdir/lib/modules/$kver
 for m in $(grep -v '^#' Toolchain/image/modules-root.list); do
-  modprobe -d "$kdir" -S "$kver" --show-depends "$m" 2>/dev/null | awk '$1 == "insmod" {print $2}'
+  { modprobe -d "$kdir" -S "$kver" --show-depends "$m" 2>/dev/null || true; } | awk '$1 == "insmod" {print $2}'  # absent in this kernel: skipped
 done | sort -u | while read -r ko; do
   rel=${ko#"$kdir/lib/modules/$kver/"}
   mkdir -p "$r/lib/modules/$kver/$(dirname "$rel")"
