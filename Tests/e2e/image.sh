@@ -16,8 +16,8 @@
 #      broken root in slot A made pending never confirms, is tried 3 times, and the 4th
 #      boot falls back to slot B; a replaced wisp.conf keeps the old one as wisp.conf.old;
 #   5. the data partition, read on the host with debugfs, holds what it should.
-# About 2 min 40 s on 2 cores with the package cache (about 40-55 s of it is the two builds);
-# `make image-test` (20 cuts) about 6 min 20 s.
+# trixie image, 2 shared cores, package cache warm: 191 s (64 s of it the two builds);
+# `make image-test` (20 cuts) 506 s. The bookworm image (RELEASE=bookworm): 161 s.
 source "$(dirname "$0")/lib.bash"
 cuts=${WISP_IMAGE_CUTS:-3}
 work=$(mktemp -d /tmp/wisp-image-test.XXXXXX)
