@@ -1,22 +1,28 @@
 #!/usr/bin/env bash
 # Toolchain/image.sh BOARD — a flashable SD-card image for a Raspberry Pi board:
-#   .build-image/wisp-VERSION-BOARD.img.xz  (and the raw, sparse .img next to it)
+#   .build-image/wisp-VERSION-BOARD-RELEASE.img.xz  (and the raw, sparse .img next to it)
+#   .build-image/wisp-VERSION-BOARD-RELEASE.imager.json  (a Raspberry Pi Imager repository)
 #
-# Built on x86_64 from Debian bookworm arm64 packages and the Embedded aarch64 wisp,
-# without running ARM code and without mounting anything (mkfs.vfat + mcopy,
-# mkfs.ext4 -d, sfdisk, dd conv=notrunc). Layout, boot flow and A/B updates:
+# Built on x86_64 from Debian arm64 packages of RELEASE (trixie by default, as Raspberry
+# Pi OS today; RELEASE=bookworm for the previous one) and that release's Embedded aarch64
+# wisp, without running ARM code and without mounting anything (mkfs.vfat + mcopy,
+# mkfs.ext4 -d, sfdisk, dd conv=notrunc). Layout, boot flow, Wi-Fi and A/B updates:
 # Toolchain/image/README.md. Reproducible: the same inputs (packages in
-# .build-image/debs, wisp binary, this tree, SOURCE_DATE_EPOCH) give the same bytes.
+# .build-image/debs-RELEASE, wisp binary, this tree, SOURCE_DATE_EPOCH) give the same bytes.
 #
-# Environment: SOURCE_DATE_EPOCH (default: the last commit's time),
-#              WISP_IMAGE_NO_XZ=1 (skip the .xz, for tests),
-#              WISP_IMAGE_OUT=DIR (output folder; default .build-image).
+# Environment: RELEASE (trixie or bookworm; default trixie),
+#              SOURCE_DATE_EPOCH (default: the last commit's time),
+#              WISP_IMAGE_NO_XZ=1 (skip the .xz and the Imager entry, for tests),
+#              WISP_IMAGE_OUT=DIR (output folder; default .build-image),
+#              WISP_IMAGE_URL=URL (the Imager entry's url; default file:// of the .img.xz).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 board=${1:-}
 boards="rpi3b rpi3bplus rpi4b rpizero2w rpi5"
 case " $boards " in *" $board "*) ;; *) echo "image.sh: unknown board '$board' (images: $boards)" >&2; exit 2 ;; esac
+release=${RELEASE:-trixie}
+case $release in bookworm|trixie) ;; *) echo "image.sh: unknown RELEASE '$release' (trixie, bookworm)" >&2; exit 2 ;; esac
 declare -A dtb=([rpi3b]=bcm2837-rpi-3-b.dtb [rpi3bplus]=bcm2837-rpi-3-b-plus.dtb
   [rpi4b]=bcm2711-rpi-4-b.dtb [rpizero2w]=bcm2837-rpi-zero-2-w.dtb [rpi5]=bcm2712-rpi-5-b.dtb)
 version=$(sed -n 's/.*static let version = "\(.*\)".*/\1/p' Sources/WispCore/Version.swift)
@@ -26,9 +32,9 @@ export E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH TZ=UTC LC_ALL=C
 umask 022
 t_start=$SECONDS
 out=${WISP_IMAGE_OUT:-$root/.build-image}
-cache=$root/.build-image/debs  # shared with WISP_IMAGE_OUT builds
-work=$out/work-$board
-img=$out/wisp-$version-$board.img
+cache=$root/.build-image/debs-$release  # shared with WISP_IMAGE_OUT builds
+work=$out/work-$board-$release
+img=$out/wisp-$version-$board-$release.img
 say() { echo "image: ${*//$root\//}"; }
 
 # 1. Host tools (apt-get, retried: mirrors may be mid-sync).
@@ -43,85 +49,30 @@ if [ ${#need[@]} -gt 0 ]; then
     apt-get update -o Acquire::Retries=3 >/dev/null || true; sleep $((try * 5))
   done
 fi
-[ -x .build-firmware/aarch64/wisp ] || Toolchain/build.sh aarch64 >/dev/null
+# wisp for this release (Toolchain/build.sh: bookworm .build-firmware/aarch64, trixie
+# .build-firmware/aarch64-trixie).
+case $release in trixie) wisp_bin=.build-firmware/aarch64-trixie/wisp ;; *) wisp_bin=.build-firmware/aarch64/wisp ;; esac
+[ -x "$wisp_bin" ] || Toolchain/build.sh "aarch64-$release" >/dev/null
+[ -x "$wisp_bin" ] || { echo "image.sh: no $wisp_bin (Toolchain/build.sh aarch64-$release)" >&2; exit 1; }
 
-# 2. Debian bookworm arm64 packages, through a private apt configuration (main +
-#    non-free-firmware for raspi-firmware) that leaves the system's sources alone.
-apt_dir=$root/.build-image/apt
-mkdir -p "$cache" "$apt_dir"/{lists/partial,cache/archives/partial,preferences.d}
-# The mirrors are this machine's own: the URI its apt sources give for each suite (no host
-# name is written into the project).
-mirror_for() {  # SUITE: the first URI of this machine's apt sources that serves SUITE
-  python3 - "$1" <<'PY'
-import glob, sys
-suite = sys.argv[1]
-for f in sorted(glob.glob('/etc/apt/sources.list.d/*.sources')):        # deb822
-    for block in open(f).read().split('\n\n'):
-        fields = {}
-        for line in block.splitlines():
-            if ':' in line and not line.lstrip().startswith('#'):
-                k, v = line.split(':', 1)
-                fields[k.strip()] = v.split()
-        if suite in fields.get('Suites', []) and fields.get('URIs'):
-            print(fields['URIs'][0]); sys.exit(0)
-for f in ['/etc/apt/sources.list'] + sorted(glob.glob('/etc/apt/sources.list.d/*.list')):  # one-line
-    try:
-        lines = open(f).read().splitlines()
-    except OSError:
-        continue
-    for line in lines:
-        w = line.split('#')[0].split()
-        if len(w) < 3 or w[0] != 'deb':
-            continue
-        i = 1
-        if w[1].startswith('['):
-            while i < len(w) and not w[i].endswith(']'):
-                i += 1
-            i += 1
-        if i + 1 < len(w) and w[i + 1] == suite:
-            print(w[i]); sys.exit(0)
-sys.exit(1)
-PY
-}
-main_uri=$(mirror_for bookworm) || { echo "image: this machine's apt sources have no bookworm suite" >&2; exit 1; }
-security_uri=$(mirror_for bookworm-security) || { echo "image: this machine's apt sources have no bookworm-security suite" >&2; exit 1; }
-cat >"$apt_dir/sources.list" <<EOF
-deb [arch=arm64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $main_uri bookworm main non-free-firmware
-deb [arch=arm64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $security_uri bookworm-security main
-EOF
-cat >"$apt_dir/apt.conf" <<EOF
-Dir::Etc::SourceList "$apt_dir/sources.list";
-Dir::Etc::SourceParts "/nonexistent";
-Dir::Etc::PreferencesParts "$apt_dir/preferences.d";
-Dir::State "$apt_dir";
-Dir::State::Lists "$apt_dir/lists";
-Dir::State::status "$apt_dir/status";
-Dir::Cache "$apt_dir/cache";
-APT::Architecture "arm64";
-APT::Architectures { "arm64"; };
-EOF
-touch "$apt_dir/status"
-export APT_CONFIG=$apt_dir/apt.conf
-pkgs="busybox-static libc6 libgpiod2 libmbedtls14 libmbedx509-1 libmbedcrypto7 e2fsprogs libext2fs2 libcom-err2 libblkid1 libuuid1 libss2"
-have() { ls "$cache/${1}_"*.deb >/dev/null 2>&1; }
-missing=()
-for p in $pkgs raspi-firmware; do have "$p" || missing+=("$p"); done
-ls "$cache"/linux-image-*-arm64_*.deb >/dev/null 2>&1 || missing+=(KERNEL)
-if [ ${#missing[@]} -gt 0 ]; then
-  for try in 1 2 3; do
-    apt-get update -o Acquire::Retries=3 >/dev/null 2>&1 || { sleep $((try * 5)); continue; }
-    list=("${missing[@]}")
-    if [[ " ${list[*]} " == *" KERNEL "* ]]; then
-      abi=$(apt-cache depends linux-image-arm64 | sed -n 's/.*Depends: \(linux-image-[0-9].*-arm64\).*/\1/p' | head -1)
-      list=("${list[@]/KERNEL/$abi}")
-    fi
-    (cd "$cache" && apt-get download -o Acquire::Retries=3 "${list[@]}" >/dev/null 2>&1) && break
-    # raspi-firmware is optional (QEMU does not need it): retry without it at the end.
-    [ $try = 3 ] && (cd "$cache" && apt-get download -o Acquire::Retries=3 "${list[@]/raspi-firmware/}" >/dev/null 2>&1) || true
-    sleep $((try * 5))
-  done
-fi
-for p in $pkgs; do have "$p" || { echo "image.sh: cannot download $p" >&2; exit 1; }; done
+# 2. Debian arm64 packages of the release, through a private apt state (main +
+#    non-free-firmware for raspi-firmware and the Wi-Fi firmware) that leaves the
+#    system's sources alone (Toolchain/image/debian.bash).
+source Toolchain/image/debian.bash
+debian_apt "$release" "$root/.build-image/apt-$release"
+# Per release: libraries with their sonames (bookworm: mbedTLS 2.28, libgpiod 1.6;
+# trixie: mbedTLS 3.6, libgpiod 2.2 and the 64-bit time_t library names).
+case $release in
+  bookworm) rel_pkgs="libgpiod2 libmbedtls14 libmbedx509-1 libmbedcrypto7 libext2fs2 libssl3 libreadline8 libgcrypt20 libgpg-error0 liblz4-1 liblzma5" ;;
+  trixie) rel_pkgs="libgpiod3 libmbedtls21 libmbedx509-7 libmbedcrypto16 libext2fs2t64 libssl3t64 libreadline8t64" ;;
+esac
+# Wi-Fi: wpa_supplicant (+ wpa_cli, wpa_passphrase), iw, their libraries, the regulatory
+# database and the Broadcom SDIO firmware of the Pi 3/3B+/4/Zero 2 W radios.
+wifi_pkgs="wpasupplicant iw libnl-3-200 libnl-genl-3-200 libnl-route-3-200 libdbus-1-3 libpcsclite1 libtinfo6 libsystemd0 libcap2 zlib1g libzstd1
+           wireless-regdb firmware-brcm80211"
+pkgs="busybox-static libc6 e2fsprogs libcom-err2 libblkid1 libuuid1 libss2 $rel_pkgs $wifi_pkgs"
+debian_fetch "$cache" $pkgs KERNEL 'raspi-firmware?'
+have() { [ -n "$(debian_deb "$cache" "$1")" ]; }
 kernel_deb=$(ls "$cache"/linux-image-*-arm64_*.deb | sort -V | tail -1)
 [ -n "$kernel_deb" ] || { echo "image.sh: no arm64 kernel package" >&2; exit 1; }
 kver=$(basename "$kernel_deb" | sed 's/^linux-image-\(.*-arm64\)_.*/\1/')
@@ -129,16 +80,23 @@ have raspi-firmware || say "WARNING: no raspi-firmware package: the image boots 
 
 # 3. Unpack.
 rm -rf "$work" && mkdir -p "$work"/{pkg,root,initrd,boot}
-for p in $pkgs; do dpkg-deb -x "$(ls "$cache/${p}_"*.deb | head -1)" "$work/pkg"; done
-have raspi-firmware && dpkg-deb -x "$(ls "$cache"/raspi-firmware_*.deb | head -1)" "$work/pkg"
+for p in $pkgs; do dpkg-deb -x "$(debian_deb "$cache" "$p")" "$work/pkg"; done
+have raspi-firmware && dpkg-deb -x "$(debian_deb "$cache" raspi-firmware)" "$work/pkg"
 kdir=$root/.build-image/kernel-$kver  # unpacked once (the modules are 300 MB)
 if [ ! -f "$kdir/.done" ]; then
   rm -rf "$kdir" && mkdir -p "$kdir"
+  # bookworm has the modules under /lib/modules, trixie (merged /usr) under /usr/lib/modules.
   dpkg-deb --fsys-tarfile "$kernel_deb" | tar -x -C "$kdir" --wildcards './boot/vmlinuz-*' \
-    './usr/lib/linux-image-*/broadcom/*.dtb' './lib/modules/*'
-  depmod -b "$kdir" "$kver"
+    './usr/lib/linux-image-*/broadcom/*.dtb' '*lib/modules/*'
+  if [ -d "$kdir/usr/lib/modules" ]; then mkdir -p "$kdir/lib" && mv "$kdir/usr/lib/modules" "$kdir/lib/"; fi
+  depmod -b "$kdir" "$kver"  # trixie ships no modules.dep
   touch "$kdir/.done"
 fi
+pkgbin() {  # pkgbin NAME: the unpacked packages' program NAME (bookworm /bin, /sbin; trixie /usr/...)
+  local d
+  for d in bin sbin usr/bin usr/sbin; do [ -f "$work/pkg/$d/$1" ] && { echo "$work/pkg/$d/$1"; return; }; done
+  echo "image.sh: no $1 in the packages" >&2; exit 1
+}
 lib=$work/pkg/lib/aarch64-linux-gnu ulib=$work/pkg/usr/lib/aarch64-linux-gnu
 find_lib() { local f; for d in "$lib" "$ulib"; do f=$d/$1; [ -e "$f" ] && { echo "$f"; return; }; done; }
 
@@ -156,10 +114,10 @@ install_elf() {
   done
 }
 # The applet names of Debian's busybox, read from the arm64 binary's name table (not run).
-applets=$(python3 - "$work/pkg/bin/busybox" <<'PY'
+applets=$(python3 - "$(pkgbin busybox)" <<'PY'
 import sys
 d = open(sys.argv[1], 'rb').read()
-i = d.find(b'\0[\0[[\0')
+i = d.find(b'[\0[[\0') - 1  # the table starts with "[", "[[" (after a NUL or not)
 names = []
 for s in d[i + 1:i + 16000].split(b'\0'):
     if not s: break
@@ -174,14 +132,25 @@ r=$work/root
 mkdir -p "$r"/{bin,lib/aarch64-linux-gnu,lib/wisp,etc/udhcpc,dev,proc,sys,run,tmp,data,boot,var/lib,usr/share/wisp/boards}
 ln -s bin "$r/sbin"; ln -s ../bin "$r/usr/bin"; ln -s ../bin "$r/usr/sbin"
 ln -s aarch64-linux-gnu/ld-linux-aarch64.so.1 "$r/lib/ld-linux-aarch64.so.1"
-cp "$work/pkg/bin/busybox" "$r/bin/busybox"
+cp "$(pkgbin busybox)" "$r/bin/busybox"
 for a in $applets; do ln -s busybox "$r/bin/$a"; done
-install_elf "$r" .build-firmware/aarch64/wisp bin/wisp
-for t in e2fsck mke2fs tune2fs dumpe2fs resize2fs debugfs; do install_elf "$r" "$work/pkg/sbin/$t" "bin/$t"; done
+install_elf "$r" "$wisp_bin" bin/wisp
+for t in e2fsck mke2fs tune2fs dumpe2fs resize2fs debugfs; do install_elf "$r" "$(pkgbin $t)" "bin/$t"; done
 ln -s e2fsck "$r/bin/fsck.ext4"; ln -s mke2fs "$r/bin/mkfs.ext4"
 for b in Board/*/board.conf; do n=${b#Board/}; cp "$b" "$r/usr/share/wisp/boards/${n%/board.conf}.conf"; done
+# Wi-Fi: wpa_supplicant, wpa_cli, wpa_passphrase, iw; the regulatory database; the
+# Broadcom firmware of the Pi radios (43430: Pi 3B, Zero 2 W; 43455: Pi 3B+, 4B).
+for t in wpa_supplicant wpa_cli wpa_passphrase iw; do install_elf "$r" "$(pkgbin $t)" "bin/$t"; done
+fwsrc=$work/pkg/lib/firmware; [ -d "$fwsrc" ] || fwsrc=$work/pkg/usr/lib/firmware
+mkdir -p "$r/lib/firmware/brcm" "$r/lib/firmware/cypress"
+cp "$fwsrc/regulatory.db-debian" "$r/lib/firmware/regulatory.db"
+cp "$fwsrc/regulatory.db.p7s-debian" "$r/lib/firmware/regulatory.db.p7s"
+(cd "$fwsrc" && cp -P brcm/brcmfmac434[35][05]*-sdio.* "$r/lib/firmware/brcm/" 2>/dev/null || true
+ cp -P cypress/cyfmac434[35][05]-sdio.* "$r/lib/firmware/cypress/" 2>/dev/null || true)
+rm -f "$r"/lib/firmware/brcm/*-sdio.[A-Z]* "$r"/lib/firmware/brcm/*-sdio.[a-qs-z]*,*  # other vendors' boards
+ls "$r"/lib/firmware/brcm/brcmfmac43430-sdio.bin >/dev/null || { echo "image.sh: no brcmfmac43430 firmware" >&2; exit 1; }
 cp Toolchain/image/wisp-init "$r/bin/wisp-init"
-cp Toolchain/image/ab.sh "$r/lib/wisp/ab.sh"
+cp Toolchain/image/ab.sh Toolchain/image/wifi.sh Toolchain/image/cloud-init.awk "$r/lib/wisp/"
 cp Toolchain/image/e2fsck.conf "$r/etc/e2fsck.conf"
 cp Toolchain/image/udhcpc.script "$r/etc/udhcpc/default.script"
 chmod 755 "$r/bin/wisp-init" "$r/etc/udhcpc/default.script"
@@ -192,22 +161,22 @@ ln -s /run/resolv.conf "$r/etc/resolv.conf"
 ln -s /data/etc "$r/etc/wisp"          # /etc/wisp/wisp.conf is on the data partition
 ln -s /data/wisp "$r/var/lib/wisp"     # the default state_dir
 ln -s /run "$r/var/run"; ln -s /run/log "$r/var/log"
-printf 'WISP_VERSION=%s\nKERNEL=%s\nSOURCE_DATE_EPOCH=%s\n' "$version" "$kver" "$SOURCE_DATE_EPOCH" >"$r/etc/wisp-release"
+printf 'WISP_VERSION=%s\nDEBIAN_RELEASE=%s\nKERNEL=%s\nSOURCE_DATE_EPOCH=%s\n' "$version" "$release" "$kver" "$SOURCE_DATE_EPOCH" >"$r/etc/wisp-release"
 
 # 5. The initramfs: busybox, e2fsck, the kernel modules it loads; gzip'd newc cpio.
 i=$work/initrd
 mkdir -p "$i"/{bin,dev,proc,sys,etc,lib/wisp,lib/modules/$kver,newroot,data}
 ln -s bin "$i/sbin"
 ln -s aarch64-linux-gnu/ld-linux-aarch64.so.1 "$i/lib/ld-linux-aarch64.so.1"
-cp "$work/pkg/bin/busybox" "$i/bin/busybox"
-install_elf "$i" "$work/pkg/sbin/e2fsck" bin/e2fsck
+cp "$(pkgbin busybox)" "$i/bin/busybox"
+install_elf "$i" "$(pkgbin e2fsck)" bin/e2fsck
 cp Toolchain/image/init "$i/init"; chmod 755 "$i/init"
 cp Toolchain/image/ab.sh "$i/lib/wisp/ab.sh"
 cp Toolchain/image/e2fsck.conf "$i/etc/e2fsck.conf"
 grep -v '^#' Toolchain/image/modules.list >"$i/etc/modules.list"
 kmods=$kdir/lib/modules/$kver
 for m in $(cat "$i/etc/modules.list"); do
-  modprobe -d "$kdir" -S "$kver" --show-depends "$m" 2>/dev/null | awk '$1 == "insmod" {print $2}'
+  { modprobe -d "$kdir" -S "$kver" --show-depends "$m" 2>/dev/null || true; } | awk '$1 == "insmod" {print $2}'  # absent in this kernel: skipped
 done | sort -u | while read -r ko; do
   rel=${ko#"$kdir/lib/modules/$kver/"}
   mkdir -p "$i/lib/modules/$kver/$(dirname "$rel")"
@@ -216,6 +185,20 @@ done
 cp "$kmods"/modules.{order,builtin,builtin.modinfo} "$i/lib/modules/$kver/"
 depmod -b "$i" "$kver"
 rm -f "$i/lib/modules/$kver"/modules.*.bin  # busybox modprobe reads the text modules.dep
+
+# Root slot modules (Wi-Fi): loaded after switch_root, next to their firmware.
+kmods=$kdir/lib/modules/$kver
+for m in $(grep -v '^#' Toolchain/image/modules-root.list); do
+  { modprobe -d "$kdir" -S "$kver" --show-depends "$m" 2>/dev/null || true; } | awk '$1 == "insmod" {print $2}'  # absent in this kernel: skipped
+done | sort -u | while read -r ko; do
+  rel=${ko#"$kdir/lib/modules/$kver/"}
+  mkdir -p "$r/lib/modules/$kver/$(dirname "$rel")"
+  case $ko in *.xz) xz -dc "$ko" >"$r/lib/modules/$kver/${rel%.xz}" ;; *) cp "$ko" "$r/lib/modules/$kver/$rel" ;; esac
+done
+[ -n "$(find "$r/lib/modules/$kver" -name 'brcmfmac.ko')" ] || { echo "image.sh: no brcmfmac module in $kver" >&2; exit 1; }
+cp "$kmods"/modules.{order,builtin,builtin.modinfo} "$r/lib/modules/$kver/"
+depmod -b "$r" "$kver"
+rm -f "$r/lib/modules/$kver"/modules.*.bin
 
 # 6. The boot partition: firmware, config.txt, cmdline.txt, kernel, device tree, initramfs.
 b=$work/boot
@@ -286,4 +269,13 @@ if [ "${WISP_IMAGE_NO_XZ:-}" != 1 ]; then
   say "sha256 $(sha256sum "$img.xz" | cut -d' ' -f1)  $(basename "$img.xz")"
 fi
 say "sha256 $(sha256sum "$img" | cut -d' ' -f1)  $(basename "$img")"
-say "board $board, kernel $kver, wisp $version, SOURCE_DATE_EPOCH $SOURCE_DATE_EPOCH, $((SECONDS - t_start)) s"
+
+# 9. A Raspberry Pi Imager repository with this image (Imager: custom repository, or
+#    `rpi-imager --repo FILE`), init_format "cloudinit" (Toolchain/image/imager-json.py).
+if [ "${WISP_IMAGE_NO_XZ:-}" != 1 ]; then
+  json=${img%.img}.imager.json
+  Toolchain/image/imager-json.py "$img" "$img.xz" "$json" "${WISP_IMAGE_URL:-file://$img.xz}" \
+    "$version" "$board" "$release" "$SOURCE_DATE_EPOCH" "$kver"
+  say "Raspberry Pi Imager repository: $json"
+fi
+say "board $board, Debian $release, kernel $kver, wisp $version ($wisp_bin), SOURCE_DATE_EPOCH $SOURCE_DATE_EPOCH, $((SECONDS - t_start)) s"
