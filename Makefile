@@ -6,7 +6,7 @@
 #   make bench               benchmarks (prints a table and `bench NAME VALUE UNIT` lines; mbedTLS 2.28 vs 3.6)
 #   make fuzz [FUZZ_SECONDS=n] every libFuzzer target for n s (default 60; `fuzz TARGET execs N` lines)
 #   make package             .deb packages (amd64, arm64, armhf) in .build-packages/
-#   make image [BOARD=b]     SD-card image .build-image/wisp-VERSION-BOARD.img.xz (default rpi3b)
+#   make image [BOARD=b]     SD-card image .build-image/wisp-VERSION-BOARD-RELEASE.img.xz (default rpi3b, trixie; RELEASE=bookworm)
 #   make image-test          the image in emulation with 20 power cuts (Tests/e2e/image.sh runs 3)
 SHELL := /bin/bash
 BOARD ?=
