@@ -10,6 +10,10 @@
 #   BENCH_CIRCUIT_CAPACITY=32768   --circuits given to every wisp run
 #   BENCH_NO_PIN=1         do not pin processes to CPUs
 #   BENCH_REPEAT=2         runs per relay and size in the main table (the best one counts)
+#   WISP_START_BIN=path    another build (the commit a change started from) measured in the
+#                          main table too, in the same rounds as the others: interleaved
+#                          `relay_…_start_SIZE` figures; WISP_START_FRAME_VERSION=0xD1 for a
+#                          build that speaks wire protocol v1
 #
 # Prints a table, then one line per figure: `bench NAME VALUE UNIT` (or `bench NAME n/a`
 # where a figure could not be measured). Exits non-zero when any wisp figure is n/a or a
@@ -78,6 +82,15 @@ mkdir -p "$build"
 for t in gen sink baseline_relay; do
   gcc -O2 -Wall -o "$build/$t" "$here/$t.c" || { echo "bench: building $t failed" >&2; exit 2; }
 done
+START=${WISP_START_BIN:-}
+if [ -n "$START" ]; then
+  [ -x "$START" ] || { echo "bench: WISP_START_BIN=$START is not an executable" >&2; exit 2; }
+  start_help=$(timeout 5 "$START" run --help 2>&1) || { echo "bench: '$START run --help' failed" >&2; exit 2; }
+  for t in gen sink; do
+    gcc -O2 -Wall -DWISP_VERSION="${WISP_START_FRAME_VERSION:-0xD2}" -o "$build/${t}_start" "$here/$t.c" ||
+      { echo "bench: building ${t}_start failed" >&2; exit 2; }
+  done
+fi
 gcc -O2 -Wall -fPIC -shared -o "$build/malloc_count.so" "$here/malloc_count.c" -ldl ||
   { echo "bench: building malloc_count.so failed" >&2; exit 2; }
 
@@ -153,7 +166,9 @@ run_relay() {
   new_port; rport=$port
   local log=$tmp/$kind-$size-$RANDOM
   # The sink outlives the generator; it ends by itself 1 s after the last DATA.
-  "${pin_load[@]}" "$build/sink" --port "$sport" --duration "$life" --idle 1 >"$log.sink" 2>&1 &
+  local gen=$build/gen sink=$build/sink
+  [ $kind = start ] && gen=$build/gen_start sink=$build/sink_start
+  "${pin_load[@]}" "$sink" --port "$sport" --duration "$life" --idle 1 >"$log.sink" 2>&1 &
   sp=$!; pids+=($sp)
   case $kind in
     baseline)
@@ -164,33 +179,36 @@ run_relay() {
       # UDP4-SENDTO: every datagram read is sent as one datagram to the sink.
       "${pin[@]}" socat -u -b 2048 "UDP4-RECV:$rport,bind=127.0.0.1,rcvbuf=8388608" \
         "UDP4-SENDTO:127.0.0.1:$sport,sndbuf=8388608" >"$log.relay" 2>&1 & ;;
-    wisp)
+    wisp|start)
+      local bin=$WISP help=$run_help
+      [ $kind = start ] && bin=$START help=$start_help
+      has() { grep -q -- "$1" <<<"$help"; }
       # The generator signs no receipts: relay without requiring them, state in the temp dir.
       local args=(run --listen "127.0.0.1:$rport" --circuits "$CAP" --duration "$life" --stats-interval 0
                   --credit-window 0 --state-dir "$tmp/state-$RANDOM")
       [ -n "$gso" ] && args+=(--gso "$gso")
       # The generator sends plain frames to a sink on loopback: lab mode, plain links
       # (builds from before these options had both by default).
-      wisp_has --lab-addresses && args+=(--lab-addresses yes --links optional)
+      has --lab-addresses && args+=(--lab-addresses yes --links optional)
       # One event loop unless a run asks otherwise: the baseline and socat are single-
       # threaded and pinned to one CPU, so wisp gets the same single core.
-      [ -z "$shards" ] && wisp_has --shards && shards=1
+      [ -z "$shards" ] && has --shards && shards=1
       [ -n "$shards" ] && args+=(--shards "$shards")
       # The generator builds every circuit from one address: lift the per-source shares
       # (a node's defaults refuse one address more than 512 circuits, 64 pending).
-      wisp_has --circuits-per-source && args+=(--circuits-per-source 0 --pending-per-source 0)
+      has --circuits-per-source && args+=(--circuits-per-source 0 --pending-per-source 0)
       if [ $alloc = 1 ]; then
         MALLOC_COUNT_FILE=$log.mc LD_PRELOAD=$build/malloc_count.so \
-          "${pin[@]}" "$WISP" "${args[@]}" >"$log.relay" 2>&1 &
+          "${pin[@]}" "$bin" "${args[@]}" >"$log.relay" 2>&1 &
       else
-        "${pin[@]}" "$WISP" "${args[@]}" >"$log.relay" 2>&1 &
+        "${pin[@]}" "$bin" "${args[@]}" >"$log.relay" 2>&1 &
       fi ;;
   esac
   rp=$!; pids+=($rp)
   # Readiness: wisp answers PING with PONG; the others just get 0.3 s.
   sleep 0.3
-  if [ "$kind" = wisp ]; then
-    "${pin_load[@]}" "$build/gen" --ping --port "$rport" --timeout 2 >/dev/null 2>&1 ||
+  if [ "$kind" = wisp ] || [ "$kind" = start ]; then
+    "${pin_load[@]}" "$gen" --ping --port "$rport" --timeout 2 >/dev/null 2>&1 ||
       r_note="no PONG;"
   fi
   if ! kill -0 "$rp" 2>/dev/null; then
@@ -199,8 +217,8 @@ run_relay() {
     return 1
   fi
   local mode=(--raw)
-  [ "$kind" = wisp ] && mode=(--circuit --sink-port "$sport" --circuits "$circuits" --sockets "$sockets" --create-timeout 8)
-  "${pin_load[@]}" "$build/gen" "${mode[@]}" "${gengso[@]}" --port "$rport" --size "$size" --duration "$dur" \
+  { [ "$kind" = wisp ] || [ "$kind" = start ]; } && mode=(--circuit --sink-port "$sport" --circuits "$circuits" --sockets "$sockets" --create-timeout 8)
+  "${pin_load[@]}" "$gen" "${mode[@]}" "${gengso[@]}" --port "$rport" --size "$size" --duration "$dur" \
     --batch 32 --count 100000000 >"$log.gen" 2>"$log.generr" &
   gp=$!; pids+=($gp)
   # The relay's CPU time (user + system, /proc/PID/stat fields 14-15) while the generator
@@ -290,8 +308,9 @@ echo "wisp bench: $DUR s per run, $pin_note, sizes $SIZES" >&2
 # the relay: its figure is a lower bound and a note says so.
 declare -A best_pps best_gbps best_off best_core
 for size in $SIZES; do
+  kinds=(wisp baseline socat); [ -n "$START" ] && kinds=(wisp start baseline socat)
   for ((round = 1; round <= REPEAT; round++)); do
-    for kind in wisp baseline socat; do
+    for kind in "${kinds[@]}"; do
       [ $kind = wisp ] && [ $wisp_ok = 0 ] && continue
       echo "bench: $kind, $size-byte payloads, run $round/$REPEAT ..." >&2
       if run_relay $kind "$size"; then
@@ -303,7 +322,7 @@ for size in $SIZES; do
       fi
     done
   done
-  for kind in wisp baseline socat; do
+  for kind in "${kinds[@]}"; do
     put relay_pps_${kind}_$size "${best_pps[$kind]:-}" pps
     put relay_gbps_${kind}_$size "${best_gbps[$kind]:-}" Gbit/s
     put relay_pps_per_core_${kind}_$size "${best_core[$kind]:-}" pps/cpu-s
@@ -317,6 +336,10 @@ for size in $SIZES; do
   put relay_ratio_socat_$size "$(ratio "${fig[relay_pps_wisp_$size]}" "${fig[relay_pps_socat_$size]}")" x
   put relay_ratio_baseline_per_core_$size "$(ratio "${fig[relay_pps_per_core_wisp_$size]}" "${fig[relay_pps_per_core_baseline_$size]}")" x
   put relay_ratio_socat_per_core_$size "$(ratio "${fig[relay_pps_per_core_wisp_$size]}" "${fig[relay_pps_per_core_socat_$size]}")" x
+  if [ -n "$START" ]; then
+    put relay_ratio_baseline_per_core_start_$size "$(ratio "${fig[relay_pps_per_core_start_$size]}" "${fig[relay_pps_per_core_baseline_$size]}")" x
+    put relay_ratio_per_core_wisp_over_start_$size "$(ratio "${fig[relay_pps_per_core_wisp_$size]}" "${fig[relay_pps_per_core_start_$size]}")" x
+  fi
 done
 
 alloc_detail=

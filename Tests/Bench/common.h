@@ -15,7 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define WISP_VERSION 0xD2
+#ifndef WISP_VERSION
+#define WISP_VERSION 0xD2  /* -DWISP_VERSION=0xD1: frames for a v1 build (bench.sh, WISP_START_BIN) */
+#endif
 #define T_DATA 0x01
 #define T_CREATE 0x02
 #define T_CREATED 0x03
