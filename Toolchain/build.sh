@@ -152,14 +152,24 @@ x86_trixie_flags() {
 # What each release's binary must need (and must not).
 want_libs() { case $1 in bookworm) echo "libmbedtls.so.14 libgpiod.so.2" ;; trixie) echo "libmbedtls.so.21 libgpiod.so.3" ;; esac; }
 
-log=$(mktemp /tmp/wisp-build.XXXXXX)
-trap 'rm -f "$log"' EXIT
 for tr in "${targets[@]}"; do
   t=${tr%-*} rel=${tr##*-}
   case $t in x86_64|aarch64|armv7) ;; *) echo "build.sh: unknown target '$t' (known: x86_64 aarch64 armv7)" >&2; exit 2 ;; esac
   case $rel in bookworm|trixie) ;; *) echo "build.sh: unknown release '$rel' (known: bookworm trixie)" >&2; exit 2 ;; esac
+done
+# Shared set-up once, before any build runs (the builds below may run two at a time).
+case " ${targets[*]}" in *-trixie*) Toolchain/setup.sh --sysroots-only >/dev/null ;; esac
+case " ${targets[*]}" in *" aarch64-bookworm"*|*" armv7-bookworm"*) install_sdk ;; esac
+case " ${targets[*]}" in *" aarch64-trixie"*|*" armv7-trixie"*) install_trixie_sdk ;; esac
+
+# One target: its own scratch directory, output directory and log.
+build_one() {
+  local tr=$1 t rel scratch out gnu strip flags pc triple arch sdkpath sum libdir pcroot bin needs lib
+  t=${tr%-*} rel=${tr##*-}
+  # Runs in a subshell of its own: the log and its trap are that subshell's.
+  log=$(mktemp /tmp/wisp-build.XXXXXX)
+  trap 'rm -f "$log"' EXIT
   if [ $rel = trixie ]; then
-    Toolchain/setup.sh --sysroots-only >/dev/null
     scratch=.build-embedded-$t-trixie out=.build-firmware/$t-trixie
   else
     scratch=.build-embedded-$t out=.build-firmware/$t
@@ -181,10 +191,8 @@ for tr in "${targets[@]}"; do
       else gnu=arm-linux-gnueabihf triple=armv7-none-none-eabi arch=armhf; fi
       strip=$gnu-strip
       if [ $rel = trixie ]; then
-        install_trixie_sdk
         sdkpath=$trixie_sdks sum=$trixie_sum libdir=$(sysroot $arch)/usr/lib/$gnu pcroot=$(sysroot $arch)
       else
-        install_sdk
         sdkpath=$sdks sum=$(sdk_sum) libdir=/usr/lib/$gnu pcroot=
       fi
       fresh_scratch $scratch "$sum"
@@ -208,4 +216,25 @@ for tr in "${targets[@]}"; do
     case " $needs" in *" $lib "*) ;; *) echo "build.sh: $tr does not need $lib: linked against another release's libraries" >&2; exit 1 ;; esac
   done
   echo "firmware $t ($rel): stripped size $(stat -c %s "$out/wisp") bytes"
+}
+
+# Two builds at a time (each is mostly one compiler process; the machine has 2 cores or
+# more), their output printed in the order of the targets.
+outs=$(mktemp -d /tmp/wisp-builds.XXXXXX)
+trap 'rm -rf "$outs"' EXIT
+failed=0
+for ((i = 0; i < ${#targets[@]}; i += 2)); do
+  pids=()
+  for j in $i $((i + 1)); do
+    [ $j -lt ${#targets[@]} ] || continue
+    ( build_one "${targets[$j]}" ) >"$outs/$j.out" 2>"$outs/$j.err" &
+    pids+=($!)
+  done
+  k=$i
+  for p in "${pids[@]}"; do
+    wait "$p" || failed=1
+    cat "$outs/$k.out"; cat "$outs/$k.err" >&2
+    k=$((k + 1))
+  done
+  [ $failed = 0 ] || exit 1
 done
