@@ -29,34 +29,10 @@ import WispTestSupport
 
   @Test func twoSendersThroughThreeNodesEachGetTheirOwnRepliesAndPayOnce() throws {
     let network = MemoryNetwork()
-    let endpoints = (1...3).map { Endpoint(ip: 0x7F00_0001, port: UInt16(7500 + $0)) }
-    let echoEndpoint = Endpoint(ip: 0x7F00_0001, port: 9100)
-    var template = Array("/tmp/wisp-forward-test-XXXXXX".utf8CString)
-    let root = String(cString: try #require(template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }))
-    let names = ["A", "B", "C"]
-    var nodes: [TestNode] = []
-    for i in 0..<3 {
-      nodes.append(try TestNode(name: names[i], endpoint: endpoints[i], network: network, directory: "\(root)/\(names[i])",
-                                exits: i == 2 ? [echoEndpoint] : []))
-    }
-    for i in 0..<3 {
-      var peers: [PeerEntry] = []
-      for j in [i - 1, i + 1] where j >= 0 && j < 3 {
-        peers.append(PeerEntry(name: names[j], endpoint: endpoints[j], key: nodes[j].credit.fingerprint))
-      }
-      try nodes[i].link(peers, directory: "\(root)/\(names[i])")
-    }
-    let echo = try EchoService(try network.endpoint(echoEndpoint))
-    for n in nodes { try n.start() }
-    defer {
-      for n in nodes { n.stop() }
-      echo.stop()
-    }
-    let deadline = wisp_monotonic_ns() + 6_000_000_000
-    while wisp_monotonic_ns() < deadline
-      && !(nodes[0].snapshot().sessionsEstablished == 1 && nodes[1].snapshot().sessionsEstablished == 2) {
-      _ = wisp_poll_in(-1, 20)
-    }
+    let chain = try TestChain(network: network, basePort: 7500, echoPort: 9100, directoryPrefix: "/tmp/wisp-forward-test")
+    defer { chain.stop() }
+    let (nodes, endpoints, echoEndpoint, names) = (chain.nodes, chain.endpoints, chain.echoEndpoint, TestChain.names)
+    chain.waitForLinks()
 
     // The forward: fixed path A -> B -> C, pinned, sealed, receipted.
     let peers = (0..<3).map { MeshPeer(name: names[$0], endpoint: endpoints[$0], key: nodes[$0].credit.fingerprint) }

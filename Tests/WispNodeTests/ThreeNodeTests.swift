@@ -109,16 +109,21 @@ final class EchoService {
   deinit { stopFlag.deallocate() }
 }
 
-@Suite struct ThreeNodeTests {
-  @Test func sealedReceiptedCircuitThroughThreeNodesOverDTLSLinks() throws {
-    let network = MemoryNetwork()
-    // Addresses on the in-memory network only: nothing leaves the process.
-    let endpoints = (1...3).map { Endpoint(ip: 0x7F00_0001, port: UInt16(7400 + $0)) }
-    let echoEndpoint = Endpoint(ip: 0x7F00_0001, port: 9000)
-    var template = Array("/tmp/wisp-three-nodes-XXXXXX".utf8CString)
+/// Three nodes A -> B -> C on the in-memory network, linked A-B and B-C by pinned DTLS
+/// sessions, with an echo service that C may exit to; started (call `stop()` when done).
+final class TestChain {
+  static let names = ["A", "B", "C"]
+  let endpoints: [Endpoint]
+  let echoEndpoint: Endpoint
+  var nodes: [TestNode] = []
+  let echo: EchoService
+
+  init(network: MemoryNetwork, basePort: UInt16, echoPort: UInt16, directoryPrefix: String) throws {
+    endpoints = (1...3).map { Endpoint(ip: 0x7F00_0001, port: basePort + UInt16($0)) }
+    echoEndpoint = Endpoint(ip: 0x7F00_0001, port: echoPort)
+    var template = Array("\(directoryPrefix)-XXXXXX".utf8CString)
     let root = String(cString: try #require(template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }))
-    let names = ["A", "B", "C"]
-    var nodes: [TestNode] = []
+    let names = TestChain.names
     for i in 0..<3 {
       nodes.append(try TestNode(name: names[i], endpoint: endpoints[i], network: network, directory: "\(root)/\(names[i])",
                                 exits: i == 2 ? [echoEndpoint] : []))
@@ -130,19 +135,34 @@ final class EchoService {
       }
       try nodes[i].link(peers, directory: "\(root)/\(names[i])")
     }
-    let echo = try EchoService(try network.endpoint(echoEndpoint))
+    echo = try EchoService(try network.endpoint(echoEndpoint))
     for n in nodes { try n.start() }
-    defer {
-      for n in nodes { n.stop() }
-      echo.stop()
-    }
-    // The node links come up by themselves (the lower fingerprint dials within about 2 s).
+  }
+
+  /// Waits (at most 6 s) for the node links; the lower fingerprint dials within about 2 s.
+  func waitForLinks() {
     let deadline = wisp_monotonic_ns() + 6_000_000_000
     while wisp_monotonic_ns() < deadline
       && !(nodes[0].snapshot().sessionsEstablished == 1 && nodes[1].snapshot().sessionsEstablished == 2
            && nodes[2].snapshot().sessionsEstablished == 1) {
       _ = wisp_poll_in(-1, 20)
     }
+  }
+
+  func stop() {
+    for n in nodes { n.stop() }
+    echo.stop()
+  }
+}
+
+@Suite struct ThreeNodeTests {
+  @Test func sealedReceiptedCircuitThroughThreeNodesOverDTLSLinks() throws {
+    let network = MemoryNetwork()
+    // Addresses on the in-memory network only: nothing leaves the process.
+    let chain = try TestChain(network: network, basePort: 7400, echoPort: 9000, directoryPrefix: "/tmp/wisp-three-nodes")
+    defer { chain.stop() }
+    let (nodes, endpoints, echoEndpoint, names) = (chain.nodes, chain.endpoints, chain.echoEndpoint, TestChain.names)
+    chain.waitForLinks()
     #expect(nodes.map { $0.last.sessionsEstablished } == [1, 2, 1])
     // The handshakes ran on each node's handshake worker, not on its forwarding thread.
     for n in nodes { #expect((n.shard.sessions?.worker.steps ?? 0) > 0, "node \(n.name): no handshake on the worker") }
