@@ -80,14 +80,7 @@ def serve(port):
 for p in (5300, 5301, 5302, 5311):
     threading.Thread(target=serve, args=(p,), daemon=True).start()
 time.sleep(0.2)
-def status():
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.settimeout(2); s.connect(sock_path)
-    s.sendall(b'json\n'); out = b''
-    while True:
-        b = s.recv(65536)
-        if not b: break
-        out += b
-    return json.loads(out)
+def status(): return status_json(sock_path)
 c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); c.bind(('10.77.0.1', 0)); c.settimeout(1)
 def create(cid, port):
     for _ in range(10):

@@ -31,19 +31,7 @@ def serve():
             continue
         d.sendto(b + b'|%d' % a[1], a)
 threading.Thread(target=serve, daemon=True).start()
-def status():
-    for _ in range(50):
-        try:
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.settimeout(2); s.connect(sock_path)
-            s.sendall(b'json\n'); out = b''
-            while True:
-                b = s.recv(65536)
-                if not b: break
-                out += b
-            return json.loads(out)
-        except (OSError, ValueError):
-            time.sleep(0.1)
-    raise RuntimeError('no status')
+def status(): return status_json(sock_path, tries=50)
 N = 24
 clients, fwd = [], []
 for i in range(N):

@@ -4,7 +4,7 @@ Used as a client (builds circuits, sends numbered messages, checks each comes ba
 exactly once) and as the UDP echo service behind an exit. Sends only to 127.0.0.0/8;
 every loop is bounded in count and time.
 """
-import os, random, socket, struct, sys, time
+import json, os, random, socket, struct, sys, time
 
 HDR = struct.Struct('>BBHI')
 DATA, CREATE, CREATED, DESTROY, PING, PONG, RECEIPT, REFUSED = 1, 2, 3, 4, 5, 6, 7, 8
@@ -22,6 +22,22 @@ def hop(kind, port, ip=0x7F000001):
 def parse(d):
     v, t, l, cid = HDR.unpack(d[:8])
     return t, cid, d[8:]
+
+
+def status_json(path, tries=1):
+    """A running node's `wisp status --json` through its status socket (tries 100 ms apart)."""
+    for attempt in range(tries):
+        try:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.settimeout(2); s.connect(path)
+            s.sendall(b'json\n'); out = b''
+            while True:
+                b = s.recv(65536)
+                if not b: break
+                out += b
+            return json.loads(out)
+        except (OSError, ValueError):
+            if attempt == tries - 1: raise
+            time.sleep(0.1)
 
 
 def loopback(addr):
