@@ -74,6 +74,9 @@ public final class CircuitTable {
   public let slotBits: Int
   public let shardBits: Int
   public let shard: UInt32
+  /// `slot(of:)` precomputed: the shard bits' width and the slot index's mask.
+  private let slotShift: UInt32
+  private let slotMask: UInt32
   private let halves: UnsafeMutablePointer<Half>
   private let freeStack: UnsafeMutablePointer<Int32>
   private var freeCount: Int
@@ -91,6 +94,8 @@ public final class CircuitTable {
     slotBits = bits
     self.shardBits = shardBits
     self.shard = UInt32(shard)
+    slotShift = UInt32(shardBits)
+    slotMask = UInt32(1 << bits) - 1
     // calloc: the kernel hands out zero pages lazily, and zero bytes are a free Half.
     halves = zeroedAllocation(capacity)
     freeStack = zeroedAllocation(capacity)
@@ -116,7 +121,7 @@ public final class CircuitTable {
   }
 
   @inline(__always)
-  public func slot(of id: UInt32) -> Int { Int((id >> UInt32(shardBits)) & ((1 << UInt32(slotBits)) - 1)) }
+  public func slot(of id: UInt32) -> Int { Int((id &>> slotShift) & slotMask) }
 
   /// The half with `id` that `from` may use, or nil. O(1).
   @inline(__always)

@@ -57,6 +57,8 @@ public final class RelayLoop<IO: DatagramIO> {
   public private(set) var running = true
   /// DTLS sessions with peers (nil: DTLS datagrams are dropped as `dtls_unsupported`).
   public private(set) var link: LinkLayer? = nil
+  /// Cleared by the link layer while `admitsPlain` and `seal` would pass every frame.
+  public let linkGate = LinkGate()
   /// How often the link layer's timers run.
   public static var linkPollNs: UInt64 { 50_000_000 }
   /// Called from the loop for the tick and for watched descriptors (the shard's mailbox).
@@ -127,6 +129,7 @@ public final class RelayLoop<IO: DatagramIO> {
   /// Installs the link layer and its timer.
   public func attach(link: LinkLayer) {
     self.link = link
+    linkGate.judges = true  // until the link layer says otherwise
     timers.schedule(TimerID.link.rawValue, at: wisp_monotonic_ns() + RelayLoop.linkPollNs, every: RelayLoop.linkPollNs)
   }
 
@@ -247,14 +250,15 @@ public final class RelayLoop<IO: DatagramIO> {
                fromLink: Bool = false, exitFd: Int32 = -1, exitHalf: Int32 = -1) {
     if length > Wire.maxDatagram { forwarder.drops.count(.oversized); release(origin); return }
     // 3. classify
-    if exitHalf < 0, !fromLink, length > 0, let link {
+    if exitHalf < 0, !fromLink, length > 0, link != nil {
       let b = p.load(as: UInt8.self)
-      if b >= Wire.dtlsLow && b <= Wire.dtlsHigh {
+      if b >= Wire.dtlsLow && b <= Wire.dtlsHigh, let link {
         link.receive(UnsafeRawBufferPointer(start: p, count: length), from: from, nowNs: now)
         release(origin)
         return
       }
-      if !link.admitsPlain(from: from, type: length > 1 ? p.load(fromByteOffset: 1, as: UInt8.self) : 0) {
+      if linkGate.judges, let link,
+         !link.admitsPlain(from: from, type: length > 1 ? p.load(fromByteOffset: 1, as: UInt8.self) : 0) {
         release(origin)
         return
       }
@@ -274,7 +278,7 @@ public final class RelayLoop<IO: DatagramIO> {
       return
     }
     // 5. seal: the record is a copy (queued through `sendCopy`); the buffer stays where it is.
-    if let link, link.seal(UnsafeRawBufferPointer(start: p + offset, count: n), to: to) {
+    if linkGate.judges, let link, link.seal(UnsafeRawBufferPointer(start: p + offset, count: n), to: to) {
       release(origin)
       return
     }

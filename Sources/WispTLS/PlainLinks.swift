@@ -31,10 +31,19 @@ public final class PlainLinks: LinkLayer {
   public func attach<IO: DatagramIO>(to loop: RelayLoop<IO>) {
     let fwd = loop.forwarder
     loop.attach(link: self)
+    gate = loop.linkGate
+    updateGate()
   }
 
   /// New node links (SIGHUP).
-  public func update(nodeLinks: [Endpoint]) { self.nodeLinks = nodeLinks }
+  public func update(nodeLinks: [Endpoint]) {
+    self.nodeLinks = nodeLinks
+    updateGate()
+  }
+
+  /// The attached loop's gate: cleared while `admitsPlain` and `seal` pass every frame.
+  var gate: LinkGate? = nil
+  func updateGate() { gate?.judges = !nodeLinks.isEmpty || required }
 
   public func receive(_ datagram: UnsafeRawBufferPointer, from: Endpoint, nowNs: UInt64) {
     counters.refuse(.noSession)  // records are steered to the session shard; a stray one is dropped

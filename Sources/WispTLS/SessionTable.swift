@@ -261,8 +261,10 @@ public final class SessionTable: LinkLayer {
   var index: [Endpoint: Int] = [:]
   /// Links per IPv4 address (at most `links.count` entries: an address with none has none).
   var perSource: [UInt64: Int] = [:]
-  var establishedCount = 0
+  var establishedCount = 0 { didSet { updateGate() } }
   var halfOpenCount = 0
+  /// The attached loop's gate: cleared while `admitsPlain` and `seal` pass every frame.
+  var gate: LinkGate? = nil
   // Admission buckets (TokenBucket.swift, in handshakes): node-wide (burst one second's
   // worth) and per source address (hashed into fixed slots, burst two seconds' worth).
   let handshakeRate: TokenRate
@@ -363,7 +365,12 @@ public final class SessionTable: LinkLayer {
     sendDatagram = { d, to in loop.sendCopy(d, to: to) }
     flushSends = { loop.flush() }
     loop.attach(link: self)
+    gate = loop.linkGate
+    updateGate()
   }
+
+  /// Keeps the loop's gate current: the early answers of `admitsPlain` and `seal`.
+  func updateGate() { gate?.judges = establishedCount != 0 || limits.required }
 
   // MARK: - LinkLayer
 
