@@ -90,6 +90,52 @@ func clientHello() -> [UInt8] {
     #expect(!frame.withUnsafeBytes { a.seal($0, to: Endpoint(ip: 0x7f00_0009, port: 9)) })
   }
 
+  /// The relay loop's gate (LinkLayer.swift) is cleared exactly while admitsPlain and seal
+  /// pass every frame as it is: no session established and sessions optional.
+  @Test func theLoopsGateFollowsTheEarlyAnswers() throws {
+    let mesh = Mesh()
+    let a = mesh.add(nodeA, identity: identityA, peers: [LinkPeer(name: "b", endpoint: nodeB, fingerprint: identityB.fingerprint)])
+    let b = mesh.add(nodeB, identity: identityB, peers: [LinkPeer(name: "a", endpoint: nodeA, fingerprint: identityA.fingerprint)])
+    let ga = LinkGate(), gb = LinkGate()
+    a.gate = ga; a.updateGate()
+    b.gate = gb; b.updateGate()
+    let stranger = Endpoint(ip: 0x7f00_0009, port: 9)
+    let frame: [UInt8] = [0xD2, 0x05, 0, 8, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8]
+    #expect(!ga.judges && !gb.judges)
+    #expect(b.admitsPlain(from: nodeA, type: FrameType.data.rawValue))
+    mesh.run(rounds: 80)
+    #expect(a.establishedSessions == 1 && b.establishedSessions == 1)
+    #expect(ga.judges && gb.judges)
+    #expect(!b.admitsPlain(from: nodeA, type: FrameType.data.rawValue))  // what the gate lets the loop ask
+    #expect(frame.withUnsafeBytes { b.seal($0, to: nodeA) })
+    b.remove(0, why: nil)
+    #expect(b.establishedSessions == 0 && !gb.judges && ga.judges)
+    #expect(b.admitsPlain(from: nodeA, type: FrameType.data.rawValue))
+    #expect(!frame.withUnsafeBytes { b.seal($0, to: nodeA) })
+    // Sessions required: every plain frame is judged, with or without a session.
+    var required = SessionLimits()
+    required.required = true
+    let c = mesh.add(Endpoint(ip: 0x7f00_0001, port: 7403), identity: newIdentity(), peers: [], limits: required)
+    let gc = LinkGate()
+    gc.judges = false
+    c.gate = gc; c.updateGate()
+    #expect(gc.judges && !c.admitsPlain(from: stranger, type: FrameType.data.rawValue))
+    // A shard without sessions: judged while it has node links or sessions are required.
+    let plain = PlainLinks(required: false, nodeLinks: [])
+    let gp = LinkGate()
+    plain.gate = gp; plain.updateGate()
+    #expect(!gp.judges && plain.admitsPlain(from: nodeA, type: FrameType.data.rawValue))
+    plain.update(nodeLinks: [nodeA])
+    #expect(gp.judges && !plain.admitsPlain(from: nodeA, type: FrameType.data.rawValue))
+    plain.update(nodeLinks: [])
+    #expect(!gp.judges)
+    let strict = PlainLinks(required: true, nodeLinks: [])
+    let gs = LinkGate()
+    gs.judges = false
+    strict.gate = gs; strict.updateGate()
+    #expect(gs.judges && !strict.admitsPlain(from: stranger, type: FrameType.data.rawValue))
+  }
+
   @Test func aWrongPinIsRefusedAndCounted() throws {
     let mesh = Mesh()
     let stranger = newIdentity()
