@@ -70,7 +70,14 @@ esac
 # database and the Broadcom SDIO firmware of the Pi 3/3B+/4/Zero 2 W radios.
 wifi_pkgs="wpasupplicant iw libnl-3-200 libnl-genl-3-200 libnl-route-3-200 libdbus-1-3 libpcsclite1 libtinfo6 libsystemd0 libcap2 zlib1g libzstd1
            wireless-regdb firmware-brcm80211"
-pkgs="busybox-static libc6 e2fsprogs libcom-err2 libblkid1 libuuid1 libss2 $rel_pkgs $wifi_pkgs"
+# Time: chrony (no RTC on the boards; Toolchain/image/README.md "Time") and what chronyd
+# links: GnuTLS (for NTS) and its libraries, libseccomp, libcap (in wifi_pkgs).
+case $release in
+  bookworm) time_pkgs="chrony libgnutls30 libnettle8 libhogweed6 libunistring2" ;;
+  trixie) time_pkgs="chrony libgnutls30t64 libnettle8t64 libhogweed6t64 libunistring5" ;;
+esac
+time_pkgs="$time_pkgs libp11-kit0 libtasn1-6 libidn2-0 libgmp10 libffi8 libseccomp2"
+pkgs="busybox-static libc6 e2fsprogs libcom-err2 libblkid1 libuuid1 libss2 $rel_pkgs $wifi_pkgs $time_pkgs"
 debian_fetch "$cache" $pkgs KERNEL 'raspi-firmware?'
 have() { [ -n "$(debian_deb "$cache" "$1")" ]; }
 kernel_deb=$(ls "$cache"/linux-image-*-arm64_*.deb | sort -V | tail -1)
@@ -149,6 +156,10 @@ cp "$fwsrc/regulatory.db.p7s-debian" "$r/lib/firmware/regulatory.db.p7s"
  cp -P cypress/cyfmac434[35][05]-sdio.* "$r/lib/firmware/cypress/" 2>/dev/null || true)
 rm -f "$r"/lib/firmware/brcm/*-sdio.[A-Z]* "$r"/lib/firmware/brcm/*-sdio.[a-qs-z]*,*  # other vendors' boards
 ls "$r"/lib/firmware/brcm/brcmfmac43430-sdio.bin >/dev/null || { echo "image.sh: no brcmfmac43430 firmware" >&2; exit 1; }
+# Time: chronyd (started by wisp-init as user _chrony; no chronyc), its configuration.
+install_elf "$r" "$(pkgbin chronyd)" bin/chronyd
+mkdir -p "$r/etc/chrony"
+cp Toolchain/image/chrony.conf "$r/etc/chrony/chrony.conf"
 cp Toolchain/image/wisp-init "$r/bin/wisp-init"
 cp Toolchain/image/ab.sh Toolchain/image/wifi.sh Toolchain/image/cloud-init.awk "$r/lib/wisp/"
 cp Toolchain/image/e2fsck.conf "$r/etc/e2fsck.conf"
@@ -156,7 +167,8 @@ cp Toolchain/image/udhcpc.script "$r/etc/udhcpc/default.script"
 chmod 755 "$r/bin/wisp-init" "$r/etc/udhcpc/default.script"
 printf 'listen = 0.0.0.0:7400\n' >"$r/usr/share/wisp/wisp.conf.default"
 echo wisp >"$r/etc/hostname"
-printf 'root:x:0:0:root:/data:/bin/sh\n' >"$r/etc/passwd"; printf 'root:x:0:\n' >"$r/etc/group"
+printf 'root:x:0:0:root:/data:/bin/sh\n_chrony:x:100:100:chrony:/data/chrony:/bin/false\n' >"$r/etc/passwd"
+printf 'root:x:0:\n_chrony:x:100:\n' >"$r/etc/group"
 ln -s /run/resolv.conf "$r/etc/resolv.conf"
 ln -s /data/etc "$r/etc/wisp"          # /etc/wisp/wisp.conf is on the data partition
 ln -s /data/wisp "$r/var/lib/wisp"     # the default state_dir

@@ -14,6 +14,7 @@
 #include <sys/un.h>
 #include <grp.h>
 #include <linux/filter.h>
+#include <sys/timex.h>
 
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
@@ -53,6 +54,15 @@ int64_t wisp_realtime_s(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   return (int64_t)ts.tv_sec;
+}
+
+int wisp_clock_state(int *status) {
+  struct timex tx;
+  memset(&tx, 0, sizeof tx);  // modes 0: read only
+  int rc = adjtimex(&tx);
+  if (rc < 0) return -errno;
+  *status = tx.status;
+  return rc;
 }
 
 uint64_t wisp_thread_cpu_ns(void) {

@@ -107,6 +107,7 @@ public enum Arguments {
                   OptionSpec("--rekey-seconds", "S", "rekey a node link after S seconds (default 3600)"),
                   OptionSpec("--links", "optional|required", "required: plain frames only from exits (default required)"),
                   OptionSpec("--lab-addresses", "yes|no", "also extend and exit to loopback, private and other special addresses (tests; default no)"),
+                  OptionSpec("--clock-sync", "kernel|assume", "trust the wall clock when the kernel says it is synchronised, or assume it (labs, tests; default kernel)"),
                   OptionSpec("--gso", "on|off", "use UDP GSO/GRO where the kernel has it (default on)"),
                   OptionSpec("--shards", "N", "event loops on SO_REUSEPORT sockets (default: one per core; 1 for an exit)"),
                   OptionSpec("--idle-timeout", "SECONDS", "remove circuits idle this long (default 120)"),

@@ -22,6 +22,7 @@ public enum ConfigFile {
     "exit_sockets", "circuits_per_source", "pending_per_source", "exits_per_source", "expensive_per_source",
     "receipts_per_second", "key_agreements_per_second",
     "sessions_per_source", "lab_addresses",
+    "clock_sync",
   ]
 
   /// Applies the file's settings over `base` (which carries board defaults).
@@ -103,6 +104,10 @@ public enum ConfigFile {
         }
       }
       else if k.is("lab_addresses") { c.limits.labAddresses = try onOff() }
+      else if k.is("clock_sync") {
+        guard let m = ClockSyncMode(name: v) else { throw fail("'clock_sync' must be kernel or assume, not '\(v)'") }
+        c.clockSync = m
+      }
       else if k.is("credit_window") { c.creditWindow = try number(0, 1 << 40) }
       else if k.is("exit_sockets") { c.exitSockets = Int(try number(0, 65_536)) }
       else if k.is("circuits_per_source") { c.sourceLimits.circuitsPerSource = Int(try number(0, 1 << 24)) }

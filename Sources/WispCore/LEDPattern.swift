@@ -25,6 +25,9 @@ public enum LEDTiming {
   /// The shutdown wink: lit, then dark.
   public static let winkOnMs: UInt32 = 250
   public static let winkOffMs: UInt32 = 1750
+  /// The clock-unsynced beacon: lit, then a short dark gap (the wink inverted).
+  public static let beaconOnMs: UInt32 = 1750
+  public static let beaconOffMs: UInt32 = 250
   /// An activity flash while relaying, and the dark time after it: at most 10 Hz.
   public static let flashMs: UInt64 = 50
   public static let flashGapMs: UInt64 = 50
@@ -86,6 +89,11 @@ public struct LEDPattern: Equatable, Sendable {
       return LEDPattern([LEDFrame(status, 0)], flickers: true)
     case .shuttingDown:
       return LEDPattern([LEDFrame(status, LEDTiming.winkOnMs), LEDFrame(0, LEDTiming.winkOffMs)])
+    case .clockUnsynced:
+      // Mostly on with a short dark gap every 2 s; the activity LED still flickers with
+      // traffic (the node relays), except on the ACT LED, where it would hide the gap.
+      return LEDPattern([LEDFrame(status, LEDTiming.beaconOnMs), LEDFrame(0, LEDTiming.beaconOffMs)],
+                        flickers: layout != .one)
     default:
       fatalError("state without a pattern")  // every error state has a blink code
     }

@@ -16,6 +16,9 @@ public enum LEDState: Equatable, Sendable {
   case ready
   /// In the mesh and forwarding traffic: the activity LED follows the packets.
   case relaying
+  /// The wall clock is not synchronised (no time client has set it yet): the node relays,
+  /// but receipt epochs and payer validity wait, so credit is held, not recorded.
+  case clockUnsynced
   /// A client's credit window is exhausted: relaying for it is paused until it pays.
   case unpaid
   /// The operator's bandwidth quota for this period is used up.
@@ -29,7 +32,7 @@ public enum LEDState: Equatable, Sendable {
 
   /// Every state, in the order `wisp leds test` walks them (the order of LED-PATTERNS.md).
   public static let all: [LEDState] = [
-    .selfTest, .noNetwork, .connecting, .ready, .relaying,
+    .selfTest, .noNetwork, .connecting, .ready, .relaying, .clockUnsynced,
     .unpaid, .quotaReached, .storageError, .identityError, .shuttingDown,
   ]
 
@@ -38,16 +41,20 @@ public enum LEDState: Equatable, Sendable {
   /// Shutting down beats everything (it is the last thing the node says). The
   /// errors that need a person come next, most serious first, then the lamp
   /// test, then the normal life cycle, where the least advanced state wins
-  /// (no network beats connecting beats relaying beats ready).
+  /// (no network beats an unsynchronised clock beats connecting beats relaying beats
+  /// ready). No network comes before the clock because it is the likely cause (the time
+  /// client cannot reach a server); the clock comes before connecting, relaying and
+  /// ready because until it is synchronised the node earns nothing.
   public var precedence: Int {
     switch self {
-    case .shuttingDown: return 10
-    case .identityError: return 9
-    case .storageError: return 8
-    case .unpaid: return 7
-    case .quotaReached: return 6
-    case .selfTest: return 5
-    case .noNetwork: return 4
+    case .shuttingDown: return 11
+    case .identityError: return 10
+    case .storageError: return 9
+    case .unpaid: return 8
+    case .quotaReached: return 7
+    case .selfTest: return 6
+    case .noNetwork: return 5
+    case .clockUnsynced: return 4
     case .connecting: return 3
     case .relaying: return 2
     case .ready: return 1
@@ -78,6 +85,7 @@ public enum LEDState: Equatable, Sendable {
     case .connecting: return "connecting"
     case .ready: return "ready"
     case .relaying: return "relaying"
+    case .clockUnsynced: return "clock-unsynced"
     case .unpaid: return "unpaid"
     case .quotaReached: return "quota"
     case .storageError: return "storage-error"
@@ -94,6 +102,7 @@ public enum LEDState: Equatable, Sendable {
     case .connecting: return "joining the mesh"
     case .ready: return "in the mesh, idle"
     case .relaying: return "relaying traffic"
+    case .clockUnsynced: return "clock unsynced: no time server reached yet; credit waits"
     case .unpaid: return "credit window exhausted: a client has not paid"
     case .quotaReached: return "bandwidth quota reached for this period"
     case .storageError: return "storage error: check the SD card / disk space"
@@ -121,6 +130,7 @@ public enum LEDState: Equatable, Sendable {
     case .storageError: return 1 << 7
     case .identityError: return 1 << 8
     case .shuttingDown: return 1 << 9
+    case .clockUnsynced: return 1 << 10
     }
   }
 }

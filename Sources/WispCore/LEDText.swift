@@ -23,7 +23,7 @@ public enum LEDText {
   }
 
   /// What each LED does in a state's pattern: "[status:off activity:off error:code-3]".
-  /// Words: on, off, blink, chase (lamp test), code-N, wink, flicker, on+flicker.
+  /// Words: on, off, blink, chase (lamp test), code-N, wink, beacon, flicker, on+flicker.
   public static func pattern(_ state: LEDState, _ layout: LEDLayout) -> String {
     let p = LEDPattern.of(state, on: layout)
     var out = "["
@@ -44,6 +44,8 @@ public enum LEDText {
         word = "chase"
       } else if state == .shuttingDown {
         word = "wink"
+      } else if state == .clockUnsynced {
+        word = "beacon"
       } else {
         word = "blink"
       }

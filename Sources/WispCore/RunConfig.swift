@@ -53,6 +53,8 @@ public struct RunConfig {
   public var linksRequired = true
   /// ChaCha20-Poly1305 first (boards without AES instructions).
   public var prefersChaCha = true
+  /// Whether the wall clock is trusted by the kernel's word or assumed (ClockSyncMode.swift).
+  public var clockSync = ClockSyncMode.kernel
   /// The config file in use, for SIGHUP.
   public var configPath: String? = nil
   public var durationSec: UInt64 = 0
@@ -194,6 +196,12 @@ public struct RunConfig {
       if l.is("yes") { c.limits.labAddresses = true } else if l.is("no") { c.limits.labAddresses = false } else {
         throw UsageError("option '--lab-addresses' must be yes or no, not '\(l)'", command: .run)
       }
+    }
+    if let m = inv.value("--clock-sync") {
+      guard let mode = ClockSyncMode(name: m) else {
+        throw UsageError("option '--clock-sync' must be kernel or assume, not '\(m)'", command: .run)
+      }
+      c.clockSync = mode
     }
     if c.linksRequired && c.sessions == 0 {
       throw UsageError("'--links required' needs sessions ('--sessions' above 0)", command: .run)

@@ -41,6 +41,8 @@ public final class Node {
   public var statusServer: RequestServer? = nil
   public var metricsServer: RequestServer? = nil
   public var leds: NodeLEDs? = nil
+  /// Whether the wall clock is synchronised (NodeClock.swift); `clock.clockSynced` for the credit side.
+  public let clock: NodeClock
   public var credit: NodeCredit? = nil
   /// The thread that verifies and records receipts and commits the journal (nil without credit).
   public var worker: CreditWorker? = nil
@@ -62,6 +64,7 @@ public final class Node {
   public init(config: RunConfig) throws(Errno) {
     self.config = config
     current = config
+    clock = NodeClock(mode: config.clockSync)
     // Room for every shard's periodic snapshot, answers to requests and PONGs.
     inbox = try Mailbox(capacity: 64 + 8 * config.effectiveShards)
   }
@@ -216,6 +219,7 @@ public final class Node {
     let ledPanel = NodeLEDs(lines: config.leds)
     ledPanel.set(.selfTest, true)   // lamp test for the first second
     ledPanel.set(.storageError, credit == nil || credit!.report().failed)
+    ledPanel.set(.clockUnsynced, !clock.state.trusted)
     leds = ledPanel
     control.timers.schedule(Timer.leds.rawValue, at: now)
     control.onEvent = { event in self.handle(event) }  // cycle broken below
@@ -386,6 +390,8 @@ public final class Node {
   /// Once a second: peer probes, LED states, the journal's group commit.
   public func tick() {
     ticks += 1
+    clock.refresh()  // one read-only adjtimex a tick (NodeClock.swift)
+    leds?.set(.clockUnsynced, !clock.state.trusted)
     if ticks % (NodePeers.intervalNs / 1_000_000_000) == 0 && !peers.peers.isEmpty {
       shards[0].inbox.post(.ping(peers.probeTargets()))
     }
@@ -464,6 +470,7 @@ public final class Node {
         let fresh = NodeLEDs(lines: new.leds)
         fresh.set(.ready, true)
         fresh.set(.storageError, credit == nil || credit!.report().failed)
+        fresh.set(.clockUnsynced, !clock.state.trusted)
         leds = fresh
         Log.info("LED lines reloaded", "backend=\"\(Log.quote(fresh.backend))\"")
       }
@@ -478,6 +485,9 @@ public final class Node {
       kept.leds = new.leds
       kept.boardName = new.boardName
       kept.statsIntervalSec = new.statsIntervalSec
+      kept.clockSync = new.clockSync
+      clock.mode = new.clockSync
+      clock.refresh()
       current = kept
       Log.info("reloaded", "file=\(path) rate_mbit=\(new.limits.nodeMbit) circuit_rate_mbit=\(new.limits.circuitMbit)"
                  + " quota_bytes=\(new.limits.quotaBytes) exit_rules=\(new.exitPolicy.rules.count)")
@@ -505,6 +515,7 @@ public final class Node {
     s.name = config.name
     s.listen = config.listen.text
     s.labAddresses = config.limits.labAddresses
+    s.clock = clock.state
     s.exitPolicy = current.exitPolicy.rules.map { $0.text }
     s.uptimeSec = now.since(startNs) / 1_000_000_000
     s.shards = shards.count

@@ -32,6 +32,8 @@ public struct StatusSnapshot {
   public var identity: String? = nil
   /// `lab_addresses = yes`: extends and exits to special-purpose addresses (AddressPolicy).
   public var labAddresses = false
+  /// The wall clock: synced, unsynced (time checks wait) or assumed (`clock_sync = assume`).
+  public var clock = ClockState.unsynced
   /// The exit policy's rules as written, in order (empty: no exit).
   public var exitPolicy: [String] = []
   public init() {}
@@ -106,10 +108,20 @@ public struct StatusSnapshot {
   public var connectionsRefused: UInt64 = 0
   public var connectionsExpired: UInt64 = 0
 
+  /// The `clock:` line: "synced", "unsynced (...)" or "assumed synced (...)".
+  public static func clockText(_ c: ClockState) -> String {
+    switch c {
+    case .synced: return "synced (the kernel says so)"
+    case .unsynced: return "unsynced (the kernel's clock is not synchronised: receipt epochs and payer validity wait)"
+    case .assumed: return "assumed synced (clock_sync = assume: the kernel is not asked)"
+    }
+  }
+
   /// Lines for people.
   public func text() -> String {
     var s = "wisp \(version) node '\(name)' on \(listen), up \(uptimeSec) s, \(shards) shard(s)\n"
     s += "identity:  \(identity.map { "fingerprint \($0)" } ?? "none (no usable state directory)")\n"
+    s += "clock:     " + StatusSnapshot.clockText(clock) + "\n"
     s += "addresses: \(labAddresses ? "LAB MODE: extends and exits to loopback and private addresses too" : "public only")\n"
     if peers.isEmpty { s += "peers:     none configured\n" }
     for (i, p) in peers.enumerated() {
@@ -167,6 +179,7 @@ public struct StatusSnapshot {
   /// One JSON object for scripts.
   public func json() -> String {
     var s = "{\"name\":\"\(Log.quote(name))\",\"version\":\"\(version)\",\"listen\":\"\(listen)\",\"uptime_s\":\(uptimeSec)"
+    s += ",\"clock\":{\"state\":\"\(clock.name)\",\"synced\":\(clock.trusted),\"assumed\":\(clock == .assumed)}"
     s += ",\"lab_addresses\":\(labAddresses),\"shards\":\(shards),\"mailbox_refused\":\(mailboxRefused),\"identity\":" + (identity.map { "\"\($0)\"" } ?? "null") + ",\"peers\":["
     for (i, p) in peers.enumerated() {
       s += (i == 0 ? "" : ",") + "{\"name\":\"\(Log.quote(p.name))\",\"address\":\"\(p.endpoint)\",\"srtt_us\":\(p.srttUs)"
@@ -226,6 +239,9 @@ public struct StatusSnapshot {
       s += "wisp_\(name)\(labels.isEmpty ? "" : "{\(labels)}") \(value)\n"
     }
     metric("up_seconds", "gauge", "Seconds since the node started.", uptimeSec)
+    metric("clock_synced", "gauge", "1: time checks use the wall clock (the kernel says it is synchronised, or clock_sync = assume).",
+           clock.trusted ? 1 : 0)
+    metric("clock_sync_assumed", "gauge", "1: clock_sync = assume, the kernel is not asked.", clock == .assumed ? 1 : 0)
     metric("lab_addresses", "gauge", "1: lab mode, the node extends and exits to special-purpose addresses.", labAddresses ? 1 : 0)
     metric("circuits_open", "gauge", "Circuits in the forwarding table.", UInt64(circuits))
     metric("circuits_created_total", "counter", "Circuits created since start.", circuitsCreated)

@@ -31,7 +31,8 @@ enum ConfigCommand {
       Console.out("  name=\(c.name) listen=\(c.listen.text) board=\(c.boardName ?? "none") shards=\(c.effectiveShards)"
                   + " pool=\(c.poolPackets) circuits=\(c.circuits) exit_rules=\(c.exitPolicy.rules.count)"
                   + " metrics=\(c.metrics?.text ?? "off") state_dir=\(c.stateDir)"
-                  + " links=\(c.linksRequired ? "required" : "optional") lab_addresses=\(c.limits.labAddresses ? "yes" : "no")")
+                  + " links=\(c.linksRequired ? "required" : "optional") lab_addresses=\(c.limits.labAddresses ? "yes" : "no")"
+                  + " clock_sync=\(c.clockSync.name)")
       Console.out("  exit_policy=\(c.exitPolicy.text)\(c.exitPolicy.isEmpty ? " (no exit)" : " (first match wins; no match: reject)")")
       return 0
     }

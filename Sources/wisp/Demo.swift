@@ -40,6 +40,12 @@ enum Demo {
 
     Console.out("wisp demo: a mesh of 3 relay nodes on loopback, a client and an echo service")
     Console.out("  client -> A \(nodeEndpoints[0].text) -> B \(nodeEndpoints[1].text) -> C \(nodeEndpoints[2].text) (exit) -> echo \(echoEndpoint.text)")
+    // A local lab on one machine: the clock is assumed synchronised (clock_sync = assume),
+    // so the nodes' time checks (receipt epochs) run at once whatever this machine's kernel
+    // says; `clock.clockSynced` is what the nodes' credit side reads.
+    let clock = NodeClock(mode: .assume)
+    Console.out("  clock: \(clock.state.name) synchronised (a local lab: clock_sync = assume; this machine's kernel says"
+                + " \(ClockSync.isSynchronised() ? "synchronised" : "unsynchronised"))")
 
     // Each node keeps its key and credit journal in a state directory of its own.
     var template = Array("/tmp/wisp-demo-XXXXXX".utf8CString)

@@ -70,6 +70,9 @@ let specification: [(LEDState, LEDLayout, String, UInt64)] = {
     (.shuttingDown, .three, "0:100 250:000", 2000),
     (.shuttingDown, .two, "0:10 250:00", 2000),
     (.shuttingDown, .one, "0:1 250:0", 2000),
+    (.clockUnsynced, .three, "0:100 1750:000", 2000),  // without traffic; flicker tested below
+    (.clockUnsynced, .two, "0:10 1750:00", 2000),
+    (.clockUnsynced, .one, "0:1 1750:0", 2000),
   ]
   let codes: [(LEDState, Int)] = [(.noNetwork, 2), (.unpaid, 3), (.quotaReached, 4), (.storageError, 5),
                                   (.identityError, 6)]
@@ -171,7 +174,7 @@ let specification: [(LEDState, LEDLayout, String, UInt64)] = {
       e.clear(s)
     }
     #expect(seen == [.shuttingDown, .identityError, .storageError, .unpaid, .quotaReached, .selfTest,
-                     .noNetwork, .connecting, .relaying, .ready])
+                     .noNetwork, .clockUnsynced, .connecting, .relaying, .ready])
   }
 
   @Test func errorsHideNormalStatesAndGiveThemBack() {
@@ -240,6 +243,41 @@ let specification: [(LEDState, LEDLayout, String, UInt64)] = {
     p.engine.showOnly(.relaying)
     let calls = p.simulate(from: 0, to: 300, everyMs: 10) { t in t == 100 ? 16 : 0 }
     #expect(calls == [Call(0, 0, true), Call(100, 0, false), Call(150, 0, true)])
+  }
+
+  @Test func anUnsyncedClockHidesRelayingButKeepsTheActivityFlicker() {
+    // A relaying node whose clock is not synchronised: the status LED beacons (1750 on,
+    // 250 off), the activity LED still flashes with the packets.
+    var p = panel(.three)
+    p.engine.raise(.ready)
+    p.engine.raise(.relaying)
+    p.engine.raise(.clockUnsynced)
+    #expect(p.engine.shown == .clockUnsynced)
+    let calls = p.simulate(from: 0, to: 2100, everyMs: 10) { t in t == 100 ? 16 : 0 }
+    #expect(calls == [Call(0, 0, true), Call(100, 1, true), Call(150, 1, false), Call(1750, 0, false), Call(2000, 0, true)])
+    // Synchronised: back to relaying (steady status), from that moment.
+    p.engine.clear(.clockUnsynced)
+    #expect(p.engine.shown == .relaying)
+  }
+
+  @Test func anUnsyncedClockOnTheACTLEDIgnoresTraffic() {
+    // One LED: the dark gap must stay readable, so traffic does not darken it further.
+    var p = panel(.one)
+    p.engine.showOnly(.clockUnsynced)
+    let calls = p.simulate(from: 0, to: 2100, everyMs: 10) { _ in 1000 }
+    #expect(calls == [Call(0, 0, true), Call(1750, 0, false), Call(2000, 0, true)])
+  }
+
+  @Test func noNetworkHidesAnUnsyncedClock() {
+    // Without a network no time server can be reached: the cause is shown.
+    var e = LEDEngine(layout: .three)
+    e.raise(.clockUnsynced)
+    e.raise(.noNetwork)
+    #expect(e.shown == .noNetwork)
+    e.clear(.noNetwork)
+    #expect(e.shown == .clockUnsynced)
+    e.raise(.connecting)
+    #expect(e.shown == .clockUnsynced)
   }
 
   @Test func trafficOutsideRelayingIsIgnored() {
@@ -321,5 +359,7 @@ let specification: [(LEDState, LEDLayout, String, UInt64)] = {
     #expect(LEDText.pattern(.connecting, .one) == "[act:blink]")
     #expect(LEDText.pattern(.relaying, .one) == "[act:on+flicker]")
     #expect(LEDText.pattern(.selfTest, .two) == "[status:chase activity:chase]")
+    #expect(LEDText.pattern(.clockUnsynced, .three) == "[status:beacon activity:flicker error:off]")
+    #expect(LEDText.pattern(.clockUnsynced, .one) == "[act:beacon]")
   }
 }

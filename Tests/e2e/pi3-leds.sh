@@ -11,7 +11,8 @@
 #      libmbedtls21/x509-7/crypto16; from bookworm (the host's apt): libgpiod2 and gpiod 1.6
 #      (its gpioinfo prints what the checks read), libmbedtls14/x509-1/crypto7;
 #   3. an initramfs: busybox as /init's shell, both wisp builds, their libraries, Board/rpi3b;
-#   4. boot; in the guest, for each build and for ready, relaying and storage-error, run
+#   4. boot; in the guest, for each build and for ready, relaying, storage-error and
+#      clock-unsynced, run
 #      `wisp leds show STATE --board /board/rpi3b` and sample /sys/kernel/debug/gpio
 #      while it runs, then check the lines are released; power off through the watchdog;
 #   5. check the samples on the host, per build.
@@ -97,7 +98,7 @@ insmod /lib/bcm2835_wdt.ko
 leds() { grep -E 'GPIO(17|27|22) ' /sys/kernel/debug/gpio | sed 's/^ *//; s/  */ /g'; }
 echo "@@ kernel $(uname -r) libc $(ls /lib/aarch64-linux-gnu/libc.so.6)"
 for build in trixie bookworm; do
-for s in ready relaying storage-error; do
+for s in ready relaying storage-error clock-unsynced; do
   state=$build-$s
   wisp-$build leds show $s --board /board/rpi3b --seconds 4 >/tmp/out 2>&1 &
   pid=$!
@@ -140,7 +141,7 @@ level() {  # level STATE LINE: the distinct levels seen, e.g. "hi lo"
   grep "^@@ $1 gpio-[0-9]* (GPIO$2 |wisp" <<<"$log" | awk '{print $NF}' | sort -u | tr '\n' ' ' | sed 's/ $//'
 }
 for b in trixie bookworm; do
-for s in ready relaying storage-error; do
+for s in ready relaying storage-error clock-unsynced; do
   grep -q "^@@ $b-$s rc 0" <<<"$log" || fail "$b-$s: wisp exited non-zero"
   grep -q "^@@ $b-$s out leds: 3 LED(s) on gpiochip0 \[pinctrl-bcm2835\]: GPIO17,GPIO27,GPIO22" <<<"$log" || fail "$b-$s: chip not found by label"
   grep -q "^@@ $b-$s out leds: lines off and released" <<<"$log" || fail "$b-$s: no release message"
@@ -159,5 +160,8 @@ check "$b build, relaying: GPIO17 hi, GPIO27 (activity) flickers hi/lo, GPIO22 l
 [ "$(level $b-storage-error 17)" = lo ] && [ "$(level $b-storage-error 27)" = lo ] && [ "$(level $b-storage-error 22)" = "hi lo" ] \
   || fail "$b storage-error: GPIO17 '$(level $b-storage-error 17)' GPIO27 '$(level $b-storage-error 27)' GPIO22 '$(level $b-storage-error 22)'"
 check "$b build, storage-error: GPIO22 (error) blinks its code, GPIO17 and GPIO27 lo"
+[ "$(level $b-clock-unsynced 17)" = "hi lo" ] && [ "$(level $b-clock-unsynced 27)" = lo ] && [ "$(level $b-clock-unsynced 22)" = lo ] \
+  || fail "$b clock-unsynced: GPIO17 '$(level $b-clock-unsynced 17)' GPIO27 '$(level $b-clock-unsynced 27)' GPIO22 '$(level $b-clock-unsynced 22)'"
+check "$b build, clock-unsynced: GPIO17 (status) beacon hi/lo ($(grep -c "^@@ $b-clock-unsynced gpio-[0-9]* (GPIO17 |wisp ) out lo" <<<"$log") of $(grep -c "^@@ $b-clock-unsynced gpio-[0-9]* (GPIO17 " <<<"$log") samples lo), GPIO27 and GPIO22 lo"
 check "$b build, every run: gpioinfo showed consumer \"wisp\" outputs while running; lines unused at exit and their pins back to gpio_in"
 done

@@ -113,6 +113,10 @@ void wisp_credit_unlock(void);
 uint64_t wisp_monotonic_ns(void);
 /// CLOCK_REALTIME in seconds since the epoch.
 int64_t wisp_realtime_s(void);
+/// The kernel's clock discipline, read only: adjtimex(2) with modes 0 (no privilege
+/// needed, changes nothing). Returns the clock state (TIME_OK 0 .. TIME_ERROR 5) and
+/// stores the status bits (STA_UNSYNC is 0x40) in *status, or -errno.
+int wisp_clock_state(int *status);
 /// CLOCK_THREAD_CPUTIME_ID in nanoseconds: CPU time of the calling thread (benchmarks).
 uint64_t wisp_thread_cpu_ns(void);
 
