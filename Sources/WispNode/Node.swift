@@ -525,6 +525,9 @@ public final class Node {
       s.poolSize &+= l.poolSize
       s.creditPaused &+= l.beat.creditPaused
       s.creditPending &+= l.beat.creditPending
+      s.unboundOpen += l.beat.creditUnbound
+      s.unboundClosed &+= l.beat.traffic.unbound
+      s.bindsSent &+= l.beat.traffic.binds
       s.exitSocketsOpen += l.exitSocketsOpen
       s.exitSocketBudget += l.exitSocketBudget
       s.sourceRefusedCircuits &+= l.sourceRefusedCircuits
@@ -545,10 +548,9 @@ public final class Node {
       s.creditReceipts = r.totals.receipts
       s.creditCommitted = r.totals.committed
       s.creditError = r.lastError
-      let o = credit.ledgerOccupancy()
-      s.ledgerOpen = o.open
-      s.ledgerCapacity = o.capacity
-      s.ledgerFull = o.full
+      s.creditTables = credit.tables()
+      s.clockSynced = credit.clockSynced()
+      payerStatus(&s)
     }
     s.creditWindow = config.creditWindow
     if latest.contains(where: { $0.hasSessionTable }) {
