@@ -303,7 +303,7 @@ public final class CircuitClient<S: DatagramSocket> {
     }
     lastReceiptNs = now
     for hop in hops {
-      guard let r = Receipt.make(signer: &key, verifier: P256Verifier(), node: hop, serial: serial, bytes: amount,
+      guard let r = ReceiptV1.make(signer: &key, verifier: P256Verifier(), node: hop, serial: serial, bytes: amount,
                                  epoch: UInt64(max(0, Clock.epochSeconds()))) else { continue }
       let body = r.encoded
       body.withUnsafeBytes { (out + Wire.headerSize).copyMemory(from: $0.baseAddress!, byteCount: body.count) }
