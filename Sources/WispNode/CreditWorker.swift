@@ -103,9 +103,8 @@ public final class CreditWorker {
       }
     }
     fwd.circuits.onClose = { half, localId, relayed in
-      if !inbox.post(.closed(shard: shard, half: half, localId: localId, relayed: relayed)) {
-        // A full queue: the payer keeps the circuit's headroom until the slot is reused.
-      }
+      // A full queue loses the close: the payer's headroom comes back when the slot is reused.
+      _ = inbox.post(.closed(shard: shard, half: half, localId: localId, relayed: relayed))
     }
   }
 

@@ -152,6 +152,14 @@ public final class NodeCredit {
     }
   }
 
+  /// Puts a payer list in force (control thread; under the lock).
+  public func setPayers(_ list: PayerList, required: Bool) {
+    wisp_credit_lock()
+    defer { wisp_credit_unlock() }
+    payerGate = { fp, epoch in list.valid(fp, at: epoch) }
+    requirePayers = required
+  }
+
   /// Whether the storage is failing (caller holds the lock, or is the only thread).
   public var isFailed: Bool { lastError != nil }
 
