@@ -86,6 +86,7 @@ import WispTLS
     #expect(f.credit.report().totals.receipted == 1000)
     // A receipt naming a binding this node never drew: refused the same way.
     f.post(f.receipt(binding(99), bytes: 10), half: 4, localId: 2, relayed: 5000, circuit: binding(2))
+    #expect(try #require(f.answer()).bound == false)
     #expect(f.rejections[.wrongBinding] == 3)
     // Another payer cannot take over a bound circuit.
     f.post(f.receipt(binding(1), bytes: 2000, signer: P256Signer.generate()!), half: 0, localId: 1, relayed: 2000, circuit: binding(1))
