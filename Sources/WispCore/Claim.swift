@@ -53,7 +53,7 @@ public enum Claim {
   }
 
   /// Builds a signed claim from receipts (the latest per circuit, in the given order).
-  public static func build<S: MessageSigner>(receipts: [Receipt], signer: inout S, created: UInt64,
+  public static func build<S: MessageSigner>(receipts: [ReceiptV1], signer: inout S, created: UInt64,
                                              since: UInt64) -> [UInt8]? {
     var text = ""
     text += "wisp-claim-v1\n"
@@ -81,7 +81,7 @@ public enum Claim {
     guard lines.count >= 7 else { return .failure(.badHeader) }
     guard equal(line(0), magic) else { return .failure(.badHeader) }
     n = 1
-    guard let keyHex = field(line(1), "node-key"), let nodeKey = unhex(keyHex), nodeKey.count == Receipt.keySize,
+    guard let keyHex = field(line(1), "node-key"), let nodeKey = unhex(keyHex), nodeKey.count == ReceiptV1.keySize,
           nodeKey[0] == 4 else { return .failure(.badNodeKey) }
     guard let created = field(line(2), "created").flatMap(decimal) else { return .failure(.badLine(3)) }
     guard let since = field(line(3), "since").flatMap(decimal) else { return .failure(.badLine(4)) }
@@ -94,7 +94,7 @@ public enum Claim {
       guard parts.count == 5, let serial = decimal(parts[0]), let bytes = decimal(parts[1]),
             let epoch = decimal(parts[2]), let key = unhex(parts[3]), let sig = unhex(parts[4])
       else { return .failure(.badLine(n + 1)) }
-      let r = Receipt(node: node, client: verifier.fingerprint(ofKey: key), serial: serial, bytes: bytes,
+      let r = ReceiptV1(node: node, client: verifier.fingerprint(ofKey: key), serial: serial, bytes: bytes,
                       epoch: epoch, clientKey: key, signature: sig)
       if let why = r.check(node: node, verifier: verifier) { return .failure(.badReceipt(n + 1, why)) }
       if r.bytes == 0 { return .failure(.badReceipt(n + 1, .replay)) }

@@ -10,7 +10,7 @@
 //     and is counted by reason (`ReceiptRejection`).
 //  3. Live (`requireOpen`): the serial must be an open circuit of that same client,
 //     and the amount may not exceed what this node relayed on it by more than an eighth
-//     plus 64 KiB (`Receipt.acceptable`: a client paying for what it sent both ways
+//     plus 64 KiB (`ReceiptV1.acceptable`: a client paying for what it sent both ways
 //     also pays for bytes lost before this hop; it signed them, nobody else can).
 //  4. Credit window W: a circuit may run at most W bytes beyond its last valid
 //     receipt; at relayed ≥ receipted + W it is paused until a higher receipt arrives.
@@ -35,7 +35,7 @@ public struct CircuitCredit {
   /// Cumulative bytes of the latest valid receipt (0 before any).
   public var receipted: UInt64 = 0
   /// The latest valid receipt (what compaction keeps).
-  public var latest: Receipt? = nil
+  public var latest: ReceiptV1? = nil
   /// Relaying on this circuit right now.
   public var open = false
   /// Over its credit window: stop forwarding until a higher receipt arrives.
@@ -189,7 +189,7 @@ public struct CreditLedger {
 
   /// Checks a receipt and, if it is the new latest for its circuit, takes it.
   /// `signatureChecked`: the caller has just run `r.check` on it (not run again).
-  public mutating func accept<V: SignatureVerifier>(_ r: Receipt, verifier: V, requireOpen: Bool,
+  public mutating func accept<V: SignatureVerifier>(_ r: ReceiptV1, verifier: V, requireOpen: Bool,
                                                     signatureChecked: Bool = false) -> ReceiptVerdict {
     let verdict = judge(r, verifier: verifier, requireOpen: requireOpen, signatureChecked: signatureChecked)
     switch verdict {
@@ -201,13 +201,13 @@ public struct CreditLedger {
     return verdict
   }
 
-  func judge<V: SignatureVerifier>(_ r: Receipt, verifier: V, requireOpen: Bool, signatureChecked: Bool = false) -> ReceiptVerdict {
+  func judge<V: SignatureVerifier>(_ r: ReceiptV1, verifier: V, requireOpen: Bool, signatureChecked: Bool = false) -> ReceiptVerdict {
     if !signatureChecked, let why = r.check(node: node, verifier: verifier) { return .rejected(why) }
     let i = index(client: r.client, serial: r.serial)
     if requireOpen {
       guard let open = index(openSerial: r.serial) else { return .rejected(.unknownCircuit) }
       if circuits[open].client != r.client { return .rejected(.wrongCircuit) }
-      if r.bytes > Receipt.acceptable(relayed: circuits[open].relayed) { return .rejected(.exceedsRelayed) }
+      if r.bytes > ReceiptV1.acceptable(relayed: circuits[open].relayed) { return .rejected(.exceedsRelayed) }
     }
     let previous = i.map { circuits[$0].receipted } ?? 0
     if let i, let latest = circuits[i].latest {
@@ -220,7 +220,7 @@ public struct CreditLedger {
   }
 
   /// Takes an already checked receipt as the latest of its circuit.
-  mutating func take(_ r: Receipt) {
+  mutating func take(_ r: ReceiptV1) {
     let i: Int
     if let found = index(client: r.client, serial: r.serial) {
       i = found
@@ -238,8 +238,8 @@ public struct CreditLedger {
   }
 
   /// Every latest receipt, in ledger order.
-  public var latestReceipts: [Receipt] {
-    var out: [Receipt] = []
+  public var latestReceipts: [ReceiptV1] {
+    var out: [ReceiptV1] = []
     for c in circuits { if let r = c.latest { out.append(r) } }
     return out
   }

@@ -101,7 +101,7 @@ public final class Forwarder<R: RandomSource> {
   /// records it off this thread and answers through `credited`: the circuit's forward half
   /// (index and local id, which tells a reused slot apart) and the bytes relayed on the
   /// circuit so far. False when the worker's queue is full (dropped, `worker_busy`).
-  public var onReceipt: ((Receipt, _ half: Int32, _ localId: UInt32, _ relayed: UInt64) -> Bool)?
+  public var onReceipt: ((ReceiptV1, _ half: Int32, _ localId: UInt32, _ relayed: UInt64) -> Bool)?
   /// Hands a sealed exit's key agreement to the worker: the circuit's forward half, its
   /// local id and the client's 65-byte point. The answer comes back through
   /// `exitKeysReady` / `exitKeysFailed`. False when the worker's queue is full.
@@ -234,6 +234,7 @@ public final class Forwarder<R: RandomSource> {
       onPong?(from, UInt64(bigEndian: (p + Wire.headerSize).loadUnaligned(as: UInt64.self)))
       return .consumed
     case .receipt: return receipt(p, header: header, from: from, nowNs: nowNs)
+    case .bind: return bind(p, header: header, from: from, nowNs: nowNs)
     }
   }
 
@@ -516,6 +517,17 @@ public final class Forwarder<R: RandomSource> {
     return .send(to: h.outEndpoint, offset: 0, length: Wire.headerSize + 1)
   }
 
+  /// BIND from the next hop (towards the client, on the circuit's backward half): forwarded
+  /// and charged exactly like DATA. A BIND on a forward half is dropped (`unexpected_reply`).
+  func bind(_ p: UnsafeMutableRawPointer, header: FrameHeader, from: Endpoint, nowNs: UInt64) -> Verdict {
+    guard let i = circuits.lookup(header.circuit, from: from) else { return drop(.unknownCircuit) }
+    let h = circuits.half(i)
+    if h.pointee.isForward || h.pointee.pending { return drop(.unexpectedReply) }
+    if let reason = admit(h, bytes: header.bodyLength, nowNs: nowNs) { return drop(reason) }
+    Frame.store32(p, 4, h.pointee.outId)
+    return .send(to: h.pointee.outEndpoint, offset: 0, length: Wire.headerSize + header.bodyLength)
+  }
+
   /// RECEIPT: consumed when it names this node, else forwarded along the circuit like DATA
   /// (not charged as payload). Circuit id and link are checked exactly as for DATA. Before
   /// its signature is handed to the worker: the cheap checks (it must move the circuit's
@@ -526,7 +538,7 @@ public final class Forwarder<R: RandomSource> {
     guard let i = circuits.lookup(header.circuit, from: from) else { return drop(.unknownCircuit) }
     let h = circuits.half(i)
     var reader = ByteReader(UnsafeRawBufferPointer(start: p + Wire.headerSize, count: header.bodyLength))
-    guard let r = Receipt.decode(&reader), reader.remaining == 0 else { return drop(.badBody) }
+    guard let r = ReceiptV1.decode(&reader), reader.remaining == 0 else { return drop(.badBody) }
     if let mine = fingerprint, r.node == mine {
       guard let take = onReceipt else { return drop(.receiptUnsupported) }
       let f = h.pointee.isForward ? Int32(i) : h.pointee.peer
@@ -535,7 +547,7 @@ public final class Forwarder<R: RandomSource> {
       // A receipt may acknowledge a little more than this node relayed: a client that
       // carries traffic both ways (`wisp forward`) pays for what it sent, and what was lost
       // before this hop is its loss, not a reason to refuse every later receipt.
-      if r.bytes > Receipt.acceptable(relayed: relayed) || (forward.pointee.serial != 0 && r.serial != forward.pointee.serial) {
+      if r.bytes > ReceiptV1.acceptable(relayed: relayed) || (forward.pointee.serial != 0 && r.serial != forward.pointee.serial) {
         return drop(.badBody)
       }
       // Not beyond what the circuit's receipts already acknowledge or what is on its way to

@@ -52,7 +52,7 @@ public struct Journal<S: JournalStorage, V: SignatureVerifier> {
   public private(set) var header: JournalHeader
 
   /// Accepted receipts not yet appended: the latest per (client, serial).
-  var pending: [Receipt] = []
+  var pending: [ReceiptV1] = []
   /// Receipts accepted since the last commit (superseded ones included).
   public private(set) var bufferedReceipts = 0
   /// Receipts a commit will write (one per circuit with a new receipt).
@@ -122,7 +122,7 @@ public struct Journal<S: JournalStorage, V: SignatureVerifier> {
   /// an accepted receipt is buffered and may trigger an early commit. `signatureChecked`:
   /// the caller ran `r.check` just before (the ECDSA is not done twice).
   @discardableResult
-  public mutating func record(_ r: Receipt, now: UInt64, live: Bool = true,
+  public mutating func record(_ r: ReceiptV1, now: UInt64, live: Bool = true,
                               signatureChecked: Bool = false) throws(JournalError) -> ReceiptVerdict {
     if failed { throw .failed }
     let verdict = ledger.accept(r, verifier: verifier, requireOpen: live, signatureChecked: signatureChecked)

@@ -99,7 +99,7 @@ public struct JournalScan {
       ledger = CreditLedger(node: h.node, window: ledger.window)
     case .receipt:
       var r = ByteReader(body)
-      guard let receipt = Receipt.decode(&r), r.remaining == 0 else { return .badBody }
+      guard let receipt = ReceiptV1.decode(&r), r.remaining == 0 else { return .badBody }
       switch ledger.accept(receipt, verifier: verifier, requireOpen: false) {
       case .rejected(let why): return .receipt(why)
       case .accepted: break

@@ -40,7 +40,7 @@ public struct CreditSlot {
 public enum CreditJob {
   /// A receipt naming this node, from `shard`'s circuit (forward half `half`, `localId`)
   /// that had relayed `relayed` bytes when it arrived.
-  case receipt(shard: Int, half: Int32, localId: UInt32, relayed: UInt64, Receipt)
+  case receipt(shard: Int, half: Int32, localId: UInt32, relayed: UInt64, ReceiptV1)
   /// A sealed exit's key agreement for `shard`'s circuit (forward half, local id).
   case exitKeys(shard: Int, half: Int32, localId: UInt32, clientPoint: [UInt8])
   /// A bound circuit ended.

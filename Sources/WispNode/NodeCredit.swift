@@ -136,12 +136,12 @@ public final class NodeCredit {
   /// Runs on the credit worker's thread (CreditWorker): the ECDSA check and the journal's
   /// writes never run where packets are forwarded. The lock only keeps the status readers
   /// of the control plane out while the journal changes.
-  public func take(_ r: Receipt, slot: inout CreditSlot, relayed total: UInt64) {
+  public func take(_ r: ReceiptV1, slot: inout CreditSlot, relayed total: UInt64) {
     wisp_credit_lock()
     defer { wisp_credit_unlock() }
     guard var j = journal else {
       // Storage failing: credit nothing, but a valid receipt still opens the window.
-      if (slot.serial == 0 || slot.serial == r.serial) && r.bytes > slot.receipted && r.bytes <= Receipt.acceptable(relayed: total)
+      if (slot.serial == 0 || slot.serial == r.serial) && r.bytes > slot.receipted && r.bytes <= ReceiptV1.acceptable(relayed: total)
         && r.check(node: fingerprint, verifier: P256Verifier()) == nil {
         slot.serial = r.serial
         slot.receipted = r.bytes
@@ -157,7 +157,7 @@ public final class NodeCredit {
     // binding, the amount against what was relayed, the node it names), then the
     // signature, and only then an entry (bounded: CreditLedger rule 5).
     if slot.serial != 0 && slot.serial != r.serial { rejected += 1; j.countRejection(.wrongCircuit); return }
-    if r.bytes > Receipt.acceptable(relayed: total) { rejected += 1; j.countRejection(.exceedsRelayed); return }
+    if r.bytes > ReceiptV1.acceptable(relayed: total) { rejected += 1; j.countRejection(.exceedsRelayed); return }
     var checked = false
     if j.ledger.index(openSerial: r.serial) == nil {
       if let why = r.check(node: fingerprint, verifier: j.verifier) { rejected += 1; j.countRejection(why); return }

@@ -44,7 +44,7 @@ enum CreditsFill {
       let i = Int(round % UInt64(nClients))
       amounts[i] += 1000 + round * 7
       let t = CreditsCommands.now()
-      guard let r = Receipt.make(signer: &clients[i], verifier: v, node: node, serial: base + 1 + UInt64(i),
+      guard let r = ReceiptV1.make(signer: &clients[i], verifier: v, node: node, serial: base + 1 + UInt64(i),
                                  bytes: amounts[i], epoch: t) else { Console.err("wisp: signing failed"); return 1 }
       do throws(JournalError) {
         _ = try j.record(r, now: t, live: false)

@@ -63,9 +63,9 @@ func invariant(_ ok: Bool, _ what: @autoclosure () -> String) {
 let fuzzNodeSigner = FakeSigner(200)
 let fuzzNode = FakeVerifier().fingerprint(ofKey: FakeSigner(200).publicKey)
 
-func fuzzReceipt(_ client: UInt8, serial: UInt64, bytes: UInt64, epoch: UInt64 = 1_700_000_000) -> Receipt {
+func fuzzReceipt(_ client: UInt8, serial: UInt64, bytes: UInt64, epoch: UInt64 = 1_700_000_000) -> ReceiptV1 {
   var s = FakeSigner(client)
-  return Receipt.make(signer: &s, verifier: FakeVerifier(), node: fuzzNode, serial: serial, bytes: bytes, epoch: epoch)!
+  return ReceiptV1.make(signer: &s, verifier: FakeVerifier(), node: fuzzNode, serial: serial, bytes: bytes, epoch: epoch)!
 }
 
 /// A deterministic RandomSource (the node uses the kernel's).

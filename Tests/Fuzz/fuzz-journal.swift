@@ -17,7 +17,7 @@ func fuzzOne(_ input: UnsafeRawBufferPointer) {
 }
 
 func fuzzSeeds() -> [[UInt8]] {
-  func journal(_ receipts: [Receipt], commitEvery: Int, checkpoint: Bool = false) -> [UInt8] {
+  func journal(_ receipts: [ReceiptV1], commitEvery: Int, checkpoint: Bool = false) -> [UInt8] {
     var w = ByteWriter()
     JournalRecord.append(.header, body: JournalRecord.headerBody(JournalHeader(node: fuzzNode, created: 100, generation: 1)), to: &w)
     var total: UInt64 = 0, count: UInt32 = 0, seq: UInt64 = 0

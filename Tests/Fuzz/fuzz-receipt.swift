@@ -1,11 +1,11 @@
-// Fuzz target: Receipt.decode (the body of a RECEIPT frame and of a journal receipt
+// Fuzz target: ReceiptV1.decode (the body of a RECEIPT frame and of a journal receipt
 // record), then the checks and the ledger a decoded receipt meets on a node. Checked: a
 // decoded receipt re-encodes to exactly the bytes it was read from.
 import WispCore
 
 func fuzzOne(_ input: UnsafeRawBufferPointer) {
   var r = ByteReader(input)
-  guard let receipt = Receipt.decode(&r) else { return }
+  guard let receipt = ReceiptV1.decode(&r) else { return }
   let used = input.count - r.remaining
   invariant(receipt.encoded == [UInt8](UnsafeRawBufferPointer(rebasing: input[0..<used])), "re-encoding differs")
   let verifier = FakeVerifier()

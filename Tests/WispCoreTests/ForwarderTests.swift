@@ -236,7 +236,7 @@ func node(_ local: Endpoint, exits: [Endpoint] = [], limits: Limits = labLimits,
   }
 
   func receiptBody(node: Fingerprint, bytes: UInt64) -> [UInt8] {
-    Receipt(node: node, client: fp(9), serial: 77, bytes: bytes, epoch: 1_700_000_000,
+    ReceiptV1(node: node, client: fp(9), serial: 77, bytes: bytes, epoch: 1_700_000_000,
             clientKey: [4] + [UInt8](repeating: 1, count: 64), signature: [UInt8](repeating: 0x30, count: 70)).encoded
   }
 

@@ -23,7 +23,7 @@ import WispCore
     #expect(Array(b[36..<40]) == [UInt8(crc >> 24), UInt8((crc >> 16) & 255), UInt8((crc >> 8) & 255), UInt8(crc & 255)])
   }
 
-  static func smallJournal() throws -> (EmulatedDisk, [Receipt]) {
+  static func smallJournal() throws -> (EmulatedDisk, [ReceiptV1]) {
     let disk = EmulatedDisk()
     var j = try Journal.open(storage: EmulatedJournalStorage(disk: disk), node: testNode, verifier: FakeVerifier(), now: 100)
     let rs = [receipt(1, serial: 1, bytes: 10), receipt(2, serial: 2, bytes: 20), receipt(1, serial: 1, bytes: 30)]

@@ -7,7 +7,7 @@ import WispCore
   @Test func canonicalMessageLayout() {
     let r = receipt(1, serial: 0x0102_0304_0506_0708, bytes: 5, epoch: 9)
     let m = r.signedMessage
-    #expect(m.count == Receipt.messageSize)
+    #expect(m.count == ReceiptV1.messageSize)
     #expect(Array(m[0..<16]) == Array("wisp-receipt-v1".utf8) + [0])
     #expect(Array(m[16..<48]) == r.node.bytes)
     #expect(Array(m[48..<80]) == r.client.bytes)
@@ -19,9 +19,9 @@ import WispCore
     let r = receipt(3, serial: 77, bytes: 123_456, epoch: 1_700_000_123)
     let e = r.encoded
     var rd = e.withUnsafeBytes { ByteReader($0) }
-    let d = e.withUnsafeBytes { buf -> Receipt? in
+    let d = e.withUnsafeBytes { buf -> ReceiptV1? in
       var rr = ByteReader(buf)
-      let x = Receipt.decode(&rr)
+      let x = ReceiptV1.decode(&rr)
       return rr.remaining == 0 ? x : nil
     }
     _ = rd.u8()
@@ -29,7 +29,7 @@ import WispCore
     // Every shorter prefix fails to decode.
     for n in 0..<e.count {
       let p = Array(e[0..<n])
-      #expect(p.withUnsafeBytes { b -> Receipt? in var rr = ByteReader(b); return Receipt.decode(&rr) } == nil)
+      #expect(p.withUnsafeBytes { b -> ReceiptV1? in var rr = ByteReader(b); return ReceiptV1.decode(&rr) } == nil)
     }
   }
 
@@ -63,11 +63,11 @@ import WispCore
     #expect(l.accept(receipt(2, serial: 10, bytes: 1), verifier: v, requireOpen: true) == .rejected(.wrongCircuit))
     l.relayed(serial: 10, bytes: 300)
     // Up to an eighth plus 64 KiB beyond what was relayed (bytes lost before this hop), not more.
-    let most = Receipt.acceptable(relayed: 300)
+    let most = ReceiptV1.acceptable(relayed: 300)
     #expect(most == 300 + 37 + 65_536)
     #expect(l.accept(receipt(1, serial: 10, bytes: most + 1), verifier: v, requireOpen: true) == .rejected(.exceedsRelayed))
     #expect(l.accept(receipt(1, serial: 10, bytes: 300), verifier: v, requireOpen: true) == .accepted(added: 300))
-    #expect(Receipt.acceptable(relayed: UInt64.max - 10) == UInt64.max)
+    #expect(ReceiptV1.acceptable(relayed: UInt64.max - 10) == UInt64.max)
   }
 
   @Test func creditWindowArithmetic() {
@@ -113,7 +113,7 @@ import WispCore
   @Test func tenThousandTamperedReceiptsRejected() {
     var l = CreditLedger(node: testNode)
     let v = FakeVerifier()
-    var genuine: [Receipt] = []
+    var genuine: [ReceiptV1] = []
     for i in 0..<8 {
       let r = receipt(UInt8(i % 4), serial: UInt64(100 + i), bytes: UInt64(1000 * (i + 1)))
       #expect(l.accept(r, verifier: v, requireOpen: false) == .accepted(added: r.bytes))

@@ -38,9 +38,9 @@ struct FakeSigner: MessageSigner {
 let testNode = FakeVerifier().fingerprint(ofKey: FakeSigner(200).publicKey)
 
 func receipt(_ client: UInt8, serial: UInt64, bytes: UInt64, epoch: UInt64 = 1_700_000_000,
-             node: Fingerprint = testNode) -> Receipt {
+             node: Fingerprint = testNode) -> ReceiptV1 {
   var s = FakeSigner(client)
-  return Receipt.make(signer: &s, verifier: FakeVerifier(), node: node, serial: serial, bytes: bytes, epoch: epoch)!
+  return ReceiptV1.make(signer: &s, verifier: FakeVerifier(), node: node, serial: serial, bytes: bytes, epoch: epoch)!
 }
 
 func clientFP(_ client: UInt8) -> Fingerprint { FakeVerifier().fingerprint(ofKey: FakeSigner(client).publicKey) }

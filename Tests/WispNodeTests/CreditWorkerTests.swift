@@ -24,8 +24,8 @@ import WispNode
       worker.shards = [shardInbox]
     }
 
-    func receipt(serial: UInt64, bytes: UInt64, node: Fingerprint? = nil) -> Receipt {
-      Receipt.make(signer: &client, verifier: P256Verifier(), node: node ?? credit.fingerprint, serial: serial, bytes: bytes,
+    func receipt(serial: UInt64, bytes: UInt64, node: Fingerprint? = nil) -> ReceiptV1 {
+      ReceiptV1.make(signer: &client, verifier: P256Verifier(), node: node ?? credit.fingerprint, serial: serial, bytes: bytes,
                    epoch: UInt64(wisp_realtime_s()))!
     }
 

@@ -13,7 +13,7 @@ import WispTLS
     let dir = String(cString: try #require(template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }))
     let credit = try #require(NodeCredit.open(directory: dir, window: 1 << 20, commitInterval: 0))
     var signer = try #require(P256Signer.generate())
-    let valid = try #require(Receipt.make(signer: &signer, verifier: P256Verifier(), node: credit.fingerprint, serial: 1,
+    let valid = try #require(ReceiptV1.make(signer: &signer, verifier: P256Verifier(), node: credit.fingerprint, serial: 1,
                                           bytes: 1000, epoch: UInt64(wisp_realtime_s())))
     var n = 0
     for i in 0..<100_000 {
