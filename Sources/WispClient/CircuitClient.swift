@@ -344,6 +344,23 @@ public final class CircuitClient<S: DatagramSocket> {
     return r
   }
 
+  /// The most the payer may sign on this client, summed over every hop and circuit (0: no
+  /// cap). `fitsCap` tells whether more traffic stays under it; the caller stops sending.
+  public var spendCap: UInt64 = 0
+
+  /// Whether `bodyBytes` more of DATA, crossing every paying hop `ways` times (2: an echo or
+  /// a reply expected), stay under `spendCap` on top of what is owed and `capReserve`.
+  public func fitsCap(bodyBytes: UInt64, ways: UInt64) -> Bool {
+    spendCap == 0
+      || owedTotal &+ cost(bodyBytes: bodyBytes &* ways) &+ CircuitClient.capReserve(hops: max(hopReceipts.count, 1)) <= spendCap
+  }
+
+  /// The DATA body of a message of `size` bytes from `send(seq:size:)` on this circuit.
+  public func messageBody(size: Int) -> Int {
+    let size = max(size, 16)
+    return channel == nil ? size : min(size, Wire.maxBody - Wire.sealOverhead) + Wire.sealOverhead
+  }
+
   /// When receipts were last sent, and how often the latest amounts were sent again.
   var lastReceiptNs: UInt64 = 0
   var resends = 0
@@ -364,8 +381,8 @@ public final class CircuitClient<S: DatagramSocket> {
   /// A BIND's body (node fp, binding) for the current circuit.
   func bind(body: UnsafeRawBufferPointer) {
     guard !hopReceipts.isEmpty else { return }
-    let node = Fingerprint(body[0..<32])
-    let binding = Array(body[32..<48])
+    guard body.count == Wire.bindBody, let node = Fingerprint(UnsafeRawBufferPointer(rebasing: body[0..<32])),
+          let binding = Binding(Array(body[32..<48])) else { return }
     bindsReceived += 1
     var hop = hopReceipts.firstIndex { $0.node == node }
     if hop == nil { hop = hopReceipts.firstIndex { $0.node == nil && $0.bindBytes == 0 } }
@@ -524,7 +541,7 @@ public struct HopReceipts {
   /// The node's fingerprint (nil: not known, so it gets no receipt).
   public var node: Fingerprint?
   /// The binding the node drew for this circuit, from its BIND (nil until it arrives).
-  public var binding: [UInt8]? = nil
+  public var binding: Binding? = nil
   /// RECEIPT bodies sent to this hop, and the BIND body received from it (bytes): what
   /// the hops before it charge for them.
   public var receiptBytes: UInt64 = 0
