@@ -17,6 +17,7 @@ import WispTestSupport
 /// A stand-in for the first hop of a three-node circuit, on its own thread. Read its
 /// records only after `stop()`.
 final class FakeCircuit {
+  let network: MemoryNetwork  // endpoints hold it unowned: kept alive with the circuit
   let io: MemoryIO
   let nodes: [Fingerprint]
   let bindings: [Binding]
@@ -29,8 +30,9 @@ final class FakeCircuit {
   var undecodable = 0
   var dataFrames = 0
 
-  init(_ io: MemoryIO, nodes: [Fingerprint]) throws {
-    self.io = io
+  init(_ network: MemoryNetwork, at: Endpoint, nodes: [Fingerprint]) throws {
+    self.network = network
+    self.io = try network.endpoint(at)
     self.nodes = nodes
     var r = KernelRandom()
     bindings = nodes.map { _ in Binding(hi: UInt64(r.next32()) << 32 | UInt64(r.next32()), lo: UInt64(r.next32())) }
@@ -86,17 +88,16 @@ final class FakeCircuit {
 }
 
 @Suite struct ClientReceiptTests {
-  static let payerKey = P256Signer.generate()!
-  static let nodeKeys = (0..<3).map { _ in P256Signer.generate()! }
+  let payerKey = P256Signer.generate()!
 
   func setUp(port: UInt16) throws -> (CircuitClient<MemoryIO>, FakeCircuit, Endpoint, [Fingerprint]) {
     let net = MemoryNetwork()
     let relay = Endpoint(ip: 0x7F00_0001, port: port)
-    let nodes = ClientReceiptTests.nodeKeys.map { P256Verifier().fingerprint(ofKey: $0.publicKey) }
-    let fake = try FakeCircuit(try net.endpoint(relay), nodes: nodes)
+    let nodes = try (0..<3).map { _ in P256Verifier().fingerprint(ofKey: try #require(P256Signer.generate()).publicKey) }
+    let fake = try FakeCircuit(net, at: relay, nodes: nodes)
     let client = CircuitClient(socket: try net.endpoint(Endpoint(ip: 0x7F00_0001, port: port + 1)))
     client.useDTLS = false
-    client.enableReceipts(key: ClientReceiptTests.payerKey, hops: nodes)
+    client.enableReceipts(key: payerKey, hops: nodes)
     return (client, fake, relay, nodes)
   }
 
@@ -123,7 +124,7 @@ final class FakeCircuit {
     #expect(client.received == 300)
     #expect(fake.undecodable == 0)
 
-    let payer = P256Verifier().fingerprint(ofKey: ClientReceiptTests.payerKey.publicKey)
+    let payer = P256Verifier().fingerprint(ofKey: payerKey.publicKey)
     for hop in 0..<3 {
       let mine = fake.receipts.filter { $0.hop == hop }
       #expect(mine.count >= 2, "hop \(hop): \(mine.count) receipts")
