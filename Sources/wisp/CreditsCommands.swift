@@ -77,7 +77,7 @@ enum CreditsCommands {
     var clients: [(Fingerprint, UInt64, Int)] = []
     var days: [(Int64, UInt64)] = []
     for c in l.circuits {
-      guard let r = c.latest else { continue }
+      let r = c.latest
       if let i = clients.firstIndex(where: { $0.0 == c.client }) {
         clients[i].1 += r.bytes; clients[i].2 += 1
       } else {
@@ -111,7 +111,7 @@ enum CreditsCommands {
     guard var key = nodeKey(dir, create: false) else { return 1 }
     guard let s = scan(dir) else { Console.err("wisp: no journal in \(dir)"); return 1 }
     if let stop = s.stop { Console.err("wisp: journal: \(stop.text) at offset \(s.validLength); exporting the valid prefix") }
-    let receipts = s.ledger.latestReceipts.filter { $0.epoch >= since }
+    let receipts = s.ledger.latestV1Receipts.filter { $0.epoch >= since }  // claim v2: h-settle
     guard let claim = Claim.build(receipts: receipts, signer: &key, created: now(), since: since) else {
       Console.err("wisp: signing the claim failed")
       return 1
