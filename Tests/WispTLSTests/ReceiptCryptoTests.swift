@@ -24,7 +24,7 @@ import WispTLS
   @Test func signedReceiptVerifiesAndTamperingFails() throws {
     var client = try #require(P256Signer.generate())
     let node = Self.v.fingerprint(ofKey: try #require(P256Signer.generate()).publicKey)
-    let r = try #require(Receipt.make(signer: &client, verifier: Self.v, node: node, serial: 9, bytes: 1 << 20,
+    let r = try #require(ReceiptV1.make(signer: &client, verifier: Self.v, node: node, serial: 9, bytes: 1 << 20,
                                       epoch: 1_700_000_000))
     #expect(r.signature.count <= 72 && r.signature[0] == 0x30)
     #expect(r.check(node: node, verifier: Self.v) == nil)
@@ -54,10 +54,10 @@ import WispTLS
   @Test func claimFileVerifiesAloneAndRejectsTampering() throws {
     var nodeKey = try #require(P256Signer.generate())
     let node = Self.v.fingerprint(ofKey: nodeKey.publicKey)
-    var receipts: [Receipt] = []
+    var receipts: [ReceiptV1] = []
     for i in 0..<3 {
       var c = try #require(P256Signer.generate())
-      receipts.append(try #require(Receipt.make(signer: &c, verifier: Self.v, node: node, serial: UInt64(i + 1),
+      receipts.append(try #require(ReceiptV1.make(signer: &c, verifier: Self.v, node: node, serial: UInt64(i + 1),
                                                 bytes: UInt64(1000 * (i + 1)), epoch: 1_700_000_000)))
     }
     let claim = try #require(Claim.build(receipts: receipts, signer: &nodeKey, created: 1_700_000_100, since: 0))
@@ -87,8 +87,9 @@ import WispTLS
     let disk = EmulatedDisk()
     var j = try Journal.open(storage: EmulatedJournalStorage(disk: disk), node: node, verifier: Self.v, now: 1)
     for k in 1...5 {
-      let r = try #require(Receipt.make(signer: &c, verifier: Self.v, node: node, serial: 1, bytes: UInt64(k * 10), epoch: 2))
-      #expect(try j.record(r, now: 2, live: false) == .accepted(added: 10))
+      let r = try #require(Receipt.make(signer: &c, verifier: Self.v, node: node, binding: Binding(hi: 1, lo: 1),
+                                        bytes: UInt64(k * 10), epoch: 2))
+      #expect(try j.record(r, now: 2) == .accepted(added: 10))
     }
     try j.close(now: 3)
     let scan = JournalScan.scan(disk.durable, node: node, verifier: Self.v)
