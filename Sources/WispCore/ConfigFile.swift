@@ -22,6 +22,7 @@ public enum ConfigFile {
     "exit_sockets", "circuits_per_source", "pending_per_source", "exits_per_source", "expensive_per_source",
     "receipts_per_second", "key_agreements_per_second",
     "sessions_per_source", "lab_addresses",
+    "unbound_allowance", "bind_timeout", "payers", "settlement_keys", "settlement_threshold", "require_payers",
   ]
 
   /// Applies the file's settings over `base` (which carries board defaults).
@@ -104,6 +105,17 @@ public enum ConfigFile {
       }
       else if k.is("lab_addresses") { c.limits.labAddresses = try onOff() }
       else if k.is("credit_window") { c.creditWindow = try number(0, 1 << 40) }
+      else if k.is("unbound_allowance") { c.unboundAllowance = try number(0, 1 << 30) }
+      else if k.is("bind_timeout") { c.bindTimeoutSec = UInt32(try number(1, 3600)) }
+      else if k.is("payers") { c.payersPath = v.is("none") ? nil : v }
+      else if k.is("settlement_keys") {
+        guard let keys = RunConfig.fingerprints(v) else {
+          throw fail("'settlement_keys' must be 64-hex-digit fingerprints separated by commas, not '\(v)'")
+        }
+        c.settlementKeys = keys
+      }
+      else if k.is("settlement_threshold") { c.settlementThreshold = Int(try number(1, 16)) }
+      else if k.is("require_payers") { c.requirePayers = try onOff() }
       else if k.is("exit_sockets") { c.exitSockets = Int(try number(0, 65_536)) }
       else if k.is("circuits_per_source") { c.sourceLimits.circuitsPerSource = Int(try number(0, 1 << 24)) }
       else if k.is("exits_per_source") { c.sourceLimits.exitsPerSource = Int(try number(0, 65_536)) }

@@ -63,6 +63,8 @@ public enum RefuseReason: UInt8 {
 /// DESTROY reasons.
 public enum DestroyReason: UInt8 {
   case normal = 0, idle = 1, shutdown = 2, nextHopGone = 3
+  /// No receipt bound the circuit within the bind timeout (issue 15).
+  case unbound = 4
 }
 
 public enum Defaults {

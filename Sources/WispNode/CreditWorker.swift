@@ -9,13 +9,15 @@
 // queue refuses them (`worker_busy`).
 //
 // A shard that receives a RECEIPT for this node decodes it (cheap) and posts it here with
-// the circuit it came on; it never waits. If the queue is full the receipt is refused and
-// the shard counts `worker_busy`. This thread verifies the ECDSA signature (about 1 ms),
-// binds and records the receipt in the journal (NodeCredit, which it owns), runs the
-// journal's group commit with its fdatasync once a second, and answers the shard through
-// its mailbox (`credited`: the circuit's serial and the bytes its receipts acknowledge,
-// which move its credit window). The shard applies an answer only if the circuit is still
-// the one the receipt came on.
+// the circuit it came on (and that circuit's binding); it never waits. If the queue is full
+// the receipt is refused and the shard counts `worker_busy`. This thread verifies the ECDSA
+// signature (about 1 ms), binds the circuit to the receipt's payer, records the receipt in
+// the journal (NodeCredit, which it owns), runs the journal's group commit with its
+// fdatasync once a second, and answers the shard through its mailbox (`credited`: bound or
+// not, the bytes its receipts acknowledge, and the relayed count the circuit may reach —
+// its share of the payer's window, PayerCredit.swift). The shard applies an answer only if
+// the circuit is still the one the receipt came on. A bound circuit's end comes here too
+// (`closed`, with what it relayed): its unpaid bytes stay with its payer as debt.
 //
 // Its view of each circuit (`CreditSlot`, per shard and forward half, allocated at start)
 // is the authoritative one: two receipts of one circuit in flight at once are handled in
@@ -25,26 +27,30 @@ import WispCore
 import WispOS
 import WispTLS
 
-/// The worker's view of one circuit (its forward half on one shard).
+/// The worker's view of one circuit (its forward half on one shard). All zero: empty.
 public struct CreditSlot {
   public var localId: UInt32 = 0
-  /// The serial the circuit's first valid receipt bound (0: unbound).
-  public var serial: UInt64 = 0
+  /// A valid receipt bound the circuit to `payer`.
+  public var bound = false
+  public var payer = Fingerprint.zero
+  /// The circuit's binding (set when bound).
+  public var binding = Binding.zero
   /// Bytes the latest valid receipt acknowledges.
   public var receipted: UInt64 = 0
-  /// Relayed bytes already reported to the ledger.
-  public var reported: UInt64 = 0
+  /// The relayed count the circuit may reach (what the shard was told).
+  public var limit: UInt64 = 0
+  public init(localId: UInt32 = 0) { self.localId = localId }
 }
 
 /// Work for the credit worker.
 public enum CreditJob {
-  /// A receipt naming this node, from `shard`'s circuit (forward half `half`, `localId`)
-  /// that had relayed `relayed` bytes when it arrived.
-  case receipt(shard: Int, half: Int32, localId: UInt32, relayed: UInt64, ReceiptV1)
+  /// A receipt naming this node, from `shard`'s circuit (forward half `half`, `localId`,
+  /// binding `binding`) that had relayed `relayed` bytes when it arrived.
+  case receipt(shard: Int, half: Int32, localId: UInt32, relayed: UInt64, binding: Binding, Receipt)
   /// A sealed exit's key agreement for `shard`'s circuit (forward half, local id).
   case exitKeys(shard: Int, half: Int32, localId: UInt32, clientPoint: [UInt8])
-  /// A bound circuit ended.
-  case closed(shard: Int, half: Int32, localId: UInt32, serial: UInt64)
+  /// A bound circuit ended after relaying `relayed` bytes.
+  case closed(shard: Int, half: Int32, localId: UInt32, relayed: UInt64)
   /// Commit and end the thread.
   case stop
 }
@@ -88,16 +94,17 @@ public final class CreditWorker {
   /// Wires a shard's forwarder to the worker: receipts in, circuit ends in.
   public func connect(_ fwd: Forwarder<KernelRandom>, shard: Int) {
     let inbox = self.inbox
-    fwd.onReceipt = { r, half, localId, relayed in
-      inbox.post(.receipt(shard: shard, half: half, localId: localId, relayed: relayed, r))
+    fwd.onReceipt = { r, half, localId, relayed, binding in
+      inbox.post(.receipt(shard: shard, half: half, localId: localId, relayed: relayed, binding: binding, r))
     }
     if keyAgreement != nil {
       fwd.onExitKeys = { half, localId, point in
         inbox.post(.exitKeys(shard: shard, half: half, localId: localId, clientPoint: Array(point)))
       }
     }
-    fwd.circuits.onClose = { half, localId, serial in
-      inbox.post(.closed(shard: shard, half: half, localId: localId, serial: serial))
+    fwd.circuits.onClose = { half, localId, relayed in
+      // A full queue loses the close: the payer's headroom comes back when the slot is reused.
+      _ = inbox.post(.closed(shard: shard, half: half, localId: localId, relayed: relayed))
     }
   }
 
@@ -128,18 +135,19 @@ public final class CreditWorker {
 
   public func handle(_ job: CreditJob) {
     switch job {
-    case .receipt(let shard, let half, let localId, let relayed, let r):
+    case .receipt(let shard, let half, let localId, let relayed, let binding, let r):
       guard shard < slots.count, half >= 0, Int(half) < slotCount else { return }
       var s = slots[shard][Int(half)]
       if s.localId != localId {
-        // The slot holds a circuit that ended before its binding reached the shard.
-        if s.serial != 0 { credit.closed(serial: s.serial) }
+        // The slot holds a circuit that ended and whose close was not seen (a full queue):
+        // what it relayed is unknown here, its receipted amount is what the payer owes.
+        if s.bound { credit.closed(s, relayed: s.receipted) }
         s = CreditSlot(localId: localId)
       }
-      credit.take(r, slot: &s, relayed: relayed)
+      credit.take(r, slot: &s, relayed: relayed, binding: binding)
       slots[shard][Int(half)] = s
       if shard < shards.count,
-         !shards[shard].post(.credited(half: half, localId: localId, serial: s.serial, receipted: s.receipted)) {
+         !shards[shard].post(.credited(half: half, localId: localId, bound: s.bound, receipted: s.receipted, limit: s.limit)) {
         answersLost &+= 1
       }
     case .exitKeys(let shard, let half, let localId, let point):
@@ -150,9 +158,9 @@ public final class CreditWorker {
          !shards[shard].post(.exitKeys(half: half, localId: localId, keys: made?.keys ?? [], created: made?.created ?? [])) {
         answersLost &+= 1
       }
-    case .closed(let shard, let half, let localId, let serial):
-      credit.closed(serial: serial)
+    case .closed(let shard, let half, let localId, let relayed):
       if shard < slots.count, half >= 0, Int(half) < slotCount, slots[shard][Int(half)].localId == localId {
+        credit.closed(slots[shard][Int(half)], relayed: relayed)
         slots[shard][Int(half)] = CreditSlot()
       }
     case .stop:

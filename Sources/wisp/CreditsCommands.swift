@@ -80,7 +80,7 @@ enum CreditsCommands {
     var clients: [(Fingerprint, UInt64, Int)] = []
     var days: [(Int64, UInt64)] = []
     for c in l.circuits {
-      guard let r = c.latest else { continue }
+      let r = c.latest
       if let i = clients.firstIndex(where: { $0.0 == c.client }) {
         clients[i].1 += r.bytes; clients[i].2 += 1
       } else {
@@ -123,9 +123,9 @@ enum CreditsCommands {
   }
 
   /// The receipts the journal holds, latest per key: v2, and v1 from journals written before
-  /// issue 15. (Until the node's journal v2 lands on this branch, the ledger holds v1 only.)
+  /// issue 15 (the ledger's `latestReceipts` / `latestV1Receipts`, CreditLedger.swift).
   static func exportable(_ s: JournalScan) -> (v2: [Receipt], v1: [ReceiptV1]) {
-    ([], s.ledger.latestReceipts)
+    (s.ledger.latestReceipts, s.ledger.latestV1Receipts)
   }
 
   static func export(_ inv: Invocation) -> Int32 {
