@@ -12,7 +12,7 @@
 source "$(dirname "$0")/lib.bash"
 w=$(Toolchain/host-build.sh) || fail "no host build for the settlement tools"
 dir=$(mktemp -d /tmp/wisp-settle.XXXXXX)
-trap 'cleanup; rm -rf "$dir"' EXIT
+trap 'cleanup; [ -n "${KEEP:-}" ] || rm -rf "$dir"' EXIT
 cd "$dir"
 for k in settle settle2 stranger payer small minted nodeA nodeB nodeC; do
   "$w" keygen --state-dir "$k" >/dev/null || fail "keygen $k"
@@ -104,7 +104,7 @@ assert pn[(payer, A)] == 32000 and pn[(small, B)] == 400
 print(f"check settle: payer {payer[:12]}… paid {p[payer]['bytes']} bytes once (claim given twice + cumulative re-export);"
       f" small payer {p[small]['bytes']} > budget 1000 across 3 nodes flagged; node A flagged for 3 unlisted_payer")
 PY
-grep -q "^payer,$(fpr small),,1200,1,,1,over_budget@" settle.csv || fail "CSV: small payer not flagged ($(grep small settle.csv))"
+grep -q "^payer,$(fpr small),,1200,3,,1,over_budget@" settle.csv || fail "CSV: small payer not flagged ($(grep small settle.csv))"
 grep -q 'OVER BUDGET' settle.txt && fail "table flags a payer without overspend"
 grep -q "^  $(fpr payer) .* 32000 " settle.txt || fail "table: payer total ($(cat settle.txt))"
 check "settle: table, JSON and CSV agree; exit 3 when flagged, 0 when clean"
