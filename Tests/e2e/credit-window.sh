@@ -6,11 +6,11 @@
 # --credit-window 0 the same traffic flows and nothing is closed.
 source "$(dirname "$0")/lib.bash"
 port=$((20000 + RANDOM % 20000)) echo_port=$((port + 1))
-python3 Tests/e2e/wisppeer.py echo $echo_port 25 >/dev/null & pids+=($!)
+python3 Tests/e2e/wisppeer.py echo $echo_port 130 >/dev/null & pids+=($!)
 for window in 200000 0; do
   log=$(mktemp /tmp/wisp-window.XXXXXX)
   .build-firmware/x86_64/wisp run --listen 127.0.0.1:$port --state-dir "$state/w$window" --exit 127.0.0.1:$echo_port --links optional --lab-addresses yes \
-    --credit-window $window --unbound-allowance 100000 --bind-timeout 3 --status-socket "$state/status-$window.sock" --duration 30 2>"$log" & node=$!
+    --credit-window $window --unbound-allowance 100000 --bind-timeout 15 --status-socket "$state/status-$window.sock" --duration 60 2>"$log" & node=$!
   pids+=($node)
   sleep 0.5
   python3 - "$port" "$echo_port" "$window" "$state/status-$window.sock" <<'PY'
@@ -44,10 +44,13 @@ if window:
     assert st['credit']['paused_circuits'] == 1 and st['drops']['unpaid'] > 0, st
     assert st['credit']['unbound_open'] == 1 and st['credit']['binds_sent'] == 1, st['credit']
     assert st['leds'].startswith('unpaid'), st['leds']
-    # Bind timeout: the unbound circuit is closed (DESTROY 4 to the client).
-    time.sleep(4)
-    st2 = json.loads(subprocess.run(['.build-firmware/x86_64/wisp', 'status', '--json', '--socket', sock],
-                                    capture_output=True, text=True, timeout=5).stdout)
+    # Bind timeout (15 s after CREATE): the unbound circuit is closed (DESTROY 4 to the client).
+    for _ in range(200):
+        st2 = json.loads(subprocess.run(['.build-firmware/x86_64/wisp', 'status', '--json', '--socket', sock],
+                                        capture_output=True, text=True, timeout=5).stdout)
+        if st2['credit']['unbound_closed'] == 1:
+            break
+        time.sleep(0.1)
     assert st2['credit']['unbound_closed'] == 1 and st2['circuits']['open'] == 0, st2['credit']
     # Rotation: 4 more circuits, each sending 150 KB unpaid: one allowance each, never W.
     before = st2['traffic']['bytes']
