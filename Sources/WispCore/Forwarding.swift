@@ -659,6 +659,23 @@ public final class Forwarder<R: RandomSource> {
     }
   }
 
+  /// Told the limit a `setLimit` applied (the worker counts a lowered limit only then).
+  public var onLimitApplied: ((_ half: Int32, _ localId: UInt32, _ limit: UInt64) -> Void)?
+
+  /// The worker rebalances a payer's window: a bound circuit's limit becomes `limit`, never
+  /// below what it has relayed (so it pauses there at most). Ignored when the half no
+  /// longer holds that circuit; otherwise the limit applied goes back to the worker.
+  public func setLimit(half: Int32, localId: UInt32, limit: UInt64) {
+    guard half >= 0, Int(half) < circuits.capacity else { return }
+    let h = circuits.half(Int(half))
+    guard h.pointee.inUse, h.pointee.isForward, h.pointee.localId == localId, h.pointee.bound else { return }
+    let p = circuits.half(Int(h.pointee.peer))
+    let applied = max(limit, h.pointee.bytes &+ p.pointee.bytes)
+    h.pointee.creditLimit = applied
+    p.pointee.creditLimit = applied
+    onLimitApplied?(half, localId, applied)
+  }
+
   /// (paused circuits, relayed-but-unreceipted bytes, circuits no receipt has bound yet)
   /// — for status, not the packet path.
   public func creditState() -> (paused: Int, pending: UInt64, unbound: Int) {

@@ -13,7 +13,8 @@
 // Σ (relayed − receipted) over its closed ones. The invariant, for every payer:
 //
 //   Σ over its open circuits (limit − receipted) + closed debt ≤ W
-//     (+ what each circuit carried before its first receipt, at most the unbound allowance)
+//     (+ at most the unbound allowance per circuit: what it may carry before its first
+//      receipt, and the floor its limit keeps after it)
 //
 // holds after every grant: a grant only hands out what the sum leaves, and the
 // `relayed − receipted` term only keeps bytes already carried under an earlier, larger
@@ -105,18 +106,38 @@ public struct PayerBook {
   /// limit: receipted + share, but never below what it already relayed (bytes carried
   /// under an earlier, larger limit stay counted as its headroom, so a smaller share
   /// pauses the circuit at once instead of hiding them).
-  public mutating func grant(_ payer: Fingerprint, headroom: UInt64, receipted: UInt64, relayed: UInt64 = 0) -> UInt64 {
+  ///
+  /// `floor`: the limit never drops below it (the unbound allowance: a circuit could carry
+  /// that much before its first receipt, so keeping it after binding adds nothing to the
+  /// bound, and a payer's new circuit keeps flowing while the window is rebalanced).
+  public mutating func grant(_ payer: Fingerprint, headroom: UInt64, receipted: UInt64, relayed: UInt64 = 0,
+                             floor: UInt64 = 0) -> UInt64 {
     let k = PayerKey(fp: payer)
-    guard var s = payers[k], s.open > 0 else { return receipted }
+    guard var s = payers[k], s.open > 0 else { return max(receipted, floor) }
     s.granted = s.granted > headroom ? s.granted - headroom : 0
     let used = s.granted &+ s.debt
     let left = window > used ? window - used : 0
-    let spent = relayed > receipted ? relayed - receipted : 0
+    let spent = max(relayed, floor) > receipted ? max(relayed, floor) - receipted : 0
     let share = max(min(window / UInt64(s.open), left), spent)
     s.granted &+= share
     payers[k] = s
     let (limit, over) = receipted.addingReportingOverflow(share)
     return over ? UInt64.max : limit
+  }
+
+  /// The share a circuit of `payer` is due when the window is split evenly: W / its open circuits.
+  public func fairShare(_ payer: Fingerprint) -> UInt64 {
+    guard let s = payers[PayerKey(fp: payer)], s.open > 0 else { return window }
+    return window / UInt64(s.open)
+  }
+
+  /// A circuit of `payer` now has `headroom` where it had `old` (a limit the shard lowered
+  /// on the worker's request, rebalancing the window: counted only once applied).
+  public mutating func adjust(_ payer: Fingerprint, from old: UInt64, to headroom: UInt64) {
+    let k = PayerKey(fp: payer)
+    guard var s = payers[k] else { return }
+    s.granted = (s.granted > old ? s.granted - old : 0) &+ headroom
+    payers[k] = s
   }
 
   /// A bound circuit of `payer` closed with `headroom` granted, `receipted` acknowledged and

@@ -92,6 +92,7 @@ public final class Node {
       Log.error("a payer list needs credit: the state directory or node key is unusable")
       return 1
     }
+    credit?.unboundAllowance = config.unboundAllowance
     if !startPayers() { return 1 }
     var count = config.effectiveShards
     if count > 1 && config.shards == nil {

@@ -57,6 +57,8 @@ public final class NodeCredit {
   /// The payer list's check: is this payer listed and valid at this epoch (nil: no list,
   /// payers unverified). Replaced under the lock on reload.
   public var payerGate: ((Fingerprint, UInt64) -> Bool)? = nil
+  /// A bound circuit's limit never drops below this (the unbound allowance: PayerBook.grant).
+  public var unboundAllowance: UInt64 = Credits.defaultUnboundAllowance
   /// Receipts of unlisted payers earn nothing (with a payer list).
   public var requirePayers = true
   /// Valid receipts of unlisted payers taken because `requirePayers` is off.
@@ -200,7 +202,7 @@ public final class NodeCredit {
       headroom = slot.limit > slot.receipted ? slot.limit - slot.receipted : 0
     }
     slot.receipted = r.bytes
-    slot.limit = book.grant(r.payer, headroom: headroom, receipted: r.bytes, relayed: total)
+    slot.limit = book.grant(r.payer, headroom: headroom, receipted: r.bytes, relayed: total, floor: unboundAllowance)
     accepted += 1
     if r.bytes > 0 { synced ? record(r) : hold(r) }
   }
@@ -266,6 +268,29 @@ public final class NodeCredit {
     for r in list {
       if Receipt.epochAcceptable(r.epoch, now: now) { record(r) } else { reject(.epoch) }
     }
+  }
+
+  /// W / the payer's open circuits (rebalancing, CreditWorker).
+  public func fairShare(_ payer: Fingerprint) -> UInt64 {
+    wisp_credit_lock()
+    defer { wisp_credit_unlock() }
+    return book.fairShare(payer)
+  }
+
+  /// A lower limit the shard applied to a circuit of `payer`: its headroom went from `old` to `headroom`.
+  public func adjust(_ payer: Fingerprint, from old: UInt64, to headroom: UInt64) {
+    wisp_credit_lock()
+    defer { wisp_credit_unlock() }
+    book.adjust(payer, from: old, to: headroom)
+  }
+
+  /// A new limit for a bound circuit outside a receipt: its share of what the payer's
+  /// window has left (never below its present limit).
+  public func regrant(_ slot: CreditSlot) -> UInt64 {
+    wisp_credit_lock()
+    defer { wisp_credit_unlock() }
+    let headroom = slot.limit > slot.receipted ? slot.limit - slot.receipted : 0
+    return book.grant(slot.payer, headroom: headroom, receipted: slot.receipted, relayed: slot.limit, floor: unboundAllowance)
   }
 
   /// A bound circuit ended with `relayed` bytes carried: its headroom goes back to its

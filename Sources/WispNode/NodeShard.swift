@@ -25,6 +25,8 @@ public enum ShardMessage {
   case snapshot(generation: UInt64)
   /// The credit worker's answer for a receipt (CreditWorker).
   case credited(half: Int32, localId: UInt32, bound: Bool, receipted: UInt64, limit: UInt64)
+  /// The worker rebalances a payer's window: a bound circuit's new limit (CreditWorker).
+  case limit(half: Int32, localId: UInt32, limit: UInt64)
   /// The worker's keys for a sealed exit circuit (empty: the client's point was not valid),
   /// and the CREATED tail (the exit's point and fresh nonce).
   case exitKeys(half: Int32, localId: UInt32, keys: [UInt8], created: [UInt8])
@@ -175,6 +177,8 @@ public final class NodeShard<IO: DatagramIO> {
       control.post(.snapshot(snapshot(generation: g)))
     case .credited(let half, let localId, let bound, let receipted, let limit):
       loop.forwarder.credited(half: half, localId: localId, bound: bound, receipted: receipted, limit: limit)
+    case .limit(let half, let localId, let limit):
+      loop.forwarder.setLimit(half: half, localId: localId, limit: limit)
     case .exitKeys(let half, let localId, let keys, let created):
       let p = scratch + Defaults.headroom
       let f = loop.forwarder

@@ -41,10 +41,15 @@ import WispTLS
       worker.handle(.receipt(shard: 0, half: half, localId: localId, relayed: relayed, binding: circuit, r))
     }
 
-    /// The worker's answer to the shard, nil if none.
+    /// The worker's answer to the shard for a receipt, nil if none (rebalancing messages
+    /// to other circuits, `.limit`, are skipped and counted).
+    var limitsSkipped = 0
     func answer() -> (half: Int32, localId: UInt32, bound: Bool, receipted: UInt64, limit: UInt64)? {
-      guard let m = shardInbox.take(), case .credited(let h, let l, let b, let r, let lim) = m else { return nil }
-      return (h, l, b, r, lim)
+      while let m = shardInbox.take() {
+        if case .credited(let h, let l, let b, let r, let lim) = m { return (h, l, b, r, lim) }
+        limitsSkipped += 1
+      }
+      return nil
     }
 
     var rejections: RejectionCounters { credit.tables().rejections }
@@ -121,7 +126,30 @@ import WispTLS
       g.post(g.receipt(b, bytes: 0), half: Int32(2 * i), localId: UInt32(1 + i), relayed: 0, circuit: b)
       granted += try #require(g.answer()).limit
     }
-    #expect(granted <= w)
+    // The first gets the window, each other one keeps the unbound allowance as its floor.
+    #expect(granted <= w + UInt64(n - 1) * unbound)
+  }
+
+  @Test func aNewCircuitGetsItsShareBackFromCircuitsOnADeadPath() throws {
+    // Circuit A holds the payer's whole window, then its path dies (no close reaches this
+    // node). Circuit B of the same payer binds with nothing left: the worker asks A's shard
+    // to lower A to its fair share; once applied, B is raised to its share.
+    let w: UInt64 = 100_000
+    let f = try Fixture(window: w)
+    f.post(f.receipt(binding(1), bytes: 0), half: 0, localId: 1, relayed: 0, circuit: binding(1))
+    #expect(try #require(f.answer()).limit == w)
+    f.post(f.receipt(binding(2), bytes: 0), half: 2, localId: 2, relayed: 0, circuit: binding(2))
+    #expect(try #require(f.answer()).limit == Credits.defaultUnboundAllowance)  // its floor, while rebalancing
+    guard case .limit(let h, let l, let lower) = try #require(f.shardInbox.take()) else { Issue.record("no .limit"); return }
+    #expect(h == 0 && l == 1 && lower == w / 2)
+    // The shard applies it (A had relayed 10,000: above its new limit's floor it stays at w/2).
+    f.worker.handle(.limitApplied(shard: 0, half: 0, localId: 1, limit: w / 2))
+    guard case .limit(let h2, let l2, let raised) = try #require(f.shardInbox.take()) else { Issue.record("no raise"); return }
+    #expect(h2 == 2 && l2 == 2 && raised == w / 2)
+    #expect(f.credit.book.state(f.payerFP)?.granted == w)   // the invariant still holds
+    // A stale answer (a receipt changed A's limit meanwhile) is not counted.
+    f.worker.handle(.limitApplied(shard: 0, half: 0, localId: 1, limit: 1))
+    #expect(f.credit.book.state(f.payerFP)?.granted == w && f.shardInbox.take() == nil)
   }
 
   @Test func closedDebtIsPaidOnlyByItsOwnBinding() throws {
@@ -131,14 +159,14 @@ import WispTLS
     _ = f.answer()
     f.worker.handle(.closed(shard: 0, half: 0, localId: 1, relayed: w))
     #expect(f.credit.tables().debtBytes == w && f.credit.tables().closedDebts == 1)
-    // A new circuit of the payer gets nothing while the debt stands...
+    // A new circuit of the payer gets nothing beyond its unbound allowance while the debt stands...
     f.post(f.receipt(binding(2), bytes: 0), half: 2, localId: 2, relayed: 0, circuit: binding(2))
-    #expect(try #require(f.answer()).limit == 0)
+    #expect(try #require(f.answer()).limit == Credits.defaultUnboundAllowance)
     // ...a receipt for the closed binding, sent on it, pays the debt (and is recorded)
     // without moving the circuit it came on...
     f.post(f.receipt(binding(1), bytes: w), half: 2, localId: 2, relayed: 0, circuit: binding(2))
     let a = try #require(f.answer())
-    #expect(a.bound && a.receipted == 0 && a.limit == 0)
+    #expect(a.bound && a.receipted == 0 && a.limit == Credits.defaultUnboundAllowance)
     #expect(f.credit.tables().debtBytes == 0 && f.credit.tables().debtPaid == w)
     #expect(f.credit.report().totals.receipted == w)
     // ...and the circuit's next receipt gets the window back.
