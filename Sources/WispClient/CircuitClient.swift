@@ -232,7 +232,8 @@ public final class CircuitClient<S: DatagramSocket> {
       attempts.append((my, ephemeral))
       let n = Frame.encodeHeader(out, type: .create, bodyLength: bodyLen, circuit: my)
       sendFrame(n)
-      let deadline = Clock.nowNs() + waitMs * 1_000_000
+      let sentNs = Clock.nowNs()
+      let deadline = sentNs + waitMs * 1_000_000
       while Clock.nowNs() < deadline {
         if !socket.wait(ms: 100) { continue }
         while let len = nextFrame() {
@@ -263,6 +264,12 @@ public final class CircuitClient<S: DatagramSocket> {
             if signer != nil {
               newReceiptCircuit(hops: receiptHops ?? hopReceipts.map { $0.node })
               for b in early where b.id == attempt.id { b.body.withUnsafeBytes { bind(body: $0) } }
+              // Every node sends its BIND right behind its CREATED: the bind receipts go
+              // before any DATA, so each node can verify its receipt while the first
+              // traffic uses its unbound allowance. Waited for twice the round trip the
+              // CREATE took (at least 20 ms) plus 30 ms, at most `waitMs`.
+              let rttMs = (Clock.nowNs() - sentNs) / 1_000_000
+              awaitBinds(untilNs: Clock.nowNs() + min(waitMs, max(rttMs * 2, 20) + 30) * 1_000_000)
             }
             return
           }
@@ -271,6 +278,16 @@ public final class CircuitClient<S: DatagramSocket> {
       }
     }
     throw .noAnswer
+  }
+
+  /// Takes BINDs of the current circuit until every hop sent one or `untilNs`.
+  func awaitBinds(untilNs: UInt64) {
+    while !hopReceipts.allSatisfy({ $0.bindBytes > 0 }) && Clock.nowNs() < untilNs {
+      if !socket.wait(ms: 10) { continue }
+      while let len = nextFrame() {
+        if case .success(let h) = Frame.decode(inbuf, length: len), h.type == .bind { takeBind(h) }
+      }
+    }
   }
 
   /// Signs receipts with the payer key `key` for `hops` (node fingerprints, first hop first).
@@ -364,6 +381,9 @@ public final class CircuitClient<S: DatagramSocket> {
   /// When receipts were last sent, and how often the latest amounts were sent again.
   var lastReceiptNs: UInt64 = 0
   var resends = 0
+  /// How often the same amounts may be sent again to a stalled circuit (0 once a spending
+  /// cap is reached: every resent receipt for a later hop is charged at the earlier ones).
+  public var resendLimit = 8
 
   /// A BIND from a node of the circuit (the frame in `inbuf`, its header `h`): the binding
   /// is kept for the hop whose fingerprint it names (the first BIND per hop wins), and a
@@ -420,8 +440,8 @@ public final class CircuitClient<S: DatagramSocket> {
   /// receipts for later hops pass the earlier ones, which charge them, so each earlier
   /// hop's receipt includes them. A circuit that echoes nothing for 250 ms may be paused at
   /// a node that never got the latest receipt (lost, or refused over a budget): the same
-  /// amounts are signed and sent again, at most every 250 ms and 8 times, or both ends
-  /// would wait for each other for good.
+  /// amounts are signed and sent again, at most every 250 ms and `resendLimit` times (and
+  /// only while under a spending cap), or both ends would wait for each other for good.
   public func sendReceiptsIfDue(force: Bool = false) {
     guard var key = signer, !hopReceipts.isEmpty else { return }
     var newest: UInt64 = 0
@@ -433,8 +453,8 @@ public final class CircuitClient<S: DatagramSocket> {
     }
     let now = Clock.nowNs()
     if newest > 0 { resends = 0 }
-    let stalled = bound && acknowledged > 0 && resends < 8 && now &- lastEchoNs > 250_000_000
-      && now &- lastReceiptNs > 250_000_000
+    let stalled = bound && acknowledged > 0 && resends < resendLimit && now &- lastEchoNs > 250_000_000
+      && now &- lastReceiptNs > 250_000_000 && (spendCap == 0 || fitsCap(bodyBytes: 0, ways: 0))
     if stalled {
       resends += 1
     } else if newest == 0 || (!force && newest < receiptEvery) {

@@ -359,7 +359,11 @@ public final class UDPForward<S: DatagramSocket> {
   func reachCap() {
     guard !capReached else { return }
     capReached = true
-    for s in senders { if let s, !s.broken { s.client.sendReceiptsIfDue(force: true) } }
+    for s in senders {
+      guard let s else { continue }
+      s.client.resendLimit = 0  // a resent receipt costs: no more once capped
+      if !s.broken { s.client.sendReceiptsIfDue(force: true) }
+    }
     let line = "forward: spending cap reached: \(spent) bytes signed of a cap of \(settings.spendCap)"
       + " (\(carried) bytes carried); carrying nothing more"
     log(line)
