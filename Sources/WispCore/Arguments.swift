@@ -12,7 +12,7 @@ public enum Subcommand: Equatable, Sendable {
   case help, version, run, demo, selftest, boards, config, status, leds
   case keygen, id, tlsProbe, tlsBench
   case client, forward
-  case credits, journal
+  case credits, journal, payers
 }
 
 /// One option a command accepts.
@@ -232,21 +232,48 @@ public enum Arguments {
                 ],
                 positionals: nil, maxPositionals: 0),
     CommandSpec(command: .credits, name: "credits",
-                summary: "credit totals; export or verify a signed claim file",
+                summary: "credit totals; export, verify or settle signed claim files",
                 options: [
                   OptionSpec("--state-dir", "DIR", "where credits.journal and node.key live (default /var/lib/wisp)"),
-                  OptionSpec("--since", "EPOCH", "export: only receipts signed at or after this time"),
+                  OptionSpec("--from", "EPOCH", "export: range start (default: the last export's end + 1, or 0)"),
+                  OptionSpec("--to", "EPOCH", "export: range end (default: now)"),
                   OptionSpec("--out", "FILE", "export: write the claim here (default: standard output)"),
-                  OptionSpec("--receipts", "N", "selftest-fill (host build only): receipts to add (default 20)"),
+                  OptionSpec("--payers", "LIST", "export: the payer list in force (its version goes into the claim); verify, settle: judge receipts against it"),
+                  OptionSpec("--settlement-keys", "FP[,FP...]", "verify, settle: settlement key fingerprints the payer list must be signed by"),
+                  OptionSpec("--threshold", "K", "verify, settle: distinct settlement keys needed (default 1)"),
+                  OptionSpec("--json", nil, "settle: JSON instead of the table"),
+                  OptionSpec("--csv", nil, "settle: CSV instead of the table"),
+                  OptionSpec("--threads", "N", "settle: verifying threads (default: one per core)"),
+                  OptionSpec("--stats", nil, "settle: time, signatures per second per core and peak memory on stderr"),
+                  OptionSpec("--receipts", "N", "selftest-fill, make-claims (host build only): receipts to add (default 20)"),
                   OptionSpec("--clients", "N", "selftest-fill: test clients (default 3)"),
                   OptionSpec("--loop", nil, "selftest-fill: add and commit until killed"),
+                  OptionSpec("--node-key", "PEM", "make-claims: the node key that signs the claim"),
+                  OptionSpec("--payer-key", "PEM", "make-claims: a payer key that signs receipts (repeatable; taken in turn)"),
+                  OptionSpec("--bytes", "N", "make-claims: bytes each receipt acknowledges (default 1000)"),
+                  OptionSpec("--epoch", "EPOCH", "make-claims: epoch of the receipts (default: now)"),
+                  OptionSpec("--seed", "N", "make-claims: bindings come from this seed (same seed, same bindings; default 1)"),
+                  OptionSpec("--bench", "DIR", "make-claims: the settlement benchmark's set (payer list, keys, claims) in DIR"),
+                  OptionSpec("--claims", "N", "make-claims --bench: claim files (default 1000)"),
+                  OptionSpec("--payer-count", "N", "make-claims --bench: payers (default 1000)"),
                 ],
-                positionals: "[export | verify FILE | selftest-fill]", maxPositionals: 2),
+                positionals: "[export | verify CLAIM | settle CLAIM... | selftest-fill | make-claims]", maxPositionals: 1_000_000),
     CommandSpec(command: .journal, name: "journal", summary: "health report of the credit journal",
                 options: [
                   OptionSpec("--state-dir", "DIR", "where credits.journal lives (default /var/lib/wisp)"),
                 ],
                 positionals: "check", maxPositionals: 1),
+    CommandSpec(command: .payers, name: "payers",
+                summary: "sign or check a payer list (settlement tools: host build only)",
+                options: [
+                  OptionSpec("--key", "PEM", "sign: a settlement key (repeatable: one signature each)"),
+                  OptionSpec("--version", "N", "sign: the list's version (strictly increasing)"),
+                  OptionSpec("--created", "EPOCH", "sign: creation time (default: now)"),
+                  OptionSpec("--out", "FILE", "sign: write the list here (default: standard output)"),
+                  OptionSpec("--settlement-keys", "FP[,FP...]", "check: pinned settlement key fingerprints"),
+                  OptionSpec("--threshold", "K", "check: distinct pinned keys needed (default 1)"),
+                ],
+                positionals: "sign INPUT | check LIST", maxPositionals: 2),
     CommandSpec(command: .version, name: "version", summary: "print version, target triple and build flavour",
                 options: [], positionals: nil, maxPositionals: 0),
     CommandSpec(command: .help, name: "help", summary: "show help for wisp or one command",

@@ -175,6 +175,16 @@ final class TestChain {
     client.enableReceipts(key: try #require(P256Signer.generate()), hops: nodes.map { $0.credit.fingerprint })
     try client.build(relays: endpoints, exit: echoEndpoint, exitKey: nodes[2].credit.fingerprint)
     #expect(client.sealed)
+    // Each node sends BIND right after CREATED; the client answers each with a receipt for
+    // 0 bytes, which binds the circuit to its payer within the node's unbound allowance.
+    let bindDeadline = wisp_monotonic_ns() + 2_000_000_000
+    while client.bindsReceived < 3 && wisp_monotonic_ns() < bindDeadline { client.receiveEchoes(waitMs: 20) }
+    #expect(client.bindsReceived == 3 && client.hopReceipts.allSatisfy { $0.binding != nil })
+    // The workers bind (an ECDSA check each) before the circuit carries more than the
+    // unbound allowance: wait for it here, a loaded machine may take longer than the traffic.
+    while nodes.contains(where: { $0.credit.tables().payers < 1 }) && wisp_monotonic_ns() < bindDeadline + 3_000_000_000 {
+      client.receiveEchoes(waitMs: 20)
+    }
     let messages: UInt64 = 400
     for seq in 0..<messages {
       client.send(seq: seq, size: 600)
@@ -211,6 +221,7 @@ final class TestChain {
       let r = n.credit.report()
       #expect(r.totals.receipted == signed[i], "node \(n.name): receipted \(r.totals.receipted) of \(signed[i])")
       #expect(r.rejected == 0 && r.accepted > 0)
+      #expect(n.credit.tables().payers == 1, "node \(n.name): one payer bound")
     }
     #expect(network.dropped == 0)
   }
