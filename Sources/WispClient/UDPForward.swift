@@ -121,6 +121,8 @@ public final class UDPForward<S: DatagramSocket> {
   public private(set) var spentClosed: UInt64 = 0
   public private(set) var carriedClosed: UInt64 = 0
   public private(set) var capReached = false
+  /// When `tick` last ran.
+  public private(set) var lastTickNs: UInt64 = 0
   /// The payer key receipts are signed with (nil: no receipts; the peers' keys name the hops).
   public let signer: P256Signer?
   /// Where the spending cap's line goes besides the status (stderr).
@@ -314,6 +316,7 @@ public final class UDPForward<S: DatagramSocket> {
 
   /// Probes, receipts, rebuilds and idle expiry; call every 100–250 ms.
   public func tick(nowNs: UInt64) {
+    lastTickNs = nowNs
     // Answers that waited while a build blocked the loop count before anyone is judged.
     probeReadable(nowNs: nowNs)
     if nowNs &- lastProbeNs >= settings.probeEveryNs { sendProbes(nowNs: nowNs) }
