@@ -86,7 +86,7 @@ import WispTestSupport
         #expect(app.send(buf, 1000, to: listenAt))
         ForwardTests.pump(f, ms: 50)
       }
-      ForwardTests.pump(f, ms: round == 0 ? 300 : 600)
+      ForwardTests.pump(f, ms: 800)  // room for a stalled-receipt resend (250 ms)
     }
     collect()
     let warmUp = f.carried
