@@ -21,10 +21,7 @@ import WispTLS
     let dir = String(cString: try #require(template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }))
     for f in ["node.key", "node.crt", "credits.journal"] {
       let bytes = try Files.read("\(JournalCompatTests.fixtures)/\(fixture)/\(node)/\(f)")
-      let fd = open("\(dir)/\(f)", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-      #expect(fd >= 0)
-      #expect(bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } == bytes.count)
-      close(fd)
+      try Files.writeDurably("\(dir)/\(f)", bytes, mode: 0o600)
     }
     return dir
   }
