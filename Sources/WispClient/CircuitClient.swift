@@ -353,11 +353,12 @@ public final class CircuitClient<S: DatagramSocket> {
   public func cost(bodyBytes: UInt64) -> UInt64 { bodyBytes &* UInt64(payingHops) }
 
   /// Room kept under a spending cap for what a circuit of `hops` relays costs besides DATA
-  /// (every hop paying: the worst case): two rounds of receipts (each hop is charged the
-  /// receipts for the hops after it) and the BINDs of the hops after each hop.
+  /// (every hop paying: the worst case): four rounds of receipts (each hop is charged the
+  /// receipts for the hops after it; replies still on their way after the cap set off a
+  /// round or two more) and the BINDs of the hops after each hop.
   public static func capReserve(hops: Int) -> UInt64 {
     var r: UInt64 = 0
-    for i in 0..<max(hops, 0) { r += UInt64(hops - 1 - i) * (2 * UInt64(Receipt.maxEncoded) + UInt64(Wire.bindBody)) }
+    for i in 0..<max(hops, 0) { r += UInt64(hops - 1 - i) * (4 * UInt64(Receipt.maxEncoded) + UInt64(Wire.bindBody)) }
     return r
   }
 
