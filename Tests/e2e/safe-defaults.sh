@@ -45,8 +45,10 @@ except socket.timeout:
     pass
 PY
 check "links = required (default): 3 plain PINGs from a stranger, no PONG"
+# The client pays with a payer key of its own (without one it warns on stderr, checked below).
+$W keygen --state-dir "$state/payer" >/dev/null
 timeout 30 $W client --peers "n=127.0.0.1:$port=$fp" --hops 1 --exit 127.0.0.1:$echo_port --seconds 2 --rate-kbit 1000 \
-  >"$log/c1.out" 2>"$log/c1.err" || { cat "$log/c1.out" "$log/c1.err"; fail "the default client failed"; }
+  --payer-key "$state/payer/node.key" >"$log/c1.out" 2>"$log/c1.err" || { cat "$log/c1.out" "$log/c1.err"; fail "the default client failed"; }
 grep -q '^client: probed 1 peers: n [0-9.]* ms;' "$log/c1.out" || { cat "$log/c1.out"; fail "the probe did not reach N"; }
 grep -q "^client: dtls session with 127.0.0.1:$port" "$log/c1.out" || { cat "$log/c1.out"; fail "no DTLS session by default"; }
 grep -q 'loss 0.000%' "$log/c1.out" || { cat "$log/c1.out"; fail "messages lost"; }
