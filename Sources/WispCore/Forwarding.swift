@@ -467,7 +467,7 @@ public final class Forwarder<R: RandomSource> {
   func startCredit(_ fh: UnsafeMutablePointer<Half>, _ bh: UnsafeMutablePointer<Half>, nowSec: UInt32) {
     fh.pointee.creditLimit = unboundAllowance
     bh.pointee.creditLimit = unboundAllowance
-    guard fingerprint != nil else { return }
+    guard creditWindow != 0 && fingerprint != nil else { return }
     fh.pointee.binding = Binding(hi: UInt64(random.next32()) << 32 | UInt64(random.next32()),
                                  lo: UInt64(random.next32()) << 32 | UInt64(random.next32()))
     if creditWindow != 0 && emit != nil { fh.pointee.bindDeadline = max(nowSec &+ bindTimeout, 1) }
@@ -476,11 +476,11 @@ public final class Forwarder<R: RandomSource> {
   /// The CREATED frame at `p` (`length` bytes, for `to`) is queued first, then the BIND of
   /// the circuit whose forward half is `fh` is written at `p` (circuit id `backId`, the
   /// previous hop's) as the verdict: the client learns the binding right after CREATED.
-  /// Without a node key or `emit`, the CREATED alone.
+  /// Without credit enforced (`creditWindow` 0), a node key or `emit`: the CREATED alone.
   @inline(__always)
   func createdThenBind(_ p: UnsafeMutableRawPointer, length: Int, to: Endpoint, forward fh: UnsafeMutablePointer<Half>,
                        backId: UInt32) -> Verdict {
-    guard let fp = fingerprint, let emit else { return .send(to: to, offset: 0, length: length) }
+    guard creditWindow != 0, let fp = fingerprint, let emit else { return .send(to: to, offset: 0, length: length) }
     emit(UnsafeRawBufferPointer(start: p, count: length), to)
     let n = Frame.encodeHeader(p, type: .bind, bodyLength: Wire.bindBody, circuit: backId)
     let body = p + Wire.headerSize

@@ -320,6 +320,7 @@ func node(_ local: Endpoint, exits: [Endpoint] = [], limits: Limits = labLimits,
     // valid receipt (and no invalid one since) may use the last 2.
     let a = node(nodeA, exits: [service], circuits: 64, sources: SourceLimitSettings(expensivePerSource: 100, receiptsPerSecond: 8))
     a.fingerprint = fp(1)
+    a.creditWindow = 1 << 30
     var answered: [(Int32, UInt32, UInt64)] = []
     a.onReceipt = { r, half, localId, _, _ in answered.append((half, localId, r.bytes)); return true }
     var fwds: [UInt32] = []

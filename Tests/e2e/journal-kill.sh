@@ -10,7 +10,7 @@
 #   - the credit in the journal (what the restarted node recovers, also checked in its
 #     status) is >= the `committed_bytes` the node reported just before the kill;
 #   - it never exceeds what the clients signed for: the sum of every client's
-#     `N bytes signed in all` (one relay: all of it to that node; checked when that client has ended, one cycle on).
+#     `N bytes signed in all` (one hop: what it signed for that hop; checked when that client has ended, one cycle on).
 source "$(dirname "$0")/lib.bash"
 wisp=${WISP_BIN:-.build-firmware/x86_64/wisp}
 [ -x "$wisp" ] || fail "no wisp binary (Toolchain/build.sh x86_64)"
