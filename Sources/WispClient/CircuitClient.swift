@@ -324,8 +324,11 @@ public final class CircuitClient<S: DatagramSocket> {
   /// the RECEIPT bodies this client sent for hops after it and the BIND bodies it received
   /// from hops after it. A node charges every frame it forwards for another node like
   /// DATA; the ones it sends or consumes itself are not charged.
-  public func owed(hop i: Int) -> UInt64 {
-    var total = acknowledged
+  public func owed(hop i: Int) -> UInt64 { owed(hop: i, data: acknowledged) }
+
+  /// What hop `i` is owed with `data` bytes of DATA.
+  func owed(hop i: Int, data: UInt64) -> UInt64 {
+    var total = data
     if i + 1 < hopReceipts.count {
       for j in (i + 1)..<hopReceipts.count { total &+= hopReceipts[j].receiptBytes &+ hopReceipts[j].bindBytes }
     }
@@ -342,9 +345,11 @@ public final class CircuitClient<S: DatagramSocket> {
   public var spent: UInt64 { spentEarlier &+ signedOnCircuit }
   /// What the payer owes so far: earlier circuits' amounts and, for every hop of the current
   /// circuit that gets receipts, what it is owed (signed or not yet: an unbound hop's too).
-  public var owedTotal: UInt64 {
+  public var owedTotal: UInt64 { owedTotal(data: acknowledged) }
+
+  func owedTotal(data: UInt64) -> UInt64 {
     var total = spentEarlier
-    for i in hopReceipts.indices where hopReceipts[i].node != nil { total &+= max(owed(hop: i), hopReceipts[i].signed) }
+    for i in hopReceipts.indices where hopReceipts[i].node != nil { total &+= max(owed(hop: i, data: data), hopReceipts[i].signed) }
     return total
   }
 
@@ -368,9 +373,12 @@ public final class CircuitClient<S: DatagramSocket> {
 
   /// Whether `bodyBytes` more of DATA, crossing every paying hop `ways` times (2: an echo or
   /// a reply expected), stay under `spendCap` on top of what is owed and `capReserve`.
+  /// Echoes: every message sent counts as echoed (those still on their way will be).
   public func fitsCap(bodyBytes: UInt64, ways: UInt64) -> Bool {
-    spendCap == 0
-      || owedTotal &+ cost(bodyBytes: bodyBytes &* ways) &+ CircuitClient.capReserve(hops: max(hopReceipts.count, 1)) <= spendCap
+    if spendCap == 0 { return true }
+    let data = carriesBothWays ? acknowledged : max(acknowledged, (bytesSent - circuitSentBase) &* 2)
+    return owedTotal(data: data) &+ cost(bodyBytes: bodyBytes &* ways)
+      &+ CircuitClient.capReserve(hops: max(hopReceipts.count, 1)) <= spendCap
   }
 
   /// The DATA body of a message of `size` bytes from `send(seq:size:)` on this circuit.
