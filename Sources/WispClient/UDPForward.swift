@@ -23,7 +23,11 @@
 //     is owed (the body bytes carried both ways, plus the RECEIPT frames sent for, and
 //     the BIND frames received from, the hops after it: nodes charge those like DATA),
 //     every `receiptEvery` bytes and on the tick when anything is unreceipted
-//     (CircuitClient.sendReceiptsIfDue);
+//     (CircuitClient.sendReceiptsIfDue). Every sender's circuit is paid by the one payer,
+//     and a node shares a payer's credit window among its circuits there: a new circuit
+//     gets room once the others' receipts give it back (today's node grants a circuit
+//     that is alone all of the window and takes it back only at that circuit's next
+//     receipt, so a new sender waits for traffic on the others, or for their close);
 //  6. the spending cap: what the payer signs, summed over every hop of every circuit (what
 //     settlement counts against its budget), stays under `spendCap`: a datagram whose
 //     cost (its body at each paying hop, out and, reserved for its reply, back), on top of
