@@ -204,6 +204,16 @@ public final class CircuitClient<S: DatagramSocket> {
   public func build(relays: [Endpoint], exit: Endpoint, tries: Int = 5, waitMs: UInt64 = 1000,
              exitKey: Fingerprint? = nil, receiptHops: [Fingerprint?]? = nil) throws(BuildError) {
     precondition(!relays.isEmpty && relays.count <= Wire.maxHops, "1-3 relays")
+    // The circuit being replaced is closed at its first hop (DESTROY 0) when that is the
+    // new first hop too: the node frees it at once and gives its share of the payer's
+    // credit window back (its final receipts left before). A first hop that changes loses
+    // the old circuit with its session (`connect`).
+    if forwardId != 0 && relays[0] == first && (!useDTLS || (link?.state == .established && linkPeer == first)) {
+      let n = Frame.encodeHeader(out, type: .destroy, bodyLength: 1, circuit: forwardId)
+      out.storeBytes(of: DestroyReason.normal.rawValue, toByteOffset: Wire.headerSize, as: UInt8.self)
+      sendFrame(n)
+    }
+    forwardId = 0
     first = relays[0]
     if useDTLS && (link == nil || link!.state != .established || linkPeer != first) {
       try connect(first)
