@@ -204,6 +204,16 @@ public final class CircuitClient<S: DatagramSocket> {
   public func build(relays: [Endpoint], exit: Endpoint, tries: Int = 5, waitMs: UInt64 = 1000,
              exitKey: Fingerprint? = nil, receiptHops: [Fingerprint?]? = nil) throws(BuildError) {
     precondition(!relays.isEmpty && relays.count <= Wire.maxHops, "1-3 relays")
+    // The circuit being replaced is closed at its first hop (DESTROY 0) when that is the
+    // new first hop too: the node frees it at once and gives its share of the payer's
+    // credit window back (its final receipts left before). A first hop that changes loses
+    // the old circuit with its session (`connect`).
+    if forwardId != 0 && relays[0] == first && (!useDTLS || (link?.state == .established && linkPeer == first)) {
+      let n = Frame.encodeHeader(out, type: .destroy, bodyLength: 1, circuit: forwardId)
+      out.storeBytes(of: DestroyReason.normal.rawValue, toByteOffset: Wire.headerSize, as: UInt8.self)
+      sendFrame(n)
+    }
+    forwardId = 0
     first = relays[0]
     if useDTLS && (link == nil || link!.state != .established || linkPeer != first) {
       try connect(first)
@@ -232,7 +242,8 @@ public final class CircuitClient<S: DatagramSocket> {
       attempts.append((my, ephemeral))
       let n = Frame.encodeHeader(out, type: .create, bodyLength: bodyLen, circuit: my)
       sendFrame(n)
-      let deadline = Clock.nowNs() + waitMs * 1_000_000
+      let sentNs = Clock.nowNs()
+      let deadline = sentNs + waitMs * 1_000_000
       while Clock.nowNs() < deadline {
         if !socket.wait(ms: 100) { continue }
         while let len = nextFrame() {
@@ -263,6 +274,12 @@ public final class CircuitClient<S: DatagramSocket> {
             if signer != nil {
               newReceiptCircuit(hops: receiptHops ?? hopReceipts.map { $0.node })
               for b in early where b.id == attempt.id { b.body.withUnsafeBytes { bind(body: $0) } }
+              // Every node sends its BIND right behind its CREATED: the bind receipts go
+              // before any DATA, so each node can verify its receipt while the first
+              // traffic uses its unbound allowance. Waited for twice the round trip the
+              // CREATE took (at least 20 ms) plus 30 ms, at most `waitMs`.
+              let rttMs = (Clock.nowNs() - sentNs) / 1_000_000
+              awaitBinds(untilNs: Clock.nowNs() + min(waitMs, max(rttMs * 2, 20) + 30) * 1_000_000)
             }
             return
           }
@@ -271,6 +288,16 @@ public final class CircuitClient<S: DatagramSocket> {
       }
     }
     throw .noAnswer
+  }
+
+  /// Takes BINDs of the current circuit until every hop sent one or `untilNs`.
+  func awaitBinds(untilNs: UInt64) {
+    while !hopReceipts.allSatisfy({ $0.bindBytes > 0 }) && Clock.nowNs() < untilNs {
+      if !socket.wait(ms: 10) { continue }
+      while let len = nextFrame() {
+        if case .success(let h) = Frame.decode(inbuf, length: len), h.type == .bind { takeBind(h) }
+      }
+    }
   }
 
   /// Signs receipts with the payer key `key` for `hops` (node fingerprints, first hop first).
@@ -307,8 +334,11 @@ public final class CircuitClient<S: DatagramSocket> {
   /// the RECEIPT bodies this client sent for hops after it and the BIND bodies it received
   /// from hops after it. A node charges every frame it forwards for another node like
   /// DATA; the ones it sends or consumes itself are not charged.
-  public func owed(hop i: Int) -> UInt64 {
-    var total = acknowledged
+  public func owed(hop i: Int) -> UInt64 { owed(hop: i, data: acknowledged) }
+
+  /// What hop `i` is owed with `data` bytes of DATA.
+  func owed(hop i: Int, data: UInt64) -> UInt64 {
+    var total = data
     if i + 1 < hopReceipts.count {
       for j in (i + 1)..<hopReceipts.count { total &+= hopReceipts[j].receiptBytes &+ hopReceipts[j].bindBytes }
     }
@@ -325,9 +355,11 @@ public final class CircuitClient<S: DatagramSocket> {
   public var spent: UInt64 { spentEarlier &+ signedOnCircuit }
   /// What the payer owes so far: earlier circuits' amounts and, for every hop of the current
   /// circuit that gets receipts, what it is owed (signed or not yet: an unbound hop's too).
-  public var owedTotal: UInt64 {
+  public var owedTotal: UInt64 { owedTotal(data: acknowledged) }
+
+  func owedTotal(data: UInt64) -> UInt64 {
     var total = spentEarlier
-    for i in hopReceipts.indices where hopReceipts[i].node != nil { total &+= max(owed(hop: i), hopReceipts[i].signed) }
+    for i in hopReceipts.indices where hopReceipts[i].node != nil { total &+= max(owed(hop: i, data: data), hopReceipts[i].signed) }
     return total
   }
 
@@ -336,11 +368,12 @@ public final class CircuitClient<S: DatagramSocket> {
   public func cost(bodyBytes: UInt64) -> UInt64 { bodyBytes &* UInt64(payingHops) }
 
   /// Room kept under a spending cap for what a circuit of `hops` relays costs besides DATA
-  /// (every hop paying: the worst case): two rounds of receipts (each hop is charged the
-  /// receipts for the hops after it) and the BINDs of the hops after each hop.
+  /// (every hop paying: the worst case): four rounds of receipts (each hop is charged the
+  /// receipts for the hops after it; replies still on their way after the cap set off a
+  /// round or two more) and the BINDs of the hops after each hop.
   public static func capReserve(hops: Int) -> UInt64 {
     var r: UInt64 = 0
-    for i in 0..<max(hops, 0) { r += UInt64(hops - 1 - i) * (2 * UInt64(Receipt.maxEncoded) + UInt64(Wire.bindBody)) }
+    for i in 0..<max(hops, 0) { r += UInt64(hops - 1 - i) * (4 * UInt64(Receipt.maxEncoded) + UInt64(Wire.bindBody)) }
     return r
   }
 
@@ -350,9 +383,12 @@ public final class CircuitClient<S: DatagramSocket> {
 
   /// Whether `bodyBytes` more of DATA, crossing every paying hop `ways` times (2: an echo or
   /// a reply expected), stay under `spendCap` on top of what is owed and `capReserve`.
+  /// Echoes: every message sent counts as echoed (those still on their way will be).
   public func fitsCap(bodyBytes: UInt64, ways: UInt64) -> Bool {
-    spendCap == 0
-      || owedTotal &+ cost(bodyBytes: bodyBytes &* ways) &+ CircuitClient.capReserve(hops: max(hopReceipts.count, 1)) <= spendCap
+    if spendCap == 0 { return true }
+    let data = carriesBothWays ? acknowledged : max(acknowledged, (bytesSent - circuitSentBase) &* 2)
+    return owedTotal(data: data) &+ cost(bodyBytes: bodyBytes &* ways)
+      &+ CircuitClient.capReserve(hops: max(hopReceipts.count, 1)) <= spendCap
   }
 
   /// The DATA body of a message of `size` bytes from `send(seq:size:)` on this circuit.
@@ -364,6 +400,9 @@ public final class CircuitClient<S: DatagramSocket> {
   /// When receipts were last sent, and how often the latest amounts were sent again.
   var lastReceiptNs: UInt64 = 0
   var resends = 0
+  /// How often the same amounts may be sent again to a stalled circuit (0 once a spending
+  /// cap is reached: every resent receipt for a later hop is charged at the earlier ones).
+  public var resendLimit = 8
 
   /// A BIND from a node of the circuit (the frame in `inbuf`, its header `h`): the binding
   /// is kept for the hop whose fingerprint it names (the first BIND per hop wins), and a
@@ -420,8 +459,8 @@ public final class CircuitClient<S: DatagramSocket> {
   /// receipts for later hops pass the earlier ones, which charge them, so each earlier
   /// hop's receipt includes them. A circuit that echoes nothing for 250 ms may be paused at
   /// a node that never got the latest receipt (lost, or refused over a budget): the same
-  /// amounts are signed and sent again, at most every 250 ms and 8 times, or both ends
-  /// would wait for each other for good.
+  /// amounts are signed and sent again, at most every 250 ms and `resendLimit` times (and
+  /// only while under a spending cap), or both ends would wait for each other for good.
   public func sendReceiptsIfDue(force: Bool = false) {
     guard var key = signer, !hopReceipts.isEmpty else { return }
     var newest: UInt64 = 0
@@ -433,8 +472,8 @@ public final class CircuitClient<S: DatagramSocket> {
     }
     let now = Clock.nowNs()
     if newest > 0 { resends = 0 }
-    let stalled = bound && acknowledged > 0 && resends < 8 && now &- lastEchoNs > 250_000_000
-      && now &- lastReceiptNs > 250_000_000
+    let stalled = bound && acknowledged > 0 && resends < resendLimit && now &- lastEchoNs > 250_000_000
+      && now &- lastReceiptNs > 250_000_000 && (spendCap == 0 || fitsCap(bodyBytes: 0, ways: 0))
     if stalled {
       resends += 1
     } else if newest == 0 || (!force && newest < receiptEvery) {

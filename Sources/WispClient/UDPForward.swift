@@ -23,7 +23,11 @@
 //     is owed (the body bytes carried both ways, plus the RECEIPT frames sent for, and
 //     the BIND frames received from, the hops after it: nodes charge those like DATA),
 //     every `receiptEvery` bytes and on the tick when anything is unreceipted
-//     (CircuitClient.sendReceiptsIfDue);
+//     (CircuitClient.sendReceiptsIfDue). Every sender's circuit is paid by the one payer,
+//     and a node shares a payer's credit window among its circuits there: a new circuit
+//     gets room once the others' receipts give it back (today's node grants a circuit
+//     that is alone all of the window and takes it back only at that circuit's next
+//     receipt, so a new sender waits for traffic on the others, or for their close);
 //  6. the spending cap: what the payer signs, summed over every hop of every circuit (what
 //     settlement counts against its budget), stays under `spendCap`: a datagram whose
 //     cost (its body at each paying hop, out and, reserved for its reply, back), on top of
@@ -121,6 +125,8 @@ public final class UDPForward<S: DatagramSocket> {
   public private(set) var spentClosed: UInt64 = 0
   public private(set) var carriedClosed: UInt64 = 0
   public private(set) var capReached = false
+  /// When `tick` last ran.
+  public private(set) var lastTickNs: UInt64 = 0
   /// The payer key receipts are signed with (nil: no receipts; the peers' keys name the hops).
   public let signer: P256Signer?
   /// Where the spending cap's line goes besides the status (stderr).
@@ -314,6 +320,7 @@ public final class UDPForward<S: DatagramSocket> {
 
   /// Probes, receipts, rebuilds and idle expiry; call every 100–250 ms.
   public func tick(nowNs: UInt64) {
+    lastTickNs = nowNs
     // Answers that waited while a build blocked the loop count before anyone is judged.
     probeReadable(nowNs: nowNs)
     if nowNs &- lastProbeNs >= settings.probeEveryNs { sendProbes(nowNs: nowNs) }
@@ -359,7 +366,11 @@ public final class UDPForward<S: DatagramSocket> {
   func reachCap() {
     guard !capReached else { return }
     capReached = true
-    for s in senders { if let s, !s.broken { s.client.sendReceiptsIfDue(force: true) } }
+    for s in senders {
+      guard let s else { continue }
+      s.client.resendLimit = 0  // a resent receipt costs: no more once capped
+      if !s.broken { s.client.sendReceiptsIfDue(force: true) }
+    }
     let line = "forward: spending cap reached: \(spent) bytes signed of a cap of \(settings.spendCap)"
       + " (\(carried) bytes carried); carrying nothing more"
     log(line)

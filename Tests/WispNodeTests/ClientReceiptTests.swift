@@ -4,8 +4,9 @@
 // as WIRE-PROTOCOL.md says nodes count: DATA bodies both ways at every node, RECEIPT
 // bodies for later nodes at the nodes they pass, BIND bodies of later nodes at the nodes
 // that forward them back. The client's receipts must carry each node's own binding, be
-// signed by the payer, and say exactly what that node counted; with a spending cap the
-// client stops before its receipts pass it.
+// signed by the payer, and say exactly what that node counted (a forged second BIND for a
+// hop changes nothing and is not paid for); with a spending cap the client stops before
+// its receipts pass it.
 import Testing
 import CPosix
 import WispCore
@@ -20,7 +21,10 @@ final class FakeCircuit {
   let network: MemoryNetwork  // endpoints hold it unowned: kept alive with the circuit
   let io: MemoryIO
   let nodes: [Fingerprint]
-  let bindings: [Binding]
+  /// The bindings drawn for the latest circuit, and for every circuit in order.
+  var bindings: [Binding] = []
+  var drawn: [[Binding]] = []
+  var random = KernelRandom()
   let stopFlag = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
   var thread: UInt = 0
   /// What each node counts (index 0 = A), and every receipt in arrival order with the
@@ -34,8 +38,6 @@ final class FakeCircuit {
     self.network = network
     self.io = try network.endpoint(at)
     self.nodes = nodes
-    var r = KernelRandom()
-    bindings = nodes.map { _ in Binding(hi: UInt64(r.next32()) << 32 | UInt64(r.next32()), lo: UInt64(r.next32())) }
     stopFlag.initialize(to: 0)
     thread = try Threads.spawn { [self] in run() }.get()
   }
@@ -56,6 +58,8 @@ final class FakeCircuit {
         switch h.type {
         case .create:
           clientId = h.circuit
+          bindings = nodes.map { _ in Binding(hi: UInt64(random.next32()) << 32 | UInt64(random.next32()), lo: UInt64(random.next32())) }
+          drawn.append(bindings)
           var m = Frame.encodeHeader(buf, type: .created, bodyLength: 4, circuit: clientId)
           Frame.store32(buf, Wire.headerSize, myId)
           _ = io.send(buf, m, to: from)
@@ -67,6 +71,13 @@ final class FakeCircuit {
             _ = io.send(buf, m, to: from)
             for j in 0..<i { counted[j] += UInt64(Wire.bindBody) }  // charged by the nodes it passes
           }
+          // A forged second BIND for B (a middle node lying): the client keeps B's first
+          // binding and pays nothing for it (else a middle node could bill the client for
+          // BINDs it injects), so it is not counted here either.
+          let forged = nodes[1].bytes + [UInt8](repeating: 0xEE, count: 16)
+          forged.withUnsafeBytes { (buf + Wire.headerSize).copyMemory(from: $0.baseAddress!, byteCount: forged.count) }
+          m = Frame.encodeHeader(buf, type: .bind, bodyLength: Wire.bindBody, circuit: clientId)
+          _ = io.send(buf, m, to: from)
         case .data where h.circuit == myId:
           dataFrames += 1
           for j in 0..<3 { counted[j] += 2 * UInt64(h.bodyLength) }  // out and, echoed, back
@@ -107,8 +118,8 @@ final class FakeCircuit {
     try client.build(relays: [relay, relay, relay], exit: Endpoint(ip: 0x7F00_0001, port: 9000))
     // The BINDs: each hop gets its first receipt (0 bytes: nothing relayed yet) at once.
     let bindUntil = wisp_monotonic_ns() + 2_000_000_000
-    while client.bindsReceived < 3 && wisp_monotonic_ns() < bindUntil { client.receiveEchoes(waitMs: 20) }
-    #expect(client.bindsReceived == 3 && client.strayBinds == 0)
+    while client.bindsReceived < 4 && wisp_monotonic_ns() < bindUntil { client.receiveEchoes(waitMs: 20) }
+    #expect(client.bindsReceived == 4 && client.strayBinds == 1)
     #expect(client.hopReceipts.map { $0.binding } == fake.bindings.map { Optional($0) })
     #expect(client.receiptsSent == 3)
     for seq in 0..<300 as Range<UInt64> {
@@ -162,11 +173,19 @@ final class FakeCircuit {
     let first = client.hopReceipts
     let spentFirst = client.spent
     #expect(first.allSatisfy { $0.signed > 0 && $0.binding != nil })
-    // Rotation: the new circuit starts unbound at 0 on every hop; what was signed stays spent.
+    // Rotation: the new circuit gets a new binding from each node (its BINDs, taken while
+    // building) and its first receipts say 0; what was signed on the old one stays spent.
     try client.build(relays: [relay, relay, relay], exit: Endpoint(ip: 0x7F00_0001, port: 9000))
-    #expect(client.hopReceipts.allSatisfy { $0.signed == 0 && $0.receiptBytes == 0 } || client.bindsReceived > 3)
-    #expect(client.spentEarlier == spentFirst && client.acknowledged == 0)
+    let settle = wisp_monotonic_ns() + 200_000_000
+    while wisp_monotonic_ns() < settle { client.receiveEchoes(waitMs: 20) }
     fake.stop()
+    #expect(fake.drawn.count == 2)
+    #expect(client.hopReceipts.map { $0.binding } == fake.drawn.last!.map { Optional($0) })
+    #expect(first.map { $0.binding } == fake.drawn.first!.map { Optional($0) })
+    #expect(client.hopReceipts.allSatisfy { $0.signed == 0 && $0.receipts == 1 })
+    #expect(client.spentEarlier == spentFirst && client.acknowledged == 0)
+    let second = fake.receipts.filter { r in fake.drawn.last!.contains(r.receipt.binding) }
+    #expect(second.count == 3 && second.allSatisfy { $0.receipt.bytes == 0 })
   }
 
   @Test func theClientStopsBeforeItsReceiptsPassTheCap() throws {
