@@ -17,6 +17,9 @@ let package = Package(
     .target(name: "CPosix", path: "Sources/CPosix"),
     .systemLibrary(name: "CMbedTLS", path: "Sources/CMbedTLS"),
     .systemLibrary(name: "CGpiod", path: "Sources/CGpiod", pkgConfig: "libgpiod"),
+    // OpenSSL's libcrypto for settlement's fast P-256 (host build only: imported under
+    // `#if !hasFeature(Embedded)`, so the firmware neither needs its headers nor links it).
+    .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL"),
 
     // Platform-free logic: wire protocol, pool, circuits, limits, boards, CLI.
     .target(name: "WispCore", path: "Sources/WispCore",
@@ -38,10 +41,15 @@ let package = Package(
     // The client side: circuits through relays, path choice by RTT, failover, receipts.
     .target(name: "WispClient", dependencies: ["WispCore", "WispOS", "WispTLS", "CPosix"], path: "Sources/WispClient"),
 
+    // Settlement of many nodes' claims (`wisp credits settle`), payer-list and fixture tools:
+    // server-side, host build only (every file is empty in the Embedded build).
+    .target(name: "WispSettle", dependencies: ["WispCore", "WispOS", "COpenSSL", "CPosix"], path: "Sources/WispSettle",
+            exclude: ["SETTLEMENT.md"]),
+
     // The executable: parses arguments, runs a command, prints.
     .executableTarget(
       name: "wisp",
-      dependencies: ["WispCore", "WispOS", "WispTLS", "WispGPIO", "WispNode", "WispClient", "CPosix"],
+      dependencies: ["WispCore", "WispOS", "WispTLS", "WispGPIO", "WispNode", "WispClient", "WispSettle", "CPosix"],
       path: "Sources/wisp",
       linkerSettings: [
         .linkedLibrary("mbedtls"), .linkedLibrary("mbedx509"), .linkedLibrary("mbedcrypto"),
@@ -62,7 +70,7 @@ let package = Package(
     ),
     .testTarget(
       name: "WispTLSTests",
-      dependencies: ["WispTLS", "WispOS", "WispCore", "WispTestSupport"],
+      dependencies: ["WispTLS", "WispOS", "WispCore", "WispTestSupport", "WispSettle"],
       path: "Tests/WispTLSTests",
       linkerSettings: [.linkedLibrary("mbedtls"), .linkedLibrary("mbedx509"), .linkedLibrary("mbedcrypto")]
     ),

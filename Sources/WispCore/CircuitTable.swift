@@ -19,7 +19,7 @@ public protocol RandomSource {
 
 /// One direction of a circuit. All-zero bytes are a valid free half: the table is
 /// zero-allocated, so slots never used never become resident memory. Fields are ordered
-/// largest first so that the struct has no holes (144 bytes a half).
+/// largest first so that the struct has no holes (160 bytes a half).
 public struct Half {
   public var localId: UInt32 = 0
   /// The id the next node expects; 0 while pending or when `outIsExit`.
@@ -36,15 +36,25 @@ public struct Half {
   public var bytes: UInt64 = 0
   /// Per-circuit rate cap level (the rate itself is the node's `circuitRate`).
   public var bucket = BucketLevel()
-  /// Serial the client's receipts name (0 until the first valid receipt binds it).
-  public var serial: UInt64 = 0
-  /// Bytes the client's latest valid receipt acknowledges.
+  /// The binding this node drew for the circuit (forward half; sent in BIND, named by
+  /// the receipts that pay for it).
+  public var binding = Binding.zero
+  /// The relayed count (both halves) the circuit may reach: the unbound allowance until a
+  /// receipt binds it, then what the credit worker grants (both halves hold the same value,
+  /// so the DATA path compares against its own half).
+  public var creditLimit: UInt64 = 0
+  /// Bytes the payer's latest valid receipt acknowledges (forward half).
   public var receipted: UInt64 = 0
-  /// Relayed bytes already reported to the credit ledger.
-  public var reported: UInt64 = 0
   /// The highest amount of a receipt handed to the worker (forward half).
   public var receiptPosted: UInt64 = 0
+  /// Monotonic second by which an unbound circuit must be bound (forward half; 0: no deadline).
+  public var bindDeadline: UInt32 = 0
   public var inUse = false
+  /// A valid receipt bound the circuit to its payer (forward half).
+  public var bound = false
+  /// A receipt of this circuit is on the worker (forward half): another is stale until
+  /// the answer comes (the first one may acknowledge 0 bytes).
+  public var receiptWaiting = false
   /// Waiting for CREATED from the next hop.
   public var pending = false
   /// Out is a plain UDP destination: strip the header.
@@ -180,13 +190,15 @@ public final class CircuitTable {
     if paired { release(p) }
   }
 
-  /// Told of every circuit that ends after a receipt bound it: its forward half's index,
-  /// local id and serial.
+  /// Told of every circuit that ends after a receipt bound it (or while one is on the
+  /// worker): its forward half's index, local id and the bytes relayed on it (both halves).
   public var onClose: ((Int32, UInt32, UInt64) -> Void)?
 
   private func release(_ i: Int) {
     if !halves[i].inUse { return }
-    if halves[i].isForward && halves[i].serial != 0 { onClose?(Int32(i), halves[i].localId, halves[i].serial) }
+    if halves[i].isForward && (halves[i].bound || halves[i].receiptWaiting) {
+      onClose?(Int32(i), halves[i].localId, halves[i].bytes &+ halves[Int(halves[i].peer)].bytes)
+    }
     halves[i].inUse = false
     halves[i].localId = 0
     freeStack[freeCount] = Int32(i)

@@ -23,6 +23,7 @@ public enum ConfigFile {
     "receipts_per_second", "key_agreements_per_second",
     "sessions_per_source", "lab_addresses",
     "clock_sync",
+    "unbound_allowance", "bind_timeout", "payers", "settlement_keys", "settlement_threshold", "require_payers",
   ]
 
   /// Applies the file's settings over `base` (which carries board defaults).
@@ -109,6 +110,17 @@ public enum ConfigFile {
         c.clockSync = m
       }
       else if k.is("credit_window") { c.creditWindow = try number(0, 1 << 40) }
+      else if k.is("unbound_allowance") { c.unboundAllowance = try number(0, 1 << 30) }
+      else if k.is("bind_timeout") { c.bindTimeoutSec = UInt32(try number(1, 3600)) }
+      else if k.is("payers") { c.payersPath = v.is("none") ? nil : v }
+      else if k.is("settlement_keys") {
+        guard let keys = RunConfig.fingerprints(v) else {
+          throw fail("'settlement_keys' must be 64-hex-digit fingerprints separated by commas, not '\(v)'")
+        }
+        c.settlementKeys = keys
+      }
+      else if k.is("settlement_threshold") { c.settlementThreshold = Int(try number(1, 16)) }
+      else if k.is("require_payers") { c.requirePayers = try onOff() }
       else if k.is("exit_sockets") { c.exitSockets = Int(try number(0, 65_536)) }
       else if k.is("circuits_per_source") { c.sourceLimits.circuitsPerSource = Int(try number(0, 1 << 24)) }
       else if k.is("exits_per_source") { c.sourceLimits.exitsPerSource = Int(try number(0, 65_536)) }

@@ -23,6 +23,8 @@ public enum Wire {
   public static let exitNonceSize = 32                  // a sealed exit's fresh randomness in CREATED
   /// CREATED body from a sealed exit: its id, its identity point, its fresh nonce.
   public static let sealedCreatedBody = 4 + pointSize + exitNonceSize
+  /// BIND body: the node's fingerprint, then the binding it drew for the circuit half.
+  public static let bindBody = 32 + 16
   /// The largest application datagram a sealed circuit carries on any path, whatever its
   /// links (`wisp forward` promises it): a 1500-byte MTU over IPv6 leaves 1452 bytes of
   /// UDP payload; a DTLS 1.2 record with AES-GCM takes 13 + 8 + 16 of them, the frame
@@ -40,6 +42,7 @@ public enum FrameType: UInt8 {
   case pong = 0x06
   case receipt = 0x07
   case refused = 0x08
+  case bind = 0x09
 }
 
 /// Hop kinds in a CREATE body.
@@ -60,6 +63,8 @@ public enum RefuseReason: UInt8 {
 /// DESTROY reasons.
 public enum DestroyReason: UInt8 {
   case normal = 0, idle = 1, shutdown = 2, nextHopGone = 3
+  /// No receipt bound the circuit within the bind timeout (issue 15).
+  case unbound = 4
 }
 
 public enum Defaults {

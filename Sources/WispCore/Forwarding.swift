@@ -65,6 +65,10 @@ public struct TrafficCounters {
   public var pings: UInt64 = 0
   public var pongs: UInt64 = 0
   public var receipts: UInt64 = 0
+  /// BIND frames this node sent (one per circuit it holds with credit on).
+  public var binds: UInt64 = 0
+  /// Circuits closed because no receipt bound them within the bind timeout.
+  public var unbound: UInt64 = 0
   public init() {}
 }
 
@@ -93,15 +97,27 @@ public final class Forwarder<R: RandomSource> {
   var random: R
   /// This node's own endpoint (never extended to, to avoid loops).
   public let local: Endpoint
-  /// Bytes a circuit may relay beyond its last valid receipt (0: relay without receipts).
+  /// The credit window W of a payer (0: relay without receipts). The worker grants each
+  /// circuit its limit; here it only says whether credit is enforced at all.
   public var creditWindow: UInt64 = 0
+  /// Bytes an unbound circuit may relay (its limit until a receipt binds it).
+  public var unboundAllowance: UInt64 = Credits.defaultUnboundAllowance
+  /// Seconds within which a receipt must bind a new circuit, or it is closed (DESTROY 4,
+  /// counted `unbound`). Only with credit enforced and a node key.
+  public var bindTimeout: UInt32 = Credits.defaultBindTimeout
+  /// Queues a frame this node writes in addition to the verdict (a CREATED before the BIND
+  /// that follows it, DESTROYs of unbound circuits): sent in order, before the verdict's
+  /// frame. Nil: no BIND is sent and unbound circuits are not closed (no credit).
+  public var emit: ((UnsafeRawBufferPointer, Endpoint) -> Void)?
   /// This node's key fingerprint: RECEIPT frames naming it are consumed, others forwarded.
   public var fingerprint: Fingerprint? = nil
   /// Hands a receipt addressed to this node to the credit worker, which verifies and
   /// records it off this thread and answers through `credited`: the circuit's forward half
-  /// (index and local id, which tells a reused slot apart) and the bytes relayed on the
-  /// circuit so far. False when the worker's queue is full (dropped, `worker_busy`).
-  public var onReceipt: ((Receipt, _ half: Int32, _ localId: UInt32, _ relayed: UInt64) -> Bool)?
+  /// (index and local id, which tells a reused slot apart), the bytes relayed on the
+  /// circuit so far and the circuit's binding (a receipt naming another binding pays for
+  /// a closed circuit's debt, never for this circuit). False when the worker's queue is
+  /// full (dropped, `worker_busy`).
+  public var onReceipt: ((Receipt, _ half: Int32, _ localId: UInt32, _ relayed: UInt64, _ binding: Binding) -> Bool)?
   /// Hands a sealed exit's key agreement to the worker: the circuit's forward half, its
   /// local id and the client's 65-byte point. The answer comes back through
   /// `exitKeysReady` / `exitKeysFailed`. False when the worker's queue is full.
@@ -234,6 +250,7 @@ public final class Forwarder<R: RandomSource> {
       onPong?(from, UInt64(bigEndian: (p + Wire.headerSize).loadUnaligned(as: UInt64.self)))
       return .consumed
     case .receipt: return receipt(p, header: header, from: from, nowNs: nowNs)
+    case .bind: return bind(p, header: header, from: from, nowNs: nowNs)
     }
   }
 
@@ -257,15 +274,13 @@ public final class Forwarder<R: RandomSource> {
     return .drop(reason)
   }
 
-  /// Rate caps, credit window, quota and counters for `bytes` of payload on half `h`.
+  /// Rate caps, credit limit, quota and counters for `bytes` of payload on half `h`.
   @inline(__always)
   func admit(_ h: UnsafeMutablePointer<Half>, bytes: Int, nowNs: UInt64) -> DropReason? {
     if quota.limit != 0 && quota.reached { return .quotaReached }
     if creditWindow != 0 {
-      let p = circuits.half(Int(h.pointee.peer))
-      let relayed = h.pointee.bytes &+ p.pointee.bytes
-      let receipted = h.pointee.isForward ? h.pointee.receipted : p.pointee.receipted
-      if relayed &+ UInt64(bytes) > receipted &+ creditWindow { return .unpaid }
+      let relayed = h.pointee.bytes &+ circuits.half(Int(h.pointee.peer)).pointee.bytes
+      if relayed &+ UInt64(bytes) > h.pointee.creditLimit { return .unpaid }
     }
     if !nodeBucket.take(bytes, nowNs: nowNs) { return .rateLimited }
     if !h.pointee.bucket.take(bytes, nowNs: nowNs, rate: circuitRate) { return .rateLimited }
@@ -390,6 +405,7 @@ public final class Forwarder<R: RandomSource> {
     }
     let fh = circuits.half(f)
     let bh = circuits.half(b)
+    startCredit(fh, bh, nowSec: nowSec)
     fh.pointee.sourceCounted = !exempt
     fh.pointee.pendingCounted = !exempt && waits
     if !isExit {
@@ -442,7 +458,40 @@ public final class Forwarder<R: RandomSource> {
     traffic.circuitsCreated &+= 1
     let n = Frame.encodeHeader(p, type: .created, bodyLength: 4, circuit: id)
     Frame.store32(p, Wire.headerSize, fh.pointee.localId)
-    return .send(to: from, offset: 0, length: n)
+    return createdThenBind(p, length: n, to: from, forward: fh, backId: id)
+  }
+
+  /// A new circuit's credit: its binding (16 bytes of kernel randomness) and the unbound
+  /// allowance as its limit, with the deadline for a binding receipt.
+  @inline(__always)
+  func startCredit(_ fh: UnsafeMutablePointer<Half>, _ bh: UnsafeMutablePointer<Half>, nowSec: UInt32) {
+    fh.pointee.creditLimit = unboundAllowance
+    bh.pointee.creditLimit = unboundAllowance
+    guard creditWindow != 0 && fingerprint != nil else { return }
+    fh.pointee.binding = Binding(hi: UInt64(random.next32()) << 32 | UInt64(random.next32()),
+                                 lo: UInt64(random.next32()) << 32 | UInt64(random.next32()))
+    if creditWindow != 0 && emit != nil { fh.pointee.bindDeadline = max(nowSec &+ bindTimeout, 1) }
+  }
+
+  /// The CREATED frame at `p` (`length` bytes, for `to`) is queued first, then the BIND of
+  /// the circuit whose forward half is `fh` is written at `p` (circuit id `backId`, the
+  /// previous hop's) as the verdict: the client learns the binding right after CREATED.
+  /// Without credit enforced (`creditWindow` 0), a node key or `emit`: the CREATED alone.
+  @inline(__always)
+  func createdThenBind(_ p: UnsafeMutableRawPointer, length: Int, to: Endpoint, forward fh: UnsafeMutablePointer<Half>,
+                       backId: UInt32) -> Verdict {
+    guard creditWindow != 0, let fp = fingerprint, let emit else { return .send(to: to, offset: 0, length: length) }
+    emit(UnsafeRawBufferPointer(start: p, count: length), to)
+    let n = Frame.encodeHeader(p, type: .bind, bodyLength: Wire.bindBody, circuit: backId)
+    let body = p + Wire.headerSize
+    body.storeBytes(of: fp.w0.bigEndian, toByteOffset: 0, as: UInt64.self)
+    body.storeBytes(of: fp.w1.bigEndian, toByteOffset: 8, as: UInt64.self)
+    body.storeBytes(of: fp.w2.bigEndian, toByteOffset: 16, as: UInt64.self)
+    body.storeBytes(of: fp.w3.bigEndian, toByteOffset: 24, as: UInt64.self)
+    body.storeBytes(of: fh.pointee.binding.hi.bigEndian, toByteOffset: 32, as: UInt64.self)
+    body.storeBytes(of: fh.pointee.binding.lo.bigEndian, toByteOffset: 40, as: UInt64.self)
+    traffic.binds &+= 1
+    return .send(to: to, offset: 0, length: n)
   }
 
   /// The worker's keys for a sealed exit circuit (forward half `half`, `localId`): installs
@@ -464,7 +513,7 @@ public final class Forwarder<R: RandomSource> {
     let n = Frame.encodeHeader(p, type: .created, bodyLength: Wire.sealedCreatedBody, circuit: b.pointee.outId)
     Frame.store32(p, Wire.headerSize, localId)
     (p + Wire.headerSize + 4).copyMemory(from: created.baseAddress!, byteCount: created.count)
-    return .send(to: b.pointee.outEndpoint, offset: 0, length: n)
+    return createdThenBind(p, length: n, to: b.pointee.outEndpoint, forward: f, backId: b.pointee.outId)
   }
 
   /// The worker could not agree keys (a client point that is not on the curve): REFUSED 3
@@ -492,7 +541,8 @@ public final class Forwarder<R: RandomSource> {
     Frame.store32(p, 4, bh.pointee.outId)
     Frame.store32(p, Wire.headerSize, fh.pointee.localId)
     // A sealed exit's point and nonce (after the id) travel back to the client untouched.
-    return .send(to: bh.pointee.outEndpoint, offset: 0, length: Wire.headerSize + header.bodyLength)
+    return createdThenBind(p, length: Wire.headerSize + header.bodyLength, to: bh.pointee.outEndpoint, forward: fh,
+                           backId: bh.pointee.outId)
   }
 
   func refused(_ p: UnsafeMutableRawPointer, header: FrameHeader, from: Endpoint) -> Verdict {
@@ -516,12 +566,25 @@ public final class Forwarder<R: RandomSource> {
     return .send(to: h.outEndpoint, offset: 0, length: Wire.headerSize + 1)
   }
 
-  /// RECEIPT: consumed when it names this node, else forwarded along the circuit like DATA
-  /// (not charged as payload). Circuit id and link are checked exactly as for DATA. Before
-  /// its signature is handed to the worker: the cheap checks (it must move the circuit's
-  /// acknowledged amount forward beyond what is already on its way to the worker, within
-  /// what was relayed, on the circuit's serial), at
-  /// most `Defaults.receiptsInFlightPerCircuit` in flight per circuit, and the source's and node's budget.
+  /// BIND from the next hop (towards the client, on the circuit's backward half): forwarded
+  /// and charged exactly like DATA. A BIND on a forward half is dropped (`unexpected_reply`).
+  func bind(_ p: UnsafeMutableRawPointer, header: FrameHeader, from: Endpoint, nowNs: UInt64) -> Verdict {
+    guard let i = circuits.lookup(header.circuit, from: from) else { return drop(.unknownCircuit) }
+    let h = circuits.half(i)
+    if h.pointee.isForward || h.pointee.pending { return drop(.unexpectedReply) }
+    if let reason = admit(h, bytes: header.bodyLength, nowNs: nowNs) { return drop(reason) }
+    Frame.store32(p, 4, h.pointee.outId)
+    return .send(to: h.pointee.outEndpoint, offset: 0, length: Wire.headerSize + header.bodyLength)
+  }
+
+  /// RECEIPT: consumed when it names this node, else forwarded along the circuit and
+  /// charged like DATA (relayed count, rate caps, quota, credit limit). Circuit id and link
+  /// are checked exactly as for DATA. Before its signature is handed to the worker: the
+  /// cheap checks (a receipt naming this circuit's binding must move its acknowledged amount
+  /// forward beyond what is already on its way to the worker, within what was relayed; the
+  /// first may say 0 bytes), at most `Defaults.receiptsInFlightPerCircuit` in flight per
+  /// circuit, and the source's and node's budget. A receipt naming another binding goes to
+  /// the worker as a payment of a closed circuit's debt (it moves nothing here).
   func receipt(_ p: UnsafeMutableRawPointer, header: FrameHeader, from: Endpoint, nowNs: UInt64) -> Verdict {
     guard let i = circuits.lookup(header.circuit, from: from) else { return drop(.unknownCircuit) }
     let h = circuits.half(i)
@@ -532,66 +595,132 @@ public final class Forwarder<R: RandomSource> {
       let f = h.pointee.isForward ? Int32(i) : h.pointee.peer
       let forward = circuits.half(Int(f))
       let relayed = forward.pointee.bytes &+ circuits.half(Int(forward.pointee.peer)).pointee.bytes
-      // A receipt may acknowledge a little more than this node relayed: a client that
-      // carries traffic both ways (`wisp forward`) pays for what it sent, and what was lost
-      // before this hop is its loss, not a reason to refuse every later receipt.
-      if r.bytes > Receipt.acceptable(relayed: relayed) || (forward.pointee.serial != 0 && r.serial != forward.pointee.serial) {
-        return drop(.badBody)
+      let own = r.binding == forward.pointee.binding
+      if own {
+        // A receipt may acknowledge a little more than this node relayed: a client that
+        // carries traffic both ways (`wisp forward`) pays for what it sent, and what was
+        // lost before this hop is its loss, not a reason to refuse every later receipt.
+        if r.bytes > Receipt.acceptable(relayed: relayed) { return drop(.badBody) }
+        // Not beyond what the circuit's receipts already acknowledge or what is on its way
+        // to the worker (a resent receipt while its first copy waits): stale. The first
+        // receipt of an unbound circuit may say 0 (it binds).
+        let first = !forward.pointee.bound && !forward.pointee.receiptWaiting
+        if !first && r.bytes <= max(forward.pointee.receipted, forward.pointee.receiptPosted) { return drop(.staleReceipt) }
       }
-      // Not beyond what the circuit's receipts already acknowledge or what is on its way to
-      // the worker (a resent receipt while its first copy waits): stale.
-      if r.bytes <= max(forward.pointee.receipted, forward.pointee.receiptPosted) { return drop(.staleReceipt) }
       if forward.pointee.receiptsInFlight >= Defaults.receiptsInFlightPerCircuit { return drop(.overBudget) }
       // A circuit bound by a valid receipt, with no invalid one since, may use the reserve
       // (the last quarter of the node's budget each second): a flood of receipts on other
       // circuits cannot starve it.
-      let kind: Expense = forward.pointee.serial != 0 && !forward.pointee.receiptFailed ? .boundReceipt : .receipt
+      let kind: Expense = own && forward.pointee.bound && !forward.pointee.receiptFailed ? .boundReceipt : .receipt
       let nowSec = UInt32(truncatingIfNeeded: nowNs / 1_000_000_000)
       if !sources.allow(kind, from: from, nowSec: nowSec) { return drop(.overBudget) }
-      guard take(r, f, forward.pointee.localId, relayed) else {
+      guard take(r, f, forward.pointee.localId, relayed, forward.pointee.binding) else {
         sources.refund(kind, from: from, nowSec: nowSec)
         return drop(.workerBusy)
       }
       forward.pointee.receiptsInFlight &+= 1
-      forward.pointee.receiptPosted = r.bytes
+      if own {
+        forward.pointee.receiptPosted = max(forward.pointee.receiptPosted, r.bytes)
+        forward.pointee.receiptWaiting = true
+      }
       traffic.receipts &+= 1
       return .consumed
     }
     if h.pointee.pending || h.pointee.outIsExit { return drop(.receiptUnsupported) }  // nowhere to go
+    if let reason = admit(h, bytes: header.bodyLength, nowNs: nowNs) { return drop(reason) }
     Frame.store32(p, 4, h.pointee.outId)
     return .send(to: h.pointee.outEndpoint, offset: 0, length: Wire.headerSize + header.bodyLength)
   }
 
-  /// The credit worker's answer for a receipt: the circuit's serial and the bytes its
-  /// receipts acknowledge (which move its credit window). Ignored when the half no longer
-  /// holds the circuit the receipt came on.
-  public func credited(half: Int32, localId: UInt32, serial: UInt64, receipted: UInt64) {
+  /// The credit worker's answer for a receipt: whether the circuit is bound to a payer, the
+  /// bytes its receipts acknowledge and the relayed count it may now reach (`limit`, the
+  /// worker's share of the payer's window). Ignored when the half no longer holds the
+  /// circuit the receipt came on.
+  public func credited(half: Int32, localId: UInt32, bound: Bool, receipted: UInt64, limit: UInt64) {
     guard half >= 0, Int(half) < circuits.capacity else { return }
     let h = circuits.half(Int(half))
     guard h.pointee.inUse, h.pointee.isForward, h.pointee.localId == localId else { return }
     if h.pointee.receiptsInFlight > 0 { h.pointee.receiptsInFlight -= 1 }
-    h.pointee.serial = serial
+    if h.pointee.receiptsInFlight == 0 { h.pointee.receiptWaiting = false }
     // Every receipt handed to the worker acknowledged more than the one before it (the
     // cheap checks saw to it) and the worker answers in order: an answer that does not move
     // the circuit is an invalid receipt, and the circuit loses the bound-circuit reserve.
-    if receipted > h.pointee.receipted { h.pointee.receipted = receipted } else { h.pointee.receiptFailed = true }
+    if receipted > h.pointee.receipted || (bound && !h.pointee.bound) {
+      h.pointee.receipted = receipted
+    } else {
+      h.pointee.receiptFailed = true
+    }
+    if !bound && h.pointee.receiptsInFlight == 0 { h.pointee.receiptPosted = h.pointee.receipted }
+    if bound {
+      h.pointee.bound = true
+      h.pointee.bindDeadline = 0
+      h.pointee.creditLimit = limit
+      circuits.half(Int(h.pointee.peer)).pointee.creditLimit = limit
+    }
   }
 
-  /// (paused circuits, relayed-but-unreceipted bytes) — for status, not the packet path.
-  public func creditState() -> (paused: Int, pending: UInt64) {
-    var paused = 0
+  /// Told the limit a `setLimit` applied (the worker counts a lowered limit only then).
+  public var onLimitApplied: ((_ half: Int32, _ localId: UInt32, _ limit: UInt64) -> Void)?
+
+  /// The worker rebalances a payer's window: a bound circuit's limit becomes `limit`, never
+  /// below what it has relayed (so it pauses there at most). Ignored when the half no
+  /// longer holds that circuit; otherwise the limit applied goes back to the worker.
+  public func setLimit(half: Int32, localId: UInt32, limit: UInt64) {
+    guard half >= 0, Int(half) < circuits.capacity else { return }
+    let h = circuits.half(Int(half))
+    guard h.pointee.inUse, h.pointee.isForward, h.pointee.localId == localId, h.pointee.bound else { return }
+    let p = circuits.half(Int(h.pointee.peer))
+    let applied = max(limit, h.pointee.bytes &+ p.pointee.bytes)
+    h.pointee.creditLimit = applied
+    p.pointee.creditLimit = applied
+    onLimitApplied?(half, localId, applied)
+  }
+
+  /// (paused circuits, relayed-but-unreceipted bytes, circuits no receipt has bound yet)
+  /// — for status, not the packet path.
+  public func creditState() -> (paused: Int, pending: UInt64, unbound: Int) {
+    var paused = 0, unbound = 0
     var pending: UInt64 = 0
     circuits.forEachInUse { i, h in
       guard h.isForward else { return }
       let total = h.bytes &+ circuits.half(Int(h.peer)).pointee.bytes
       if total > h.receipted { pending &+= total - h.receipted }
-      if creditWindow != 0 && total >= h.receipted &+ creditWindow { paused += 1 }
+      if creditWindow != 0 && total >= h.creditLimit { paused += 1 }
+      if !h.bound { unbound += 1 }
     }
-    return (paused, pending)
+    return (paused, pending, unbound)
+  }
+
+  /// Closes circuits that no receipt bound within the bind timeout: DESTROY 4 both ways
+  /// (through `emit`), counted `unbound`.
+  func closeUnbound(nowSec: UInt32) {
+    guard creditWindow != 0, let emit else { return }
+    var frame: (UInt64, UInt8) = (0, 0)
+    withUnsafeMutableBytes(of: &frame) { buf in
+      let q = buf.baseAddress!
+      circuits.forEachInUse { i, h in
+        guard h.isForward, !h.bound, h.bindDeadline != 0, Int32(bitPattern: nowSec &- h.bindDeadline) >= 0 else { return }
+        let back = circuits.half(Int(h.peer)).pointee
+        if back.inUse {  // towards the client: the backward half's out
+          Frame.encodeHeader(q, type: .destroy, bodyLength: 1, circuit: back.outId)
+          q.storeBytes(of: DestroyReason.unbound.rawValue, toByteOffset: Wire.headerSize, as: UInt8.self)
+          emit(UnsafeRawBufferPointer(start: q, count: Wire.headerSize + 1), back.outEndpoint)
+        }
+        if !h.outIsExit && !h.pending {
+          Frame.encodeHeader(q, type: .destroy, bodyLength: 1, circuit: h.outId)
+          q.storeBytes(of: DestroyReason.unbound.rawValue, toByteOffset: Wire.headerSize, as: UInt8.self)
+          emit(UnsafeRawBufferPointer(start: q, count: Wire.headerSize + 1), h.outEndpoint)
+        }
+        freeCircuit(i)
+        traffic.unbound &+= 1
+        traffic.circuitsDestroyed &+= 1
+      }
+    }
   }
 
   /// Once a second: expire idle circuits (their exit sockets close), roll the quota over.
   public func tick(nowNs: UInt64, nowEpoch: Int64) {
+    closeUnbound(nowSec: UInt32(truncatingIfNeeded: nowNs / 1_000_000_000))
     circuits.expire(nowSec: UInt32(truncatingIfNeeded: nowNs / 1_000_000_000), idleSec: limits.idleSeconds) { i in
       let h = circuits.half(i)
       released(Int(h.pointee.peer), circuits.half(Int(h.pointee.peer)))

@@ -72,6 +72,7 @@ public enum Frame {
     case .create: if declared != 0 && declared < Wire.hopSize { return .failure(.badBody) }
     case .created: if declared != 4 && declared != Wire.sealedCreatedBody { return .failure(.badBody) }
     case .destroy, .refused: if declared != 1 { return .failure(.badBody) }
+    case .bind: if declared != Wire.bindBody { return .failure(.badBody) }
     case .ping, .pong:
       if declared < Wire.pingMin || declared > Wire.pingMax || circuit != 0 { return .failure(.badBody) }
     }

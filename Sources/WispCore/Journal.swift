@@ -4,14 +4,17 @@
 //  1. open: read the image, scan it (JournalScan), truncate the torn/invalid tail,
 //     write a header if the journal is empty; the ledger is what the scan rebuilt.
 //  2. record: a receipt the ledger accepts is kept in memory (nothing is written yet),
-//     replacing any earlier buffered receipt of the same (client, serial) — receipts are
-//     cumulative, so only the latest one per circuit needs to reach the disk — and its
+//     replacing any earlier buffered receipt of the same (payer, binding) — receipts are
+//     cumulative, so only the latest one per binding needs to reach the disk — and its
 //     added credit counts as un-synced.
 //  3. commit: buffer + a commit marker are appended in one write, then synced.
 //     It happens when `tick` sees `commitInterval` elapsed, early when un-synced
 //     credit reaches `commitThreshold`, and on `close`.
-//  4. compact: a new image holding header, the latest receipt per (client, serial),
+//  4. compact: a new image holding header, the latest receipt per key (v2 and v1),
 //     a checkpoint and a commit marker replaces the file atomically.
+//  5. A journal written before issue 15 (header format 1, v1 receipts) is read as it is
+//     and compacted to format 2 at once by `open` (its v1 receipts kept as they are), so
+//     that v2 records never land in a file whose header says format 1.
 //
 // The caller drives everything with a clock in seconds since the epoch; there are
 // no threads and no timers here. After any storage error the journal refuses more
@@ -51,7 +54,7 @@ public struct Journal<S: JournalStorage, V: SignatureVerifier> {
   public private(set) var recovery: JournalScan
   public private(set) var header: JournalHeader
 
-  /// Accepted receipts not yet appended: the latest per (client, serial).
+  /// Accepted receipts not yet appended: the latest per (payer, binding).
   var pending: [Receipt] = []
   /// Receipts accepted since the last commit (superseded ones included).
   public private(set) var bufferedReceipts = 0
@@ -69,12 +72,11 @@ public struct Journal<S: JournalStorage, V: SignatureVerifier> {
 
   /// Opens (recovering) or creates the journal of `node`.
   public static func open(storage: S, node: Fingerprint, verifier: V, now: UInt64,
-                          policy: CommitPolicy = CommitPolicy(),
-                          window: UInt64 = Credits.defaultWindow) throws(JournalError) -> Journal {
+                          policy: CommitPolicy = CommitPolicy()) throws(JournalError) -> Journal {
     var storage = storage
     let image: [UInt8]
     do throws(StorageError) { image = try storage.readAll() } catch { throw .storage(error) }
-    let scan = JournalScan.scan(image, node: node, verifier: verifier, window: window)
+    let scan = JournalScan.scan(image, node: node, verifier: verifier)
     if scan.stop == .invalid(.wrongNode) && scan.validLength == 0 { throw .wrongNode }
     var length = scan.validLength
     do throws(StorageError) {
@@ -92,9 +94,11 @@ public struct Journal<S: JournalStorage, V: SignatureVerifier> {
       length = w.bytes.count
       header = JournalHeader(node: node, created: now, generation: 0)
     }
-    return Journal(storage: storage, verifier: verifier, ledger: scan.ledger, policy: policy, recovery: scan,
-                   header: header, lastCommitTime: now, commitSequence: scan.lastCommit?.sequence ?? 0,
-                   committedTotal: scan.ledger.receiptedTotal, fileLength: length)
+    var j = Journal(storage: storage, verifier: verifier, ledger: scan.ledger, policy: policy, recovery: scan,
+                    header: header, lastCommitTime: now, commitSequence: scan.lastCommit?.sequence ?? 0,
+                    committedTotal: scan.ledger.receiptedTotal, fileLength: length)
+    if header.format < JournalFormat.formatVersion { try j.compact(now: now) }  // rule 5
+    return j
   }
 
   init(storage: S, verifier: V, ledger: CreditLedger, policy: CommitPolicy, recovery: JournalScan,
@@ -105,29 +109,19 @@ public struct Journal<S: JournalStorage, V: SignatureVerifier> {
     self.commitSequence = commitSequence; self.committedTotal = committedTotal; self.fileLength = fileLength
   }
 
-  // MARK: the relay side (forwarded to the ledger)
-
-  /// false when the ledger is full or the serial is another client's (CreditLedger.open).
-  @discardableResult
-  public mutating func openCircuit(client: Fingerprint, serial: UInt64) -> Bool { ledger.open(client: client, serial: serial) }
   public mutating func countRejection(_ why: ReceiptRejection) { ledger.countRejection(why) }
-  public mutating func closeCircuit(serial: UInt64) { ledger.close(serial: serial) }
-  @discardableResult
-  public mutating func relayed(serial: UInt64, bytes: UInt64) -> Bool { ledger.relayed(serial: serial, bytes: bytes) }
-  public func shouldPause(serial: UInt64) -> Bool { ledger.shouldPause(serial: serial) }
 
   // MARK: receipts and group commit
 
-  /// Offers a receipt. `live` applies the open-circuit rules (see CreditLedger);
-  /// an accepted receipt is buffered and may trigger an early commit. `signatureChecked`:
-  /// the caller ran `r.check` just before (the ECDSA is not done twice).
+  /// Offers a v2 receipt (the live rules are the caller's: CreditLedger rule 3); an
+  /// accepted receipt is buffered and may trigger an early commit. `signatureChecked`: the
+  /// caller ran `r.check` just before (the ECDSA is not done twice).
   @discardableResult
-  public mutating func record(_ r: Receipt, now: UInt64, live: Bool = true,
-                              signatureChecked: Bool = false) throws(JournalError) -> ReceiptVerdict {
+  public mutating func record(_ r: Receipt, now: UInt64, signatureChecked: Bool = false) throws(JournalError) -> ReceiptVerdict {
     if failed { throw .failed }
-    let verdict = ledger.accept(r, verifier: verifier, requireOpen: live, signatureChecked: signatureChecked)
+    let verdict = ledger.accept(r, verifier: verifier, signatureChecked: signatureChecked)
     if case .accepted(let added) = verdict {
-      if let i = pending.firstIndex(where: { $0.serial == r.serial && $0.client == r.client }) {
+      if let i = pending.firstIndex(where: { $0.binding == r.binding && $0.payer == r.payer }) {
         pending[i] = r
       } else {
         pending.append(r)
@@ -165,8 +159,8 @@ public struct Journal<S: JournalStorage, V: SignatureVerifier> {
     if bufferedReceipts == 0 && !force { return }
     let marker = JournalCommit(sequence: commitSequence &+ 1, epoch: now, total: ledger.receiptedTotal,
                                receipts: UInt32(ledger.receiptCount))
-    var buffer = ByteWriter(capacity: pending.count * (JournalFormat.overhead + 220) + 64)
-    for r in pending { JournalRecord.append(.receipt, body: r.encoded, to: &buffer) }
+    var buffer = ByteWriter(capacity: pending.count * (JournalFormat.overhead + Receipt.maxEncoded) + 64)
+    for r in pending { JournalRecord.append(.receipt, version: JournalFormat.receiptV2Version, body: r.encoded, to: &buffer) }
     JournalRecord.append(.commit, body: JournalRecord.commitBody(marker), to: &buffer)
     do throws(StorageError) {
       try storage.append(buffer.bytes)
@@ -190,11 +184,11 @@ public struct Journal<S: JournalStorage, V: SignatureVerifier> {
   /// Size of the image `compact` would write.
   public var compactedSize: Int {
     var n = 2 * JournalFormat.overhead + JournalFormat.headerBody + 2 * JournalFormat.commitBody
-    for c in ledger.circuits { if let r = c.latest { n += JournalFormat.overhead + 90 + r.clientKey.count + r.signature.count } }
+    for c in ledger.circuits { n += JournalFormat.overhead + c.latest.encodedSize }
     return n
   }
 
-  /// Replaces the journal with header, the latest receipt per (client, serial), a
+  /// Replaces the journal with a format 2 header, the latest receipt per key, a
   /// checkpoint and a commit marker (which also commits anything buffered).
   public mutating func compact(now: UInt64) throws(JournalError) {
     if failed { throw .failed }
@@ -206,6 +200,7 @@ public struct Journal<S: JournalStorage, V: SignatureVerifier> {
       throw .storage(error)
     }
     header.generation &+= 1
+    header.format = JournalFormat.formatVersion
     fileLength = image.count
     pending.removeAll(keepingCapacity: true)
     bufferedReceipts = 0
@@ -221,10 +216,8 @@ public struct Journal<S: JournalStorage, V: SignatureVerifier> {
     JournalRecord.append(.header, body: JournalRecord.headerBody(h), to: &w)
     var count: UInt32 = 0
     for c in ledger.circuits {
-      if let r = c.latest {
-        JournalRecord.append(.receipt, body: r.encoded, to: &w)
-        count += 1
-      }
+      JournalRecord.append(.receipt, version: c.latest.recordVersion, body: c.latest.encoded, to: &w)
+      count += 1
     }
     JournalRecord.append(.checkpoint, body: JournalRecord.checkpointBody(
       generation: h.generation, epoch: now, total: ledger.receiptedTotal, receipts: count), to: &w)

@@ -3,7 +3,7 @@
 //
 //   0   u32  length of the whole record, 12 ≤ length ≤ 1024
 //   4   u8   type
-//   5   u8   record version (1)
+//   5   u8   record version (1; a RECEIPT record is 1 for a v1 receipt, 2 for a v2 receipt)
 //   6   u16  flags (0)
 //   8   ...  body (length − 12 bytes)
 //   L−4 u32  CRC-32C of bytes [0, L−4)
@@ -20,8 +20,10 @@ public enum JournalRecordType: UInt8 {
 public enum JournalFormat {
   // MARK: protocol constants (JOURNAL-FORMAT.md)
   public static let magic: StaticString = "WISPJRNL"  // 8 bytes, first in the header body
-  public static let formatVersion: UInt16 = 1         // file format version in the header
-  public static let recordVersion: UInt8 = 1          // per-record body version
+  public static let formatVersion: UInt16 = 2         // file format version in the header (what we write)
+  public static let oldFormatVersion: UInt16 = 1      // written before issue 15: still read, compacted to 2 on open
+  public static let recordVersion: UInt8 = 1          // per-record body version (header, commit, checkpoint, v1 receipt)
+  public static let receiptV2Version: UInt8 = 2       // a RECEIPT record holding a v2 receipt
   public static let overhead = 12                     // 8-byte prefix + 4-byte CRC
   public static let minRecord = 12
   public static let maxRecord = 1024
@@ -36,8 +38,10 @@ public struct JournalHeader: Equatable {
   public var created: UInt64
   /// Incremented by every compaction.
   public var generation: UInt64
-  public init(node: Fingerprint, created: UInt64, generation: UInt64) {
-    self.node = node; self.created = created; self.generation = generation
+  /// The file format version the header says (1: written before issue 15).
+  public var format: UInt16
+  public init(node: Fingerprint, created: UInt64, generation: UInt64, format: UInt16 = JournalFormat.formatVersion) {
+    self.node = node; self.created = created; self.generation = generation; self.format = format
   }
 }
 
@@ -56,13 +60,14 @@ public struct JournalCommit: Equatable {
 
 public enum JournalRecord {
   /// Appends one framed record with its CRC.
-  public static func append(_ type: JournalRecordType, body: [UInt8], to w: inout ByteWriter) {
+  public static func append(_ type: JournalRecordType, version: UInt8 = JournalFormat.recordVersion, body: [UInt8],
+                            to w: inout ByteWriter) {
     let start = w.bytes.count
     let length = JournalFormat.overhead + body.count
     precondition(length <= JournalFormat.maxRecord, "journal record too large")
     w.u32(UInt32(length))
     w.u8(type.rawValue)
-    w.u8(JournalFormat.recordVersion)
+    w.u8(version)
     w.u16(0)
     w.raw(body)
     let crc = w.bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[start...])) }
@@ -72,7 +77,7 @@ public enum JournalRecord {
   public static func headerBody(_ h: JournalHeader) -> [UInt8] {
     var w = ByteWriter(capacity: JournalFormat.headerBody)
     w.raw(JournalFormat.magic)
-    w.u16(JournalFormat.formatVersion)
+    w.u16(h.format)
     w.fingerprint(h.node)
     w.u64(h.created)
     w.u64(h.generation)
@@ -95,9 +100,9 @@ public enum JournalRecord {
     let m = JournalFormat.magic
     for i in 0..<8 where body[i] != m.utf8Start[i] { return nil }
     var r = ByteReader(body, offset: 8)
-    guard r.u16() == JournalFormat.formatVersion, let node = r.fingerprint(), let created = r.u64(),
-          let gen = r.u64() else { return nil }
-    return JournalHeader(node: node, created: created, generation: gen)
+    guard let format = r.u16(), format == JournalFormat.formatVersion || format == JournalFormat.oldFormatVersion,
+          let node = r.fingerprint(), let created = r.u64(), let gen = r.u64() else { return nil }
+    return JournalHeader(node: node, created: created, generation: gen, format: format)
   }
 
   public static func parseCommit(_ body: UnsafeRawBufferPointer) -> JournalCommit? {

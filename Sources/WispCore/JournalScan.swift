@@ -3,9 +3,11 @@
 //
 //  1. The first record must be a CRC-valid header (magic, format version, node).
 //  2. Each following record must frame (length in bounds, whole, CRC-32C matches),
-//     have record version 1 and a known type.
+//     have a known type and version: 1 for every type; 2 also for a RECEIPT (a v2
+//     receipt), only in a file whose header says format 2.
 //  3. A receipt record must pass every receipt check (node, key binding, ECDSA
-//     signature) and be higher than the latest for its (client, serial).
+//     signature) and be higher than the latest for its key: (payer, binding) for v2,
+//     (client, serial) for v1.
 //  4. A commit or checkpoint record must agree with the ledger rebuilt so far
 //     (receipted total and receipt count).
 //  5. The scan stops at the first record that fails any of these: it and everything
@@ -54,9 +56,8 @@ public struct JournalScan {
 
   /// Scans `image`. With `node` nil the node is taken from the header (health checks
   /// without the node key); otherwise a header naming another node is `wrongNode`.
-  public static func scan<V: SignatureVerifier>(_ image: UnsafeRawBufferPointer, node: Fingerprint?, verifier: V,
-                                                window: UInt64 = Credits.defaultWindow) -> JournalScan {
-    var s = JournalScan(ledger: CreditLedger(node: node ?? .zero, window: window))
+  public static func scan<V: SignatureVerifier>(_ image: UnsafeRawBufferPointer, node: Fingerprint?, verifier: V) -> JournalScan {
+    var s = JournalScan(ledger: CreditLedger(node: node ?? .zero))
     var offset = 0
     while offset < image.count {
       switch JournalRecord.frame(image, at: offset) {
@@ -77,16 +78,16 @@ public struct JournalScan {
     return s
   }
 
-  public static func scan<V: SignatureVerifier>(_ image: [UInt8], node: Fingerprint?, verifier: V,
-                                                window: UInt64 = Credits.defaultWindow) -> JournalScan {
-    image.withUnsafeBytes { scan($0, node: node, verifier: verifier, window: window) }
+  public static func scan<V: SignatureVerifier>(_ image: [UInt8], node: Fingerprint?, verifier: V) -> JournalScan {
+    image.withUnsafeBytes { scan($0, node: node, verifier: verifier) }
   }
 
   mutating func apply<V: SignatureVerifier>(_ f: RecordFrame, _ image: UnsafeRawBufferPointer,
                                             expectedNode: Fingerprint?, verifier: V) -> ScanInvalid? {
-    if f.version != JournalFormat.recordVersion { return .badVersion }
     let body = UnsafeRawBufferPointer(rebasing: image[f.body])
     guard let type = JournalRecordType(rawValue: f.type) else { return .unknownType }
+    if f.version != JournalFormat.recordVersion
+      && !(type == .receipt && f.version == JournalFormat.receiptV2Version && (header?.format ?? 0) >= 2) { return .badVersion }
     if header == nil && type != .header { return .missingHeader }
     switch type {
     case .header:
@@ -96,11 +97,18 @@ public struct JournalScan {
       }
       if let expectedNode, h.node != expectedNode { return .wrongNode }
       header = h
-      ledger = CreditLedger(node: h.node, window: ledger.window)
+      ledger = CreditLedger(node: h.node)
     case .receipt:
       var r = ByteReader(body)
-      guard let receipt = Receipt.decode(&r), r.remaining == 0 else { return .badBody }
-      switch ledger.accept(receipt, verifier: verifier, requireOpen: false) {
+      let verdict: ReceiptVerdict
+      if f.version == JournalFormat.receiptV2Version {
+        guard let receipt = Receipt.decode(&r), r.remaining == 0 else { return .badBody }
+        verdict = ledger.accept(receipt, verifier: verifier)
+      } else {
+        guard let receipt = ReceiptV1.decode(&r), r.remaining == 0 else { return .badBody }
+        verdict = ledger.accept(v1: receipt, verifier: verifier)
+      }
+      switch verdict {
       case .rejected(let why): return .receipt(why)
       case .accepted: break
       }

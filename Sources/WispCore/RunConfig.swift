@@ -25,8 +25,21 @@ public struct RunConfig {
   /// Send WATCHDOG=1 to systemd when it asks for it (WATCHDOG_USEC).
   public var watchdog = true
   public var leds = LEDLines()
-  /// Bytes a circuit may relay beyond its last receipt (0: relay without requiring receipts).
+  /// Unpaid bytes a payer's circuits may carry together, W (0: relay without requiring receipts).
   public var creditWindow: UInt64 = Credits.defaultWindow
+  /// Bytes a circuit may relay before a receipt binds it to a payer.
+  public var unboundAllowance: UInt64 = Credits.defaultUnboundAllowance
+  /// Seconds within which a receipt must bind a new circuit, or it is closed.
+  public var bindTimeoutSec: UInt32 = Credits.defaultBindTimeout
+  /// The signed payer list (PAYER-LIST.md); nil: none, payers unverified.
+  public var payersPath: String? = nil
+  /// Settlement keys whose signatures a payer list needs (`settlement_threshold` distinct ones).
+  public var settlementKeys: [Fingerprint] = []
+  public var settlementThreshold = 1
+  /// Refuse receipts of unlisted payers; nil: yes when a payer list is configured.
+  public var requirePayers: Bool? = nil
+  /// Whether receipts of unlisted payers earn nothing (and bind nothing).
+  public var payersRequired: Bool { payersPath != nil && (requirePayers ?? true) }
   /// Exit circuits (one UDP socket each) the node may hold at once (THREAT-MODEL.md).
   public var exitSockets = Defaults.exitSockets
   /// Per-source shares of circuits and of expensive work (SourceLimits.swift).
@@ -167,6 +180,21 @@ public struct RunConfig {
     if let n = try number("--idle-timeout", 1, 86_400) { c.limits.idleSeconds = UInt32(n) }
     if let n = try number("--stats-interval", 0, 86_400) { c.statsIntervalSec = n }
     if let n = try number("--credit-window", 0, 1 << 40) { c.creditWindow = n }
+    if let n = try number("--unbound-allowance", 0, 1 << 30) { c.unboundAllowance = n }
+    if let n = try number("--bind-timeout", 1, 3600) { c.bindTimeoutSec = UInt32(n) }
+    if let p = inv.value("--payers") { c.payersPath = p.is("none") ? nil : p }
+    if let k = inv.value("--settlement-keys") {
+      guard let keys = RunConfig.fingerprints(k) else {
+        throw UsageError("option '--settlement-keys' must be 64-hex-digit fingerprints separated by commas, not '\(k)'", command: .run)
+      }
+      c.settlementKeys = keys
+    }
+    if let n = try number("--settlement-threshold", 1, 16) { c.settlementThreshold = Int(n) }
+    if let v = inv.value("--require-payers") {
+      if v.is("yes") { c.requirePayers = true } else if v.is("no") { c.requirePayers = false } else {
+        throw UsageError("option '--require-payers' must be yes or no, not '\(v)'", command: .run)
+      }
+    }
     if let n = try number("--circuits-per-source", 0, 1 << 24) { c.sourceLimits.circuitsPerSource = Int(n) }
     if let n = try number("--pending-per-source", 0, 1 << 24) { c.sourceLimits.pendingPerSource = Int(n) }
     if let n = try number("--exit-sockets", 0, 65_536) { c.exitSockets = Int(n) }
@@ -227,5 +255,30 @@ public struct RunConfig {
       throw UsageError("option '--pool' must be at least 4x '--batch' (\(c.batch * 4))", command: .run)
     }
     return c
+  }
+}
+
+extension RunConfig {
+  /// Comma-separated fingerprints (64 hex digits each); nil when any is not one.
+  public static func fingerprints(_ text: String) -> [Fingerprint]? {
+    var out: [Fingerprint] = []
+    for part in text.utf8.split(separator: 44) {  // ','
+      var t = Array(part)
+      while t.first == 32 { t.removeFirst() }
+      while t.last == 32 { t.removeLast() }
+      guard let raw = bytesFromHex(t), let f = Fingerprint(raw) else { return nil }
+      out.append(f)
+    }
+    return out.isEmpty ? nil : out
+  }
+
+  /// What is wrong with the payer-list settings, or nil.
+  public var payerSettingsProblem: String? {
+    guard payersPath != nil else { return nil }
+    if settlementKeys.isEmpty { return "'payers' needs 'settlement_keys': the fingerprints of the keys that sign the list" }
+    if settlementThreshold > settlementKeys.count {
+      return "'settlement_threshold' \(settlementThreshold) is more than the \(settlementKeys.count) settlement key(s) pinned"
+    }
+    return nil
   }
 }

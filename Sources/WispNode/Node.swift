@@ -44,6 +44,8 @@ public final class Node {
   /// Whether the wall clock is synchronised (NodeClock.swift); `clock.clockSynced` for the credit side.
   public let clock: NodeClock
   public var credit: NodeCredit? = nil
+  /// The payer list in force (NodePayers.swift; nil: payers unverified).
+  public var payers: PayerList? = nil
   /// The thread that verifies and records receipts and commits the journal (nil without credit).
   public var worker: CreditWorker? = nil
   public var peers = NodePeers([])
@@ -89,6 +91,15 @@ public final class Node {
     let credit = NodeCredit.open(directory: config.stateDir, window: config.creditWindow,
                                  commitInterval: config.commitIntervalSec)
     self.credit = credit
+    if config.payersPath != nil && credit == nil {
+      Log.error("a payer list needs credit: the state directory or node key is unusable")
+      return 1
+    }
+    credit?.unboundAllowance = config.unboundAllowance
+    // Time checks (receipt epochs, payer validity) wait while the clock is unsynchronised.
+    let clock = self.clock
+    credit?.clockSynced = { clock.clockSynced() }
+    if !startPayers() { return 1 }
     var count = config.effectiveShards
     if count > 1 && config.shards == nil {
       // Automatic sharding needs the kernel's reuseport steering program (qemu-user and
@@ -137,6 +148,8 @@ public final class Node {
       if let credit {
         fwd.fingerprint = credit.fingerprint
         fwd.creditWindow = config.creditWindow
+        fwd.unboundAllowance = config.unboundAllowance
+        fwd.bindTimeout = config.bindTimeoutSec
         worker?.connect(fwd, shard: k)
         // Sealed exits: keys per circuit, agreed on the worker (exits may come with SIGHUP).
         fwd.exitCipher = ExitSealer(halves: fwd.circuits.capacity)
@@ -446,7 +459,8 @@ public final class Node {
   /// SIGHUP: re-read the config file; keep the old one if the new one is invalid.
   public func reload() {
     guard let path = current.configPath else {
-      Log.info("SIGHUP: no config file in use, nothing to reload")
+      if current.payersPath != nil { reloadPayers(current) }
+      Log.info("SIGHUP: no config file in use, nothing else to reload")
       return
     }
     _ = wisp_sd_notify("RELOADING=1")
@@ -474,6 +488,15 @@ public final class Node {
         leds = fresh
         Log.info("LED lines reloaded", "backend=\"\(Log.quote(fresh.backend))\"")
       }
+      if new.creditWindow != current.creditWindow || new.unboundAllowance != current.unboundAllowance
+        || new.bindTimeoutSec != current.bindTimeoutSec {
+        Log.warn("credit_window, unbound_allowance and bind_timeout take effect on restart")
+      }
+      if credit != nil {
+        reloadPayers(new)
+        if payers != nil { current.payersPath = new.payersPath; current.settlementKeys = new.settlementKeys
+          current.settlementThreshold = new.settlementThreshold; current.requirePayers = new.requirePayers }
+      }
       peers.update(new.peers)
       let links = Node.linkPeers(new)
       for s in shards { s.inbox.post(.nodeLinks(links)) }
@@ -488,6 +511,10 @@ public final class Node {
       kept.clockSync = new.clockSync
       clock.mode = new.clockSync
       clock.refresh()
+      kept.payersPath = current.payersPath
+      kept.settlementKeys = current.settlementKeys
+      kept.settlementThreshold = current.settlementThreshold
+      kept.requirePayers = current.requirePayers
       current = kept
       Log.info("reloaded", "file=\(path) rate_mbit=\(new.limits.nodeMbit) circuit_rate_mbit=\(new.limits.circuitMbit)"
                  + " quota_bytes=\(new.limits.quotaBytes) exit_rules=\(new.exitPolicy.rules.count)")
@@ -536,6 +563,9 @@ public final class Node {
       s.poolSize &+= l.poolSize
       s.creditPaused &+= l.beat.creditPaused
       s.creditPending &+= l.beat.creditPending
+      s.unboundOpen += l.beat.creditUnbound
+      s.unboundClosed &+= l.beat.traffic.unbound
+      s.bindsSent &+= l.beat.traffic.binds
       s.exitSocketsOpen += l.exitSocketsOpen
       s.exitSocketBudget += l.exitSocketBudget
       s.sourceRefusedCircuits &+= l.sourceRefusedCircuits
@@ -556,10 +586,9 @@ public final class Node {
       s.creditReceipts = r.totals.receipts
       s.creditCommitted = r.totals.committed
       s.creditError = r.lastError
-      let o = credit.ledgerOccupancy()
-      s.ledgerOpen = o.open
-      s.ledgerCapacity = o.capacity
-      s.ledgerFull = o.full
+      s.creditTables = credit.tables()
+      s.clockSynced = credit.clockSynced()
+      payerStatus(&s)
     }
     s.creditWindow = config.creditWindow
     if latest.contains(where: { $0.hasSessionTable }) {

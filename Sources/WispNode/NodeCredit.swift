@@ -1,18 +1,32 @@
-// The node's credit: its key, its journal, and the receipts its circuits earn.
+// The node's credit: its key, its journal, the payer list and the receipts its circuits earn.
 //
-// Receipts arrive as RECEIPT frames on a circuit (Forwarder.receipt). The first valid
-// receipt binds the circuit to the client's serial; every receipt is verified (ECDSA
-// P-256), recorded in the journal and raises the circuit's credit, which lets it relay
-// `credit_window` bytes more. The journal group-commits on the 1 s tick (at most every
-// commit interval), early past a credit threshold, and on shutdown.
+// Receipts (v2, Receipt.swift) arrive as RECEIPT frames on a circuit (Forwarder.receipt)
+// and are posted here (CreditWorker). The first valid receipt naming the circuit's binding
+// binds the circuit to its payer (it may acknowledge 0 bytes); every receipt is checked
+// (the binding, the amount against what was relayed, the epoch, the ECDSA signature, the
+// payer list), recorded in the journal when it acknowledges bytes, and moves the circuit's
+// limit: receipted + its share of the payer's credit window (PayerBook, PayerCredit.swift).
+// A receipt naming a closed circuit's binding pays back that circuit's debt.
+//
+// Epochs: with the clock synchronised (`clockSynced`) a receipt whose epoch is more than
+// Receipt.epochTolerance away is refused (`epoch`). While it is not, the check waits: a
+// receipt still moves its circuit's limit, and is held (the latest per binding, at most
+// Credits.maxHeldReceipts) until the clock is synchronised, then journaled or refused.
+//
+// Payer list: with one (`payers`), a receipt whose payer is not listed or not valid at the
+// receipt's epoch earns nothing and binds nothing (`unlisted_payer`) when `requirePayers`;
+// otherwise it is taken and counted `unlisted`. Without one, payers are unverified.
+//
+// The journal group-commits on the 1 s tick (at most every commit interval), early past a
+// credit threshold, and on shutdown.
 //
 // Storage errors never stop relaying: the node stops crediting, shows `storage-error`
 // (LEDs and status), and reopens the journal every 10 s until the storage is back — a
 // reopen counts only once a commit marker has been written and synced (a probe: opening
 // alone writes nothing and would succeed on a full or read-only disk). Meanwhile a
-// valid receipt still moves its circuit's window (paying clients keep flowing) but
-// credits nothing; after the reopen the next cumulative receipt of each circuit credits
-// everything it covers, since circuits are re-opened in the recovered ledger.
+// valid receipt still moves its circuit's limit (paying clients keep flowing) but
+// credits nothing; after the reopen the next cumulative receipt of each binding credits
+// everything it covers.
 // All of it runs on the credit worker's thread (CreditWorker); the control plane reads the
 // totals for status under the lock.
 import CPosix
@@ -34,6 +48,25 @@ public final class NodeCredit {
   public var rejected: UInt64 = 0
   /// Valid receipts taken while the storage was failing: window only, no credit.
   public var uncredited: UInt64 = 0
+  /// Live rejections by reason (the journal's ledger counts those of recovery).
+  public var rejections = RejectionCounters()
+  /// Credit per payer (PayerCredit.swift).
+  public var book: PayerBook
+  /// Whether the kernel's clock is synchronised (the epoch check waits while it is not).
+  public var clockSynced: () -> Bool = { true }
+  /// The payer list's check: is this payer listed and valid at this epoch (nil: no list,
+  /// payers unverified). Replaced under the lock on reload.
+  public var payerGate: ((Fingerprint, UInt64) -> Bool)? = nil
+  /// A bound circuit's limit never drops below this (the unbound allowance: PayerBook.grant).
+  public var unboundAllowance: UInt64 = Credits.defaultUnboundAllowance
+  /// Receipts of unlisted payers earn nothing (with a payer list).
+  public var requirePayers = true
+  /// Valid receipts of unlisted payers taken because `requirePayers` is off.
+  public var unlisted: UInt64 = 0
+  /// Receipts held while the clock is unsynchronised (journaled or refused once it is).
+  public var held: [Receipt] = []
+  /// Receipts not held because `Credits.maxHeldReceipts` were (their window moved).
+  public var heldDropped: UInt64 = 0
   /// The totals as last seen with a working journal (what status shows while failed).
   public var lastTotals: (receipted: UInt64, receipts: Int, committed: UInt64) = (0, 0, 0)
 
@@ -43,6 +76,7 @@ public final class NodeCredit {
     self.window = window
     self.policy = policy
     self.fingerprint = fingerprint
+    book = PayerBook(window: window)
   }
 
   public static func now() -> UInt64 { UInt64(max(0, wisp_realtime_s())) }
@@ -82,7 +116,7 @@ public final class NodeCredit {
     var j: Journal<FileJournalStorage, P256Verifier>
     do {
       j = try Journal.open(storage: storage, node: fingerprint, verifier: P256Verifier(), now: NodeCredit.now(),
-                           policy: policy, window: window)
+                           policy: policy)
     } catch {
       storage.close()
       fail("cannot open the journal: \(NodeCredit.describe(error))")
@@ -120,6 +154,14 @@ public final class NodeCredit {
     }
   }
 
+  /// Puts a payer list in force (control thread; under the lock).
+  public func setPayers(_ list: PayerList, required: Bool) {
+    wisp_credit_lock()
+    defer { wisp_credit_unlock() }
+    payerGate = { fp, epoch in list.valid(fp, at: epoch) }
+    requirePayers = required
+  }
+
   /// Whether the storage is failing (caller holds the lock, or is the only thread).
   public var isFailed: Bool { lastError != nil }
 
@@ -132,84 +174,140 @@ public final class NodeCredit {
     return (t, lastError != nil, lastError, accepted, rejected, uncredited)
   }
 
-  /// A receipt for the circuit `slot` describes, which has relayed `total` bytes so far.
-  /// Runs on the credit worker's thread (CreditWorker): the ECDSA check and the journal's
-  /// writes never run where packets are forwarded. The lock only keeps the status readers
-  /// of the control plane out while the journal changes.
-  public func take(_ r: Receipt, slot: inout CreditSlot, relayed total: UInt64) {
+  /// A receipt for the circuit `slot` describes (whose binding is `binding`), which has
+  /// relayed `total` bytes so far. Runs on the credit worker's thread (CreditWorker): the
+  /// ECDSA check and the journal's writes never run where packets are forwarded. The lock
+  /// only keeps the status readers of the control plane out while the state changes.
+  public func take(_ r: Receipt, slot: inout CreditSlot, relayed total: UInt64, binding: Binding) {
     wisp_credit_lock()
     defer { wisp_credit_unlock() }
-    guard var j = journal else {
-      // Storage failing: credit nothing, but a valid receipt still opens the window.
-      if (slot.serial == 0 || slot.serial == r.serial) && r.bytes > slot.receipted && r.bytes <= Receipt.acceptable(relayed: total)
-        && r.check(node: fingerprint, verifier: P256Verifier()) == nil {
-        slot.serial = r.serial
-        slot.receipted = r.bytes
-        uncredited += 1
-      } else {
-        rejected += 1
-      }
+    let synced = clockSynced()
+    if r.binding != binding {
+      payClosed(r, synced: synced)
       return
     }
+    if slot.bound && r.payer != slot.payer { reject(.wrongCircuit); return }
+    if slot.bound && r.bytes <= slot.receipted { reject(r.bytes == slot.receipted ? .replay : .notHigher); return }
+    if r.bytes > Receipt.acceptable(relayed: total) { reject(.exceedsRelayed); return }
+    if synced && !Receipt.epochAcceptable(r.epoch, now: NodeCredit.now()) { reject(.epoch); return }
+    if let why = r.check(node: fingerprint, verifier: P256Verifier()) { reject(why); return }
+    if !payerAdmitted(r) { return }
+    var headroom: UInt64 = 0
+    if !slot.bound {
+      guard book.open(r.payer) else { reject(.payersFull); return }
+      slot.bound = true
+      slot.payer = r.payer
+      slot.binding = binding
+    } else {
+      headroom = slot.limit > slot.receipted ? slot.limit - slot.receipted : 0
+    }
+    slot.receipted = r.bytes
+    slot.limit = book.grant(r.payer, headroom: headroom, receipted: r.bytes, relayed: total, floor: unboundAllowance)
+    accepted += 1
+    if r.bytes > 0 { synced ? record(r) : hold(r) }
+  }
+
+  /// A receipt naming another binding than its circuit's: it may pay back a closed
+  /// circuit's debt (PayerBook.pay), never the circuit it came on.
+  func payClosed(_ r: Receipt, synced: Bool) {
+    guard let d = book.closedDebt(r.binding), d.payer == r.payer else { reject(.wrongBinding); return }
+    if r.bytes <= d.receipted { reject(r.bytes == d.receipted ? .replay : .notHigher); return }
+    if r.bytes > Receipt.acceptable(relayed: d.relayed) { reject(.exceedsRelayed); return }
+    if synced && !Receipt.epochAcceptable(r.epoch, now: NodeCredit.now()) { reject(.epoch); return }
+    if let why = r.check(node: fingerprint, verifier: P256Verifier()) { reject(why); return }
+    if !payerAdmitted(r) { return }
+    book.pay(r.payer, binding: r.binding, bytes: r.bytes)
+    accepted += 1
+    synced ? record(r) : hold(r)
+  }
+
+  /// The payer list's word on a valid receipt: false (counted) when it must earn nothing.
+  func payerAdmitted(_ r: Receipt) -> Bool {
+    guard let gate = payerGate else { return true }
+    if gate(r.payer, r.epoch) { return true }
+    if requirePayers { reject(.unlistedPayer); return false }
+    unlisted &+= 1
+    return true
+  }
+
+  func reject(_ why: ReceiptRejection) {
+    rejected += 1
+    rejections.count(why)
+  }
+
+  /// Records a checked receipt in the journal (or, while the storage fails, counts it).
+  func record(_ r: Receipt) {
+    guard var j = journal else { uncredited += 1; return }
     journal = nil  // exclusive while mutated (the value is written back below)
     defer { if !isFailed { journal = j } }
-    // A ledger entry only for a valid receipt: the cheap checks first (the serial's
-    // binding, the amount against what was relayed, the node it names), then the
-    // signature, and only then an entry (bounded: CreditLedger rule 5).
-    if slot.serial != 0 && slot.serial != r.serial { rejected += 1; j.countRejection(.wrongCircuit); return }
-    if r.bytes > Receipt.acceptable(relayed: total) { rejected += 1; j.countRejection(.exceedsRelayed); return }
-    var checked = false
-    if j.ledger.index(openSerial: r.serial) == nil {
-      if let why = r.check(node: fingerprint, verifier: j.verifier) { rejected += 1; j.countRejection(why); return }
-      checked = true
-      // slot.serial == 0: the first receipt binds the circuit. Otherwise the circuit was
-      // bound before the journal was reopened: open it in the recovered ledger, which
-      // counts what this process relayed on it from the start.
-      guard j.openCircuit(client: r.client, serial: r.serial) else {
-        rejected += 1  // the ledger is full (counted there), or the serial is another circuit's
-        return
-      }
-      if slot.serial == 0 {
-        slot.serial = r.serial
-        slot.reported = 0
-      } else {
-        slot.reported = j.ledger.index(openSerial: r.serial).map { j.ledger.circuits[$0].relayed } ?? 0
-      }
-    } else if slot.serial == 0 {
-      rejected += 1  // serial in use by another circuit
-      j.countRejection(.wrongCircuit)
-      return
-    }
-    if total > slot.reported {
-      j.relayed(serial: r.serial, bytes: total - slot.reported)
-      slot.reported = total
-    }
     do {
-      if case .accepted = try j.record(r, now: NodeCredit.now(), live: true, signatureChecked: checked) {
-        slot.receipted = r.bytes
-        accepted += 1
-      } else {
-        rejected += 1
-      }
+      _ = try j.record(r, now: NodeCredit.now(), signatureChecked: true)
     } catch {
-      // Accepted (the ledger took it) but its commit failed: the window still moves.
-      slot.receipted = max(slot.receipted, min(r.bytes, total))
-      accepted += 1
       fail("receipt write: \(NodeCredit.describe(error))", closing: j)
     }
   }
 
-  /// A circuit ended (idle, destroyed, refused): its credit stays, it stops being pending.
-  public func closed(serial: UInt64) {
+  /// Keeps a checked receipt until the clock is synchronised (the latest per binding).
+  func hold(_ r: Receipt) {
+    if let i = held.firstIndex(where: { $0.binding == r.binding && $0.payer == r.payer }) {
+      if r.bytes > held[i].bytes { held[i] = r }
+      return
+    }
+    if held.count >= Credits.maxHeldReceipts {
+      heldDropped &+= 1  // its window moved; its credit is lost
+      return
+    }
+    held.append(r)
+  }
+
+  /// The clock is synchronised: held receipts are journaled, or refused (`epoch`).
+  func releaseHeld() {
+    let now = NodeCredit.now()
+    let list = held
+    held.removeAll(keepingCapacity: true)
+    for r in list {
+      if Receipt.epochAcceptable(r.epoch, now: now) { record(r) } else { reject(.epoch) }
+    }
+  }
+
+  /// W / the payer's open circuits (rebalancing, CreditWorker).
+  public func fairShare(_ payer: Fingerprint) -> UInt64 {
     wisp_credit_lock()
     defer { wisp_credit_unlock() }
-    journal?.closeCircuit(serial: serial)
+    return book.fairShare(payer)
+  }
+
+  /// A lower limit the shard applied to a circuit of `payer`: its headroom went from `old` to `headroom`.
+  public func adjust(_ payer: Fingerprint, from old: UInt64, to headroom: UInt64) {
+    wisp_credit_lock()
+    defer { wisp_credit_unlock() }
+    book.adjust(payer, from: old, to: headroom)
+  }
+
+  /// A new limit for a bound circuit outside a receipt: its share of what the payer's
+  /// window has left (never below its present limit).
+  public func regrant(_ slot: CreditSlot) -> UInt64 {
+    wisp_credit_lock()
+    defer { wisp_credit_unlock() }
+    let headroom = slot.limit > slot.receipted ? slot.limit - slot.receipted : 0
+    return book.grant(slot.payer, headroom: headroom, receipted: slot.receipted, relayed: slot.limit, floor: unboundAllowance)
+  }
+
+  /// A bound circuit ended with `relayed` bytes carried: its headroom goes back to its
+  /// payer, what it carried beyond its receipts stays with the payer as debt.
+  public func closed(_ slot: CreditSlot, relayed: UInt64) {
+    guard slot.bound else { return }
+    wisp_credit_lock()
+    defer { wisp_credit_unlock() }
+    let headroom = slot.limit > slot.receipted ? slot.limit - slot.receipted : 0
+    book.close(slot.payer, binding: slot.binding, headroom: headroom, receipted: slot.receipted, relayed: relayed)
   }
 
   /// Once a second: group commit, compaction, or a retry after a storage error.
   public func tick() {
     wisp_credit_lock()
     defer { wisp_credit_unlock() }
+    if !held.isEmpty && clockSynced() { releaseHeld() }
     if isFailed {
       if wisp_monotonic_ns() >= nextReopen { reopen() }
       return
@@ -226,15 +324,31 @@ public final class NodeCredit {
     do { try j.close(now: NodeCredit.now()); journal = j } catch { fail("final commit: \(NodeCredit.describe(error))", closing: j) }
   }
 
-  /// The ledger's occupancy: open-circuit entries, the most it holds, receipts refused
-  /// because it was full (the last working journal's while the storage fails).
-  public func ledgerOccupancy() -> (open: Int, capacity: Int, full: UInt64) {
+  /// The payer table and the other bounded tables, for status.
+  public func tables() -> CreditTables {
     wisp_credit_lock()
     defer { wisp_credit_unlock() }
-    if let j = journal { lastOccupancy = (j.ledger.openCount, j.ledger.maxOpen, j.ledger.full) }
-    return lastOccupancy
+    var t = CreditTables()
+    t.payers = book.payerCount
+    t.payersCapacity = book.maxPayers
+    t.payersFull = book.payersFull
+    t.payersEvicted = book.payersEvicted
+    t.closedDebts = book.closedCount
+    t.closedCapacity = book.maxClosed
+    t.closedEvicted = book.closedEvicted
+    t.debtBytes = book.totalDebt
+    t.debtPaid = book.debtPaid
+    t.held = held.count
+    t.heldCapacity = Credits.maxHeldReceipts
+    t.heldDropped = heldDropped
+    t.unlisted = unlisted
+    t.rejections = rejections
+    if let j = journal { lastV1 = (j.ledger.v1Count, j.ledger.receiptedV1) }
+    t.v1Receipts = lastV1.count
+    t.v1Bytes = lastV1.bytes
+    return t
   }
-  var lastOccupancy: (open: Int, capacity: Int, full: UInt64) = (0, Credits.maxOpenCircuits, 0)
+  var lastV1: (count: Int, bytes: UInt64) = (0, 0)
 
   /// (receipted bytes, receipts held, committed bytes); while the storage fails, the
   /// figures of the last working journal.
@@ -245,4 +359,21 @@ public final class NodeCredit {
     lastTotals = (j.ledger.receiptedTotal, j.ledger.receiptCount, j.committedTotal)
     return lastTotals
   }
+}
+
+/// The credit worker's bounded tables and counters, for status.
+public struct CreditTables {
+  public var payers = 0, payersCapacity = 0
+  public var payersFull: UInt64 = 0, payersEvicted: UInt64 = 0
+  public var closedDebts = 0, closedCapacity = 0
+  public var closedEvicted: UInt64 = 0
+  public var debtBytes: UInt64 = 0, debtPaid: UInt64 = 0
+  public var held = 0, heldCapacity = 0
+  public var heldDropped: UInt64 = 0
+  public var unlisted: UInt64 = 0
+  public var rejections = RejectionCounters()
+  /// Receipts of journals written before issue 15 (v1), and the bytes they hold.
+  public var v1Receipts = 0
+  public var v1Bytes: UInt64 = 0
+  public init() {}
 }

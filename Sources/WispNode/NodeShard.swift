@@ -24,7 +24,9 @@ public enum ShardMessage {
   /// Post a snapshot tagged `generation`.
   case snapshot(generation: UInt64)
   /// The credit worker's answer for a receipt (CreditWorker).
-  case credited(half: Int32, localId: UInt32, serial: UInt64, receipted: UInt64)
+  case credited(half: Int32, localId: UInt32, bound: Bool, receipted: UInt64, limit: UInt64)
+  /// The worker rebalances a payer's window: a bound circuit's new limit (CreditWorker).
+  case limit(half: Int32, localId: UInt32, limit: UInt64)
   /// The worker's keys for a sealed exit circuit (empty: the client's point was not valid),
   /// and the CREATED tail (the exit's point and fresh nonce).
   case exitKeys(half: Int32, localId: UInt32, keys: [UInt8], created: [UInt8])
@@ -55,6 +57,7 @@ public struct ShardBeat {
   public var circuits = 0
   public var creditPaused = 0
   public var creditPending: UInt64 = 0
+  public var creditUnbound = 0
   public init() {}
 }
 
@@ -114,6 +117,12 @@ public final class NodeShard<IO: DatagramIO> {
     try loop.watch(inbox.fd, tag: NodeShard.inboxTag)
     loop.published = published
     loop.forwarder.onPong = { from, token in control.post(.pong(from, token)) }
+    // Frames the forwarder writes besides its verdict (a CREATED before its BIND, DESTROYs
+    // of unbound circuits) join the send batch in order, sealed when a session exists.
+    loop.forwarder.emit = { frame, to in  // cycle broken when the thread ends
+      if let link = loop.link, link.seal(frame, to: to) { return }
+      loop.sendCopy(frame, to: to)
+    }
     loop.onEvent = { _, event in self.handle(event) }  // cycle broken when the thread ends
   }
 
@@ -130,6 +139,7 @@ public final class NodeShard<IO: DatagramIO> {
       control.post(.snapshot(snapshot(generation: UInt64.max)))
       loop.onEvent = nil
       loop.forwarder.onPong = nil
+      loop.forwarder.emit = nil
     }) {
     case .success(let h): thread = h; return 0
     case .failure(let e): return -e.code
@@ -140,6 +150,7 @@ public final class NodeShard<IO: DatagramIO> {
   public func handle(_ event: RelayLoop<IO>.Event) {
     switch event {
     case .tick:
+      loop.flush()  // DESTROYs of circuits the tick closed unbound
       control.post(.beat(beat()))
     case .readable(let tag) where tag == NodeShard.inboxTag:
       inbox.acknowledge()
@@ -164,8 +175,10 @@ public final class NodeShard<IO: DatagramIO> {
       for t in targets { loop.sendFrame(UnsafeRawBufferPointer(start: ping, count: n), to: t) }
     case .snapshot(let g):
       control.post(.snapshot(snapshot(generation: g)))
-    case .credited(let half, let localId, let serial, let receipted):
-      loop.forwarder.credited(half: half, localId: localId, serial: serial, receipted: receipted)
+    case .credited(let half, let localId, let bound, let receipted, let limit):
+      loop.forwarder.credited(half: half, localId: localId, bound: bound, receipted: receipted, limit: limit)
+    case .limit(let half, let localId, let limit):
+      loop.forwarder.setLimit(half: half, localId: localId, limit: limit)
     case .exitKeys(let half, let localId, let keys, let created):
       let p = scratch + Defaults.headroom
       let f = loop.forwarder
@@ -197,6 +210,7 @@ public final class NodeShard<IO: DatagramIO> {
     let cs = f.creditState()
     b.creditPaused = cs.paused
     b.creditPending = cs.pending
+    b.creditUnbound = cs.unbound
     return b
   }
 

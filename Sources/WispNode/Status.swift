@@ -99,11 +99,20 @@ public struct StatusSnapshot {
   /// Sealed exits' key agreements done on the worker, and refused points.
   public var keyAgreements: UInt64 = 0
   public var keyAgreementsFailed: UInt64 = 0
-  /// Credit ledger entries for open circuits, and the most it holds (0: credit off).
-  public var ledgerOpen = 0
-  public var ledgerCapacity = 0
-  /// Receipts refused because the ledger was full.
-  public var ledgerFull: UInt64 = 0
+  /// The credit worker's bounded tables (payers, closed debts, held receipts) and counters.
+  public var creditTables = CreditTables()
+  /// Open circuits no receipt has bound yet; circuits closed for it; BINDs sent.
+  public var unboundOpen = 0
+  public var unboundClosed: UInt64 = 0
+  public var bindsSent: UInt64 = 0
+  /// The payer list in force (nil: none, payers unverified): version, age, payers, and
+  /// whether receipts of unlisted payers are refused.
+  public var payersVersion: UInt64? = nil
+  public var payersAgeSec: UInt64 = 0
+  public var payersCount = 0
+  public var payersRequired = false
+  /// Whether the node's clock is synchronised (receipt epoch checks wait while not).
+  public var clockSynced = true
   /// Status and metrics connections closed at once (every slot taken) or at their deadline.
   public var connectionsRefused: UInt64 = 0
   public var connectionsExpired: UInt64 = 0
@@ -145,7 +154,14 @@ public struct StatusSnapshot {
       s += "credit:    \(creditReceipted) bytes receipted in \(creditReceipts) receipt(s), \(creditCommitted) committed to disk;"
       s += " \(creditPending) bytes pending; \(creditPaused) circuit(s) paused (window \(creditWindow == 0 ? "off" : "\(creditWindow) bytes"))\n"
       if let e = creditError { s += "           STORAGE ERROR, not crediting: \(e)\n" }
-      s += "ledger:    \(ledgerOpen) of \(ledgerCapacity) open-circuit entries, \(ledgerFull) receipt(s) refused (full)\n"
+      let t = creditTables
+      s += "payers:    " + (payersVersion.map { "list version \($0), \(payersAgeSec) s old, \(payersCount) payer(s), unlisted \(payersRequired ? "refused" : "taken (\(t.unlisted))")" } ?? "payers unverified (no payer list)") + "\n"
+      s += "           \(t.payers) of \(t.payersCapacity) payer entries (\(t.payersFull) refused full, \(t.payersEvicted) evicted); \(t.closedDebts) of \(t.closedCapacity) closed-circuit debts, \(t.debtBytes) bytes owed (\(t.closedEvicted) evicted, \(t.debtPaid) bytes paid back)\n"
+      s += "binding:   \(unboundOpen) circuit(s) unbound now, \(unboundClosed) closed unbound, \(bindsSent) BIND(s) sent; clock \(clockSynced ? "synced" : "unsynced: epoch checks wait")"
+      s += ", \(t.held) of \(t.heldCapacity) receipt(s) held (\(t.heldDropped) dropped)\n"
+      s += "receipts:  refused \(t.rejections.summary)"
+      if t.v1Receipts > 0 { s += "; \(t.v1Receipts) v1 receipt(s) of \(t.v1Bytes) bytes from an old journal (not claimable under a payer list)" }
+      s += "\n"
     } else {
       s += "credit:    off (no usable state directory: relaying without crediting)\n"
     }
@@ -213,7 +229,20 @@ public struct StatusSnapshot {
     if creditKnown {
       s += ",\"credit\":{\"receipted_bytes\":\(creditReceipted),\"receipts\":\(creditReceipts),\"committed_bytes\":\(creditCommitted)"
       s += ",\"pending_bytes\":\(creditPending),\"paused_circuits\":\(creditPaused),\"window_bytes\":\(creditWindow)"
-      s += ",\"ledger_open\":\(ledgerOpen),\"ledger_capacity\":\(ledgerCapacity),\"ledger_full\":\(ledgerFull)"
+      let t = creditTables
+      s += ",\"payers\":{\"verified\":\(payersVersion != nil),\"version\":" + (payersVersion.map { "\($0)" } ?? "null")
+      s += ",\"age_s\":\(payersAgeSec),\"listed\":\(payersCount),\"required\":\(payersRequired),\"unlisted_taken\":\(t.unlisted)"
+      s += ",\"entries\":\(t.payers),\"capacity\":\(t.payersCapacity),\"full\":\(t.payersFull),\"evicted\":\(t.payersEvicted)}"
+      s += ",\"debts\":{\"entries\":\(t.closedDebts),\"capacity\":\(t.closedCapacity),\"evicted\":\(t.closedEvicted),\"owed_bytes\":\(t.debtBytes),\"paid_bytes\":\(t.debtPaid)}"
+      s += ",\"held\":{\"receipts\":\(t.held),\"capacity\":\(t.heldCapacity),\"dropped\":\(t.heldDropped)}"
+      s += ",\"unbound_open\":\(unboundOpen),\"unbound_closed\":\(unboundClosed),\"binds_sent\":\(bindsSent),\"clock_synced\":\(clockSynced)"
+      s += ",\"v1_receipts\":\(t.v1Receipts),\"v1_bytes\":\(t.v1Bytes),\"rejected\":{"
+      var firstReason = true
+      for r in ReceiptRejection.allCases {
+        s += (firstReason ? "" : ",") + "\"\(r.name)\":\(t.rejections[r])"
+        firstReason = false
+      }
+      s += "}"
       s += ",\"storage_error\":" + (creditError.map { "\"\(Log.quote($0))\"" } ?? "null") + "}"
     } else {
       s += ",\"credit\":null"
@@ -265,9 +294,24 @@ public struct StatusSnapshot {
     metric("credit_pending_bytes", "gauge", "Bytes relayed on open circuits beyond their receipts.", creditPending)
     metric("credit_paused_circuits", "gauge", "Circuits paused at their credit window.", UInt64(creditPaused))
     if creditKnown {
-      metric("credit_ledger_open_entries", "gauge", "Credit ledger entries of open circuits.", UInt64(ledgerOpen))
-      metric("credit_ledger_capacity_entries", "gauge", "The most open-circuit entries the credit ledger holds.", UInt64(ledgerCapacity))
-      metric("credit_ledger_full_total", "counter", "Receipts refused because the credit ledger was full.", ledgerFull)
+      let t = creditTables
+      metric("credit_payers_verified", "gauge", "1: a payer list is in force; 0: payers unverified.", payersVersion == nil ? 0 : 1)
+      metric("credit_payers_version", "gauge", "Version of the payer list in force (0: none).", payersVersion ?? 0)
+      metric("credit_payers_age_seconds", "gauge", "Seconds since the payer list in force was created.", payersAgeSec)
+      metric("credit_payers_listed", "gauge", "Payers on the payer list in force.", UInt64(payersCount))
+      metric("credit_payer_entries", "gauge", "Payers with open circuits or debt on this node.", UInt64(t.payers))
+      metric("credit_payer_capacity_entries", "gauge", "The most payer entries the node holds.", UInt64(t.payersCapacity))
+      metric("credit_payers_full_total", "counter", "Receipts refused because the payer table was full.", t.payersFull)
+      metric("credit_closed_debt_entries", "gauge", "Closed circuits whose unpaid bytes are kept.", UInt64(t.closedDebts))
+      metric("credit_closed_debt_evicted_total", "counter", "Closed-circuit debt entries evicted (the debt stays with the payer).", t.closedEvicted)
+      metric("credit_debt_bytes", "gauge", "Bytes closed circuits carried beyond their receipts.", t.debtBytes)
+      metric("credit_held_receipts", "gauge", "Receipts held while the clock is unsynchronised.", UInt64(t.held))
+      metric("credit_unbound_circuits", "gauge", "Open circuits no receipt has bound yet.", UInt64(unboundOpen))
+      metric("credit_unbound_closed_total", "counter", "Circuits closed because no receipt bound them in time.", unboundClosed)
+      metric("credit_clock_synced", "gauge", "1: the clock is synchronised; 0: receipt epoch checks wait.", clockSynced ? 1 : 0)
+      for r in ReceiptRejection.allCases {
+        metric("credit_receipts_rejected_total", "counter", "Receipts refused, by reason.", t.rejections[r], "reason=\"\(r.name)\"")
+      }
     }
     metric("local_connections_refused_total", "counter", "Status and metrics connections closed at once: every slot taken.",
            connectionsRefused)

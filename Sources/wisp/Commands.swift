@@ -1,5 +1,6 @@
 // Dispatch of parsed commands to their implementations (the developer tools through
-// DeveloperTools, which the device binary answers with "not in this build").
+// DeveloperTools and the settlement tools through SettleCommands, which the device binary
+// answers with "not in this build").
 import WispCore
 import WispNode
 import WispClient
@@ -42,7 +43,10 @@ enum Commands {
     case .tlsProbe, .tlsBench:
       return DeveloperTools.main(inv)
     case .credits:
+      if SettleCommands.wanted(inv) { return SettleCommands.main(inv) }
       return DeveloperTools.wanted(inv) ? DeveloperTools.main(inv) : CreditsCommands.credits(inv)
+    case .payers:
+      return SettleCommands.main(inv)
     case .journal:
       return CreditsCommands.journal(inv)
     }

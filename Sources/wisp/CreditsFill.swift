@@ -35,19 +35,19 @@ enum CreditsFill {
       guard let c = P256Signer.generate() else { Console.err("wisp: key generation failed"); return 1 }
       clients.append(c)
     }
-    // Serials continue after the largest in the journal, so each run adds new circuits.
+    // Bindings continue after the largest in the journal, so each run adds new circuits.
     var base: UInt64 = 0
-    for c in j.ledger.circuits where c.serial > base { base = c.serial }
+    for c in j.ledger.circuits where c.key.version == 2 && c.key.lo > base { base = c.key.lo }
     var amounts = [UInt64](repeating: 0, count: nClients)
     var round: UInt64 = 0
     while loop || round < count {
       let i = Int(round % UInt64(nClients))
       amounts[i] += 1000 + round * 7
       let t = CreditsCommands.now()
-      guard let r = Receipt.make(signer: &clients[i], verifier: v, node: node, serial: base + 1 + UInt64(i),
+      guard let r = Receipt.make(signer: &clients[i], verifier: v, node: node, binding: Binding(hi: 0, lo: base + 1 + UInt64(i)),
                                  bytes: amounts[i], epoch: t) else { Console.err("wisp: signing failed"); return 1 }
       do throws(JournalError) {
-        _ = try j.record(r, now: t, live: false)
+        _ = try j.record(r, now: t)
         if loop { try j.commit(now: t); Console.out("committed \(j.committedTotal)") }
       } catch {
         Console.err("wisp: journal: \(error.text)")

@@ -74,6 +74,7 @@ enum Demo {
         Console.err("wisp demo: cannot set up node \(names[i])'s credit journal in \(stateRoot)")
         return 1
       }
+      credit.clockSynced = { clock.clockSynced() }
       credits.append(credit)
       fwd.fingerprint = credit.fingerprint
       fwd.creditWindow = Credits.defaultWindow

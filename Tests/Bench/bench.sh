@@ -3,7 +3,7 @@
 #
 #   Tests/Bench/bench.sh            (from anywhere; it works from the repo root)
 #
-# Environment (all optional):
+# Environment (all optional; settle.sh has its own, SETTLE_*):
 #   WISP_BIN=path          the relay to measure (default .build-firmware/x86_64/wisp)
 #   BENCH_DURATION=3       seconds of traffic per run (1..30)
 #   BENCH_SIZES="64 512 1400"
@@ -444,6 +444,20 @@ if [ $wisp_ok = 1 ]; then
   else
     notes+=("tls-bench: no host build with tls-bench ($(tail -n 1 "$tmp/host-build.err" 2>/dev/null); skipped)")
   fi
+fi
+
+# Settlement of a network's day (issue 15): `credits settle` over 10^6 receipts in 1,000
+# claims, from the host build (settlement is server-side software; settle.sh caches its
+# fixtures in .build-bench/). It prints its own `bench settle_…` lines.
+if [ -n "$WISP_DEV" ]; then
+  echo "bench: settlement, 10^6 receipts in 1,000 claims (settle.sh; first run makes fixtures) ..." >&2
+  settle_out=$(WISP_DEV_BIN="$WISP_DEV" timeout 1800 "$root/Tests/Bench/settle.sh" 2>"$tmp/settle.err") ||
+    notes+=("settle.sh failed: $(tail -n 1 "$tmp/settle.err")")
+  while read -r _ n v u; do [ "$v" = n/a ] && v=; [ -n "$n" ] && put "$n" "$v" "$u"; done < <(grep '^bench ' <<<"$settle_out")
+  while IFS= read -r line; do notes+=("${line#note: }"); done < <(grep '^note: ' <<<"$settle_out")
+  [ -n "${fig[settle_seconds]:-}" ] || put settle_seconds "" ""
+else
+  notes+=("settle: no host build (skipped)")
 fi
 
 # Other CPU-heavy processes on this machine make every figure lower and noisier: name them.

@@ -63,9 +63,17 @@ func invariant(_ ok: Bool, _ what: @autoclosure () -> String) {
 let fuzzNodeSigner = FakeSigner(200)
 let fuzzNode = FakeVerifier().fingerprint(ofKey: FakeSigner(200).publicKey)
 
+/// A v2 receipt of payer `client` on the binding numbered `serial`.
 func fuzzReceipt(_ client: UInt8, serial: UInt64, bytes: UInt64, epoch: UInt64 = 1_700_000_000) -> Receipt {
   var s = FakeSigner(client)
-  return Receipt.make(signer: &s, verifier: FakeVerifier(), node: fuzzNode, serial: serial, bytes: bytes, epoch: epoch)!
+  return Receipt.make(signer: &s, verifier: FakeVerifier(), node: fuzzNode, binding: Binding(hi: 0, lo: serial), bytes: bytes,
+                      epoch: epoch)!
+}
+
+/// A v1 receipt (journals written before issue 15).
+func fuzzReceiptV1(_ client: UInt8, serial: UInt64, bytes: UInt64, epoch: UInt64 = 1_700_000_000) -> ReceiptV1 {
+  var s = FakeSigner(client)
+  return ReceiptV1.make(signer: &s, verifier: FakeVerifier(), node: fuzzNode, serial: serial, bytes: bytes, epoch: epoch)!
 }
 
 /// A deterministic RandomSource (the node uses the kernel's).

@@ -7,7 +7,7 @@
 source "$(dirname "$0")/lib.bash"
 port=$((20000 + RANDOM % 20000)) dest=$((port + 1))
 log=$(mktemp /tmp/wisp-gro.XXXXXX)
-Toolchain/run.sh x86_64 run --listen 127.0.0.1:$port --state-dir "$state" --exit 127.0.0.1:$dest --links optional --lab-addresses yes --duration 30 2>"$log" & node=$!
+Toolchain/run.sh x86_64 run --listen 127.0.0.1:$port --state-dir "$state" --exit 127.0.0.1:$dest --links optional --lab-addresses yes --credit-window 0 --duration 30 2>"$log" & node=$!
 pids+=($node)
 sleep 0.5
 python3 - "$port" "$dest" <<'PY'

@@ -89,7 +89,7 @@ kill -TERM $client; wait $client || true
 sleep 0.3
 kill -TERM $node; wait $node || fail "node exited non-zero: $(tail -3 "$log")"
 summary=$(tail -1 "$state/client.out")
-acked=$(sed -n 's/.*acknowledging \([0-9]*\) bytes per hop.*/\1/p' <<<"$summary")
+acked=$(sed -n 's/.* \([0-9]*\) bytes signed in all.*/\1/p' <<<"$summary")
 loss=$(sed -n 's/.*loss \([0-9.]*\)%.*/\1/p' <<<"$summary")
 credit=$("$wisp" journal check --state-dir "$sd" | sed -n 's/^receipts .* \([0-9]*\) bytes$/\1/p')
 echo "e2e journal-faults: $summary"

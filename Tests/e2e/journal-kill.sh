@@ -10,7 +10,7 @@
 #   - the credit in the journal (what the restarted node recovers, also checked in its
 #     status) is >= the `committed_bytes` the node reported just before the kill;
 #   - it never exceeds what the clients signed for: the sum of every client's
-#     `acknowledging N bytes per hop` (checked when that client has ended, one cycle on).
+#     `N bytes signed in all` (one hop: what it signed for that hop; checked when that client has ended, one cycle on).
 source "$(dirname "$0")/lib.bash"
 wisp=${WISP_BIN:-.build-firmware/x86_64/wisp}
 [ -x "$wisp" ] || fail "no wisp binary (Toolchain/build.sh x86_64)"
@@ -47,7 +47,7 @@ prev_pid= prev_out= prev_kill=0
 settle_client() {  # waits for the previous client, adds what it signed for, checks the upper bound
   [ -n "$prev_pid" ] || return 0
   wait "$prev_pid" 2>/dev/null || true
-  local a; a=$(sed -n 's/.*acknowledging \([0-9]*\) bytes per hop.*/\1/p' "$prev_out")
+  local a; a=$(sed -n 's/.* \([0-9]*\) bytes signed in all.*/\1/p' "$prev_out")
   acked=$((acked + ${a:-0}))
   local r=${recovered_at[$prev_kill]:-0}
   [ "$r" -le "$acked" ] || fail "kill $prev_kill: recovered credit $r exceeds everything clients signed for ($acked)"

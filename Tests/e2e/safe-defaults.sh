@@ -3,7 +3,7 @@
 # node will send to"), on loopback with the firmware build:
 #   1. a node with the default `links = required` answers no plain PING, yet the client's
 #      RTT probe finds it (a DTLS ClientHello answered by a stateless HelloVerifyRequest):
-#      `wisp client --peers` with the node's fingerprint builds a circuit in a pinned DTLS
+#      `wisp client --peers` with the node's fingerprint (and a payer key) builds a circuit in a pinned DTLS
 #      session (the default) and every message comes back;
 #   2. a client without the first hop's key stops with a clear error (exit 2);
 #      `--trust-first-hop` goes ahead and warns on stderr;
@@ -15,7 +15,7 @@ W=.build-firmware/x86_64/wisp
 port=$((20000 + RANDOM % 20000)) echo_port=$((port + 1)) pub=$((port + 2))
 log=$(mktemp -d /tmp/wisp-defaults.XXXXXX)
 trap 'cleanup; rm -rf "$log"' EXIT
-for n in N P; do $W keygen --state-dir "$state/$n" >/dev/null; done
+for n in N P payer; do $W keygen --state-dir "$state/$n" >/dev/null; done
 fp=$($W id --state-dir "$state/N" | sed -n 's/^fingerprint //p')
 fpp=$($W id --state-dir "$state/P" | sed -n 's/^fingerprint //p')
 [ ${#fp} = 64 ] && [ ${#fpp} = 64 ] || fail "no fingerprints"
@@ -45,7 +45,7 @@ except socket.timeout:
     pass
 PY
 check "links = required (default): 3 plain PINGs from a stranger, no PONG"
-timeout 30 $W client --peers "n=127.0.0.1:$port=$fp" --hops 1 --exit 127.0.0.1:$echo_port --seconds 2 --rate-kbit 1000 \
+timeout 30 $W client --peers "n=127.0.0.1:$port=$fp" --hops 1 --exit 127.0.0.1:$echo_port --seconds 2 --rate-kbit 1000 --payer-key "$state/payer/node.key" \
   >"$log/c1.out" 2>"$log/c1.err" || { cat "$log/c1.out" "$log/c1.err"; fail "the default client failed"; }
 grep -q '^client: probed 1 peers: n [0-9.]* ms;' "$log/c1.out" || { cat "$log/c1.out"; fail "the probe did not reach N"; }
 grep -q "^client: dtls session with 127.0.0.1:$port" "$log/c1.out" || { cat "$log/c1.out"; fail "no DTLS session by default"; }

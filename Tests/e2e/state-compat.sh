@@ -41,3 +41,33 @@ kill -TERM $apid $bpid; wait $apid || fail "A exited non-zero"; wait $bpid || fa
 after=$(cd "$state" && sha256sum A/node.key A/node.crt B/node.key B/node.crt A/ticket.seed B/ticket.seed)
 [ "$before" = "$after" ] || fail "a key, certificate or ticket seed was rewritten"
 check "today's build on the old state: link A-B up ($resumed with the saved session), status shows the 2048000 receipted bytes, keys and seeds unchanged"
+
+# The state of df78dbf (the start of issue 15: journal format 1 with v1 receipts, 3,072,000
+# bytes each): `journal check` reads it as it is; a node started on it keeps the credit
+# (status, v1 figures), rewrites the journal as format 2 and `journal check` still says
+# 3,072,000; the v1 receipts are exported marked v1.
+fx=Tests/e2e/fixtures/state-df78dbf
+mkdir -p "$state/v15"
+cp -r "$fx/A" "$fx/B" "$state/v15/"
+chmod 700 "$state/v15/A" "$state/v15/B" "$state/v15/B/links"
+chmod 600 "$state"/v15/A/node.key "$state"/v15/B/node.key "$state"/v15/A/ticket.seed "$state"/v15/B/ticket.seed \
+  "$state"/v15/A/credits.journal "$state"/v15/B/credits.journal
+for n in A B; do
+  "$wisp" journal check --state-dir "$state/v15/$n" >"$state/check15.$n" 2>&1 || { cat "$state/check15.$n"; fail "journal check $n (df78dbf)"; }
+  grep -q '^status      ok$' "$state/check15.$n" || { cat "$state/check15.$n"; fail "journal $n (df78dbf) not ok"; }
+  grep -q ' 3072000 bytes$' "$state/check15.$n" || { cat "$state/check15.$n"; fail "journal $n (df78dbf) lost its credit"; }
+done
+"$wisp" run --listen 127.0.0.1:$((port + 2)) --state-dir "$state/v15/A" --name A15 --links optional --lab-addresses yes \
+  --status-socket "$state/a15.sock" --duration 20 2>"$state/a15.log" & apid=$!; pids+=($apid)
+for _ in $(seq 100); do [ -S "$state/a15.sock" ] && break; sleep 0.1; done
+st=$("$wisp" status --socket "$state/a15.sock" --json)
+receipted=$(sed -n 's/.*"receipted_bytes":\([0-9]*\).*/\1/p' <<<"$st")
+v1=$(sed -n 's/.*"v1_bytes":\([0-9]*\).*/\1/p' <<<"$st")
+[ "$receipted" = 3072000 ] && [ "$v1" = 3072000 ] || { echo "$st"; fail "node A (df78dbf) shows $receipted receipted bytes ($v1 v1), not 3072000"; }
+"$wisp" status --socket "$state/a15.sock" | grep -q 'payers unverified' || fail "status does not say payers unverified"
+kill -TERM $apid; wait $apid || fail "A (df78dbf) exited non-zero"
+"$wisp" journal check --state-dir "$state/v15/A" >"$state/check15.A2" 2>&1 || { cat "$state/check15.A2"; fail "journal check after the node"; }
+grep -q ' 3072000 bytes$' "$state/check15.A2" || { cat "$state/check15.A2"; fail "journal A (df78dbf) lost its credit after the node rewrote it"; }
+"$wisp" credits export --state-dir "$state/v15/A" --out "$state/claim15.txt" >/dev/null 2>&1 || fail "credits export (df78dbf)"
+[ "$(grep -c '^receipt-v1 ' "$state/claim15.txt")" -ge 1 ] || { cat "$state/claim15.txt"; fail "the v1 receipts are not exported marked v1"; }
+check "state of df78dbf: journals (format 1, v1 receipts) ok with 3072000 bytes; a node keeps them (status, v1_bytes, payers unverified), rewrites the journal as format 2 with the same credit; claim marks them receipt-v1"

@@ -8,6 +8,7 @@ import json, os, random, socket, struct, sys, time
 
 HDR = struct.Struct('>BBHI')
 DATA, CREATE, CREATED, DESTROY, PING, PONG, RECEIPT, REFUSED = 1, 2, 3, 4, 5, 6, 7, 8
+BIND = 9  # node fingerprint (32) + the binding it drew for the circuit (16), right after CREATED
 VERSION = 0xD2  # the first byte of every frame (v1 was 0xD1)
 
 
@@ -52,6 +53,25 @@ class Client:
         self.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         self.s.settimeout(timeout)
 
+    def take_bind(self, my, wait=0.05):
+        """A node with credit sends BIND right after CREATED: take it (self.binding), so that
+        callers counting echoes see only their own frames."""
+        self.binding = None
+        self.bindings = []  # one per hop with credit, first hop first
+        old = self.s.gettimeout()
+        self.s.settimeout(wait)
+        try:
+            for _ in range(3):  # at most one BIND per hop; nothing else comes before DATA is sent
+                d, _ = self.s.recvfrom(2048)
+                t, cid, b = parse(d)
+                if t == BIND and cid == my and len(b) == 48:
+                    self.bindings.append((b[:32], b[32:48]))
+                    self.binding = self.binding or b[32:48]
+        except socket.timeout:
+            pass
+        finally:
+            self.s.settimeout(old)
+
     def build(self, first, body, tries=5):
         """CREATE through `first`; returns the forward circuit id or raises."""
         my = random.randrange(1, 1 << 32)
@@ -68,6 +88,7 @@ class Client:
                     continue
                 if t == CREATED:
                     self.back = my
+                    self.take_bind(my)
                     return struct.unpack('>I', b)[0]
                 if t == REFUSED:
                     raise RuntimeError('circuit refused, reason %d' % b[0])
