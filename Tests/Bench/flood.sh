@@ -95,7 +95,7 @@ expensive_per_source = $PER_SOURCE
 $lab
 EOF
 [ -n "${FLOOD_CREDIT_WINDOW:-}" ] && echo "credit_window = $FLOOD_CREDIT_WINDOW" >>"$tmp/node.conf"
-"${pin_node[@]}" "$WISP" run --config "$tmp/node.conf" --duration $life 2>"$tmp/node.log" & node=$!
+"${pin_node[@]}" "$WISP" run --clock-sync assume --config "$tmp/node.conf" --duration $life 2>"$tmp/node.log" & node=$!
 pids+=($node)
 for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
 [ -S "$sock" ] || harness "the node did not start: $(tail -n 2 "$tmp/node.log" | tr '\n' ' ')"

@@ -31,7 +31,7 @@ for c in $(seq "$CLIENTS"); do  # one echo service per client: a Python echo top
 done
 "$WISP" keygen --state-dir "$dir/s" >/dev/null 2>&1
 fp=$("$WISP" id --state-dir "$dir/s" 2>/dev/null | sed -n 's/^fingerprint //p')
-"$WISP" run --listen 127.0.0.1:$port --state-dir "$dir/s" "${exits[@]}" --status-socket "$dir/st.sock" --lab-addresses yes \
+"$WISP" run --clock-sync assume --listen 127.0.0.1:$port --state-dir "$dir/s" "${exits[@]}" --status-socket "$dir/st.sock" --lab-addresses yes \
   --duration $((SECS + 15)) 2>"$dir/node.log" & node=$!
 pids+=($node)
 for _ in $(seq 200); do [ -S "$dir/st.sock" ] && break; sleep 0.02; done

@@ -132,7 +132,7 @@ done
 addr() { echo "$net.${ipof[$1]}:7400"; }
 peer() { echo "$1=$(addr "$1")=${fpof[$1]}"; }
 for n in "${nodes[@]}"; do
-  args=(--listen "$(addr "$n")" --state-dir "$state/$n" --name "$n" --lab-addresses yes --duration 170
+  args=(--clock-sync assume --listen "$(addr "$n")" --state-dir "$state/$n" --name "$n" --lab-addresses yes --duration 170
         --status-socket "$state/$n.sock")
   for m in "${nodes[@]}"; do [ "$m" != "$n" ] && args+=(--peer "$(peer "$m")"); done
   case $n in

@@ -9,7 +9,7 @@ port=$((20000 + RANDOM % 20000)) echo_port=$((port + 1))
 python3 Tests/e2e/wisppeer.py echo $echo_port 130 >/dev/null & pids+=($!)
 for window in 200000 0; do
   log=$(mktemp /tmp/wisp-window.XXXXXX)
-  .build-firmware/x86_64/wisp run --listen 127.0.0.1:$port --state-dir "$state/w$window" --exit 127.0.0.1:$echo_port --links optional --lab-addresses yes \
+  .build-firmware/x86_64/wisp run --clock-sync assume --listen 127.0.0.1:$port --state-dir "$state/w$window" --exit 127.0.0.1:$echo_port --links optional --lab-addresses yes \
     --credit-window $window --unbound-allowance 100000 --bind-timeout 15 --status-socket "$state/status-$window.sock" --duration 60 2>"$log" & node=$!
   pids+=($node)
   sleep 0.5

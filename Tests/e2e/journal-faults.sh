@@ -19,7 +19,7 @@ python3 Tests/e2e/wisppeer.py echo $echo_port 100 >/dev/null & pids+=($!)
 sd=$state/node fault=$state/fault sock=$state/st.sock log=$state/node.log
 "$wisp" keygen --state-dir "$sd" >/dev/null 2>&1 || fail "keygen"
 fp=$("$wisp" id --state-dir "$sd" 2>/dev/null | sed -n 's/^fingerprint //p')
-LD_PRELOAD=$state/faultfs.so FAULT_FILE=$fault "$wisp" run --listen 127.0.0.1:$port --state-dir "$sd" \
+LD_PRELOAD=$state/faultfs.so FAULT_FILE=$fault "$wisp" run --clock-sync assume --listen 127.0.0.1:$port --state-dir "$sd" \
   --exit 127.0.0.1:$echo_port --lab-addresses yes --credit-window 1048576 --commit-interval 1 --status-socket "$sock" --duration 100 \
   2>"$log" & node=$!
 pids+=($node)

@@ -26,7 +26,7 @@ fp=$(sed -n 's/^fingerprint //p' "$state/id")
 node=
 start_node() {  # INTERVAL
   rm -f "$state/st.sock"
-  "$wisp" run --listen 127.0.0.1:$port --state-dir "$sd" --exit 127.0.0.1:$echo_port --lab-addresses yes --links optional --credit-window 1048576 \
+  "$wisp" run --clock-sync assume --listen 127.0.0.1:$port --state-dir "$sd" --exit 127.0.0.1:$echo_port --lab-addresses yes --links optional --credit-window 1048576 \
     --commit-interval "$1" --status-socket "$state/st.sock" --idle-timeout 5 --duration $((budget + 20)) \
     2>>"$state/node.log" &
   node=$!; pids+=($node)

@@ -63,7 +63,7 @@ addr() { echo "$net.${ipof[$1]}:7400"; }
 # start_relay NAME ARCH STATEDIR: a relay in its namespace, allowed to exit to the service.
 start_relay() {
   local n=$1 arch=$2 dir=$3 log=$logs/$1.$RANDOM.log
-  ip netns exec "$p$n" Toolchain/run.sh "$arch" run --listen "$(addr "$n")" --state-dir "$dir" --name "$n" \
+  ip netns exec "$p$n" Toolchain/run.sh "$arch" run --clock-sync assume --listen "$(addr "$n")" --state-dir "$dir" --name "$n" \
     --exit "$svc" --lab-addresses yes --links optional --duration 90 2>"$log" &
   pidof[$n]=$!; pids+=($!)
   eval "log_$n=$log"

@@ -27,14 +27,14 @@ port=$((20000 + RANDOM % 20000)) echo_port=$((port + 1))
 python3 Tests/e2e/wisppeer.py echo $echo_port 60 >/dev/null & pids+=($!)
 # A list no pinned key signed: the node refuses to start, saying why.
 set +e
-"$wisp" run --listen 127.0.0.1:$port --state-dir "$d/node" --payers "$d/list9" --settlement-keys "$S" --duration 5 2>"$d/bad.log"
+"$wisp" run --clock-sync assume --listen 127.0.0.1:$port --state-dir "$d/node" --payers "$d/list9" --settlement-keys "$S" --duration 5 2>"$d/bad.log"
 rc=$?
 set -e
 [ $rc != 0 ] && grep -q 'cannot load the payer list' "$d/bad.log" && grep -q 'signed validly by 0 pinned' "$d/bad.log" \
   || { cat "$d/bad.log"; fail "a node started with a list no pinned key signed (rc $rc)"; }
 
 cp "$d/list5" "$d/payers"
-"$wisp" run --listen 127.0.0.1:$port --state-dir "$d/node" --exit 127.0.0.1:$echo_port --links optional --lab-addresses yes \
+"$wisp" run --clock-sync assume --listen 127.0.0.1:$port --state-dir "$d/node" --exit 127.0.0.1:$echo_port --links optional --lab-addresses yes \
   --payers "$d/payers" --settlement-keys "$S" --bind-timeout 2 --commit-interval 0 --status-socket "$d/st.sock" \
   --duration 50 2>"$d/node.log" & node=$!; pids+=($node)
 for _ in $(seq 100); do [ -S "$d/st.sock" ] && break; sleep 0.1; done
@@ -76,7 +76,7 @@ relayed=$(grep -o 'echoed [0-9]*' "$d/c2.out" | tail -1 | grep -o '[0-9]*')
   || { echo "$st"; cat "$d/c2.out"; fail "unlisted payer: receipted $rec -> $rec2, unlisted_payer $unlisted, unbound_closed $closed"; }
 check "listed payer earned the node $rec bytes; an unlisted payer earned nothing (unlisted_payer $unlisted), its circuit closed unbound after ${relayed:-0} bytes echoed"
 kill -TERM $node; wait $node || fail "node exited non-zero"
-"$wisp" run --listen 127.0.0.1:$port --state-dir "$d/node" --status-socket "$d/st2.sock" --duration 5 2>/dev/null & n2=$!; pids+=($n2)
+"$wisp" run --clock-sync assume --listen 127.0.0.1:$port --state-dir "$d/node" --status-socket "$d/st2.sock" --duration 5 2>/dev/null & n2=$!; pids+=($n2)
 for _ in $(seq 100); do [ -S "$d/st2.sock" ] && break; sleep 0.1; done
 "$wisp" status --socket "$d/st2.sock" | grep -q 'payers unverified' || fail "no list: status does not say payers unverified"
 kill -TERM $n2; wait $n2 || true
