@@ -1,0 +1,94 @@
+"""A dishonest client with a listed payer key (Tests/e2e/settle-live.sh, issue 15).
+
+  dodge.py NODE_IP NODE_PORT ECHO_IP ECHO_PORT NODE_FP PAYER_KEY_PEM CIRCUITS
+
+For each of CIRCUITS circuits in turn: CREATE to the echo exit through the node, wait for
+CREATED and the node's BIND, bind the circuit with a 0-byte receipt (v2, really signed with
+the payer key, WIRE-PROTOCOL.md "Receipt"), then send DATA and never pay again; when no
+echo has come back for 0.6 s the node has paused the circuit: DESTROY it and rotate. Every
+loop is bounded (at most 3,000 messages and 8 s per circuit); it sends only to 127/8.
+
+Prints `circuit I echoed N` per circuit, then `circuits N` and `echoed_total BYTES`.
+"""
+import hashlib, os, socket, struct, sys, time
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'adversary'))
+from peer import frame, parse, is_frame, hop, loopback_only, DATA, CREATE, CREATED, DESTROY, RECEIPT, REFUSED, EXIT, SPKI_PREFIX
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+BIND = 9
+node = (sys.argv[1], int(sys.argv[2]))
+echo_ip, echo_port = sys.argv[3], int(sys.argv[4])
+node_fp = bytes.fromhex(sys.argv[5])
+key = serialization.load_pem_private_key(open(sys.argv[6], 'rb').read(), password=None)
+circuits = int(sys.argv[7])
+point = key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+payer_fp = hashlib.sha256(SPKI_PREFIX + point).digest()
+
+
+def receipt(binding, nbytes):
+    fields = node_fp + payer_fp + binding + struct.pack('>QQ', nbytes, int(time.time()))
+    sig = key.sign(b'wisp-receipt-v2\x00' + fields, ec.ECDSA(hashes.SHA256()))
+    return fields + bytes([len(point)]) + point + bytes([len(sig)]) + sig
+
+
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('127.0.0.1', 0))
+total = 0
+built = 0
+payload = b'x' * 500
+for c in range(circuits):
+    cid = 0x10000 + c
+    s.sendto(frame(CREATE, cid, hop(EXIT, echo_port, echo_ip)), loopback_only(node))
+    fwd = binding = None
+    end = time.time() + 3
+    while time.time() < end and (fwd is None or binding is None):
+        s.settimeout(max(0.01, end - time.time()))
+        try:
+            d, _ = s.recvfrom(4096)
+        except socket.timeout:
+            break
+        if not is_frame(d):
+            continue
+        t, i, b = parse(d)
+        if i != cid:
+            continue
+        if t == CREATED:
+            fwd = struct.unpack('>I', b[:4])[0]
+        elif t == BIND and len(b) == 48 and b[:32] == node_fp:
+            binding = b[32:]
+        elif t == REFUSED:
+            break
+    if fwd is None or binding is None:
+        print(f'circuit {c} not built (created {fwd is not None}, bind {binding is not None})')
+        continue
+    built += 1
+    s.sendto(frame(RECEIPT, fwd, receipt(binding, 0)), loopback_only(node))
+    time.sleep(0.05)  # the node's worker verifies the bind receipt
+    echoed = 0
+    sent = 0
+    last_echo = time.time()
+    deadline = time.time() + 8
+    s.settimeout(0)
+    while sent < 3000 and time.time() < deadline and time.time() - last_echo < 0.6:
+        s.sendto(frame(DATA, fwd, payload), loopback_only(node))
+        sent += 1
+        stop = time.time() + 0.002
+        while time.time() < stop:
+            try:
+                d, _ = s.recvfrom(4096)
+            except (BlockingIOError, socket.timeout):
+                time.sleep(0.0005)
+                continue
+            if is_frame(d):
+                t, i, b = parse(d)
+                if i == cid and t == DATA:
+                    echoed += len(b)
+                    last_echo = time.time()
+    s.sendto(frame(DESTROY, fwd, b'\x00'), loopback_only(node))
+    print(f'circuit {c} echoed {echoed} of {sent * len(payload)} sent')
+    total += echoed
+    time.sleep(0.1)
+print(f'circuits {built}')
+print(f'echoed_total {total}')
+sys.exit(0 if built == circuits else 1)

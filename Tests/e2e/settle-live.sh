@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Issue 15, live: two nodes on one path (A then B, B the exit to an echo service), both with
+# a payer list, and `wisp client` with the listed payer's key. Each node's claim verifies
+# against the list; `credits settle` over both claims shows, per node, exactly what the
+# client says it signed for that hop; a claim given twice counts once. Then a dishonest client (Python, real P-256 signatures with the same listed
+# payer key) tries to ride for free: it binds each new circuit with a 0-byte receipt and
+# never pays, rotating circuits; the bytes echoed back in total stay within one credit
+# window W for the payer plus one unbound allowance per circuit.
+source "$(dirname "$0")/lib.bash"
+wisp=${WISP_BIN:-.build-firmware/x86_64/wisp}
+[ -x "$wisp" ] || fail "no wisp binary (Toolchain/build.sh x86_64)"
+w=$(Toolchain/host-build.sh) || fail "no host build for the settlement tools"
+python3 -c 'import cryptography' 2>/dev/null || need_tools python3:python3-cryptography
+python3 -c 'import cryptography' || fail "python3-cryptography is needed for the dishonest client"
+d=$state
+for k in settle payer A B; do "$wisp" keygen --state-dir "$d/$k" >/dev/null || fail "keygen $k"; done
+fpr() { "$wisp" id --state-dir "$1" | sed -n 's/^fingerprint //p'; }
+S=$(fpr "$d/settle") P=$(fpr "$d/payer") FA=$(fpr "$d/A") FB=$(fpr "$d/B")
+now=$(date +%s)
+printf 'payer %s %d %d 1000000000000 86400\n' "$P" $((now - 86400)) $((now + 86400)) >"$d/input"
+"$w" payers sign --key "$d/settle/node.key" --version 1 --out "$d/payers" "$d/input" >/dev/null || fail "payers sign"
+
+port=$((20000 + RANDOM % 20000)) pa=$port pb=$((port + 1)) echo_port=$((port + 2))
+python3 Tests/e2e/wisppeer.py echo $echo_port 90 >/dev/null & pids+=($!)
+W=262144 U=32768
+node() {  # NAME PORT EXTRA...
+  local n=$1 p=$2; shift 2
+  "$wisp" run --clock-sync assume --listen 127.0.0.1:$p --state-dir "$d/$n" --name $n --links optional --lab-addresses yes \
+    --payers "$d/payers" --settlement-keys "$S" --credit-window $W --unbound-allowance $U --bind-timeout 3 \
+    --commit-interval 0 --status-socket "$d/$n.sock" --duration 80 "$@" 2>"$d/$n.log" &
+  pids+=($!)
+}
+node A $pa; apid=${pids[-1]}
+node B $pb --exit 127.0.0.1:$echo_port; bpid=${pids[-1]}
+for s in A B; do for _ in $(seq 100); do [ -S "$d/$s.sock" ] && break; sleep 0.1; done; done
+
+# 1. An honest client through A and B.
+"$wisp" client --via 127.0.0.1:$pa,127.0.0.1:$pb --exit 127.0.0.1:$echo_port --keys "$FA,$FB" --dtls off \
+  --payer-key "$d/payer/node.key" --seconds 3 --rate-kbit 1600 --size 500 >"$d/client.out" 2>&1 \
+  || { cat "$d/client.out"; fail "honest client"; }
+hops=$(grep -o 'this circuit: hop 1 [0-9]*, hop 2 [0-9]*' "$d/client.out" | tail -1)
+s1=$(sed -n 's/.*hop 1 \([0-9]*\),.*/\1/p' <<<"$hops") s2=$(sed -n 's/.*hop 2 \([0-9]*\)$/\1/p' <<<"$hops")
+[ -n "$s1" ] && [ -n "$s2" ] && [ "$s1" -gt 100000 ] || { cat "$d/client.out"; fail "the client reports no signed amounts per hop ($hops)"; }
+sleep 1   # the last receipts reach the worker and are committed (commit_interval 0)
+for n in A B; do
+  "$wisp" credits export --state-dir "$d/$n" --payers "$d/payers" --out "$d/$n.claim" >/dev/null 2>"$d/$n.export" \
+    || { cat "$d/$n.export"; fail "export $n"; }
+  "$wisp" credits verify --payers "$d/payers" --settlement-keys "$S" "$d/$n.claim" >"$d/$n.verify" 2>&1 \
+    || { cat "$d/$n.verify"; fail "node $n's claim does not verify against the payer list"; }
+done
+check "client signed hop 1 (A) $s1 bytes, hop 2 (B) $s2 bytes; both nodes' claims verify against payer list version 1"
+
+# 2. Settlement over both claims, A's given twice.
+"$w" credits settle --payers "$d/payers" --settlement-keys "$S" --csv "$d/A.claim" "$d/B.claim" "$d/A.claim" \
+  >"$d/settle.csv" 2>"$d/settle.err" || { cat "$d/settle.csv" "$d/settle.err"; fail "settle (exit $?)"; }
+pn() { awk -F, -v p="$P" -v n="$1" '$1 == "payer_node" && $2 == p && $3 == n { print $4 }' "$d/settle.csv"; }
+ta=$(pn "$FA") tb=$(pn "$FB")
+total=$(awk -F, -v p="$P" '$1 == "payer" && $2 == p { print $4 }' "$d/settle.csv")
+[ "$ta" = "$s1" ] && [ "$tb" = "$s2" ] && [ "$total" = $((s1 + s2)) ] \
+  || { cat "$d/settle.csv"; fail "settle: payer owes A $ta (client signed $s1), B $tb (client signed $s2), total $total"; }
+check "settle over A's claim (twice) and B's: payer total per node A $ta = signed $s1, B $tb = signed $s2, total $total (A's claim counted once)"
+
+# 3. A dishonest client with the listed payer key: binds with 0 bytes, never pays, rotates.
+st() { "$wisp" status --socket "$d/$1.sock" --json; }
+python3 Tests/e2e/dodge.py 127.0.0.1 $pb 127.0.0.1 $echo_port "$FB" "$d/payer/node.key" 12 >"$d/dodge.out" 2>&1 \
+  || { cat "$d/dodge.out"; tail -20 "$d/B.log"; fail "dishonest client"; }
+cat "$d/dodge.out" | sed 's/^/  /'
+echoed=$(sed -n 's/^echoed_total \([0-9]*\)$/\1/p' "$d/dodge.out")
+circuits=$(sed -n 's/^circuits \([0-9]*\)$/\1/p' "$d/dodge.out")
+# The node counts DATA both ways; echoed bytes are half of what it relayed. Bound: W for the
+# payer (all its circuits together, debts of closed ones included) + U per circuit.
+bound=$(( (W + circuits * U) / 2 ))
+[ -n "$echoed" ] && [ "$echoed" -le "$bound" ] \
+  || fail "a payer that never pays got $echoed bytes echoed over $circuits circuits (bound $bound: (W $W + $circuits x U $U) / 2)"
+json=$(st B)
+debt=$(python3 -c 'import json,sys; c=json.loads(sys.argv[1])["credit"]; print(c.get("debts",{}).get("owed_bytes",0))' "$json")
+check "dishonest payer, $circuits circuits bound with 0-byte receipts and never paid: $echoed bytes echoed in all (bound $bound = (W + ${circuits}U)/2), closed-circuit debt $debt bytes at B (the exit)"
+kill -TERM $apid $bpid; wait $apid || fail "A exited non-zero"; wait $bpid || fail "B exited non-zero"
