@@ -31,7 +31,7 @@ func fuzzSeeds() -> [[UInt8]] {
     Receipt.make(signer: &other, verifier: v, node: node, binding: Binding(hi: 3, lo: 4), bytes: 1 << 40, epoch: 1_700_000_000)!,
   ]
   return [
-    Claim.build(receipts: receipts, v1: [fuzzReceipt(9, serial: 3, bytes: 1)], signer: &signer, from: 1_699_999_000,
+    Claim.build(receipts: receipts, v1: [fuzzReceiptV1(9, serial: 3, bytes: 1)], signer: &signer, from: 1_699_999_000,
                 to: 1_700_000_100, previous: [UInt8](repeating: 1, count: 32), payersVersion: 1)!,
     Claim.build(receipts: [], signer: &signer, from: 0, to: 1, previous: nil, payersVersion: nil)!,
   ]

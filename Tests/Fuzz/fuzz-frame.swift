@@ -66,7 +66,8 @@ func fuzzOne(_ input: UnsafeRawBufferPointer) {
   node.creditWindow = 4096
   node.fingerprint = fuzzNode
   var receipts = 0
-  node.onReceipt = { _, _, _, _ in receipts += 1; return receipts % 2 == 0 }
+  node.onReceipt = { _, _, _, _, _ in receipts += 1; return receipts % 2 == 0 }
+  node.emit = { frame, _ in invariant(frame.count >= Wire.headerSize && frame.count <= Wire.maxDatagram, "emitted \(frame.count) bytes") }
   var keyJobs: [(half: Int32, localId: UInt32)] = []
   node.onExitKeys = { half, localId, point in
     invariant(point.count == Wire.pointSize, "a client point of \(point.count) bytes")
@@ -116,7 +117,9 @@ func fuzzOne(_ input: UnsafeRawBufferPointer) {
     }
     if datagrams % 8 == 0 {
       _ = node.creditState()
-      node.credited(half: Int32(head & 15), localId: UInt32(head), serial: UInt64(head), receipted: UInt64(length))
+      node.credited(half: Int32(head & 15), localId: UInt32(head), bound: head & 1 == 0, receipted: UInt64(length),
+                    limit: UInt64(length) << 2)
+      node.setLimit(half: Int32(head & 7), localId: UInt32(head), limit: UInt64(head))
       node.tick(nowNs: nowNs, nowEpoch: 1_700_000_000 + Int64(nowNs / 1_000_000_000))
     }
   }

@@ -5,11 +5,10 @@ import WispCore
 
 func fuzzOne(_ input: UnsafeRawBufferPointer) {
   let v = FakeVerifier()
-  let s = JournalScan.scan(input, node: fuzzNode, verifier: v, window: 4096)
+  let s = JournalScan.scan(input, node: fuzzNode, verifier: v)
   invariant(s.validLength >= 0 && s.validLength + s.tailBytes == input.count, "prefix \(s.validLength) + tail \(s.tailBytes)")
   invariant((s.stop == nil) == (s.tailBytes == 0), "stop without a tail or a tail without a stop")
-  let prefix = JournalScan.scan(UnsafeRawBufferPointer(rebasing: input[0..<s.validLength]), node: fuzzNode, verifier: v,
-                                window: 4096)
+  let prefix = JournalScan.scan(UnsafeRawBufferPointer(rebasing: input[0..<s.validLength]), node: fuzzNode, verifier: v)
   invariant(prefix.stop == nil && prefix.validRecords == s.validRecords, "the valid prefix does not rescan cleanly")
   invariant(prefix.ledger.receiptedTotal == s.ledger.receiptedTotal, "rescan credits differ")
   _ = s.stop?.text
