@@ -1,6 +1,7 @@
 """A dishonest client with a listed payer key (Tests/e2e/settle-live.sh, issue 15).
 
   dodge.py NODE_IP NODE_PORT ECHO_IP ECHO_PORT NODE_FP PAYER_KEY_PEM CIRCUITS
+  dodge.py receipts NODE_PORT NEXT_PORT ECHO_PORT NODE_FP NEXT_FP PAYER_KEY_PEM COUNT
 
 For each of CIRCUITS circuits in turn: CREATE to the echo exit through the node, wait for
 CREATED and the node's BIND, bind the circuit with a 0-byte receipt (v2, really signed with
@@ -9,6 +10,11 @@ echo has come back for 0.6 s the node has paused the circuit: DESTROY it and rot
 loop is bounded (at most 3,000 messages and 8 s per circuit); it sends only to 127/8.
 
 Prints `circuit I echoed N` per circuit, then `circuits N` and `echoed_total BYTES`.
+
+`receipts`: one circuit through the node (on 127.0.0.1) extended to the next node and its
+echo exit; bound at the node with a 0-byte receipt, it then sends COUNT RECEIPT frames that
+name the next node (235 bytes each, signatures that do not verify): free carriage unless the
+node charges them like DATA. Prints `receipt_frames COUNT` and `receipt_bytes BYTES`.
 """
 import hashlib, os, socket, struct, sys, time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'adversary'))
@@ -17,6 +23,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 BIND = 9
+EXTEND = 1
+if sys.argv[1] == 'receipts':
+    _, _, nport, next_port, eport, nfp, next_fp, keyfile, count = sys.argv
+    sys.argv = [sys.argv[0], '127.0.0.1', nport, '127.0.0.1', eport, nfp, keyfile, '1']
+    mode_receipts = (int(next_port), bytes.fromhex(next_fp), int(count))
+else:
+    mode_receipts = None
 node = (sys.argv[1], int(sys.argv[2]))
 echo_ip, echo_port = sys.argv[3], int(sys.argv[4])
 node_fp = bytes.fromhex(sys.argv[5])
@@ -39,7 +52,10 @@ built = 0
 payload = b'x' * 500
 for c in range(circuits):
     cid = 0x10000 + c
-    s.sendto(frame(CREATE, cid, hop(EXIT, echo_port, echo_ip)), loopback_only(node))
+    body = hop(EXIT, echo_port, echo_ip)
+    if mode_receipts:
+        body = hop(EXTEND, mode_receipts[0], '127.0.0.1', body)
+    s.sendto(frame(CREATE, cid, body), loopback_only(node))
     fwd = binding = None
     end = time.time() + 3
     while time.time() < end and (fwd is None or binding is None):
@@ -65,6 +81,18 @@ for c in range(circuits):
     built += 1
     s.sendto(frame(RECEIPT, fwd, receipt(binding, 0)), loopback_only(node))
     time.sleep(0.05)  # the node's worker verifies the bind receipt
+    if mode_receipts:
+        _, next_fp, count = mode_receipts
+        body = next_fp + payer_fp + bytes(16) + struct.pack('>QQ', 1 << 20, int(time.time())) \
+            + bytes([len(point)]) + point + bytes([72]) + b'\x30' * 72
+        for k in range(count):
+            s.sendto(frame(RECEIPT, fwd, body), loopback_only(node))
+            if k % 20 == 19:
+                time.sleep(0.002)
+        print(f'receipt_frames {count}')
+        print(f'receipt_bytes {count * len(body)}')
+        s.sendto(frame(DESTROY, fwd, b'\x00'), loopback_only(node))
+        sys.exit(0)
     echoed = 0
     sent = 0
     last_echo = time.time()

@@ -5,7 +5,8 @@
 # client says it signed for that hop; a claim given twice counts once. Then a dishonest client (Python, real P-256 signatures with the same listed
 # payer key) tries to ride for free: it binds each new circuit with a 0-byte receipt and
 # never pays, rotating circuits; the bytes echoed back in total stay within one credit
-# window W for the payer plus one unbound allowance per circuit.
+# window W for the payer plus one unbound allowance per circuit. Last, RECEIPT frames for
+# the next node carry nothing for free: the first node charges them like DATA.
 source "$(dirname "$0")/lib.bash"
 wisp=${WISP_BIN:-.build-firmware/x86_64/wisp}
 [ -x "$wisp" ] || fail "no wisp binary (Toolchain/build.sh x86_64)"
@@ -75,4 +76,22 @@ bound=$(( (W + circuits * U) / 2 ))
 json=$(st B)
 debt=$(python3 -c 'import json,sys; c=json.loads(sys.argv[1])["credit"]; print(c.get("debts",{}).get("owed_bytes",0))' "$json")
 check "dishonest payer, $circuits circuits bound with 0-byte receipts and never paid: $echoed bytes echoed in all (bound $bound = (W + ${circuits}U)/2), closed-circuit debt $debt bytes at B (the exit)"
+
+# 4. RECEIPT frames for another node as free carriage: a circuit A -> B bound at A with a
+# 0-byte receipt, then 3,000 RECEIPT frames naming B (235 bytes each, 705,000 bytes): A
+# charges them like DATA, so beyond W + U they are dropped `unpaid` at A.
+unpaid() { st A | python3 -c 'import json,sys; print(json.load(sys.stdin)["drops"]["unpaid"])'; }
+u0=$(unpaid)
+python3 Tests/e2e/dodge.py receipts $pa $pb $echo_port "$FA" "$FB" "$d/payer/node.key" 3000 >"$d/rcpt.out" 2>&1 \
+  || { cat "$d/rcpt.out"; fail "receipt carriage client"; }
+sleep 0.5
+u1=$(unpaid)
+frames=$(sed -n 's/^receipt_frames \([0-9]*\)$/\1/p' "$d/rcpt.out") rbytes=$(sed -n 's/^receipt_bytes \([0-9]*\)$/\1/p' "$d/rcpt.out")
+size=$((rbytes / frames))
+# At most (W + U) / size frames fit under A's limit for this payer (its debt from part 1's
+# circuits is at B, not A); the rest must be dropped unpaid.
+free=$(( (W + U) / size + 1 ))
+[ $((u1 - u0)) -ge $((frames - free)) ] \
+  || fail "A forwarded RECEIPT frames for B without charging them: $((u1 - u0)) of $frames dropped unpaid (at most $free may pass)"
+check "RECEIPT frames for another node are charged: $frames frames of $size bytes through A, $((u1 - u0)) dropped unpaid (at most $free fit in W + U)"
 kill -TERM $apid $bpid; wait $apid || fail "A exited non-zero"; wait $bpid || fail "B exited non-zero"
