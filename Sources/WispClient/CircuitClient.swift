@@ -44,13 +44,19 @@ public final class CircuitClient<S: DatagramSocket> {
   public var badSeals: UInt64 = 0
   public var rtts = [UInt32](repeating: 0, count: 4096)
   public var rttCount = 0
-  // Receipts: the client's key, each hop's fingerprint, the circuit's serial.
+  // Receipts (v2): signed with the payer key, one per hop, each on that hop's binding.
+  /// The payer key receipts are signed with (nil: no receipts).
   public var signer: P256Signer? = nil
-  public var hops: [Fingerprint] = []
-  public var serial: UInt64 = 0
-  public var receiptedUpTo: UInt64 = 0
+  /// The hops of the current circuit, first hop first, as receipts see them.
+  public var hopReceipts: [HopReceipts] = []
+  /// Receipts sent (every hop, every circuit), and BINDs taken.
   public var receiptsSent: UInt64 = 0
-  /// Bytes of echo between receipts (well inside any node's credit window).
+  public var bindsReceived: UInt64 = 0
+  /// BINDs that named no hop of the circuit, or a hop already bound (ignored).
+  public var strayBinds: UInt64 = 0
+  /// What earlier circuits' receipts signed, summed over their hops.
+  public var spentEarlier: UInt64 = 0
+  /// Bytes of new debt at a hop between receipts (well inside any node's credit window).
   public var receiptEvery: UInt64 = 512 * 1024
 
   /// Binds `local` (default: any address, any port; the kernel picks the source address
@@ -192,8 +198,11 @@ public final class CircuitClient<S: DatagramSocket> {
   /// (`tries` CREATEs, `waitMs` for an answer to each).
   /// With `exitKey` (the last relay's fingerprint) the payloads are sealed end to end: the
   /// CREATE carries an ephemeral point, and the exit's point in CREATED must match `exitKey`.
+  /// With receipts on (`signer`), the new circuit's receipts start afresh at its CREATED
+  /// for `receiptHops` (one per relay, nil where the key is unknown; default: the hops
+  /// given to `enableReceipts`); BINDs that came before the CREATED are kept for it.
   public func build(relays: [Endpoint], exit: Endpoint, tries: Int = 5, waitMs: UInt64 = 1000,
-             exitKey: Fingerprint? = nil) throws(BuildError) {
+             exitKey: Fingerprint? = nil, receiptHops: [Fingerprint?]? = nil) throws(BuildError) {
     precondition(!relays.isEmpty && relays.count <= Wire.maxHops, "1-3 relays")
     first = relays[0]
     if useDTLS && (link == nil || link!.state != .established || linkPeer != first) {
@@ -203,6 +212,7 @@ public final class CircuitClient<S: DatagramSocket> {
     // Every CREATE sent, retries included, is a new circuit id and (sealed) a fresh
     // ephemeral key: an answer to any of them is accepted, with that attempt's key.
     var attempts: [(id: UInt32, ephemeral: P256Signer?)] = []
+    var early: [(id: UInt32, body: [UInt8])] = []  // BINDs that overtook their CREATED
     for _ in 0..<max(tries, 1) {
       var bodyLen = 0
       let body = out + Wire.headerSize
@@ -228,6 +238,10 @@ public final class CircuitClient<S: DatagramSocket> {
         while let len = nextFrame() {
           guard case .success(let h) = Frame.decode(inbuf, length: len),
                 let attempt = attempts.first(where: { $0.id == h.circuit }) else { continue }
+          if h.type == .bind && h.bodyLength == Wire.bindBody && early.count < 2 * Wire.maxHops {
+            early.append((attempt.id, Array(UnsafeRawBufferPointer(start: inbuf + Wire.headerSize, count: Wire.bindBody))))
+            continue
+          }
           if h.type == .created {
             if let expected = exitKey {
               // The exit's point must be the key we pinned for it, else a middle node lies.
@@ -246,6 +260,10 @@ public final class CircuitClient<S: DatagramSocket> {
             circuitFirstEchoNs = 0
             circuitBytesBase = bytesReceived
             circuitSentBase = bytesSent
+            if signer != nil {
+              newReceiptCircuit(hops: receiptHops ?? hopReceipts.map { $0.node })
+              for b in early where b.id == attempt.id { b.body.withUnsafeBytes { bind(body: $0) } }
+            }
             return
           }
           if h.type == .refused { throw .refused(inbuf.load(fromByteOffset: Wire.headerSize, as: UInt8.self)) }
@@ -255,63 +273,186 @@ public final class CircuitClient<S: DatagramSocket> {
     throw .noAnswer
   }
 
-  /// Signs receipts for `hops` (node fingerprints, first hop first) with `key`.
+  /// Signs receipts with the payer key `key` for `hops` (node fingerprints, first hop first).
   public func enableReceipts(key: P256Signer, hops: [Fingerprint]) {
     signer = key
-    newReceiptCircuit(hops: hops)
+    newReceiptCircuit(hops: hops.map { Optional($0) })
   }
 
-  /// After a rebuild: the new circuit's hops, a fresh serial, receipts counted from zero.
-  public func newReceiptCircuit(hops: [Fingerprint]) {
-    self.hops = hops
-    serial = UInt64(random.next32()) << 32 | UInt64(random.next32()) | 1
-    receiptedUpTo = 0
+  /// After a (re)build: the new circuit's hops (nil: a hop whose key is not known gets no
+  /// receipt, but keeps its place: what it forwards is charged by the hops before it).
+  /// Nothing carries over from the old circuit: each node draws a new binding (BIND) and
+  /// amounts start at 0 on it. What the old circuit's receipts signed goes to `spentEarlier`.
+  public func newReceiptCircuit(hops: [Fingerprint?]) {
+    spentEarlier &+= signedOnCircuit
+    hopReceipts = hops.map { HopReceipts(node: $0) }
+    resends = 0
   }
 
   /// Whether the circuit carries an application's traffic both ways (`wisp forward`)
   /// rather than echoes of the client's own messages.
   public var carriesBothWays = false
 
-  /// What this client acknowledges to every hop of the current circuit, in DATA body
-  /// bytes (what nodes count). Echoes: each echoed byte crossed each hop twice (out and
-  /// back), so twice the echoed bytes never exceeds what a hop relayed. Both ways: every
-  /// body byte sent and every one received; a byte lost on the way out is still paid for
-  /// (nodes accept a receipt up to an eighth beyond what they relayed: WIRE-PROTOCOL.md).
+  /// The DATA body bytes of the current circuit that every hop counts. Echoes: each echoed
+  /// byte crossed each hop twice (out and back), so twice the echoed bytes never exceeds
+  /// what a hop relayed. Both ways: every body byte sent and every one received; a byte
+  /// lost on the way out is still paid for (nodes accept a receipt up to an eighth beyond
+  /// what they relayed plus 64 KiB: WIRE-PROTOCOL.md).
   public var acknowledged: UInt64 {
     carriesBothWays ? (bytesSent - circuitSentBase) + (bytesReceived - circuitBytesBase)
                     : (bytesReceived - circuitBytesBase) * 2
   }
 
-  /// When receipts were last sent, and how often the latest amount was sent again.
+  /// What hop `i` of the current circuit is owed: the DATA bodies (`acknowledged`), plus
+  /// the RECEIPT bodies this client sent for hops after it and the BIND bodies it received
+  /// from hops after it. A node charges every frame it forwards for another node like
+  /// DATA; the ones it sends or consumes itself are not charged.
+  public func owed(hop i: Int) -> UInt64 {
+    var total = acknowledged
+    if i + 1 < hopReceipts.count {
+      for j in (i + 1)..<hopReceipts.count { total &+= hopReceipts[j].receiptBytes &+ hopReceipts[j].bindBytes }
+    }
+    return total
+  }
+
+  /// The hops that get receipts (their key is known).
+  public var payingHops: Int { hopReceipts.reduce(0) { $0 + ($1.node == nil ? 0 : 1) } }
+
+  /// What the current circuit's receipts signed, summed over its hops.
+  public var signedOnCircuit: UInt64 { hopReceipts.reduce(0) { $0 &+ $1.signed } }
+  /// What the payer signed on every circuit of this client (what settlement counts
+  /// against its budget: the latest amount of each hop's binding, summed).
+  public var spent: UInt64 { spentEarlier &+ signedOnCircuit }
+  /// What the payer owes so far: earlier circuits' amounts and, for every hop of the current
+  /// circuit that gets receipts, what it is owed (signed or not yet: an unbound hop's too).
+  public var owedTotal: UInt64 {
+    var total = spentEarlier
+    for i in hopReceipts.indices where hopReceipts[i].node != nil { total &+= max(owed(hop: i), hopReceipts[i].signed) }
+    return total
+  }
+
+  /// What `bodyBytes` more of DATA on the current circuit will cost the payer (each hop
+  /// that gets receipts counts it).
+  public func cost(bodyBytes: UInt64) -> UInt64 { bodyBytes &* UInt64(payingHops) }
+
+  /// Room kept under a spending cap for what a circuit of `hops` relays costs besides DATA
+  /// (every hop paying: the worst case): two rounds of receipts (each hop is charged the
+  /// receipts for the hops after it) and the BINDs of the hops after each hop.
+  public static func capReserve(hops: Int) -> UInt64 {
+    var r: UInt64 = 0
+    for i in 0..<max(hops, 0) { r += UInt64(hops - 1 - i) * (2 * UInt64(Receipt.maxEncoded) + UInt64(Wire.bindBody)) }
+    return r
+  }
+
+  /// The most the payer may sign on this client, summed over every hop and circuit (0: no
+  /// cap). `fitsCap` tells whether more traffic stays under it; the caller stops sending.
+  public var spendCap: UInt64 = 0
+
+  /// Whether `bodyBytes` more of DATA, crossing every paying hop `ways` times (2: an echo or
+  /// a reply expected), stay under `spendCap` on top of what is owed and `capReserve`.
+  public func fitsCap(bodyBytes: UInt64, ways: UInt64) -> Bool {
+    spendCap == 0
+      || owedTotal &+ cost(bodyBytes: bodyBytes &* ways) &+ CircuitClient.capReserve(hops: max(hopReceipts.count, 1)) <= spendCap
+  }
+
+  /// The DATA body of a message of `size` bytes from `send(seq:size:)` on this circuit.
+  public func messageBody(size: Int) -> Int {
+    let size = max(size, 16)
+    return channel == nil ? size : min(size, Wire.maxBody - Wire.sealOverhead) + Wire.sealOverhead
+  }
+
+  /// When receipts were last sent, and how often the latest amounts were sent again.
   var lastReceiptNs: UInt64 = 0
   var resends = 0
 
-  /// Sends a cumulative receipt to every hop when enough new traffic came back. A circuit
-  /// that echoes nothing for 250 ms may be paused at a node that never got the latest
-  /// receipt (lost, or refused over a budget): the same amount is signed and sent again, at
-  /// most every 250 ms and 8 times, or both ends would wait for each other for good.
+  /// A BIND from a node of the circuit (the frame in `inbuf`, its header `h`): the binding
+  /// is kept for the hop whose fingerprint it names (the first BIND per hop wins), and a
+  /// first receipt (the amount so far, 0 on a new circuit) goes to that hop at once, so the
+  /// node binds the circuit to the payer within its unbound allowance. A BIND naming no hop
+  /// still counts as charged by the hops before the first hop not yet bound whose key is
+  /// unknown (every node forwarding it charged it). Returns whether it was this circuit's.
+  @discardableResult
+  public func takeBind(_ h: FrameHeader) -> Bool {
+    guard h.type == .bind, h.circuit == backId, h.bodyLength == Wire.bindBody else { return false }
+    bind(body: UnsafeRawBufferPointer(start: inbuf + Wire.headerSize, count: Wire.bindBody))
+    return true
+  }
+
+  /// A BIND's body (node fp, binding) for the current circuit.
+  func bind(body: UnsafeRawBufferPointer) {
+    guard !hopReceipts.isEmpty else { return }
+    guard body.count == Wire.bindBody, let node = Fingerprint(UnsafeRawBufferPointer(rebasing: body[0..<32])),
+          let binding = Binding(Array(body[32..<48])) else { return }
+    bindsReceived += 1
+    var hop = hopReceipts.firstIndex { $0.node == node }
+    if hop == nil { hop = hopReceipts.firstIndex { $0.node == nil && $0.bindBytes == 0 } }
+    guard let i = hop, hopReceipts[i].bindBytes == 0 else { strayBinds += 1; return }
+    hopReceipts[i].bindBytes = UInt64(Wire.bindBody)
+    guard hopReceipts[i].node != nil else { return }
+    hopReceipts[i].binding = binding
+    if var key = signer {
+      sendReceipt(hop: i, amount: max(owed(hop: i), hopReceipts[i].signed), key: &key)
+      signer = key
+    }
+  }
+
+  /// Signs and sends one receipt for hop `i`; true if it left.
+  @discardableResult
+  func sendReceipt(hop i: Int, amount: UInt64, key: inout P256Signer) -> Bool {
+    guard let node = hopReceipts[i].node, let binding = hopReceipts[i].binding,
+          let r = Receipt.make(signer: &key, verifier: P256Verifier(), node: node, binding: binding, bytes: amount,
+                               epoch: UInt64(max(0, Clock.epochSeconds()))) else { return false }
+    let body = r.encoded
+    body.withUnsafeBytes { (out + Wire.headerSize).copyMemory(from: $0.baseAddress!, byteCount: body.count) }
+    let n = Frame.encodeHeader(out, type: .receipt, bodyLength: body.count, circuit: forwardId)
+    // Signed is signed: a receipt that did not leave may be sent later, the payer owes it.
+    hopReceipts[i].signed = amount
+    hopReceipts[i].receipts += 1
+    lastReceiptNs = Clock.nowNs()
+    guard sendFrame(n) else { return false }
+    hopReceipts[i].receiptBytes &+= UInt64(body.count)
+    receiptsSent += 1
+    return true
+  }
+
+  /// Sends cumulative receipts to the bound hops when the first hop's new debt reaches
+  /// `receiptEvery` (or anything is new, with `force`). The last hop goes first: the
+  /// receipts for later hops pass the earlier ones, which charge them, so each earlier
+  /// hop's receipt includes them. A circuit that echoes nothing for 250 ms may be paused at
+  /// a node that never got the latest receipt (lost, or refused over a budget): the same
+  /// amounts are signed and sent again, at most every 250 ms and 8 times, or both ends
+  /// would wait for each other for good.
   public func sendReceiptsIfDue(force: Bool = false) {
-    guard var key = signer else { return }
-    let amount = acknowledged
+    guard var key = signer, !hopReceipts.isEmpty else { return }
+    var newest: UInt64 = 0
+    var bound = false
+    for i in hopReceipts.indices where hopReceipts[i].binding != nil {
+      let o = owed(hop: i)
+      if o > hopReceipts[i].signed { newest = max(newest, o - hopReceipts[i].signed) }
+      bound = true
+    }
     let now = Clock.nowNs()
-    if amount != receiptedUpTo { resends = 0 }
-    let stalled = amount > 0 && resends < 8 && now &- lastEchoNs > 250_000_000 && now &- lastReceiptNs > 250_000_000
+    if newest > 0 { resends = 0 }
+    let stalled = bound && acknowledged > 0 && resends < 8 && now &- lastEchoNs > 250_000_000
+      && now &- lastReceiptNs > 250_000_000
     if stalled {
       resends += 1
-    } else if amount == receiptedUpTo || (!force && amount - receiptedUpTo < receiptEvery) {
+    } else if newest == 0 || (!force && newest < receiptEvery) {
       return
     }
-    lastReceiptNs = now
-    for hop in hops {
-      guard let r = ReceiptV1.make(signer: &key, verifier: P256Verifier(), node: hop, serial: serial, bytes: amount,
-                                 epoch: UInt64(max(0, Clock.epochSeconds()))) else { continue }
-      let body = r.encoded
-      body.withUnsafeBytes { (out + Wire.headerSize).copyMemory(from: $0.baseAddress!, byteCount: body.count) }
-      let n = Frame.encodeHeader(out, type: .receipt, bodyLength: body.count, circuit: forwardId)
-      if sendFrame(n) { receiptsSent += 1 }
+    for i in hopReceipts.indices.reversed() where hopReceipts[i].binding != nil {
+      let amount = max(owed(hop: i), hopReceipts[i].signed)
+      if amount == hopReceipts[i].signed && !stalled && hopReceipts[i].receipts > 0 { continue }
+      sendReceipt(hop: i, amount: amount, key: &key)
     }
     signer = key
-    receiptedUpTo = amount
+  }
+
+  /// The amounts signed per hop, for reports ("A 1234, B 1000, C -").
+  public var signedText: String {
+    hopReceipts.enumerated().map { i, h in
+      "hop \(i + 1) " + (h.node == nil ? "no key" : h.binding == nil ? "unbound" : "\(h.signed)")
+    }.joined(separator: ", ")
   }
 
   /// Sends message `seq` of `size` body bytes (≥ 16: sequence and send time).
@@ -351,8 +492,9 @@ public final class CircuitClient<S: DatagramSocket> {
     if !socket.wait(ms: waitMs) { return }
     let now = Clock.nowNs()
     while let len = nextFrame() {
-      guard case .success(let h) = Frame.decode(inbuf, length: len), h.type == .data, h.circuit == backId,
-            h.bodyLength >= 16 else { continue }
+      guard case .success(let h) = Frame.decode(inbuf, length: len) else { continue }
+      if h.type == .bind { takeBind(h); continue }
+      guard h.type == .data, h.circuit == backId, h.bodyLength >= 16 else { continue }
       var body = inbuf + Wire.headerSize
       if let ch = channel {
         guard let (off, n) = ch.open(body: body, length: h.bodyLength), n >= 16 else { badSeals += 1; continue }
@@ -392,4 +534,20 @@ public final class CircuitClient<S: DatagramSocket> {
     let sorted = rtts[0..<n].sorted()
     return (sorted[n / 2], sorted[min(n - 1, n * 99 / 100)])
   }
+}
+
+/// Receipts for one hop of a circuit.
+public struct HopReceipts {
+  /// The node's fingerprint (nil: not known, so it gets no receipt).
+  public var node: Fingerprint?
+  /// The binding the node drew for this circuit, from its BIND (nil until it arrives).
+  public var binding: Binding? = nil
+  /// RECEIPT bodies sent to this hop, and the BIND body received from it (bytes): what
+  /// the hops before it charge for them.
+  public var receiptBytes: UInt64 = 0
+  public var bindBytes: UInt64 = 0
+  /// The latest amount signed for this hop's binding, and how many receipts were signed.
+  public var signed: UInt64 = 0
+  public var receipts: UInt64 = 0
+  public init(node: Fingerprint?) { self.node = node }
 }

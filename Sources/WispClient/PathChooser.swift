@@ -78,9 +78,9 @@ public struct PathChooser {
       attempts += 1
       do {
         client.pins = peers.compactMap { p in p.key.map { (p.endpoint, $0) } }
+        // Receipts start afresh on the new circuit: one per hop whose key is known.
         try client.build(relays: next.path.map { peers[$0].endpoint }, exit: exit, tries: tries, waitMs: waitMs,
-                         exitKey: peers[next.path[next.path.count - 1]].key)
-        if client.signer != nil { client.newReceiptCircuit(hops: next.path.compactMap { peers[$0].key }) }
+                         exitKey: peers[next.path[next.path.count - 1]].key, receiptHops: next.path.map { peers[$0].key })
         return next.path
       } catch {
         switch error {

@@ -18,13 +18,20 @@
 //     is retried no sooner than a second later (datagrams meanwhile: `no_path`);
 //  4. the payload is sealed and sent; replies on the sender's circuit are opened and sent
 //     from the listening socket to the sender;
-//  5. receipts: every hop gets a receipt for the body bytes carried both ways, every
-//     `receiptEvery` bytes and on the tick when anything is unreceipted;
-//  6. the spending cap: once the bytes carried (what the receipts acknowledge: every
-//     circuit's body bytes both ways, summed over circuits; every hop gets the same
-//     amount) reach `spendCap`, the last receipts are signed, nothing more is carried
-//     (`cap_reached`) and the forward says so once. Replies already on their way when
-//     the cap is reached are still delivered and paid for;
+//  5. receipts (v2, signed with the payer key): every hop whose key is known gets a first
+//     receipt as soon as its BIND names the circuit's binding, then receipts for what it
+//     is owed (the body bytes carried both ways, plus the RECEIPT frames sent for, and
+//     the BIND frames received from, the hops after it: nodes charge those like DATA),
+//     every `receiptEvery` bytes and on the tick when anything is unreceipted
+//     (CircuitClient.sendReceiptsIfDue);
+//  6. the spending cap: what the payer signs, summed over every hop of every circuit (what
+//     settlement counts against its budget), stays under `spendCap`: a datagram whose
+//     cost (its body at each paying hop, out and, reserved for its reply, back), on top of
+//     what is owed and a reserve for the last receipts and BINDs, would pass the cap is
+//     not carried; from then on nothing more is carried (`cap_reached`), the last
+//     receipts are signed and the forward says so once, on stderr and in the status.
+//     Replies already on their way are still delivered and paid for (beyond what was
+//     reserved for them, they may take the amount signed past the cap);
 //  7. health, on the tick: every peer on a path in use is probed (a PING and a DTLS
 //     ClientHello, answered by any live node) every `probeEvery`; a relay that answered
 //     nothing for `deadAfter` is dead and every circuit through it is rebuilt without it.
@@ -91,15 +98,15 @@ public final class UDPForward<S: DatagramSocket> {
     /// No circuit now (never built, destroyed, or its path died); next build not before.
     public var broken = true
     public var nextBuildNs: UInt64 = 0
-    /// Amounts signed on, and bytes carried by, circuits this sender had before the current one.
-    public var spentEarlier: UInt64 = 0
+    /// Bytes carried by circuits this sender had before the current one.
     public var carriedEarlier: UInt64 = 0
     init(address: Endpoint, client: CircuitClient<S>, nowNs: UInt64) {
       self.address = address
       self.client = client
       self.lastActiveNs = nowNs
     }
-    public var spent: UInt64 { spentEarlier + client.receiptedUpTo }
+    /// What the payer signed for this sender, every hop of every circuit summed.
+    public var spent: UInt64 { client.spent }
     /// Body bytes carried both ways, on every circuit of this sender.
     public var carried: UInt64 { carriedEarlier + (path.isEmpty ? 0 : client.acknowledged) }
   }
@@ -114,8 +121,10 @@ public final class UDPForward<S: DatagramSocket> {
   public private(set) var spentClosed: UInt64 = 0
   public private(set) var carriedClosed: UInt64 = 0
   public private(set) var capReached = false
-  /// The key receipts are signed with (nil: no receipts; the peers' keys name the hops).
+  /// The payer key receipts are signed with (nil: no receipts; the peers' keys name the hops).
   public let signer: P256Signer?
+  /// Where the spending cap's line goes besides the status (stderr).
+  public var alert: (String) -> Void = { Console.err($0) }
   /// Pinning: whether a first hop without a key in the peer list is accepted (warned).
   public let makeSocket: () -> S?
   public var log: (String) -> Void = { Console.out($0) }
@@ -156,9 +165,11 @@ public final class UDPForward<S: DatagramSocket> {
   }
 
   public var sendersOpen: Int { senders.reduce(0) { $0 + ($1 == nil ? 0 : 1) } }
-  /// Amounts signed so far, every circuit's latest summed (each hop got the same amounts).
+  /// What the payer signed so far: every hop's latest amount on every circuit, summed.
   public var spent: UInt64 { senders.reduce(spentClosed) { $0 + ($1?.spent ?? 0) } }
-  /// Body bytes carried both ways so far (what the spending cap counts).
+  /// What the payer owes so far, signed or not (what the spending cap counts).
+  public var owed: UInt64 { senders.reduce(spentClosed) { $0 &+ ($1?.client.owedTotal ?? 0) } }
+  /// Body bytes carried both ways so far.
   public var carried: UInt64 { senders.reduce(carriedClosed) { $0 + ($1?.carried ?? 0) } }
 
   // MARK: - 1–4: datagrams from local senders
@@ -183,9 +194,13 @@ public final class UDPForward<S: DatagramSocket> {
     if capReached { counters.capReached &+= 1; return }
     guard let s = sender(for: from, nowNs: nowNs) else { return }
     s.lastActiveNs = nowNs
+    if !fitsCap(adding: 0) { reachCap(); counters.capReached &+= 1; return }
     if s.broken {
       if nowNs < s.nextBuildNs || !build(s, exclude: deadPeers(nowNs), nowNs: nowNs) { counters.noPath &+= 1; return }
     }
+    // Its body at every paying hop, out and (reserved for the reply) back.
+    let body = UInt64(len + (s.client.sealed ? Wire.sealOverhead : 0))
+    if !fitsCap(adding: s.client.cost(bodyBytes: 2 * body)) { reachCap(); counters.capReached &+= 1; return }
     guard s.client.sendPayload(buf, length: len) else { counters.sendFailed &+= 1; return }
     s.upPackets &+= 1
     if s.unanswered == 0 { s.unansweredSinceNs = nowNs }
@@ -220,7 +235,7 @@ public final class UDPForward<S: DatagramSocket> {
     c.useDTLS = settings.useDTLS
     c.carriesBothWays = true
     c.receiptEvery = settings.receiptEvery
-    if let k = signer { c.signer = k }
+    if let k = signer { c.enableReceipts(key: k, hops: []) }
     let s = Sender(address: from, client: c, nowNs: nowNs)
     senders[free] = s
     log("forward: new sender \(from.text) (\(sendersOpen) of \(senders.count))")
@@ -232,7 +247,6 @@ public final class UDPForward<S: DatagramSocket> {
     let had = !s.path.isEmpty
     if had {
       s.client.sendReceiptsIfDue(force: true)  // settle the old circuit with whichever hops remain
-      s.spentEarlier += s.client.receiptedUpTo
       s.carriedEarlier += s.client.acknowledged
       s.path = []
     }
@@ -244,7 +258,6 @@ public final class UDPForward<S: DatagramSocket> {
       } else {
         log("forward: no working path to \(settings.destination.text) now; trying again in a second")
       }
-      s.client.receiptedUpTo = 0
       s.broken = true
       s.nextBuildNs = Clock.nowNs() + 1_000_000_000
       return false
@@ -267,6 +280,7 @@ public final class UDPForward<S: DatagramSocket> {
     let c = s.client
     while let len = c.nextFrame() {
       guard case .success(let h) = Frame.decode(c.inbuf, length: len), h.circuit == c.backId, !s.broken else { continue }
+      if h.type == .bind { c.takeBind(h); continue }  // the hop's binding: its first receipt goes at once
       if h.type == .destroy {
         counters.destroyed &+= 1
         s.broken = true
@@ -329,12 +343,27 @@ public final class UDPForward<S: DatagramSocket> {
     checkCap()
   }
 
+  /// Room under the cap for the last round of receipts and the BINDs of every open sender.
+  var capReserve: UInt64 { CircuitClient<S>.capReserve(hops: Wire.maxHops) * UInt64(max(sendersOpen, 1)) }
+
+  /// Whether `adding` more bytes owed stays under the spending cap (with the reserve).
+  func fitsCap(adding: UInt64) -> Bool {
+    settings.spendCap == 0 || owed &+ adding &+ capReserve <= settings.spendCap
+  }
+
   func checkCap() {
-    guard settings.spendCap != 0, !capReached, carried >= settings.spendCap else { return }
+    if settings.spendCap != 0 && !capReached && !fitsCap(adding: 0) { reachCap() }
+  }
+
+  /// Nothing more is carried: the last receipts, and one line on stderr (and the log).
+  func reachCap() {
+    guard !capReached else { return }
     capReached = true
     for s in senders { if let s, !s.broken { s.client.sendReceiptsIfDue(force: true) } }
-    log("forward: spending cap reached: \(carried) bytes carried of \(settings.spendCap) allowed"
-        + " (\(spent) signed); carrying nothing more")
+    let line = "forward: spending cap reached: \(spent) bytes signed of a cap of \(settings.spendCap)"
+      + " (\(carried) bytes carried); carrying nothing more"
+    log(line)
+    alert("wisp: " + line)
   }
 
   /// Peers that have left a probe unanswered for `deadAfter`: on a path in use they are
@@ -417,13 +446,16 @@ public final class UDPForward<S: DatagramSocket> {
   public func statusText(nowNs: UInt64) -> String {
     var t = "wisp forward \(Build.version): to \(settings.destination.text), up \((nowNs &- startNs) / 1_000_000_000) s\n"
     t += "senders: \(sendersOpen) of \(senders.count); circuits built \(counters.circuitsBuilt), reroutes \(counters.reroutes)\n"
-    t += "spent: \(spent) bytes signed, \(carried) carried" + (signer == nil ? " (no receipts: relay keys not given)" : "")
-      + (settings.spendCap == 0 ? "" : " of a cap of \(settings.spendCap)") + (capReached ? " (cap reached: carrying nothing)" : "") + "\n"
+    t += "spent: \(spent) bytes signed" + (settings.spendCap == 0 ? "" : " of a cap of \(settings.spendCap)")
+      + (capReached ? " (cap reached: carrying nothing)" : "") + ", \(carried) bytes carried"
+      + (signer == nil ? " (no receipts: relay keys not given)" : "") + "\n"
+    if let k = signer { t += "payer: \(P256Verifier().fingerprint(ofKey: k.publicKey).hex)\n" }
     t += "payload budget: \(Wire.maxForwardPayload) bytes per datagram (WireGuard MTU \(Wire.maxForwardPayload - 32))\n"
     for s in senders {
       guard let s else { continue }
       t += "  \(s.address.text): " + (s.broken ? "no circuit" : chooser.pathText(s.path))
         + ", \(s.upPackets) up / \(s.client.bytesSent) B, \(s.downPackets) down / \(s.client.bytesReceived) B, spent \(s.spent)"
+        + (signer == nil || s.broken ? "" : " (signed on this circuit: \(s.client.signedText))")
         + ", idle \((nowNs &- s.lastActiveNs) / 1_000_000_000) s\n"
     }
     t += "peers:"

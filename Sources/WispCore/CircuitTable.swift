@@ -19,7 +19,7 @@ public protocol RandomSource {
 
 /// One direction of a circuit. All-zero bytes are a valid free half: the table is
 /// zero-allocated, so slots never used never become resident memory. Fields are ordered
-/// largest first so that the struct has no holes (144 bytes a half).
+/// largest first so that the struct has no holes (160 bytes a half).
 public struct Half {
   public var localId: UInt32 = 0
   /// The id the next node expects; 0 while pending or when `outIsExit`.

@@ -684,7 +684,7 @@ public final class Forwarder<R: RandomSource> {
       circuits.forEachInUse { i, h in
         guard h.isForward, !h.bound, h.bindDeadline != 0, Int32(bitPattern: nowSec &- h.bindDeadline) >= 0 else { return }
         let back = circuits.half(Int(h.peer)).pointee
-        if back.inUse && !back.inIsExit {
+        if back.inUse {  // towards the client: the backward half's out
           Frame.encodeHeader(q, type: .destroy, bodyLength: 1, circuit: back.outId)
           q.storeBytes(of: DestroyReason.unbound.rawValue, toByteOffset: Wire.headerSize, as: UInt8.self)
           emit(UnsafeRawBufferPointer(start: q, count: Wire.headerSize + 1), back.outEndpoint)

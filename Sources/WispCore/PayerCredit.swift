@@ -7,14 +7,18 @@
 // forwarder sets it); the first valid receipt binds the circuit to its payer, and from
 // then on every receipt sets limit = receipted + share, where
 //
-//   share = min(W / open circuits of the payer, W − granted − debt)   (never below 0)
+//   share = max(min(W / open circuits of the payer, W − granted − debt), relayed − receipted)
 //
 // `granted` is Σ (limit − receipted) over the payer's open bound circuits and `debt` is
 // Σ (relayed − receipted) over its closed ones. The invariant, for every payer:
 //
 //   Σ over its open circuits (limit − receipted) + closed debt ≤ W
+//     (+ what each circuit carried before its first receipt, at most the unbound allowance)
 //
-// holds after every grant (a grant only hands out what the sum leaves). A closed circuit's
+// holds after every grant: a grant only hands out what the sum leaves, and the
+// `relayed − receipted` term only keeps bytes already carried under an earlier, larger
+// limit in the sum (they were part of the old headroom, so the sum does not grow). A
+// circuit's limit never drops below what it relayed; it pauses there. A closed circuit's
 // debt stays with the payer: a later receipt on the closed binding pays it back (the entry
 // is kept, at most `maxClosed`; an evicted entry's debt stays until restart). What a payer
 // can get without paying is therefore one W, plus the unbound allowance of each circuit it
@@ -96,15 +100,19 @@ public struct PayerBook {
   }
 
   /// A receipt of a bound circuit of `payer`: the circuit had `headroom` (its limit minus
-  /// its receipted amount before this receipt; 0 when it was just bound) and its receipts
-  /// now acknowledge `receipted`. Returns the circuit's new limit.
-  public mutating func grant(_ payer: Fingerprint, headroom: UInt64, receipted: UInt64) -> UInt64 {
+  /// its receipted amount before this receipt; 0 when it was just bound), has relayed
+  /// `relayed` and its receipts now acknowledge `receipted`. Returns the circuit's new
+  /// limit: receipted + share, but never below what it already relayed (bytes carried
+  /// under an earlier, larger limit stay counted as its headroom, so a smaller share
+  /// pauses the circuit at once instead of hiding them).
+  public mutating func grant(_ payer: Fingerprint, headroom: UInt64, receipted: UInt64, relayed: UInt64 = 0) -> UInt64 {
     let k = PayerKey(fp: payer)
     guard var s = payers[k], s.open > 0 else { return receipted }
     s.granted = s.granted > headroom ? s.granted - headroom : 0
     let used = s.granted &+ s.debt
     let left = window > used ? window - used : 0
-    let share = min(window / UInt64(s.open), left)
+    let spent = relayed > receipted ? relayed - receipted : 0
+    let share = max(min(window / UInt64(s.open), left), spent)
     s.granted &+= share
     payers[k] = s
     let (limit, over) = receipted.addingReportingOverflow(share)

@@ -200,7 +200,7 @@ public final class NodeCredit {
       headroom = slot.limit > slot.receipted ? slot.limit - slot.receipted : 0
     }
     slot.receipted = r.bytes
-    slot.limit = book.grant(r.payer, headroom: headroom, receipted: r.bytes)
+    slot.limit = book.grant(r.payer, headroom: headroom, receipted: r.bytes, relayed: total)
     accepted += 1
     if r.bytes > 0 { synced ? record(r) : hold(r) }
   }

@@ -117,7 +117,7 @@ public final class NodeShard<IO: DatagramIO> {
     loop.forwarder.onPong = { from, token in control.post(.pong(from, token)) }
     // Frames the forwarder writes besides its verdict (a CREATED before its BIND, DESTROYs
     // of unbound circuits) join the send batch in order, sealed when a session exists.
-    loop.forwarder.emit = { [unowned loop] frame, to in
+    loop.forwarder.emit = { frame, to in  // cycle broken when the thread ends
       if let link = loop.link, link.seal(frame, to: to) { return }
       loop.sendCopy(frame, to: to)
     }

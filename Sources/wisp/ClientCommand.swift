@@ -3,10 +3,19 @@
 //
 //   wisp client --via A:PORT[,B:PORT[,C:PORT]] --exit SERVICE:PORT [--keys FP_A,FP_B,FP_C]
 //               [--dtls on|off] [--trust-first-hop] [--seconds N] [--size BYTES] [--rate-kbit K]
+//               [--payer-key FILE] [--max-spend BYTES]
 //   wisp client --peers NAME=ADDR:PORT[=FP],...|FILE [--hops N] [--exit-via NAME] [--silence-ms MS]
 //               --exit SERVICE:PORT [--seconds N] [--size BYTES] [--rate-kbit K]
+//               [--payer-key FILE] [--max-spend BYTES]
 //
 // With --peers the client chooses the path itself and fails over (MeshClient.swift).
+//
+// Receipts (v2, CircuitClient.swift): every relay whose key is given gets receipts signed
+// with the payer key (`--payer-key`; without it a key made for this run, with a warning
+// naming it), each on the binding that relay drew for the circuit (its BIND). With
+// `--max-spend` the client stops sending before what it signed, summed over every hop
+// and circuit (what settlement counts against the payer's budget), would pass the cap,
+// and says so on stderr and in its summary.
 //
 // Frames to the first relay travel in a DTLS session (default; `--dtls off`: plain), pinned
 // to the first relay's key from --keys or --peers. A first relay without a pinned key is an
@@ -67,9 +76,15 @@ enum ClientCommand {
       if !inv.has("--trust-first-hop") { return usage(unpinned(relays[0].text)) }
       warnTrust(relays[0].text)
     }
-    if !keys.isEmpty {
-      guard let key = P256Signer.generate() else { Console.err("wisp: cannot make a client key"); return 1 }
-      client.enableReceipts(key: key, hops: keys)
+    if keys.isEmpty {
+      for o: StaticString in ["--payer-key", "--max-spend"] where inv.value(o) != nil {
+        return usage("'\(o)' needs '--keys': receipts name each relay by its key, without them none is signed")
+      }
+    } else {
+      switch PayerKey.load(inv) {
+      case .success(let key): client.enableReceipts(key: key, hops: keys)
+      case .failure(let e): Console.err("wisp: \(e.message)"); return e.exitCode
+      }
     }
     // With the relays' keys the payload is sealed end to end with the exit (its key is the last).
     for (i, k) in keys.enumerated() where i < relays.count { client.pins.append((relays[i], k)) }
@@ -83,8 +98,10 @@ enum ClientCommand {
       return 1
     }
     Console.out("client: circuit through \(relays.map { $0.text }.joined(separator: " -> ")) to \(exit.text),"
-                + " \(size)-byte messages at \(kbit) kbit/s\(keys.isEmpty ? "" : ", signing receipts, sealed end to end with the exit")")
-    let r = TrafficRun.run(client: client, seconds: seconds, size: Int(size), kbit: kbit, sigfd: sigfd) { _ in "" }
+                + " \(size)-byte messages at \(kbit) kbit/s"
+                + (keys.isEmpty ? "" : ", signing receipts" + payerText(client, traffic) + ", sealed end to end with the exit"))
+    let r = TrafficRun.run(client: client, seconds: seconds, size: Int(size), kbit: kbit, sigfd: sigfd,
+                           spendCap: traffic.maxSpend) { _ in "" }
     Console.out(r.summary)
     return 0
   }
@@ -126,8 +143,14 @@ enum ClientCommand {
     }
     let signing = peers.contains { $0.key != nil }
     if signing {
-      guard let key = P256Signer.generate() else { Console.err("wisp: cannot make a client key"); return 1 }
-      client.enableReceipts(key: key, hops: [])
+      switch PayerKey.load(inv) {
+      case .success(let key): client.enableReceipts(key: key, hops: [])
+      case .failure(let e): Console.err("wisp: \(e.message)"); return e.exitCode
+      }
+    } else {
+      for o: StaticString in ["--payer-key", "--max-spend"] where inv.value(o) != nil {
+        return usage("'\(o)' needs the relays' keys (NAME=ADDR:PORT=FP in '--peers'): without them no receipt is signed")
+      }
     }
     guard let mesh = try? UDPMeshClient(peers: peers, hops: Int(hops), exitVia: exitVia, exit: exit, client: client,
                                      silenceMs: silenceMs) else {
@@ -139,14 +162,20 @@ enum ClientCommand {
       return 1
     }
     Console.out("client: circuit through \(mesh.pathText(mesh.path)) to \(exit.text), \(size)-byte messages at \(kbit) kbit/s"
-                + (signing ? ", signing receipts" : "") + ", rebuilding after \(silenceMs) ms of silence")
+                + (signing ? ", signing receipts" + payerText(client, traffic) : "") + ", rebuilding after \(silenceMs) ms of silence")
     let r = TrafficRun.run(client: client, seconds: seconds, size: Int(size), kbit: kbit, sigfd: sigfd,
-                           watch: { now in mesh.watch(now) }) { _ in "" }
+                           spendCap: traffic.maxSpend, watch: { now in mesh.watch(now) }) { _ in "" }
     _ = mesh.watch(Clock.nowNs())  // a reroute whose first echo came during the drain
     Console.out(r.summary)
     Console.out("client: reroutes \(mesh.reroutes), final path \(mesh.pathText(mesh.path))"
                 + (mesh.reroutes > 0 ? ", last reroute \(mesh.lastRerouteMs) ms" : ""))
     return 0
+  }
+
+  /// ", payer FP[, spending cap N bytes]" for the start line.
+  static func payerText(_ client: UDPCircuitClient, _ traffic: TrafficOptions) -> String {
+    guard let k = client.signer else { return "" }
+    return " as payer \(PayerKey.fingerprint(k).hex)" + (traffic.maxSpend > 0 ? ", spending cap \(traffic.maxSpend) bytes" : "")
   }
 
   /// Why a DTLS first hop without a pinned key is refused, and what to do.
@@ -200,11 +229,13 @@ enum ClientCommand {
   static func refuseText(_ r: UInt8) -> String { RefusalText.of(r) }
 }
 
-/// `--seconds`, `--size`, `--rate-kbit`: what both client modes send.
+/// `--seconds`, `--size`, `--rate-kbit`: what both client modes send; `--max-spend`: the
+/// most they may sign (0: no cap).
 struct TrafficOptions {
   var seconds: UInt64
   var size: UInt64
   var kbit: UInt64
+  var maxSpend: UInt64 = 0
 
   struct Bad: Error { let message: String }
 
@@ -216,7 +247,12 @@ struct TrafficOptions {
     guard let kbit = ClientCommand.number(inv, "--rate-kbit", 8000, 8, 10_000_000) else {
       return .failure(Bad(message: "'--rate-kbit' must be 8-10000000"))
     }
-    return .success(TrafficOptions(seconds: seconds, size: size, kbit: kbit))
+    var maxSpend: UInt64 = 0
+    if let m = inv.value("--max-spend") {
+      guard let n = parseDecimal(m), n > 0 else { return .failure(Bad(message: "'--max-spend' must be a number of bytes above 0, not '\(m)'")) }
+      maxSpend = n
+    }
+    return .success(TrafficOptions(seconds: seconds, size: size, kbit: kbit, maxSpend: maxSpend))
   }
 }
 
@@ -231,7 +267,11 @@ enum TrafficRun {
   /// text to each status line (the demo shows its nodes there). `watch`, called on every
   /// turn of the loop with the time, may rebuild the circuit (mesh failover); it returns
   /// true when it did, and pacing restarts from then (no burst to catch up).
-  static func run(client: UDPCircuitClient, seconds: UInt64, size: Int, kbit: UInt64, sigfd: Int32,
+  /// `spendCap` (0: none): no message is sent whose cost (its body at every paying hop,
+  /// out and back), on top of what the payer owes and a reserve for the last receipts
+  /// and BINDs (CircuitClient.capReserve), would pass it; the run then drains and ends,
+  /// saying so on stderr and in the summary.
+  static func run(client: UDPCircuitClient, seconds: UInt64, size: Int, kbit: UInt64, sigfd: Int32, spendCap: UInt64 = 0,
                   watch: ((UInt64) -> Bool)? = nil, extra: (UInt64) -> String) -> Result {
     let start = Clock.nowNs()
     var nextReport = start + 1_000_000_000
@@ -239,6 +279,9 @@ enum TrafficRun {
     var lastReceived: UInt64 = 0
     var lastBytes: UInt64 = 0
     var interrupted = false
+    var capReached = false
+    client.spendCap = spendCap
+    let body = UInt64(client.messageBody(size: size))
     // Messages every 10 ms so that the rate is kbit/s.
     let perTick = max(UInt64(1), kbit * 1000 / 8 / UInt64(size) / 100)
     var nextSend = start
@@ -247,7 +290,13 @@ enum TrafficRun {
       if seconds > 0 && now - start >= seconds * 1_000_000_000 { break }
       if sigfd >= 0 && wisp_signalfd_read(sigfd) != 0 { interrupted = true; break }
       if now >= nextSend {
-        for _ in 0..<perTick { client.send(seq: seq, size: size); seq += 1 }
+        for _ in 0..<perTick {
+          // Its body crosses every paying hop out and back.
+          if !client.fitsCap(bodyBytes: body, ways: 2) { capReached = true; break }
+          client.send(seq: seq, size: size)
+          seq += 1
+        }
+        if capReached { break }
         nextSend += 10_000_000
       }
       client.receiveEchoes(waitMs: Int32(nextSend > now ? (nextSend - now) / 1_000_000 + 1 : 0))
@@ -262,7 +311,7 @@ enum TrafficRun {
         lastBytes = client.bytesReceived
         Console.out("t=\((now - start) / 1_000_000_000)s client: \(got) echoes/s \(formatFixed(rate, decimals: 3)) Mbit/s"
                     + " rtt p50 \(formatFixed(UInt64(p50), decimals: 3)) ms p99 \(formatFixed(UInt64(p99), decimals: 3)) ms"
-                    + extra(now - start))
+                    + (client.signer == nil ? "" : " signed \(client.spent) B") + extra(now - start))
       }
     }
     // Drain: wait for the echoes still on their way (slow paths take longer than 200 ms)
@@ -275,6 +324,9 @@ enum TrafficRun {
       if now - max(client.lastEchoNs, sendEnd) >= quietNs || now - sendEnd >= 3_000_000_000 { break }
     }
     client.sendReceiptsIfDue(force: true)
+    if capReached {
+      Console.err("wisp: client: spending cap reached: \(client.spent) bytes signed of a cap of \(spendCap); sending nothing more")
+    }
     let elapsed = max(sendEnd - start, 1)
     let lost = client.sent > client.received ? client.sent - client.received : 0
     let lossMilli = client.sent == 0 ? 0 : lost * 100_000 / client.sent
@@ -284,7 +336,42 @@ enum TrafficRun {
     s += " loss \(formatFixed(lossMilli, decimals: 3))%, bytes sent \(client.bytesSent) echoed \(client.bytesReceived),"
     s += " \(formatFixed(kbitAvg, decimals: 3)) Mbit/s, rtt p50 \(formatFixed(UInt64(p50), decimals: 3)) ms"
     s += " p99 \(formatFixed(UInt64(p99), decimals: 3)) ms"
-    if client.signer != nil { s += ", receipts sent \(client.receiptsSent) (acknowledging \(client.receiptedUpTo) bytes per hop)" }
+    if client.signer != nil {
+      s += ", receipts sent \(client.receiptsSent), \(client.spent) bytes signed in all"
+        + (spendCap == 0 ? "" : " of a cap of \(spendCap)" + (capReached ? " (cap reached)" : ""))
+        + " (this circuit: \(client.signedText))"
+    }
     return Result(summary: s, interrupted: interrupted)
   }
+}
+
+/// The payer key both client commands sign receipts with.
+enum PayerKey {
+  /// `--payer-key FILE` (or `alias`, an older name for it), a P-256 key in PEM as
+  /// `wisp keygen` writes it; without one, a key made for this run, with a warning that
+  /// names its fingerprint: no payer list lists it, so nodes that require listed payers
+  /// earn nothing from its receipts and close its circuits after their unbound allowance.
+  static func load(_ inv: Invocation, alias: StaticString? = nil) -> Result<P256Signer, ClientCommand.StartError> {
+    var path = inv.value("--payer-key")
+    if path == nil, let a = alias { path = inv.value(a) }
+    guard let path else {
+      guard let k = P256Signer.generate() else { return .failure(.init(message: "cannot make a payer key", exitCode: 1)) }
+      Console.err("wisp: WARNING: no --payer-key: receipts are signed by a key made for this run, payer "
+                  + "\(P256Verifier().fingerprint(ofKey: k.publicKey).hex). No payer list lists it: a node that requires"
+                  + " listed payers earns nothing from these receipts and closes the circuits after its unbound"
+                  + " allowance. Give a listed payer's key (a P-256 key in PEM, as 'wisp keygen --state-dir DIR' writes"
+                  + " DIR/node.key).")
+      return .success(k)
+    }
+    let pem: [UInt8]
+    do throws(Errno) { pem = try Files.read(path, limit: 16 << 10) } catch {
+      return .failure(.init(message: "cannot read the payer key file '\(path)': \(error.description)", exitCode: 1))
+    }
+    switch P256Signer.parse(pem) {
+    case .success(let k): return .success(k)
+    case .failure(let e): return .failure(.init(message: "'\(path)' is not a P-256 private key: \(e.description)", exitCode: 1))
+    }
+  }
+
+  static func fingerprint(_ k: P256Signer) -> Fingerprint { P256Verifier().fingerprint(ofKey: k.publicKey) }
 }

@@ -4,8 +4,12 @@
 //   wisp forward --listen ADDR:PORT --to DEST:PORT
 //                (--via A:PORT[,B:PORT[,C:PORT]] [--keys FP,...] | --peers NAME=ADDR:PORT[=FP],...|FILE
 //                 [--hops N] [--exit-via NAME])
-//                [--dtls on|off] [--trust-first-hop] [--key FILE] [--max-spend BYTES]
+//                [--dtls on|off] [--trust-first-hop] [--payer-key FILE] [--max-spend BYTES]
 //                [--senders N] [--idle-seconds S] [--status-socket PATH]
+//
+// Receipts go to every relay whose key is given, signed with the payer key (`--payer-key`,
+// or its older name `--key`; without one, a key made for this run, with a warning naming
+// it), each on the binding that relay drew for the circuit (UDPForward.swift, step 5).
 //
 // Runs until SIGTERM or SIGINT (receipts for every circuit, then exit 0). SIGUSR1 prints
 // the status; `wisp status --socket PATH` asks for it through the status socket.
@@ -95,28 +99,24 @@ enum ForwardCommand {
     settings.maxSenders = Int(senders)
     guard let idle = ClientCommand.number(inv, "--idle-seconds", 100, 5, 86_400) else { return usage("'--idle-seconds' must be 5-86400") }
     settings.idleNs = idle * 1_000_000_000
-    // Receipts: for every hop whose key is known, signed with --key or a key of this run.
+    // Receipts: for every hop whose key is known, signed with the payer key.
     let signing = chooser.peers.contains { $0.key != nil }
     if let m = inv.value("--max-spend") {
       guard let n = parseDecimal(m), n > 0 else { return usage("'--max-spend' must be a number of bytes above 0, not '\(m)'") }
       if !signing { return usage("'--max-spend' needs the relays' keys: without them no receipt is signed, so nothing is spent") }
       settings.spendCap = n
     }
+    if inv.value("--payer-key") != nil && inv.value("--key") != nil { return usage("'--key' is the older name of '--payer-key': give one") }
     var signer: P256Signer? = nil
-    if let path = inv.value("--key") {
-      if !signing { return usage("'--key' needs the relays' keys (receipts name each hop by its key)") }
-      let pem: [UInt8]
-      do throws(Errno) { pem = try Files.read(path, limit: 16 << 10) } catch {
-        Console.err("wisp: cannot read the key file '\(path)': \(error.description)")
-        return 1
+    if !signing {
+      for o: StaticString in ["--payer-key", "--key"] where inv.value(o) != nil {
+        return usage("'\(o)' needs the relays' keys (receipts name each hop by its key)")
       }
-      switch P256Signer.parse(pem) {
+    } else {
+      switch PayerKey.load(inv, alias: "--key") {
       case .success(let k): signer = k
-      case .failure(let e): Console.err("wisp: '\(path)' is not a P-256 private key: \(e.description)"); return 1
+      case .failure(let e): Console.err("wisp: \(e.message)"); return e.exitCode
       }
-    } else if signing {
-      guard let k = P256Signer.generate() else { Console.err("wisp: cannot make a client key"); return 1 }
-      signer = k
     }
 
     wisp_ignore_sigpipe()
@@ -176,7 +176,7 @@ enum ForwardCommand {
     }
     Console.out("forward: \(listenAt.text) -> \(destination.text) through "
                 + (chooser.fixedPath != nil ? chooser.pathText(chooser.fixedPath!) : "\(chooser.hops) of \(chooser.peers.count) peers")
-                + (signing ? ", signing receipts" : ", no receipts (relay keys not given)")
+                + (signer.map { ", signing receipts as payer \(PayerKey.fingerprint($0).hex)" } ?? ", no receipts (relay keys not given)")
                 + (settings.spendCap > 0 ? ", spending cap \(settings.spendCap) bytes" : "")
                 + "; datagrams up to \(Wire.maxForwardPayload) bytes (WireGuard: MTU \(Wire.maxForwardPayload - 32))")
     fwd.warmUp(waitMs: 600)

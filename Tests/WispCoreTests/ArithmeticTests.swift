@@ -82,14 +82,14 @@ import Testing
     var ledger = CreditLedger(node: testNode)
     let a = receipt(1, serial: 1, bytes: .max)
     let b = receipt(2, serial: 2, bytes: .max)
-    let r8 = ledger.accept(a, verifier: FakeVerifier(), requireOpen: false)
+    let r8 = ledger.accept(a, verifier: FakeVerifier())
     #expect(r8 == .accepted(added: .max))
-    let r9 = ledger.accept(b, verifier: FakeVerifier(), requireOpen: false)
+    let r9 = ledger.accept(b, verifier: FakeVerifier())
     #expect(r9 == .accepted(added: .max))
     #expect(ledger.receiptedTotal == UInt64.max &+ UInt64.max)
-    ledger.open(client: clientFP(3), serial: 3)
-    ledger.relayed(serial: 3, bytes: .max)
-    ledger.relayed(serial: 3, bytes: .max)
-    _ = ledger.allowance(serial: 3)
+    // A payer's grants near UInt64.max saturate instead of wrapping.
+    var book = PayerBook(window: .max)
+    #expect(opened(&book, clientFP(3)))
+    #expect(book.grant(clientFP(3), headroom: 0, receipted: .max - 1) == .max)
   }
 }

@@ -40,7 +40,7 @@ import Testing
   }
 
   @Test func everyDocumentedKeyIsKnown() {
-    #expect(ConfigFile.keys.count == 43)
+    #expect(ConfigFile.keys.count == 49)
   }
 
   @Test func exitsList() throws {

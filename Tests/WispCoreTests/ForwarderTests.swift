@@ -235,51 +235,84 @@ func node(_ local: Endpoint, exits: [Endpoint] = [], limits: Limits = labLimits,
     [UInt8](repeating: b, count: 32).withUnsafeBytes { Fingerprint($0)! }
   }
 
-  func receiptBody(node: Fingerprint, bytes: UInt64) -> [UInt8] {
-    ReceiptV1(node: node, client: fp(9), serial: 77, bytes: bytes, epoch: 1_700_000_000,
-            clientKey: [4] + [UInt8](repeating: 1, count: 64), signature: [UInt8](repeating: 0x30, count: 70)).encoded
+  func receiptBody(node: Fingerprint, bytes: UInt64, binding: Binding = Binding(hi: 1, lo: 2)) -> [UInt8] {
+    Receipt(node: node, payer: fp(9), binding: binding, bytes: bytes, epoch: 1_700_000_000,
+            payerKey: [4] + [UInt8](repeating: 1, count: 64), signature: [UInt8](repeating: 0x30, count: 70)).encoded
   }
 
-  @Test func consumedWhenAddressedHereForwardedOtherwiseAndWindowResumes() {
+  /// The binding of the circuit whose forward half has local id `fwd`.
+  func binding(_ a: Forwarder<CountingRandom>, _ fwd: UInt32) -> Binding {
+    var b = Binding.zero
+    a.circuits.forEachInUse { _, h in if h.isForward && h.localId == fwd { b = h.binding } }
+    return b
+  }
+
+  @Test func consumedWhenAddressedHereAndTheWorkersLimitMovesTheCircuit() {
     let a = node(nodeA, exits: [service])
     a.fingerprint = fp(1)
-    a.creditWindow = 3000
+    a.creditWindow = 1 << 20
+    a.unboundAllowance = 3000
     var seen: [UInt64] = []
-    a.onReceipt = { r, half, localId, relayed in
+    var grant: UInt64 = 6000
+    a.onReceipt = { r, half, localId, relayed, circuitBinding in
       #expect(a.circuits.half(Int(half)).pointee.isForward)
       #expect(relayed == 3000)
       seen.append(r.bytes)
-      // What the credit worker answers after verifying (through the shard's mailbox).
-      a.credited(half: half, localId: localId, serial: r.serial, receipted: r.bytes)
+      // What the credit worker answers after verifying (through the shard's mailbox): only
+      // a receipt naming the circuit's own binding moves it.
+      if r.binding == circuitBinding { a.credited(half: half, localId: localId, bound: true, receipted: r.bytes, limit: grant) }
       // An answer for a reused slot (another local id) changes nothing.
-      a.credited(half: half, localId: localId &+ 1, serial: 1, receipted: 1 << 40)
+      a.credited(half: half, localId: localId &+ 1, bound: true, receipted: 1 << 40, limit: 1 << 41)
       return true
     }
     let (_, out) = Datagram(bytes(2, 0xC1, hopBytes(2, service))).handle(a, from: client)
     let fwd = u32(out, 8)
-    // 3 x 1000 bytes fit the window, the 4th does not.
+    let own = binding(a, fwd)
+    #expect(own != .zero)
+    // Unbound: 3 x 1000 bytes fit the unbound allowance, the 4th does not.
     for _ in 0..<3 { #expect(Datagram(bytes(1, fwd, [UInt8](repeating: 0, count: 1000))).handle(a, from: client).0 != .drop(.unpaid)) }
     #expect(Datagram(bytes(1, fwd, [UInt8](repeating: 0, count: 1000))).handle(a, from: client).0 == .drop(.unpaid))
-    #expect(a.creditState().paused == 1 && a.creditState().pending == 3000)
-    // A receipt for this node is consumed and resumes the circuit.
+    #expect(a.creditState().paused == 1 && a.creditState().pending == 3000 && a.creditState().unbound == 1)
+    // A receipt for another binding is handed over (it may pay a closed circuit's debt) but
+    // does not move this circuit.
     #expect(Datagram(bytes(7, fwd, receiptBody(node: fp(1), bytes: 3000))).handle(a, from: client).0 == .consumed)
-    #expect(seen == [3000])
+    #expect(Datagram(bytes(1, fwd, [UInt8](repeating: 0, count: 1000))).handle(a, from: client).0 == .drop(.unpaid))
+    // The circuit's own binding: consumed, the worker's limit resumes the circuit.
+    #expect(Datagram(bytes(7, fwd, receiptBody(node: fp(1), bytes: 3000, binding: own))).handle(a, from: client).0 == .consumed)
+    #expect(seen == [3000, 3000])
     #expect(Datagram(bytes(1, fwd, [UInt8](repeating: 0, count: 1000))).handle(a, from: client).0 != .drop(.unpaid))
-    #expect(a.creditState().paused == 0)
+    #expect(a.creditState().paused == 0 && a.creditState().unbound == 0)
     // A receipt for another node cannot leave through an exit; a malformed one is bad_body.
     #expect(Datagram(bytes(7, fwd, receiptBody(node: fp(2), bytes: 1))).handle(a, from: client).0 == .drop(.receiptUnsupported))
-    #expect(Datagram(bytes(7, fwd, receiptBody(node: fp(1), bytes: 1) + [0])).handle(a, from: client).0 == .drop(.badBody))
+    #expect(Datagram(bytes(7, fwd, receiptBody(node: fp(1), bytes: 1, binding: own) + [0])).handle(a, from: client).0 == .drop(.badBody))
     #expect(Datagram(bytes(7, fwd, Array(receiptBody(node: fp(1), bytes: 1).prefix(50)))).handle(a, from: client).0 == .drop(.badBody))
     #expect(Datagram(bytes(7, 0x1234, receiptBody(node: fp(1), bytes: 1))).handle(a, from: client).0 == .drop(.unknownCircuit))
     // Cheap checks before the signature: a receipt that does not move the acknowledged
     // amount forward, or claims more than was relayed, never reaches the worker.
-    #expect(Datagram(bytes(7, fwd, receiptBody(node: fp(1), bytes: 3000))).handle(a, from: client).0 == .drop(.staleReceipt))
-    #expect(Datagram(bytes(7, fwd, receiptBody(node: fp(1), bytes: 80_000))).handle(a, from: client).0 == .drop(.badBody))
-    #expect(seen == [3000])
+    #expect(Datagram(bytes(7, fwd, receiptBody(node: fp(1), bytes: 3000, binding: own))).handle(a, from: client).0 == .drop(.staleReceipt))
+    #expect(Datagram(bytes(7, fwd, receiptBody(node: fp(1), bytes: 80_000, binding: own))).handle(a, from: client).0 == .drop(.badBody))
+    #expect(seen == [3000, 3000])
     // A full worker queue refuses the receipt: dropped and counted, the circuit untouched.
-    a.onReceipt = { _, _, _, _ in false }
-    #expect(Datagram(bytes(7, fwd, receiptBody(node: fp(1), bytes: 3500))).handle(a, from: client).0 == .drop(.workerBusy))
+    a.onReceipt = { _, _, _, _, _ in false }
+    #expect(Datagram(bytes(7, fwd, receiptBody(node: fp(1), bytes: 3500, binding: own))).handle(a, from: client).0 == .drop(.workerBusy))
     #expect(a.drops[.workerBusy] == 1)
+    _ = grant
+    grant = 0
+  }
+
+  @Test func aZeroByteReceiptBindsAnUnboundCircuitOnce() {
+    let a = node(nodeA, exits: [service])
+    a.fingerprint = fp(1)
+    a.creditWindow = 1 << 20
+    var posted = 0
+    a.onReceipt = { _, _, _, _, _ in posted += 1; return true }
+    let (_, out) = Datagram(bytes(2, 0xC1, hopBytes(2, service))).handle(a, from: client)
+    let fwd = u32(out, 8)
+    let own = binding(a, fwd)
+    // The first receipt may acknowledge 0 bytes (it binds); a second 0 while it waits is stale.
+    #expect(Datagram(bytes(7, fwd, receiptBody(node: fp(1), bytes: 0, binding: own))).handle(a, from: client).0 == .consumed)
+    #expect(Datagram(bytes(7, fwd, receiptBody(node: fp(1), bytes: 0, binding: own))).handle(a, from: client).0 == .drop(.staleReceipt))
+    #expect(posted == 1)
   }
 
   @Test func boundCircuitsKeepAReserveOfTheReceiptBudget() {
@@ -288,7 +321,7 @@ func node(_ local: Endpoint, exits: [Endpoint] = [], limits: Limits = labLimits,
     let a = node(nodeA, exits: [service], circuits: 64, sources: SourceLimitSettings(expensivePerSource: 100, receiptsPerSecond: 8))
     a.fingerprint = fp(1)
     var answered: [(Int32, UInt32, UInt64)] = []
-    a.onReceipt = { r, half, localId, _ in answered.append((half, localId, r.bytes)); return true }
+    a.onReceipt = { r, half, localId, _, _ in answered.append((half, localId, r.bytes)); return true }
     var fwds: [UInt32] = []
     for i in 0..<10 {
       let (_, out) = Datagram(bytes(2, UInt32(0x100 + i), hopBytes(2, service))).handle(a, from: client)
@@ -296,25 +329,30 @@ func node(_ local: Endpoint, exits: [Endpoint] = [], limits: Limits = labLimits,
       _ = Datagram(bytes(1, fwds[i], [UInt8](repeating: 0, count: 500))).handle(a, from: client)
     }
     // Circuit 0 is bound by a valid receipt (the worker's answer moves it).
-    _ = Datagram(bytes(7, fwds[0], receiptBody(node: fp(1), bytes: 100))).handle(a, from: client, nowNs: 5_000_000_000)
-    a.credited(half: answered[0].0, localId: answered[0].1, serial: 77, receipted: 100)
+    _ = Datagram(bytes(7, fwds[0], receiptBody(node: fp(1), bytes: 100, binding: binding(a, fwds[0])))).handle(a, from: client, nowNs: 5_000_000_000)
+    a.credited(half: answered[0].0, localId: answered[0].1, bound: true, receipted: 100, limit: 1 << 20)
     // The next second: a flood on the 9 unbound circuits takes 6, then nothing.
-    for i in 1..<10 { _ = Datagram(bytes(7, fwds[i], receiptBody(node: fp(1), bytes: 200))).handle(a, from: client, nowNs: 6_000_000_000) }
+    for i in 1..<10 {
+      _ = Datagram(bytes(7, fwds[i], receiptBody(node: fp(1), bytes: 200, binding: binding(a, fwds[i])))).handle(a, from: client, nowNs: 6_000_000_000)
+    }
     #expect(answered.count == 1 + 6 && a.drops[.overBudget] == 3)
     // The bound circuit still gets its receipt through, from the reserve.
-    #expect(Datagram(bytes(7, fwds[0], receiptBody(node: fp(1), bytes: 200))).handle(a, from: client, nowNs: 6_000_000_000).0 == .consumed)
+    let b0 = binding(a, fwds[0])
+    #expect(Datagram(bytes(7, fwds[0], receiptBody(node: fp(1), bytes: 200, binding: b0))).handle(a, from: client, nowNs: 6_000_000_000).0 == .consumed)
     // A resend of an amount already on its way to the worker is stale, never a second check.
-    #expect(Datagram(bytes(7, fwds[0], receiptBody(node: fp(1), bytes: 200))).handle(a, from: client, nowNs: 6_000_000_000).0 == .drop(.staleReceipt))
+    #expect(Datagram(bytes(7, fwds[0], receiptBody(node: fp(1), bytes: 200, binding: b0))).handle(a, from: client, nowNs: 6_000_000_000).0 == .drop(.staleReceipt))
     // An answer that does not move the circuit (an invalid receipt) costs it the reserve.
     let last = answered[answered.count - 1]
-    a.credited(half: last.0, localId: last.1, serial: 77, receipted: 100)
-    #expect(Datagram(bytes(7, fwds[0], receiptBody(node: fp(1), bytes: 300))).handle(a, from: client, nowNs: 6_000_000_000).0 == .drop(.overBudget))
+    a.credited(half: last.0, localId: last.1, bound: true, receipted: 100, limit: 1 << 20)
+    #expect(Datagram(bytes(7, fwds[0], receiptBody(node: fp(1), bytes: 300, binding: b0))).handle(a, from: client, nowNs: 6_000_000_000).0 == .drop(.overBudget))
   }
 
-  @Test func receiptForTheNextNodeIsForwardedWithItsId() {
+  @Test func receiptsForTheNextNodeAreForwardedAndChargedLikeData() {
     let a = node(nodeA)
     a.fingerprint = fp(1)
-    a.onReceipt = { _, _, _, _ in Issue.record("consumed a receipt for another node"); return true }
+    a.creditWindow = 1 << 20
+    a.unboundAllowance = 1000
+    a.onReceipt = { _, _, _, _, _ in Issue.record("consumed a receipt for another node"); return true }
     let (_, o1) = Datagram(bytes(2, 0xC1, hopBytes(1, nodeB))).handle(a, from: client)
     _ = Datagram(bytes(3, u32(o1, 4), [0, 0, 0, 0x42])).handle(a, from: nodeB)   // CREATED from B: B's id 0x42
     var forwardId: UInt32 = 0
@@ -323,7 +361,70 @@ func node(_ local: Endpoint, exits: [Endpoint] = [], limits: Limits = labLimits,
     let (v, out) = Datagram(bytes(7, forwardId, body)).handle(a, from: client)
     #expect(v == .send(to: nodeB, offset: 0, length: 8 + body.count))
     #expect(u32(out, 4) == 0x42 && Array(out[8...]) == body)
-    #expect(a.traffic.forwardedBytes == 0)   // receipts are not charged as payload
+    // Charged like DATA: counted as relayed, and refused past the circuit's limit.
+    #expect(a.traffic.forwardedBytes == UInt64(body.count))
+    var n = 1
+    while Datagram(bytes(7, forwardId, body)).handle(a, from: client).0 != .drop(.unpaid) { n += 1; if n > 100 { break } }
+    #expect(n == 1000 / body.count && a.traffic.forwardedBytes == UInt64(n * body.count))
+  }
+
+  @Test func bindFollowsCreatedAndIsForwardedBackAndChargedLikeData() {
+    // The exit (node B): CREATED is emitted first, then the verdict is its BIND.
+    let b = node(nodeB, exits: [service])
+    b.fingerprint = fp(2)
+    b.creditWindow = 1 << 20
+    var emitted: [([UInt8], Endpoint)] = []
+    b.emit = { f, to in emitted.append((Array(f), to)) }
+    let (v, out) = Datagram(bytes(2, 0x77, hopBytes(2, service))).handle(b, from: nodeA)
+    #expect(emitted.count == 1 && emitted[0].0[1] == FrameType.created.rawValue && emitted[0].1 == nodeA)
+    #expect(v == .send(to: nodeA, offset: 0, length: 8 + Wire.bindBody))
+    #expect(out[1] == FrameType.bind.rawValue && u32(out, 4) == 0x77)
+    #expect(Array(out[8..<40]) == fp(2).bytes)
+    let fwdB = u32(emitted[0].0, 8)
+    #expect(Binding(Array(out[40..<56])) == binding(b, fwdB) && b.traffic.binds == 1)
+
+    // The middle node (A) forwards B's CREATED with its own BIND after it, then B's BIND
+    // back to the client, charged like DATA.
+    let a = node(nodeA)
+    a.fingerprint = fp(1)
+    a.creditWindow = 1 << 20
+    var fromA: [([UInt8], Endpoint)] = []
+    a.emit = { f, to in fromA.append((Array(f), to)) }
+    let (_, o1) = Datagram(bytes(2, 0xC1, hopBytes(1, nodeB))).handle(a, from: client)
+    let (v2, bindA) = Datagram(bytes(3, u32(o1, 4), [0, 0, 0, 0x42])).handle(a, from: nodeB)
+    #expect(fromA.count == 1 && fromA[0].0[1] == FrameType.created.rawValue && u32(fromA[0].0, 4) == 0xC1)
+    #expect(v2 == .send(to: client, offset: 0, length: 8 + Wire.bindBody) && bindA[1] == FrameType.bind.rawValue)
+    let bindBody = Array(out[8...])
+    let (v3, fwdBind) = Datagram(bytes(9, u32(o1, 4), bindBody)).handle(a, from: nodeB)
+    #expect(v3 == .send(to: client, offset: 0, length: 8 + Wire.bindBody) && u32(fwdBind, 4) == 0xC1)
+    #expect(a.traffic.forwardedBytes == UInt64(Wire.bindBody))
+    // A BIND on the forward direction, or of another size, is dropped.
+    #expect(Datagram(bytes(9, u32(fromA[0].0, 8), bindBody)).handle(a, from: client).0 == .drop(.unexpectedReply))
+    #expect(Datagram(bytes(9, u32(o1, 4), bindBody + [0])).handle(a, from: nodeB).0 == .drop(.badBody))
+  }
+
+  @Test func circuitsNoReceiptBindsAreClosedAtTheBindTimeout() {
+    let a = node(nodeA, exits: [service])
+    a.fingerprint = fp(1)
+    a.creditWindow = 1 << 20
+    a.bindTimeout = 5
+    var emitted: [([UInt8], Endpoint)] = []
+    a.emit = { f, to in emitted.append((Array(f), to)) }
+    a.onReceipt = { _, _, _, _, _ in true }
+    let (_, _) = Datagram(bytes(2, 0xC1, hopBytes(2, service))).handle(a, from: client, nowNs: 10_000_000_000)
+    let (_, _) = Datagram(bytes(2, 0xC2, hopBytes(2, service))).handle(a, from: client, nowNs: 10_000_000_000)
+    let fwd2 = u32(emitted[1].0, 8)
+    // Circuit 2 is bound in time.
+    a.circuits.forEachInUse { i, h in
+      if h.isForward && h.localId == fwd2 { a.credited(half: Int32(i), localId: h.localId, bound: true, receipted: 0, limit: 1000) }
+    }
+    emitted.removeAll()
+    a.tick(nowNs: 14_000_000_000, nowEpoch: 1_700_000_000)
+    #expect(a.circuits.circuitsInUse == 2 && emitted.isEmpty)
+    a.tick(nowNs: 15_000_000_000, nowEpoch: 1_700_000_000)
+    #expect(a.circuits.circuitsInUse == 1 && a.traffic.unbound == 1)
+    #expect(emitted.count == 1 && emitted[0].1 == client && emitted[0].0[1] == FrameType.destroy.rawValue)
+    #expect(u32(emitted[0].0, 4) == 0xC1 && emitted[0].0[8] == DestroyReason.unbound.rawValue)
   }
 }
 

@@ -51,7 +51,7 @@ func decode(_ b: [UInt8]) -> Result<FrameHeader, DropReason> {
     #expect(decode(bytes(1, 7, [], version: 0xD3)) == .failure(.badVersion))
     #expect(decode(bytes(1, 7, [], version: 0x16)) == .failure(.dtlsUnsupported))
     #expect(decode(bytes(1, 7, [], version: 0x80)) == .failure(.notWisp))
-    for t in [UInt8(0), 9, 0x7F, 0xFF] { #expect(decode(bytes(t, 7, [])) == .failure(.badType)) }
+    for t in [UInt8(0), 10, 0x7F, 0xFF] { #expect(decode(bytes(t, 7, [])) == .failure(.badType)) }
   }
 
   @Test func bodySizesPerType() {

@@ -9,7 +9,7 @@ import WispOS
     let dir = "/tmp/wisp-journal-test-\(UInt32.random(in: 0...UInt32.max))"
     var j = try Journal.open(storage: FileJournalStorage(directory: dir), node: testNode, verifier: FakeVerifier(), now: 1)
     for k in 1...30 {
-      _ = try j.record(receipt(UInt8(k % 2), serial: UInt64(k % 2), bytes: UInt64(k * 10)), now: UInt64(k), live: false)
+      _ = try j.record(receipt(UInt8(k % 2), serial: UInt64(k % 2), bytes: UInt64(k * 10)), now: UInt64(k))
       try j.commit(now: UInt64(k))
     }
     let path = dir + "/credits.journal"
@@ -18,7 +18,7 @@ import WispOS
     let after = try Files.read(path)
     #expect(after.count < before / 5)
     #expect(!Files.exists(path + ".tmp"))
-    _ = try j.record(receipt(1, serial: 1, bytes: 1000), now: 41, live: false)
+    _ = try j.record(receipt(1, serial: 1, bytes: 1000), now: 41)
     try j.close(now: 42)
     // A torn tail written behind the journal's back is cut on the next open.
     var raw = try FileJournalStorage(directory: dir)

@@ -21,7 +21,7 @@ import WispCore
   static func serial(_ c: Int) -> UInt64 { UInt64(100 + c) }
 
   static func snapshot(_ l: CreditLedger) -> [UInt64] {
-    (0..<circuits).map { c in l.index(client: clientFP(client(c)), serial: serial(c)).map { l.circuits[$0].receipted } ?? 0 }
+    (0..<circuits).map { c in l.receipted(payer: clientFP(client(c)), binding: Binding(hi: 0, lo: serial(c))) }
   }
 
   /// Receipts for six circuits over simulated time, with interval and threshold
@@ -43,7 +43,7 @@ import WispCore
         let c = (step * 5) % circuits
         amounts[c] += UInt64(500 + step * 37)
         out.issued[c].append(amounts[c])
-        _ = try j.record(receipt(client(c), serial: serial(c), bytes: amounts[c], epoch: now), now: now, live: false)
+        _ = try j.record(receipt(client(c), serial: serial(c), bytes: amounts[c], epoch: now), now: now)
         if j.commitSequence != seq { seq = j.commitSequence; out.committed = snapshot(j.ledger) }
         now += 9
         try j.tick(now: now)
@@ -76,7 +76,7 @@ import WispCore
       #expect(JournalScan.scan(disk.durable, node: testNode, verifier: FakeVerifier()).stop == nil, "\(label): tail left")
       var k = j
       let more = (out.issued[0].last ?? 0) + 1
-      _ = try k.record(receipt(client(0), serial: serial(0), bytes: more), now: 5001, live: false)
+      _ = try k.record(receipt(client(0), serial: serial(0), bytes: more), now: 5001)
       try k.close(now: 5002)
       let again = JournalScan.scan(disk.durable, node: testNode, verifier: FakeVerifier())
       #expect(again.stop == nil && snapshot(again.ledger)[0] == more, "\(label): append after recovery")

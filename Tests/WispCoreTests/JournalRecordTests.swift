@@ -23,11 +23,11 @@ import WispCore
     #expect(Array(b[36..<40]) == [UInt8(crc >> 24), UInt8((crc >> 16) & 255), UInt8((crc >> 8) & 255), UInt8(crc & 255)])
   }
 
-  static func smallJournal() throws -> (EmulatedDisk, [ReceiptV1]) {
+  static func smallJournal() throws -> (EmulatedDisk, [Receipt]) {
     let disk = EmulatedDisk()
     var j = try Journal.open(storage: EmulatedJournalStorage(disk: disk), node: testNode, verifier: FakeVerifier(), now: 100)
     let rs = [receipt(1, serial: 1, bytes: 10), receipt(2, serial: 2, bytes: 20), receipt(1, serial: 1, bytes: 30)]
-    for r in rs { _ = try j.record(r, now: 101, live: false) }
+    for r in rs { _ = try j.record(r, now: 101) }
     try j.close(now: 102)
     return (disk, rs)
   }
@@ -99,22 +99,22 @@ import WispCore
     var j = try Journal.open(storage: EmulatedJournalStorage(disk: disk), node: testNode, verifier: FakeVerifier(),
                              now: 0, policy: policy)
     let syncsAtStart = disk.syncs
-    _ = try j.record(receipt(1, serial: 1, bytes: 100), now: 1, live: false)
+    _ = try j.record(receipt(1, serial: 1, bytes: 100), now: 1)
     #expect(try j.tick(now: 29) == false)
     #expect(disk.syncs == syncsAtStart && j.unsyncedCredit == 100)
     #expect(try j.tick(now: 30) == true)
     #expect(disk.syncs == syncsAtStart + 1 && j.committedTotal == 100)
     #expect(try j.tick(now: 90) == false)                    // nothing buffered: no write
-    _ = try j.record(receipt(1, serial: 1, bytes: 1099), now: 91, live: false)
+    _ = try j.record(receipt(1, serial: 1, bytes: 1099), now: 91)
     #expect(disk.syncs == syncsAtStart + 1)
-    _ = try j.record(receipt(1, serial: 1, bytes: 1100), now: 92, live: false)  // 1000 un-synced: commit now
+    _ = try j.record(receipt(1, serial: 1, bytes: 1100), now: 92)  // 1000 un-synced: commit now
     #expect(disk.syncs == syncsAtStart + 2 && j.committedTotal == 1100 && j.unsyncedCredit == 0)
     // Over the threshold again, but within earlyGap (15 s) of that commit: it waits.
-    _ = try j.record(receipt(1, serial: 1, bytes: 2200), now: 93, live: false)
+    _ = try j.record(receipt(1, serial: 1, bytes: 2200), now: 93)
     #expect(disk.syncs == syncsAtStart + 2 && j.unsyncedCredit == 1100)
     #expect(try j.tick(now: 106) == false)
     #expect(try j.tick(now: 107) == true && j.committedTotal == 2200)
-    _ = try j.record(receipt(2, serial: 2, bytes: 5), now: 108, live: false)
+    _ = try j.record(receipt(2, serial: 2, bytes: 5), now: 108)
     try j.close(now: 109)
     #expect(disk.syncs == syncsAtStart + 4 && j.committedTotal == 2205)
   }
@@ -123,7 +123,7 @@ import WispCore
     let disk = EmulatedDisk()
     var j = try Journal.open(storage: EmulatedJournalStorage(disk: disk), node: testNode, verifier: FakeVerifier(), now: 0)
     for k in 1...20 {
-      _ = try j.record(receipt(UInt8(k % 3), serial: UInt64(k % 3), bytes: UInt64(k * 100)), now: UInt64(k), live: false)
+      _ = try j.record(receipt(UInt8(k % 3), serial: UInt64(k % 3), bytes: UInt64(k * 100)), now: UInt64(k))
       try j.commit(now: UInt64(k))
     }
     let total = j.ledger.receiptedTotal
@@ -133,7 +133,7 @@ import WispCore
     let scan = JournalScan.scan(disk.durable, node: testNode, verifier: FakeVerifier())
     #expect(scan.stop == nil && scan.receiptRecords == 3 && scan.ledger.receiptedTotal == total)
     #expect(scan.header?.generation == 1)
-    _ = try j.record(receipt(1, serial: 1, bytes: 5000), now: 60, live: false)
+    _ = try j.record(receipt(1, serial: 1, bytes: 5000), now: 60)
     try j.close(now: 61)
     let again = JournalScan.scan(disk.durable, node: testNode, verifier: FakeVerifier())
     #expect(again.stop == nil && again.ledger.receiptedTotal == total - 1900 + 5000)

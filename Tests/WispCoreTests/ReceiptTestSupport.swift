@@ -37,10 +37,28 @@ struct FakeSigner: MessageSigner {
 
 let testNode = FakeVerifier().fingerprint(ofKey: FakeSigner(200).publicKey)
 
+/// A v2 receipt of payer `client` for the binding numbered `serial` (fake signature).
 func receipt(_ client: UInt8, serial: UInt64, bytes: UInt64, epoch: UInt64 = 1_700_000_000,
-             node: Fingerprint = testNode) -> ReceiptV1 {
+             node: Fingerprint = testNode) -> Receipt {
+  var s = FakeSigner(client)
+  return Receipt.make(signer: &s, verifier: FakeVerifier(), node: node, binding: Binding(hi: 0, lo: serial), bytes: bytes,
+                      epoch: epoch)!
+}
+
+/// A v1 receipt (what journals before issue 15 hold).
+func receiptV1(_ client: UInt8, serial: UInt64, bytes: UInt64, epoch: UInt64 = 1_700_000_000,
+               node: Fingerprint = testNode) -> ReceiptV1 {
   var s = FakeSigner(client)
   return ReceiptV1.make(signer: &s, verifier: FakeVerifier(), node: node, serial: serial, bytes: bytes, epoch: epoch)!
 }
 
 func clientFP(_ client: UInt8) -> Fingerprint { FakeVerifier().fingerprint(ofKey: FakeSigner(client).publicKey) }
+
+/// A v2 receipt signed by payer `payer` (fake signature) for `binding`.
+func receiptV2(_ payer: UInt8, binding: Binding, bytes: UInt64, epoch: UInt64 = 1_700_000_000,
+               node: Fingerprint = testNode) -> Receipt {
+  var s = FakeSigner(payer)
+  return Receipt.make(signer: &s, verifier: FakeVerifier(), node: node, binding: binding, bytes: bytes, epoch: epoch)!
+}
+
+func bindingOf(_ n: UInt64) -> Binding { Binding(hi: 0xB1D, lo: n) }

@@ -1,11 +1,12 @@
-// The credit worker binds, verifies and records receipts off the forwarding thread, and
-// answers the shard through its mailbox. Driven here one job at a time (no thread).
+// The credit worker binds circuits to payers, verifies and records receipts off the
+// forwarding thread, and answers the shard through its mailbox with each circuit's limit.
+// Driven here one job at a time (no thread), with real ECDSA (mbedTLS) and a real journal.
 import Testing
 import CPosix
 import WispCore
 import WispOS
 import WispTLS
-import WispNode
+@testable import WispNode
 
 @Suite struct CreditWorkerTests {
   final class Fixture {
@@ -13,75 +14,215 @@ import WispNode
     let credit: NodeCredit
     let worker: CreditWorker
     let shardInbox: Mailbox<ShardMessage>
-    var client = P256Signer.generate()!
+    var payer = P256Signer.generate()!
+    let window: UInt64
 
-    init() throws {
+    init(window: UInt64 = 1 << 20) throws {
       var template = Array("/tmp/wisp-credit-worker-XXXXXX".utf8CString)
       dir = String(cString: try #require(template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }))
-      credit = try #require(NodeCredit.open(directory: dir, window: 1 << 20, commitInterval: 0))
-      worker = try CreditWorker(credit: credit, shards: 1, halvesPerShard: 8)
-      shardInbox = try Mailbox(capacity: 16)
+      self.window = window
+      credit = try #require(NodeCredit.open(directory: dir, window: window, commitInterval: 0))
+      worker = try CreditWorker(credit: credit, shards: 1, halvesPerShard: 64)
+      shardInbox = try Mailbox(capacity: 64)
       worker.shards = [shardInbox]
     }
 
-    func receipt(serial: UInt64, bytes: UInt64, node: Fingerprint? = nil) -> ReceiptV1 {
-      ReceiptV1.make(signer: &client, verifier: P256Verifier(), node: node ?? credit.fingerprint, serial: serial, bytes: bytes,
-                   epoch: UInt64(wisp_realtime_s()))!
+    var payerFP: Fingerprint { P256Verifier().fingerprint(ofKey: payer.publicKey) }
+
+    func receipt(_ binding: Binding, bytes: UInt64, node: Fingerprint? = nil, epoch: UInt64? = nil,
+                 signer: P256Signer? = nil) -> Receipt {
+      var s = signer ?? payer
+      return Receipt.make(signer: &s, verifier: P256Verifier(), node: node ?? credit.fingerprint, binding: binding,
+                          bytes: bytes, epoch: epoch ?? UInt64(wisp_realtime_s()))!
     }
 
-    /// The worker's answer to the shard: (serial, receipted), nil if none.
-    func answer() -> (half: Int32, localId: UInt32, serial: UInt64, receipted: UInt64)? {
-      guard let m = shardInbox.take(), case .credited(let h, let l, let s, let r) = m else { return nil }
-      return (h, l, s, r)
+    /// Posts a receipt that came on circuit (half, localId) whose binding is `circuit`.
+    func post(_ r: Receipt, half: Int32, localId: UInt32, relayed: UInt64, circuit: Binding) {
+      worker.handle(.receipt(shard: 0, half: half, localId: localId, relayed: relayed, binding: circuit, r))
     }
+
+    /// The worker's answer to the shard, nil if none.
+    func answer() -> (half: Int32, localId: UInt32, bound: Bool, receipted: UInt64, limit: UInt64)? {
+      guard let m = shardInbox.take(), case .credited(let h, let l, let b, let r, let lim) = m else { return nil }
+      return (h, l, b, r, lim)
+    }
+
+    var rejections: RejectionCounters { credit.tables().rejections }
   }
 
-  @Test func bindsVerifiesRecordsAndAnswersTheShard() throws {
+  func binding(_ n: UInt64) -> Binding { Binding(hi: 0xB1, lo: n) }
+
+  @Test func aZeroByteReceiptBindsThenReceiptsRecordAndMoveTheLimit() throws {
     let f = try Fixture()
-    f.worker.handle(.receipt(shard: 0, half: 2, localId: 7, relayed: 3000, f.receipt(serial: 11, bytes: 2000)))
+    // 0 bytes: binds the circuit to its payer, gives it the payer's window, records nothing.
+    f.post(f.receipt(binding(1), bytes: 0), half: 2, localId: 7, relayed: 500, circuit: binding(1))
     let a = try #require(f.answer())
-    #expect(a.half == 2 && a.localId == 7 && a.serial == 11 && a.receipted == 2000)
+    #expect(a.half == 2 && a.localId == 7 && a.bound && a.receipted == 0 && a.limit == f.window)
+    #expect(f.credit.report().totals.receipted == 0 && f.credit.report().totals.receipts == 0)
+    // Cumulative amounts are recorded and move the limit.
+    f.post(f.receipt(binding(1), bytes: 2000), half: 2, localId: 7, relayed: 3000, circuit: binding(1))
+    let b = try #require(f.answer())
+    #expect(b.bound && b.receipted == 2000 && b.limit == 2000 + f.window)
     #expect(f.credit.report().totals.receipted == 2000)
-    // Cumulative: the next receipt of the circuit raises it.
-    f.worker.handle(.receipt(shard: 0, half: 2, localId: 7, relayed: 5000, f.receipt(serial: 11, bytes: 4000)))
-    #expect(try #require(f.answer()).receipted == 4000)
-    #expect(f.credit.report().totals.receipted == 4000 && f.credit.report().accepted == 2)
+    #expect(f.credit.journal!.ledger.receipted(payer: f.payerFP, binding: binding(1)) == 2000)
+    // Not higher: refused, the circuit keeps what it had.
+    f.post(f.receipt(binding(1), bytes: 2000), half: 2, localId: 7, relayed: 3000, circuit: binding(1))
+    #expect(try #require(f.answer()).receipted == 2000)
+    #expect(f.rejections[.replay] == 1)
   }
 
-  @Test func aCircuitCannotTakeAnotherCircuitsSerialOrChangeItsOwn() throws {
+  @Test func aReceiptForOneBindingCannotPayForAnother() throws {
     let f = try Fixture()
-    f.worker.handle(.receipt(shard: 0, half: 0, localId: 1, relayed: 1000, f.receipt(serial: 5, bytes: 1000)))
+    // Circuit A (binding 1) is bound and paid; circuit B (binding 2) is not.
+    f.post(f.receipt(binding(1), bytes: 1000), half: 0, localId: 1, relayed: 1000, circuit: binding(1))
+    #expect(try #require(f.answer()).bound)
+    // A's receipt (and a higher one for A) sent on B: B stays unbound, earns nothing, A is unchanged.
+    f.post(f.receipt(binding(1), bytes: 1000), half: 4, localId: 2, relayed: 5000, circuit: binding(2))
+    let b = try #require(f.answer())
+    #expect(!b.bound && b.receipted == 0 && b.limit == 0)
+    f.post(f.receipt(binding(1), bytes: 4000), half: 4, localId: 2, relayed: 5000, circuit: binding(2))
+    #expect(try #require(f.answer()).bound == false)
+    #expect(f.rejections[.wrongBinding] == 2)
+    #expect(f.credit.report().totals.receipted == 1000)
+    // A receipt naming a binding this node never drew: refused the same way.
+    f.post(f.receipt(binding(99), bytes: 10), half: 4, localId: 2, relayed: 5000, circuit: binding(2))
+    #expect(try #require(f.answer()).bound == false)
+    #expect(f.rejections[.wrongBinding] == 3)
+    // Another payer cannot take over a bound circuit.
+    f.post(f.receipt(binding(1), bytes: 2000, signer: P256Signer.generate()!), half: 0, localId: 1, relayed: 2000, circuit: binding(1))
+    #expect(try #require(f.answer()).receipted == 1000)
+    #expect(f.rejections[.wrongCircuit] == 1)
+  }
+
+  @Test func rotationGivesAPayerThatNeverPaysAtMostOneWindowPlusTheUnboundAllowances() throws {
+    // N circuits of one payer, one after the other: each is bound by a 0-byte receipt,
+    // relays everything it is allowed (at least the unbound allowance, carried before its
+    // receipt), then closes unpaid. The node's total is at most W + N × unbound.
+    let w: UInt64 = 100_000, unbound = Credits.defaultUnboundAllowance, n = 10
+    let f = try Fixture(window: w)
+    var total: UInt64 = 0
+    for i in 0..<n {
+      let b = binding(UInt64(100 + i))
+      f.post(f.receipt(b, bytes: 0), half: 0, localId: UInt32(10 + i), relayed: 0, circuit: b)
+      let a = try #require(f.answer())
+      #expect(a.bound)
+      let relayed = max(a.limit, unbound)
+      total += relayed
+      f.worker.handle(.closed(shard: 0, half: 0, localId: UInt32(10 + i), relayed: relayed))
+    }
+    #expect(total <= w + UInt64(n) * unbound)
+    #expect(total >= w)  // the first circuit got the whole window: the bound is not vacuous
+    #expect(f.credit.tables().debtBytes == total)
+    // The same N circuits open at once: the window is shared, never multiplied.
+    let g = try Fixture(window: w)
+    var granted: UInt64 = 0
+    for i in 0..<n {
+      let b = binding(UInt64(200 + i))
+      g.post(g.receipt(b, bytes: 0), half: Int32(2 * i), localId: UInt32(1 + i), relayed: 0, circuit: b)
+      granted += try #require(g.answer()).limit
+    }
+    #expect(granted <= w)
+  }
+
+  @Test func closedDebtIsPaidOnlyByItsOwnBinding() throws {
+    let w: UInt64 = 100_000
+    let f = try Fixture(window: w)
+    f.post(f.receipt(binding(1), bytes: 0), half: 0, localId: 1, relayed: 0, circuit: binding(1))
     _ = f.answer()
-    // Another circuit (another slot) naming serial 5: refused, the window does not move.
-    f.worker.handle(.receipt(shard: 0, half: 4, localId: 2, relayed: 1000, f.receipt(serial: 5, bytes: 1000)))
-    #expect(try #require(f.answer()).receipted == 0)
-    // The bound circuit switching to another serial: refused, it keeps what it had.
-    f.worker.handle(.receipt(shard: 0, half: 0, localId: 1, relayed: 2000, f.receipt(serial: 6, bytes: 2000)))
+    f.worker.handle(.closed(shard: 0, half: 0, localId: 1, relayed: w))
+    #expect(f.credit.tables().debtBytes == w && f.credit.tables().closedDebts == 1)
+    // A new circuit of the payer gets nothing while the debt stands...
+    f.post(f.receipt(binding(2), bytes: 0), half: 2, localId: 2, relayed: 0, circuit: binding(2))
+    #expect(try #require(f.answer()).limit == 0)
+    // ...a receipt for the closed binding, sent on it, pays the debt (and is recorded)
+    // without moving the circuit it came on...
+    f.post(f.receipt(binding(1), bytes: w), half: 2, localId: 2, relayed: 0, circuit: binding(2))
     let a = try #require(f.answer())
-    #expect(a.serial == 5 && a.receipted == 1000)
-    #expect(f.credit.report().rejected == 2)
+    #expect(a.bound && a.receipted == 0 && a.limit == 0)
+    #expect(f.credit.tables().debtBytes == 0 && f.credit.tables().debtPaid == w)
+    #expect(f.credit.report().totals.receipted == w)
+    // ...and the circuit's next receipt gets the window back.
+    f.post(f.receipt(binding(2), bytes: 10), half: 2, localId: 2, relayed: 10, circuit: binding(2))
+    #expect(try #require(f.answer()).limit == 10 + w)
+  }
+
+  @Test func unlistedPayersEarnNothingAndBindNothing() throws {
+    let f = try Fixture()
+    var settlement = [P256Signer.generate()!]
+    let listed = P256Signer.generate()!
+    let now = UInt64(wisp_realtime_s())
+    let entry = PayerEntry(fingerprint: P256Verifier().fingerprint(ofKey: listed.publicKey), validFrom: now - 100,
+                           validUntil: now + 300, budget: 1 << 30, period: 86_400)
+    let bytes = try #require(PayerList.build(version: 3, created: now, entries: [entry], signers: &settlement))
+    let list = try PayerList.parse(bytes)
+    #expect(list.verify(pinned: [P256Verifier().fingerprint(ofKey: settlement[0].publicKey)], threshold: 1,
+                        verifier: P256Verifier()) == nil)
+    f.credit.setPayers(list, required: true)
+    // f.payer is not listed: refused, not bound, nothing recorded.
+    f.post(f.receipt(binding(1), bytes: 0), half: 0, localId: 1, relayed: 100, circuit: binding(1))
+    #expect(try #require(f.answer()).bound == false)
+    f.post(f.receipt(binding(1), bytes: 100), half: 0, localId: 1, relayed: 100, circuit: binding(1))
+    #expect(try #require(f.answer()).bound == false)
+    #expect(f.rejections[.unlistedPayer] == 2 && f.credit.report().totals.receipted == 0)
+    // The listed payer binds and earns; outside its validity it earns nothing.
+    f.post(f.receipt(binding(2), bytes: 100, signer: listed), half: 2, localId: 2, relayed: 100, circuit: binding(2))
+    #expect(try #require(f.answer()).bound)
+    f.post(f.receipt(binding(3), bytes: 100, epoch: now + 500, signer: listed), half: 4, localId: 3, relayed: 100, circuit: binding(3))
+    #expect(try #require(f.answer()).bound == false)
+    #expect(f.credit.report().totals.receipted == 100)
+    // require_payers = no: taken, counted unlisted.
+    f.credit.setPayers(list, required: false)
+    f.post(f.receipt(binding(1), bytes: 100), half: 0, localId: 1, relayed: 100, circuit: binding(1))
+    #expect(try #require(f.answer()).bound)
+    #expect(f.credit.tables().unlisted == 1)
+  }
+
+  @Test func epochsOutsideTheWindowAreRefusedAndWaitWhileTheClockIsUnsynced() throws {
+    let f = try Fixture()
+    let now = UInt64(wisp_realtime_s())
+    // Synchronised: ±600 s is accepted, beyond it refused.
+    f.post(f.receipt(binding(1), bytes: 10, epoch: now - 700), half: 0, localId: 1, relayed: 100, circuit: binding(1))
+    #expect(try #require(f.answer()).bound == false)
+    #expect(f.rejections[.epoch] == 1)
+    f.post(f.receipt(binding(1), bytes: 10, epoch: now + 500), half: 0, localId: 1, relayed: 100, circuit: binding(1))
+    #expect(try #require(f.answer()).receipted == 10)
+    // Unsynchronised: the check waits. Receipts move the window but are held, not journaled.
+    var synced = false
+    f.credit.clockSynced = { synced }
+    f.post(f.receipt(binding(2), bytes: 50, epoch: now - 5000), half: 2, localId: 2, relayed: 100, circuit: binding(2))
+    #expect(try #require(f.answer()).receipted == 50)
+    f.post(f.receipt(binding(3), bytes: 60), half: 4, localId: 3, relayed: 100, circuit: binding(3))
+    #expect(try #require(f.answer()).receipted == 60)
+    #expect(f.credit.tables().held == 2 && f.credit.report().totals.receipted == 10)
+    f.credit.tick()
+    #expect(f.credit.tables().held == 2)
+    // Synchronised: the held ones are journaled, or refused `epoch`.
+    synced = true
+    f.credit.tick()
+    #expect(f.credit.tables().held == 0 && f.rejections[.epoch] == 2)
+    #expect(f.credit.report().totals.receipted == 70)
   }
 
   @Test func badReceiptsEarnNothingAndAReusedSlotStartsOver() throws {
     let f = try Fixture()
     // More than the circuit relayed (beyond the eighth + 64 KiB a receipt may exceed it by), or for another node: rejected.
-    f.worker.handle(.receipt(shard: 0, half: 0, localId: 1, relayed: 100, f.receipt(serial: 9, bytes: 100_000)))
+    f.post(f.receipt(binding(9), bytes: 100_000), half: 0, localId: 1, relayed: 100, circuit: binding(9))
     #expect(try #require(f.answer()).receipted == 0)
-    f.worker.handle(.receipt(shard: 0, half: 0, localId: 1, relayed: 100,
-                             f.receipt(serial: 9, bytes: 50, node: Fingerprint(bytes: [UInt8](repeating: 3, count: 32)))))
+    f.post(f.receipt(binding(9), bytes: 50, node: Fingerprint(bytes: [UInt8](repeating: 3, count: 32))), half: 0, localId: 1,
+           relayed: 100, circuit: binding(9))
     #expect(try #require(f.answer()).receipted == 0)
     #expect(f.credit.report().totals.receipted == 0)
     // The slot's circuit ends; a new circuit in the same slot (new local id) binds afresh.
-    f.worker.handle(.receipt(shard: 0, half: 0, localId: 1, relayed: 100, f.receipt(serial: 9, bytes: 100)))
-    #expect(try #require(f.answer()).serial == 9)
-    f.worker.handle(.closed(shard: 0, half: 0, localId: 1, serial: 9))
-    f.worker.handle(.receipt(shard: 0, half: 0, localId: 2, relayed: 300, f.receipt(serial: 10, bytes: 300)))
+    f.post(f.receipt(binding(9), bytes: 100), half: 0, localId: 1, relayed: 100, circuit: binding(9))
+    #expect(try #require(f.answer()).bound)
+    f.worker.handle(.closed(shard: 0, half: 0, localId: 1, relayed: 100))
+    f.post(f.receipt(binding(10), bytes: 300), half: 0, localId: 2, relayed: 300, circuit: binding(10))
     let a = try #require(f.answer())
-    #expect(a.localId == 2 && a.serial == 10 && a.receipted == 300)
+    #expect(a.localId == 2 && a.bound && a.receipted == 300)
     // Out-of-range shards and halves are ignored, not trapped on.
-    f.worker.handle(.receipt(shard: 3, half: 0, localId: 1, relayed: 1, f.receipt(serial: 1, bytes: 1)))
-    f.worker.handle(.receipt(shard: 0, half: 99, localId: 1, relayed: 1, f.receipt(serial: 1, bytes: 1)))
-    f.worker.handle(.closed(shard: 0, half: -1, localId: 1, serial: 1))
+    f.worker.handle(.receipt(shard: 3, half: 0, localId: 1, relayed: 1, binding: binding(1), f.receipt(binding(1), bytes: 1)))
+    f.worker.handle(.receipt(shard: 0, half: 99, localId: 1, relayed: 1, binding: binding(1), f.receipt(binding(1), bytes: 1)))
+    f.worker.handle(.closed(shard: 0, half: -1, localId: 1, relayed: 1))
     #expect(f.answer() == nil)
   }
 }

@@ -1,8 +1,10 @@
 // `wisp forward` as a library (UDPForward) over the in-memory network: three complete
 // nodes with DTLS links, an echo service behind the last one, two local senders. Each
 // sender gets a circuit of its own and only its own replies; an oversized datagram is
-// dropped and counted; the nodes' journals hold receipts for exactly what the forward
-// carried both ways; the spending cap stops the traffic; closing a sender settles it.
+// dropped and counted; each node's journal holds receipts, on the bindings it drew, for
+// exactly what it carried for the forward (the DATA both ways, and the RECEIPT and BIND
+// frames of the nodes after it); the spending cap stops the traffic before the receipts
+// pass it; closing a sender settles it.
 import Testing
 import CPosix
 import WispCore
@@ -42,7 +44,7 @@ import WispTestSupport
     var settings = ForwardSettings(destination: echoEndpoint)
     settings.maxSenders = 4
     settings.receiptEvery = 32 * 1024
-    settings.spendCap = 600_000
+    settings.spendCap = 2_000_000
     let listenAt = Endpoint(ip: 0x7F00_0001, port: 5100)
     var nextPort: UInt16 = 6000
     let f = UDPForward<MemoryIO>(settings: settings, listen: try network.endpoint(listenAt),
@@ -50,7 +52,9 @@ import WispTestSupport
                                  signer: try #require(P256Signer.generate()),
                                  makeSocket: { nextPort += 1; return try? network.endpoint(Endpoint(ip: 0x7F00_0001, port: nextPort)) })
     var lines: [String] = []
+    var alerts: [String] = []
     f.log = { lines.append($0) }
+    f.alert = { alerts.append($0) }
     f.warmUp(waitMs: 300)
     #expect(f.chooser.peers.allSatisfy { $0.alive }, "probes unanswered: \(f.statusText(nowNs: wisp_monotonic_ns()))")
 
@@ -87,28 +91,36 @@ import WispTestSupport
     ForwardTests.pump(f, ms: 3000) { collect(); return got[0].count == perApp && got[1].count == perApp }
     ForwardTests.pump(f, ms: 100)  // the oversized datagram may still wait on the listening socket
     #expect(foreign == 0)
-    #expect(got[0].sorted() == Array(0..<perApp) && got[1].sorted() == Array(0..<perApp))
+    #expect(got[0].sorted() == Array(0..<perApp) && got[1].sorted() == Array(0..<perApp),
+            "\(got[0].count), \(got[1].count) back; node drops: \(nodes.map { $0.snapshot().drops.summary })")
     #expect(f.counters.oversized == 1)
     #expect(lines.contains { $0.contains("MTU = \(Wire.maxForwardPayload - 32)") })
     #expect(f.sendersOpen == 2 && f.counters.circuitsBuilt == 2)
     #expect(f.senders.compactMap { $0 }.allSatisfy { $0.client.sealed })
 
-    // Every hop's journal holds receipts for exactly the bytes carried both ways.
+    // Every hop's journal holds receipts for exactly what it carried: the bytes carried
+    // both ways, plus the RECEIPTs and BINDs of the hops after it.
     ForwardTests.pump(f, ms: 300)
     let carried = f.carried
     #expect(carried == UInt64(2 * perApp) * 2 * UInt64(1000 + Wire.sealOverhead))
+    let clients = f.senders.compactMap { $0?.client }
+    #expect(clients.allSatisfy { $0.bindsReceived == 3 && $0.hopReceipts.allSatisfy { $0.binding != nil } })
+    func signed(_ hop: Int) -> UInt64 { clients.reduce(0) { $0 + $1.hopReceipts[hop].signed } }
+    #expect(signed(2) == carried && signed(1) > signed(2) && signed(0) > signed(1))
     let creditDeadline = wisp_monotonic_ns() + 3_000_000_000
-    while wisp_monotonic_ns() < creditDeadline && nodes.contains(where: { $0.credit.report().totals.receipted < carried }) {
+    while wisp_monotonic_ns() < creditDeadline
+      && nodes.enumerated().contains(where: { $1.credit.report().totals.receipted < signed($0) }) {
       ForwardTests.pump(f, ms: 20)
     }
-    for n in nodes {
+    for (i, n) in nodes.enumerated() {
       let r = n.credit.report()
-      #expect(r.totals.receipted == carried, "node \(n.name): receipted \(r.totals.receipted) of \(carried)")
+      #expect(r.totals.receipted == signed(i), "node \(n.name): receipted \(r.totals.receipted) of \(signed(i))")
       #expect(r.rejected == 0)
     }
-    #expect(f.spent == carried)
+    #expect(f.spent == signed(0) + signed(1) + signed(2))
 
-    // The spending cap (600,000 bytes; 412,800 carried so far): traffic stops once reached.
+    // The spending cap (2,000,000 bytes signed in all; about 1,250,000 so far): traffic
+    // stops before the receipts would pass it.
     for seq in 0..<400 {
       buf.storeBytes(of: UInt8(0), as: UInt8.self)
       buf.storeBytes(of: UInt8(seq >> 8), toByteOffset: 1, as: UInt8.self)
@@ -118,10 +130,16 @@ import WispTestSupport
     ForwardTests.pump(f, ms: 500)
     #expect(f.capReached)
     #expect(f.counters.capReached > 0)
-    #expect(f.carried >= settings.spendCap && f.carried < settings.spendCap + 2 * 1024 * 4)
+    // Under the cap, and near it: one more datagram (both ways, 3 hops) and the reserve for
+    // the last receipts and BINDs of the 2 senders would have passed it.
+    #expect(f.spent <= settings.spendCap, "signed \(f.spent) of \(settings.spendCap)")
+    #expect(f.spent + 6 * UInt64(1000 + Wire.sealOverhead) + 2 * CircuitClient<MemoryIO>.capReserve(hops: 3) > settings.spendCap)
     #expect(lines.contains { $0.contains("spending cap reached") })
+    #expect(alerts.count == 1 && alerts[0].contains("spending cap reached: ") && alerts[0].contains("bytes signed of a cap of 2000000"))
+    #expect(f.statusText(nowNs: wisp_monotonic_ns()).contains("cap reached"))
+    let before = f.spent
     f.shutdown()
-    #expect(f.sendersOpen == 0 && f.spent == f.carried)
+    #expect(f.sendersOpen == 0 && f.spent == before)
   }
 
   @Test func sendersAreBoundedAndNewOnesRateLimited() throws {

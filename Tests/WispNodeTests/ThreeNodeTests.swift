@@ -3,8 +3,9 @@
 // worker and journal, on threads of their own as in `wisp run`. A client (CircuitClient
 // over another MemoryIO endpoint) builds a circuit A -> B -> C -> echo, sealed end to end
 // with C, with a DTLS session to A and the node links A-B, B-C; it sends messages and signs
-// receipts. Every message must come back once, every link must carry DTLS records, and each
-// node's journal must hold the receipts for what it relayed.
+// v2 receipts with a payer key, each on the binding its node sent in BIND. Every message
+// must come back once, every link must carry DTLS records, and each node's journal must
+// hold the receipts for what it relayed.
 import Testing
 import CPosix
 import WispCore
@@ -174,6 +175,16 @@ final class TestChain {
     client.enableReceipts(key: try #require(P256Signer.generate()), hops: nodes.map { $0.credit.fingerprint })
     try client.build(relays: endpoints, exit: echoEndpoint, exitKey: nodes[2].credit.fingerprint)
     #expect(client.sealed)
+    // Each node sends BIND right after CREATED; the client answers each with a receipt for
+    // 0 bytes, which binds the circuit to its payer within the node's unbound allowance.
+    let bindDeadline = wisp_monotonic_ns() + 2_000_000_000
+    while client.bindsReceived < 3 && wisp_monotonic_ns() < bindDeadline { client.receiveEchoes(waitMs: 20) }
+    #expect(client.bindsReceived == 3 && client.hopReceipts.allSatisfy { $0.binding != nil })
+    // The workers bind (an ECDSA check each) before the circuit carries more than the
+    // unbound allowance: wait for it here, a loaded machine may take longer than the traffic.
+    while nodes.contains(where: { $0.credit.tables().payers < 1 }) && wisp_monotonic_ns() < bindDeadline + 3_000_000_000 {
+      client.receiveEchoes(waitMs: 20)
+    }
     let messages: UInt64 = 400
     for seq in 0..<messages {
       client.send(seq: seq, size: 600)
@@ -193,16 +204,24 @@ final class TestChain {
       #expect(s.links.recordsOpened > 0 && s.links.recordsSealed > 0, "node \(names[i]) carried no DTLS records")
       #expect(s.drops.total == 0, "node \(names[i]) dropped \(s.drops.summary)")
     }
-    // Credit: the last receipts reach every node's worker and journal.
+    // Every node bound the circuit (its BIND reached the client) and got receipts on its
+    // own binding; the last receipts reach every node's worker and journal. Each node is
+    // paid what it counted: the DATA both ways, and the RECEIPTs and BINDs of the nodes
+    // after it that it carried (charged like DATA).
+    #expect(client.bindsReceived == 3 && client.strayBinds == 0)
+    #expect(client.hopReceipts.allSatisfy { $0.binding != nil })
+    let signed = client.hopReceipts.map { $0.signed }
+    #expect(signed[2] == client.acknowledged && signed[1] > signed[2] && signed[0] > signed[1], "\(signed)")
     let creditDeadline = wisp_monotonic_ns() + 3_000_000_000
     while wisp_monotonic_ns() < creditDeadline
-      && nodes.contains(where: { $0.credit.report().totals.receipted < client.acknowledged }) {
+      && nodes.enumerated().contains(where: { $1.credit.report().totals.receipted < signed[$0] }) {
       _ = wisp_poll_in(-1, 20)
     }
-    for n in nodes {
+    for (i, n) in nodes.enumerated() {
       let r = n.credit.report()
-      #expect(r.totals.receipted == client.acknowledged, "node \(n.name): receipted \(r.totals.receipted) of \(client.acknowledged)")
+      #expect(r.totals.receipted == signed[i], "node \(n.name): receipted \(r.totals.receipted) of \(signed[i])")
       #expect(r.rejected == 0 && r.accepted > 0)
+      #expect(n.credit.tables().payers == 1, "node \(n.name): one payer bound")
     }
     #expect(network.dropped == 0)
   }
