@@ -91,7 +91,8 @@ private func list(_ payers: [(P256Signer, from: UInt64, until: UInt64, budget: U
     let fast = FastP256Verifier()
     var k = key()
     let msg = Array("wisp settle".utf8)
-    let sig = try #require(k.sign(msg))
+    let signedByK = k.sign(msg)
+    let sig = try #require(signedByK)
     #expect(fast.fingerprint(ofKey: k.publicKey) == fp(k))
     #expect(fast.verify(key: k.publicKey, message: msg, signature: sig))
     for bit in 0..<(sig.count * 8) {
@@ -99,10 +100,11 @@ private func list(_ payers: [(P256Signer, from: UInt64, until: UInt64, budget: U
       s[bit / 8] ^= UInt8(1 << (bit % 8))
       #expect(fast.verify(key: k.publicKey, message: msg, signature: s) == v.verify(key: k.publicKey, message: msg, signature: s))
     }
-    let ossl = try #require(FastP256Signer.generate())
+    var ossl = try #require(FastP256Signer.generate())
     let back = try #require(P256Signer(key: ossl.pem))  // OpenSSL's PEM reads as a `wisp keygen` key
     #expect(back.publicKey == ossl.publicKey)
-    let s2 = try #require(ossl.sign(msg))
+    let signed = ossl.sign(msg)
+    let s2 = try #require(signed)
     #expect(v.verify(key: ossl.publicKey, message: msg, signature: s2))
     #expect(!fast.verify(key: [UInt8](repeating: 4, count: 65), message: msg, signature: s2))  // not a point
   }
