@@ -123,8 +123,8 @@ public struct ClaimReport: Equatable {
   public var acceptedBytes: UInt64
   /// Of the accepted: the v1 receipts (only without a payer list).
   public var acceptedV1: Int
-  /// (line, reason) for each rejected receipt, in file order.
-  public var rejected: [(line: Int, reason: ClaimRejection)]
+  /// Each rejected receipt, in file order: its line, reason, signer (payer or v1 client), amount, epoch.
+  public var rejected: [(line: Int, reason: ClaimRejection, signer: Fingerprint, bytes: UInt64, epoch: UInt64)]
 
   public static func == (a: ClaimReport, b: ClaimReport) -> Bool {
     a.node == b.node && a.rangeFrom == b.rangeFrom && a.rangeTo == b.rangeTo && a.previous == b.previous
@@ -328,7 +328,7 @@ public enum Claim {
                                signature: r.signature)
       if let why = rejection(r, signer: signers[i], signatureValid: ok, duplicate: dup[i], from: c.rangeFrom,
                              to: c.rangeTo, payers: payers) {
-        report.rejected.append((line: r.line, reason: why))
+        report.rejected.append((line: r.line, reason: why, signer: signers[i], bytes: r.bytes, epoch: r.epoch))
       } else {
         report.accepted += 1
         report.acceptedBytes &+= r.bytes

@@ -71,6 +71,14 @@ public struct PayerNodeSettlement {
   public var bytes: UInt64
 }
 
+/// A (payer, node) total as the report keeps it: 24 bytes, fingerprints by index.
+struct PayerNodeRow {
+  var payer: UInt32   // index into SettlementReport.payers (sorted by fingerprint)
+  var node: UInt32    // index into SettlementReport.nodes (sorted by fingerprint)
+  var keys: UInt32
+  var bytes: UInt64
+}
+
 /// A claim file that could not be read or is not valid.
 public struct ClaimProblem {
   public var file: String
@@ -95,7 +103,14 @@ public struct SettlementReport {
   public var signaturesVerified: UInt64
   public var payers: [PayerSettlement]
   public var nodes: [NodeSettlement]
-  public var payerNodes: [PayerNodeSettlement]
+  /// One row per (payer, node) with paid receipts, sorted by payer then node fingerprint.
+  var payerNodeRows: [PayerNodeRow]
+  public var payerNodes: [PayerNodeSettlement] {
+    payerNodeRows.map {
+      PayerNodeSettlement(payer: payers[Int($0.payer)].payer, node: nodes[Int($0.node)].node, keys: Int($0.keys),
+                          bytes: $0.bytes)
+    }
+  }
   public var problems: [ClaimProblem]
   public var rejections: [RejectedReceipt]
   /// More rejections happened than `rejections` holds (their counts are in `nodes`).
@@ -267,43 +282,65 @@ public final class Settlement {
     return o ? UInt64.max : s
   }
 
+  /// Totals, flags and the report. The merged map is turned into one flat array (24 bytes
+  /// a key) and released; sorted by payer and node, one pass gives the (payer, node) rows
+  /// and each payer's budget windows. Call once.
   public func finish() -> SettlementReport {
-    var payerTotals = payerFingerprints.map { fp in
-      PayerSettlement(payer: fp, entry: payers.entry(fp)!)  // only listed payers are paid
+    struct Flat { var payer: UInt32, node: UInt32, bytes: UInt64, epoch: UInt64 }
+    var flat: [Flat] = []
+    flat.reserveCapacity(best.count)
+    for (k, b) in best { flat.append(Flat(payer: k.payer, node: k.node, bytes: b.bytes, epoch: b.epoch)) }
+    best = [:]
+    // Ranks in fingerprint order, so that the report is sorted without comparing fingerprints again.
+    let payerOrder = payerFingerprints.indices.sorted { payerFingerprints[$0].precedes(payerFingerprints[$1]) }
+    var payerRank = [UInt32](repeating: 0, count: payerFingerprints.count)
+    for (r, i) in payerOrder.enumerated() { payerRank[i] = UInt32(r) }
+    let nodeOrder = nodes.indices.sorted { nodes[$0].node.precedes(nodes[$1].node) }
+    var nodeRank = [UInt32](repeating: 0, count: nodes.count)
+    for (r, i) in nodeOrder.enumerated() { nodeRank[i] = UInt32(r) }
+    var sortedNodes = nodeOrder.map { nodes[$0] }
+    var payerTotals = payerOrder.map { PayerSettlement(payer: payerFingerprints[$0], entry: payers.entry(payerFingerprints[$0])!) }
+    for i in flat.indices {
+      flat[i].payer = payerRank[Int(flat[i].payer)]
+      flat[i].node = nodeRank[Int(flat[i].node)]
     }
-    struct PN: Hashable { let payer: UInt32, node: UInt32 }
-    struct PW: Hashable { let payer: UInt32, window: UInt64 }
-    var perPN: [PN: (keys: Int, bytes: UInt64)] = [:]
-    var perWindow: [PW: UInt64] = [:]
-    for (k, b) in best {
-      nodes[Int(k.node)].keys += 1
-      nodes[Int(k.node)].bytes = sat(nodes[Int(k.node)].bytes, b.bytes)
-      payerTotals[Int(k.payer)].keys += 1
-      payerTotals[Int(k.payer)].bytes = sat(payerTotals[Int(k.payer)].bytes, b.bytes)
-      let pn = PN(payer: k.payer, node: k.node)
-      let old = perPN[pn] ?? (0, 0)
-      perPN[pn] = (old.keys + 1, sat(old.bytes, b.bytes))
-      let w = PW(payer: k.payer, window: payerTotals[Int(k.payer)].entry.window(of: b.epoch))
-      perWindow[w] = sat(perWindow[w] ?? 0, b.bytes)
+    flat.sort { $0.payer != $1.payer ? $0.payer < $1.payer : $0.node < $1.node }
+    var rows: [PayerNodeRow] = []
+    var windows: [UInt64: UInt64] = [:]
+    var i = 0
+    while i < flat.count {
+      let p = Int(flat[i].payer)
+      let e = payerTotals[p].entry
+      windows.removeAll(keepingCapacity: true)
+      while i < flat.count && Int(flat[i].payer) == p {
+        let n = flat[i].node
+        var row = PayerNodeRow(payer: UInt32(p), node: n, keys: 0, bytes: 0)
+        while i < flat.count && Int(flat[i].payer) == p && flat[i].node == n {
+          let b = flat[i].bytes
+          row.keys += 1
+          row.bytes = sat(row.bytes, b)
+          let w = e.window(of: flat[i].epoch)
+          windows[w] = sat(windows[w] ?? 0, b)
+          i += 1
+        }
+        rows.append(row)
+        payerTotals[p].keys += Int(row.keys)
+        payerTotals[p].bytes = sat(payerTotals[p].bytes, row.bytes)
+        payerTotals[p].nodes += 1
+        sortedNodes[Int(n)].keys += Int(row.keys)
+        sortedNodes[Int(n)].bytes = sat(sortedNodes[Int(n)].bytes, row.bytes)
+      }
+      for (w, sum) in windows where sum > e.budget {
+        payerTotals[p].overBudget.append((start: w &* e.period, bytes: sum))
+      }
+      payerTotals[p].overBudget.sort { $0.start < $1.start }
     }
-    for (pn, _) in perPN { payerTotals[Int(pn.payer)].nodes += 1 }
-    for (w, sum) in perWindow {
-      let e = payerTotals[Int(w.payer)].entry
-      if sum > e.budget { payerTotals[Int(w.payer)].overBudget.append((start: w.window &* e.period, bytes: sum)) }
-    }
-    for i in payerTotals.indices { payerTotals[i].overBudget.sort { $0.start < $1.start } }
-    payerTotals.sort { $0.payer.precedes($1.payer) }
-    var pns = perPN.map { (pn, v) in
-      PayerNodeSettlement(payer: payerFingerprints[Int(pn.payer)], node: nodes[Int(pn.node)].node, keys: v.keys,
-                          bytes: v.bytes)
-    }
-    pns.sort { $0.payer == $1.payer ? $0.node.precedes($1.node) : $0.payer.precedes($1.payer) }
-    let sortedNodes = nodes.sorted { $0.node.precedes($1.node) }
+    flat = []
     var total: UInt64 = 0
     for p in payerTotals { total = sat(total, p.bytes) }
     return SettlementReport(payersVersion: payers.version, listedPayers: payers.count, claims: claims,
                             receiptLines: receiptLines, signaturesVerified: signaturesVerified,
-                            payers: payerTotals, nodes: sortedNodes, payerNodes: pns, problems: problems,
+                            payers: payerTotals, nodes: sortedNodes, payerNodeRows: rows, problems: problems,
                             rejections: rejections, rejectionsTruncated: rejectionsTruncated, totalBytes: total)
   }
 }

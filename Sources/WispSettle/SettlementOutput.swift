@@ -2,8 +2,43 @@
 // JSON and CSV for scripts. Host build only.
 #if !hasFeature(Embedded)
 import WispCore
+import WispOS
+
+/// Where a report goes: a file descriptor, written in 64 KiB pieces (a report of 10^6
+/// (payer, node) rows is never one string in memory), or a string (tests).
+public final class ReportSink {
+  let fd: Int32?
+  var buffer = ""
+  public private(set) var text = ""
+  public init(fd: Int32) { self.fd = fd }
+  public init() { fd = nil }
+  public func put(_ s: String) {
+    buffer += s
+    if buffer.utf8.count >= 1 << 16 { flush() }
+  }
+  public func flush() {
+    if let fd { Console.write(fd, buffer) } else { text += buffer }
+    buffer = ""
+  }
+  static func += (o: ReportSink, s: String) { o.put(s) }
+}
 
 extension SettlementReport {
+  /// The report in one of its forms into `sink` (flushed at the end).
+  public func write(_ form: Form, to sink: ReportSink) {
+    switch form {
+    case .table: writeTable(sink)
+    case .json: writeJSON(sink)
+    case .csv: writeCSV(sink)
+    }
+    sink.flush()
+  }
+  public enum Form { case table, json, csv }
+
+  public var table: String { let s = ReportSink(); write(.table, to: s); return s.text }
+  public var json: String { let s = ReportSink(); write(.json, to: s); return s.text }
+  public var csv: String { let s = ReportSink(); write(.csv, to: s); return s.text }
+
   private static func rejectedText(_ counts: [UInt64]) -> String {
     var s = ""
     for r in ClaimRejection.allCases where counts[r.rawValue] > 0 {
@@ -27,8 +62,8 @@ extension SettlementReport {
 
   // MARK: table
 
-  public var table: String {
-    var o = ""
+  func writeTable(_ o: ReportSink) {
+    let payerHex = payers.map { $0.payer.hex }, nodeHex = nodes.map { $0.node.hex }
     let invalid = nodes.reduce(0) { $0 + $1.invalidClaims } + problems.filter { $0.node == nil }.count
     let rejectedCount = nodes.reduce(UInt64(0)) { $0 + $1.rejectedTotal }
     o += "settlement: \(claims) claims (\(invalid) not valid) from \(nodes.count) nodes; \(receiptLines) receipt lines,"
@@ -57,8 +92,9 @@ extension SettlementReport {
         + Self.lpad("\(n.claims)", 8) + "  " + rej + (n.flagged ? "  FLAGGED" : "") + "\n"
     }
     o += "\npayer per node\n"
-    for pn in payerNodes {
-      o += "  " + pn.payer.hex + "  " + pn.node.hex + Self.lpad("\(pn.bytes)", 21) + Self.lpad("\(pn.keys)", 10) + "\n"
+    for pn in payerNodeRows {
+      o += "  " + payerHex[Int(pn.payer)] + "  " + nodeHex[Int(pn.node)] + Self.lpad("\(pn.bytes)", 21)
+        + Self.lpad("\(pn.keys)", 10) + "\n"
     }
     if !problems.isEmpty {
       o += "\nclaims not valid\n"
@@ -71,7 +107,6 @@ extension SettlementReport {
       }
       if rejectionsTruncated { o += "  ... (first \(rejections.count) shown; every one is counted per node)\n" }
     }
-    return o
   }
 
   // MARK: JSON
@@ -92,8 +127,9 @@ extension SettlementReport {
     return o + "\""
   }
 
-  public var json: String {
-    var o = "{\"payers_version\":\(payersVersion),\"listed_payers\":\(listedPayers),\"claims\":\(claims),"
+  func writeJSON(_ o: ReportSink) {
+    let payerHex = payers.map { $0.payer.hex }, nodeHex = nodes.map { $0.node.hex }
+    o += "{\"payers_version\":\(payersVersion),\"listed_payers\":\(listedPayers),\"claims\":\(claims),"
     o += "\"receipt_lines\":\(receiptLines),\"signatures_verified\":\(signaturesVerified),\"total_bytes\":\(totalBytes),"
     o += "\"flagged\":\(flagged),\n\"payers\":["
     for (i, p) in payers.enumerated() {
@@ -112,9 +148,10 @@ extension SettlementReport {
       o += "},\"flagged\":\(n.flagged)}"
     }
     o += "],\n\"payer_nodes\":["
-    for (i, pn) in payerNodes.enumerated() {
+    for (i, pn) in payerNodeRows.enumerated() {
       if i > 0 { o += ",\n" }
-      o += "{\"payer\":\"\(pn.payer.hex)\",\"node\":\"\(pn.node.hex)\",\"bytes\":\(pn.bytes),\"receipts\":\(pn.keys)}"
+      o += "{\"payer\":\"" + payerHex[Int(pn.payer)] + "\",\"node\":\"" + nodeHex[Int(pn.node)]
+        + "\",\"bytes\":\(pn.bytes),\"receipts\":\(pn.keys)}"
     }
     o += "],\n\"problems\":["
     for (i, p) in problems.enumerated() {
@@ -129,7 +166,6 @@ extension SettlementReport {
         + "\"payer\":\"\(r.signer.hex)\",\"reason\":\"\(r.reason.name)\"}"
     }
     o += "],\"rejections_truncated\":\(rejectionsTruncated)}\n"
-    return o
   }
 
   // MARK: CSV
@@ -144,8 +180,9 @@ extension SettlementReport {
   }
 
   /// One table, a `kind` column telling the rows apart (SETTLEMENT.md, "CSV").
-  public var csv: String {
-    var o = "kind,payer,node,bytes,receipts,claims,flagged,detail\n"
+  func writeCSV(_ o: ReportSink) {
+    let payerHex = payers.map { $0.payer.hex }, nodeHex = nodes.map { $0.node.hex }
+    o += "kind,payer,node,bytes,receipts,claims,flagged,detail\n"
     for p in payers {
       let detail = p.overBudget.map { "over_budget@\($0.start)=\($0.bytes)" }.joined(separator: " ")
       o += "payer,\(p.payer.hex),,\(p.bytes),\(p.keys),,\(p.flagged ? 1 : 0),\(detail)\n"
@@ -155,14 +192,15 @@ extension SettlementReport {
       if n.invalidClaims > 0 { detail += " invalid_claims=\(n.invalidClaims)" }
       o += "node,,\(n.node.hex),\(n.bytes),\(n.keys),\(n.claims),\(n.flagged ? 1 : 0),\(detail)\n"
     }
-    for pn in payerNodes { o += "payer_node,\(pn.payer.hex),\(pn.node.hex),\(pn.bytes),\(pn.keys),,0,\n" }
+    for pn in payerNodeRows {
+      o += "payer_node," + payerHex[Int(pn.payer)] + "," + nodeHex[Int(pn.node)] + ",\(pn.bytes),\(pn.keys),,0,\n"
+    }
     for p in problems {
       o += "problem,,\(p.node?.hex ?? ""),,,,1," + Self.csvField(p.file + ": " + p.error) + "\n"
     }
     for r in rejections {
       o += "rejected,\(r.signer.hex),\(r.node.hex),,,,1," + Self.csvField("\(r.file):\(r.line): \(r.reason.name)") + "\n"
     }
-    return o
   }
 }
 #endif

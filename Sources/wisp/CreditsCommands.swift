@@ -264,7 +264,9 @@ enum CreditsCommands {
       Console.out("receipts \(c.receipts), \(c.total) bytes: \(c.accepted) accepted (\(c.acceptedBytes) bytes"
                   + (c.acceptedV1 > 0 ? ", \(c.acceptedV1) of them v1" : "") + "), \(c.rejected.count) rejected"
                   + (payers.map { " under payer list version \($0.version)" } ?? " (no payer list given: payers unverified)"))
-      for r in c.rejected { Console.out("rejected line \(r.line): \(r.reason.name)") }
+      for r in c.rejected {
+        Console.out("rejected line \(r.line): \(r.reason.name) (payer \(r.signer.hex), \(r.bytes) bytes, epoch \(r.epoch))")
+      }
       return c.rejected.isEmpty ? 0 : 3
     case .failure(let e):
       Console.err("invalid: \(e.text)")

@@ -34,10 +34,11 @@ for off in 40 $((size / 2)) $((size - 20)); do
   printf "$(printf '\\%03o' $((b ^ 1)))" | dd of="$dir/flip.txt" bs=1 seek=$off conv=notrunc 2>/dev/null
   expect_invalid "$dir/flip.txt" "byte flip at $off"
 done
-awk '/^receipt / && !done { $3 = $3 + 1000; done = 1 } { print }' "$dir/claim.txt" > "$dir/raised.txt"
+# Claim v2: receipt PAYER-KEY BINDING BYTES EPOCH SIG (CLAIM-FORMAT.md), the amount is field 4.
+awk '/^receipt / && !done { $4 = $4 + 1000; done = 1 } { print }' "$dir/claim.txt" > "$dir/raised.txt"
 expect_invalid "$dir/raised.txt" "raised amount"
 total=$(sed -n 's/^total //p' "$dir/claim.txt")
-awk -v t=$((total + 1000)) '/^receipt / && !done { $3 = $3 + 1000; done = 1 } /^total / { $2 = t } { print }' \
+awk -v t=$((total + 1000)) '/^receipt / && !done { $4 = $4 + 1000; done = 1 } /^total / { $2 = t } { print }' \
   "$dir/claim.txt" > "$dir/raised2.txt"
 expect_invalid "$dir/raised2.txt" "raised amount with total fixed"
 

@@ -2,7 +2,8 @@
 # Issue 15, live: two nodes on one path (A then B, B the exit to an echo service), both with
 # a payer list, and `wisp client` with the listed payer's key. Each node's claim verifies
 # against the list; `credits settle` over both claims shows, per node, exactly what the
-# client says it signed for that hop; a claim given twice counts once. Then a dishonest client (Python, real P-256 signatures with the same listed
+# client says it signed for that hop; a claim given twice counts once. A client given a
+# spending cap stops under it and says so. Then a dishonest client (Python, real P-256 signatures with the same listed
 # payer key) tries to ride for free: it binds each new circuit with a 0-byte receipt and
 # never pays, rotating circuits; the bytes echoed back in total stay within one credit
 # window W for the payer plus one unbound allowance per circuit. Last, RECEIPT frames for
@@ -61,8 +62,22 @@ total=$(awk -F, -v p="$P" '$1 == "payer" && $2 == p { print $4 }' "$d/settle.csv
   || { cat "$d/settle.csv"; fail "settle: payer owes A $ta (client signed $s1), B $tb (client signed $s2), total $total"; }
 check "settle over A's claim (twice) and B's: payer total per node A $ta = signed $s1, B $tb = signed $s2, total $total (A's claim counted once)"
 
-# 3. A dishonest client with the listed payer key: binds with 0 bytes, never pays, rotates.
+# 3. The client stops at the spending cap its user sets, and says so; the nodes hold
+# receipts for exactly what it signed.
 st() { "$wisp" status --socket "$d/$1.sock" --json; }
+receipted() { st $1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["credit"]["receipted_bytes"])'; }
+r0=$(( $(receipted A) + $(receipted B) )) cap=300000
+"$wisp" client --via 127.0.0.1:$pa,127.0.0.1:$pb --exit 127.0.0.1:$echo_port --keys "$FA,$FB" --dtls off \
+  --payer-key "$d/payer/node.key" --max-spend $cap --seconds 6 --rate-kbit 1600 --size 500 >"$d/capped.out" 2>&1 || true
+line=$(grep -o "spending cap reached: [0-9]* bytes signed of a cap of $cap" "$d/capped.out" | head -1)
+signed=$(sed -n 's/spending cap reached: \([0-9]*\) bytes.*/\1/p' <<<"$line")
+[ -n "$signed" ] && [ "$signed" -le $cap ] || { cat "$d/capped.out"; fail "the client did not stop at its cap of $cap (said: '$line')"; }
+sleep 1
+r1=$(( $(receipted A) + $(receipted B) ))
+[ $((r1 - r0)) = "$signed" ] || fail "the nodes hold receipts for $((r1 - r0)) bytes, the capped client says it signed $signed"
+check "client with --max-spend $cap: '$line'; the two nodes' receipted bytes rose by exactly $((r1 - r0))"
+
+# 4. A dishonest client with the listed payer key: binds with 0 bytes, never pays, rotates.
 python3 Tests/e2e/dodge.py 127.0.0.1 $pb 127.0.0.1 $echo_port "$FB" "$d/payer/node.key" 12 >"$d/dodge.out" 2>&1 \
   || { cat "$d/dodge.out"; tail -20 "$d/B.log"; fail "dishonest client"; }
 cat "$d/dodge.out" | sed 's/^/  /'
@@ -77,7 +92,7 @@ json=$(st B)
 debt=$(python3 -c 'import json,sys; c=json.loads(sys.argv[1])["credit"]; print(c.get("debts",{}).get("owed_bytes",0))' "$json")
 check "dishonest payer, $circuits circuits bound with 0-byte receipts and never paid: $echoed bytes echoed in all (bound $bound = (W + ${circuits}U)/2), closed-circuit debt $debt bytes at B (the exit)"
 
-# 4. RECEIPT frames for another node as free carriage: a circuit A -> B bound at A with a
+# 5. RECEIPT frames for another node as free carriage: a circuit A -> B bound at A with a
 # 0-byte receipt, then 3,000 RECEIPT frames naming B (235 bytes each, 705,000 bytes): A
 # charges them like DATA, so beyond W + U they are dropped `unpaid` at A.
 unpaid() { st A | python3 -c 'import json,sys; print(json.load(sys.stdin)["drops"]["unpaid"])'; }

@@ -58,7 +58,7 @@ mk minted.claim nodeA minted -- --receipts 3 --bytes 1000000000000
 "$w" credits verify minted.claim >/dev/null || fail "the minted claim is not even well formed"
 set +e; out=$("$w" credits verify "${pins[@]}" minted.claim); rc=$?; set -e
 [ $rc = 3 ] || fail "minted claim: verify --payers exited $rc, not 3 ($out)"
-[ "$(grep -c ': unlisted_payer$' <<<"$out")" = 3 ] || fail "minted claim: no unlisted_payer per receipt ($out)"
+[ "$(grep -c ": unlisted_payer (payer $(fpr minted), 1000000000000 bytes" <<<"$out")" = 3 ] || fail "minted claim: no unlisted_payer per receipt ($out)"
 grep -q '0 accepted (0 bytes), 3 rejected' <<<"$out" || fail "minted claim: something accepted ($out)"
 check "minted claim rejected by verify --payers: $(grep -m1 '^rejected' <<<"$out")"
 
