@@ -2,6 +2,7 @@
 
   dodge.py NODE_IP NODE_PORT ECHO_IP ECHO_PORT NODE_FP PAYER_KEY_PEM CIRCUITS
   dodge.py receipts NODE_PORT NEXT_PORT ECHO_PORT NODE_FP NEXT_FP PAYER_KEY_PEM COUNT
+  dodge.py reuse NODE_PORT ECHO_PORT NODE_FP PAYER_KEY_PEM
 
 For each of CIRCUITS circuits in turn: CREATE to the echo exit through the node, wait for
 CREATED and the node's BIND, bind the circuit with a 0-byte receipt (v2, really signed with
@@ -15,6 +16,10 @@ Prints `circuit I echoed N` per circuit, then `circuits N` and `echoed_total BYT
 echo exit; bound at the node with a 0-byte receipt, it then sends COUNT RECEIPT frames that
 name the next node (235 bytes each, signatures that do not verify): free carriage unless the
 node charges them like DATA. Prints `receipt_frames COUNT` and `receipt_bytes BYTES`.
+
+`reuse`: circuit 1 is bound and paid honestly (a receipt for everything it relayed), then
+destroyed; circuit 2 gets only circuit 1's last receipt (a receipt of a listed payer from
+another circuit) and then DATA. Prints `first_echoed N`, `second_echoed N`.
 """
 import hashlib, os, socket, struct, sys, time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'adversary'))
@@ -28,8 +33,14 @@ if sys.argv[1] == 'receipts':
     _, _, nport, next_port, eport, nfp, next_fp, keyfile, count = sys.argv
     sys.argv = [sys.argv[0], '127.0.0.1', nport, '127.0.0.1', eport, nfp, keyfile, '1']
     mode_receipts = (int(next_port), bytes.fromhex(next_fp), int(count))
+elif sys.argv[1] == 'reuse':
+    _, _, nport, eport, nfp, keyfile = sys.argv
+    sys.argv = [sys.argv[0], '127.0.0.1', nport, '127.0.0.1', eport, nfp, keyfile, '2']
+    mode_receipts = None
+    mode_reuse = True
 else:
     mode_receipts = None
+mode_reuse = globals().get('mode_reuse', False)
 node = (sys.argv[1], int(sys.argv[2]))
 echo_ip, echo_port = sys.argv[3], int(sys.argv[4])
 node_fp = bytes.fromhex(sys.argv[5])
@@ -79,7 +90,10 @@ for c in range(circuits):
         print(f'circuit {c} not built (created {fwd is not None}, bind {binding is not None})')
         continue
     built += 1
-    s.sendto(frame(RECEIPT, fwd, receipt(binding, 0)), loopback_only(node))
+    if mode_reuse and c == 1:
+        s.sendto(frame(RECEIPT, fwd, paid), loopback_only(node))   # circuit 1's receipt, on circuit 2
+    else:
+        s.sendto(frame(RECEIPT, fwd, receipt(binding, 0)), loopback_only(node))
     time.sleep(0.05)  # the node's worker verifies the bind receipt
     if mode_receipts:
         _, next_fp, count = mode_receipts
@@ -98,7 +112,8 @@ for c in range(circuits):
     last_echo = time.time()
     deadline = time.time() + 8
     s.settimeout(0)
-    while sent < 3000 and time.time() < deadline and time.time() - last_echo < 0.6:
+    limit = 100 if mode_reuse and c == 0 else 3000
+    while sent < limit and time.time() < deadline and time.time() - last_echo < 0.6:
         s.sendto(frame(DATA, fwd, payload), loopback_only(node))
         sent += 1
         stop = time.time() + 0.002
@@ -113,6 +128,23 @@ for c in range(circuits):
                 if i == cid and t == DATA:
                     echoed += len(b)
                     last_echo = time.time()
+    if mode_reuse and c == 0:
+        time.sleep(0.3)
+        while True:   # late echoes
+            try:
+                d, _ = s.recvfrom(4096)
+            except (BlockingIOError, socket.timeout):
+                break
+            if is_frame(d):
+                t, i, b = parse(d)
+                if i == cid and t == DATA:
+                    echoed += len(b)
+        paid = receipt(binding, sent * len(payload) + echoed)
+        s.sendto(frame(RECEIPT, fwd, paid), loopback_only(node))
+        time.sleep(0.2)
+        print(f'first_echoed {echoed}')
+    elif mode_reuse:
+        print(f'second_echoed {echoed}')
     s.sendto(frame(DESTROY, fwd, b'\x00'), loopback_only(node))
     print(f'circuit {c} echoed {echoed} of {sent * len(payload)} sent')
     total += echoed

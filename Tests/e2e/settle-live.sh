@@ -3,7 +3,7 @@
 # a payer list, and `wisp client` with the listed payer's key. Each node's claim verifies
 # against the list; `credits settle` over both claims shows, per node, exactly what the
 # client says it signed for that hop; a claim given twice counts once. A client given a
-# spending cap stops under it and says so. Then a dishonest client (Python, real P-256 signatures with the same listed
+# spending cap stops under it and says so; a receipt for one circuit cannot pay for another. Then a dishonest client (Python, real P-256 signatures with the same listed
 # payer key) tries to ride for free: it binds each new circuit with a 0-byte receipt and
 # never pays, rotating circuits; the bytes echoed back in total stay within one credit
 # window W for the payer plus one unbound allowance per circuit. Last, RECEIPT frames for
@@ -77,7 +77,22 @@ r1=$(( $(receipted A) + $(receipted B) ))
 [ $((r1 - r0)) = "$signed" ] || fail "the nodes hold receipts for $((r1 - r0)) bytes, the capped client says it signed $signed"
 check "client with --max-spend $cap: '$line'; the two nodes' receipted bytes rose by exactly $((r1 - r0))"
 
-# 4. A dishonest client with the listed payer key: binds with 0 bytes, never pays, rotates.
+# 4. A receipt from the listed payer on one circuit cannot pay for another: circuit 1 at B
+# is paid honestly; circuit 2 offers only circuit 1's last receipt, so it stays unbound,
+# carries at most the unbound allowance and the node refuses the receipt.
+rejected() { st B | python3 -c 'import json,sys; print(sum(json.load(sys.stdin)["credit"]["rejected"].values()))'; }
+j0=$(rejected)
+python3 Tests/e2e/dodge.py reuse $pb $echo_port "$FB" "$d/payer/node.key" >"$d/reuse.out" 2>&1 \
+  || { cat "$d/reuse.out"; fail "receipt reuse client"; }
+first=$(sed -n 's/^first_echoed \([0-9]*\)$/\1/p' "$d/reuse.out") second=$(sed -n 's/^second_echoed \([0-9]*\)$/\1/p' "$d/reuse.out")
+sleep 0.3
+j1=$(rejected)
+[ "${first:-0}" -ge 40000 ] || { cat "$d/reuse.out"; fail "the honest first circuit got only ${first:-0} bytes echoed"; }
+[ "$second" -le $((U / 2 + 500)) ] && [ $((j1 - j0)) -ge 1 ] \
+  || { cat "$d/reuse.out"; st B; fail "circuit 1's receipt offered on circuit 2: $second bytes echoed (unbound allowance $U), rejections +$((j1 - j0))"; }
+check "circuit 1 paid (${first} bytes echoed); its receipt offered on circuit 2 was refused (rejections +$((j1 - j0))) and circuit 2 carried only the unbound allowance ($second bytes echoed)"
+
+# 5. A dishonest client with the listed payer key: binds with 0 bytes, never pays, rotates.
 python3 Tests/e2e/dodge.py 127.0.0.1 $pb 127.0.0.1 $echo_port "$FB" "$d/payer/node.key" 12 >"$d/dodge.out" 2>&1 \
   || { cat "$d/dodge.out"; tail -20 "$d/B.log"; fail "dishonest client"; }
 cat "$d/dodge.out" | sed 's/^/  /'
@@ -92,7 +107,7 @@ json=$(st B)
 debt=$(python3 -c 'import json,sys; c=json.loads(sys.argv[1])["credit"]; print(c.get("debts",{}).get("owed_bytes",0))' "$json")
 check "dishonest payer, $circuits circuits bound with 0-byte receipts and never paid: $echoed bytes echoed in all (bound $bound = (W + ${circuits}U)/2), closed-circuit debt $debt bytes at B (the exit)"
 
-# 5. RECEIPT frames for another node as free carriage: a circuit A -> B bound at A with a
+# 6. RECEIPT frames for another node as free carriage: a circuit A -> B bound at A with a
 # 0-byte receipt, then 3,000 RECEIPT frames naming B (235 bytes each, 705,000 bytes): A
 # charges them like DATA, so beyond W + U they are dropped `unpaid` at A.
 unpaid() { st A | python3 -c 'import json,sys; print(json.load(sys.stdin)["drops"]["unpaid"])'; }
