@@ -38,6 +38,9 @@ public enum HandshakeRequest {
 public enum HandshakeResult {
   /// A datagram of a handshake flight for the table to send (when the worker cannot).
   case flight(peer: Endpoint, datagram: [UInt8])
+  /// Dial `token`'s first ClientHello carries `random` (reported before it is sent): the
+  /// table breaks a crossed dial with it.
+  case dialed(token: UInt64, peer: Endpoint, random: [UInt8])
   /// Handshake `token` with `peer` ended: `session` established, or `failure`.
   case done(token: UInt64, peer: Endpoint, session: DTLSSession?, failure: TLSError?)
 }
@@ -48,6 +51,8 @@ public final class HandshakeWorker {
     let token: UInt64
     let peer: Endpoint
     let session: DTLSSession
+    /// A dial whose ClientHello random the table has not been told yet.
+    var reportsHello = false
     init(token: UInt64, peer: Endpoint, session: DTLSSession) {
       self.token = token
       self.peer = peer
@@ -167,6 +172,7 @@ public final class HandshakeWorker {
       settle(j)
     case .dial(let token, let peer, let saved):
       guard let j = begin(token, peer, client) else { return }
+      j.reportsHello = true
       if let saved { try? j.session.resume(saved) }
       timed { j.session.step() }  // the first ClientHello
       settle(j)
@@ -190,7 +196,7 @@ public final class HandshakeWorker {
     }
     let s: DTLSSession
     do {
-      s = try makeSession(config, peer)
+      s = try makeSession(config, peer, token)
     } catch {
       report(.done(token: token, peer: peer, session: nil, failure: error))
       return nil
@@ -201,17 +207,21 @@ public final class HandshakeWorker {
     return j
   }
 
-  func makeSession(_ config: DTLSConfig, _ peer: Endpoint) throws(TLSError) -> DTLSSession {
+  func makeSession(_ config: DTLSConfig, _ peer: Endpoint, _ token: UInt64) throws(TLSError) -> DTLSSession {
     // The sessions never outlive the worker while it drives them (the table re-binds them
     // when it adopts them): an unretained reference, no cycle.
     let me = Unmanaged.passUnretained(self)
     let now = self.now
     return try DTLSSession(config: config, peerIP: peer.ip, peerPort: peer.port, now: { now() },
-                           send: { d in me.takeUnretainedValue().emit(d, to: peer) },
+                           send: { d in me.takeUnretainedValue().emit(d, to: peer, token: token) },
                            deliver: { _ in })  // records are read only after the table adopts it
   }
 
-  func emit(_ d: UnsafeRawBufferPointer, to peer: Endpoint) -> Bool {
+  func emit(_ d: UnsafeRawBufferPointer, to peer: Endpoint, token: UInt64) -> Bool {
+    if let j = jobs[token], j.reportsHello, let r = HelloVerify.random(d) {
+      j.reportsHello = false
+      report(.dialed(token: token, peer: peer, random: r))
+    }
     if let sendDirect { return sendDirect(d, peer) }
     return report(.flight(peer: peer, datagram: Array(d)))
   }

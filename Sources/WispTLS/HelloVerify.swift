@@ -54,6 +54,18 @@ enum HelloVerify {
     return UnsafeRawBufferPointer(rebasing: d[at..<(at + n)])
   }
 
+  /// Where a ClientHello's 32-byte random lies (record and handshake headers, client_version).
+  static let randomOffset = recordHeader + handshakeHeader + 2
+
+  /// The random of a ClientHello's first fragment, or nil when `d` is not one. A client
+  /// sends the same random again with the cookie (RFC 6347 §4.2.1), so both ends of a crossed
+  /// dial compare the same two values (SessionTable's tie-break).
+  static func random(_ d: UnsafeRawBufferPointer) -> [UInt8]? {
+    guard kind(d) == .clientHello, d.count >= randomOffset + 32,
+          d[19] == 0 && d[20] == 0 && d[21] == 0 else { return nil }
+    return Array(d[randomOffset..<(randomOffset + 32)])
+  }
+
   /// Writes the HelloVerifyRequest answering `hello` into `out` (≥ `requestSize` bytes).
   /// Returns its length, or 0 when the answer would be larger than the request.
   static func write(answering hello: UnsafeRawBufferPointer, transportID: UnsafeRawBufferPointer,

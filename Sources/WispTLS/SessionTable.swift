@@ -27,7 +27,7 @@
 //   6. `poll` (every 50 ms): the established sessions' timers, a backstop for handshakes
 //      the worker never answered, connecting
 //      to configured node peers (the peer with the lower fingerprint initiates at once, the
-//      other after `fallbackConnectNs`), rekeying initiated sessions after a byte or time
+//      other after `fallbackConnectNs`; crossed dials: `keepsOwnDial`), rekeying initiated sessions after a byte or time
 //      limit (by resumption: one round trip), and removing failed or closed sessions;
 //   7. `shutdown`: close_notify to every peer.
 // Capacity is fixed (`SessionLimits.capacity`); mbedTLS allocates a session's record buffers
@@ -88,6 +88,9 @@ public struct SessionCounters {
   public var rekeys: UInt64 = 0
   public var closeNotifySent: UInt64 = 0
   public var closedByPeer: UInt64 = 0
+  /// Hellos of a peer that dialled while this end was dialling it, ignored because this
+  /// end's dial won the tie-break (the peer serves it instead).
+  public var crossedDialsKept: UInt64 = 0
   public var recordsSealed: UInt64 = 0
   public var recordsOpened: UInt64 = 0
   /// Refusals and drops, by reason (`SessionRefusal`).
@@ -106,6 +109,7 @@ public struct SessionCounters {
     rekeys &+= o.rekeys
     closeNotifySent &+= o.closeNotifySent
     closedByPeer &+= o.closedByPeer
+    crossedDialsKept &+= o.crossedDialsKept
     recordsSealed &+= o.recordsSealed
     recordsOpened &+= o.recordsOpened
     for i in 0..<refusals.count { refusals[i] &+= o.refusals[i] }
@@ -209,6 +213,8 @@ public final class Link {
   public internal(set) var peer: Int?
   public internal(set) var lastActiveNs: UInt64
   var wasEstablished = false
+  /// The random of this link's latest dial's ClientHello (the crossed-dial tie-break).
+  var helloRandom: [UInt8]? = nil
   /// A rekey the worker refused is tried again after this.
   var nextRekeyNs: UInt64 = 0
 
@@ -552,6 +558,18 @@ public final class SessionTable: LinkLayer {
     own.bytes.lexicographicallyPrecedes(peers[p].fingerprint.bytes) ? 0 : SessionTable.fallbackConnectNs
   }
 
+  /// Whether a client link still dialling keeps its dial against the peer's cookie-verified
+  /// ClientHello `hello` (both ends dialled at once). Both ends compare the same two values —
+  /// the randoms of their ClientHellos, which a client repeats with the cookie — so exactly
+  /// one of them keeps its dial: the higher random. (Comparing fingerprints is not enough:
+  /// each end compares its own key with the key it pinned, and with a wrong pin both can
+  /// believe they are the lower one, ignore each other and time out, and the wrong pin is
+  /// never reported.) A dial whose random is not known yet gives way.
+  func keepsOwnDial(_ link: Link, against hello: UnsafeRawBufferPointer) -> Bool {
+    guard let mine = link.helloRandom, let theirs = HelloVerify.random(hello) else { return false }
+    return theirs.lexicographicallyPrecedes(mine)
+  }
+
   /// Steps 2–3 for a ClientHello from `from`.
   func hello(_ d: UnsafeRawBufferPointer, from: Endpoint, slot: Int?, nowNs: UInt64) {
     // The address the cookie is bound to, in a buffer made once (no allocation per hello).
@@ -580,9 +598,10 @@ public final class SessionTable: LinkLayer {
       return
     }
     let peer = peers.firstIndex { $0.endpoint == from }
-    if let slot, links[slot].role == .client, !links[slot].established, let p = peer,
-       own.bytes.lexicographicallyPrecedes(peers[p].fingerprint.bytes) {
-      return  // both dialled at once: the lower fingerprint keeps its own dial (see below)
+    if let slot, links[slot].role == .client, !links[slot].established, peer != nil,
+       keepsOwnDial(links[slot], against: d) {
+      counters.crossedDialsKept &+= 1
+      return  // both dialled at once and ours wins the tie-break (see keepsOwnDial)
     }
     guard takeSourceToken(from.sourceKey, nowNs: nowNs) else { refuse(.sourceRate); return }
     if peer == nil && slot == nil && (perSource[from.sourceKey] ?? 0) >= limits.perSourceSessions {
@@ -605,8 +624,7 @@ public final class SessionTable: LinkLayer {
     if let slot {
       let link = links[slot]
       if link.role == .client && !link.established {
-        // Both ends dialled at once. The one with the lower fingerprint keeps its dial;
-        // the other serves it.
+        // Both ends dialled at once and the peer's dial won the tie-break: serve it.
         remove(slot, why: nil)
       } else {
         beginWork(link, token, halfOpen: true, nowNs: nowNs)  // pending, next to the session
@@ -648,6 +666,9 @@ public final class SessionTable: LinkLayer {
     switch r {
     case .flight(let to, let bytes):
       _ = bytes.withUnsafeBytes { sendDatagram?($0, to) }
+    case .dialed(let token, let peer, let random):
+      if let i = index[SessionTable.key(peer)], links[i].work == token { links[i].helloRandom = random }
+      return
     case .done(let token, let peer, let session, let failure):
       guard let i = index[SessionTable.key(peer)], links[i].work == token else { return }  // its link went
       let l = links[i]

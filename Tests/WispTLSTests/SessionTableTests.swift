@@ -149,6 +149,54 @@ func clientHello() -> [UInt8] {
     #expect(b.links.allSatisfy { !$0.established } || b.counters.closedByPeer >= 1)
   }
 
+  /// Three identities where A's key and the (wrong) key A pinned for B order as `aBelowPin`,
+  /// and B's key orders below A's as `bBelowA`.
+  func orderedIdentities(aBelowPin: Bool, bBelowA: Bool) -> (Identity, Identity, Identity) {
+    while true {
+      let a = newIdentity(), b = newIdentity(), pin = newIdentity()
+      if a.fingerprint.bytes.lexicographicallyPrecedes(pin.fingerprint.bytes) == aBelowPin,
+         b.fingerprint.bytes.lexicographicallyPrecedes(a.fingerprint.bytes) == bBelowA { return (a, b, pin) }
+    }
+  }
+
+  /// With a wrong pin each end compares its key with a different pair of keys, so both may
+  /// believe they are the lower one and dial at once (or both wait, then dial at once). The
+  /// crossed dial is broken by the ClientHello randoms, which both ends see alike: a
+  /// handshake happens and the wrong pin is reported, in every ordering, the first time.
+  @Test(arguments: [true, false])
+  func aWrongPinIsReportedWhicheverWayTheKeysOrder(bothBelieveLower: Bool) throws {
+    let (ia, ib, pin) = orderedIdentities(aBelowPin: bothBelieveLower, bBelowA: bothBelieveLower)
+    let mesh = Mesh()
+    let a = mesh.add(nodeA, identity: ia, peers: [LinkPeer(name: "b", endpoint: nodeB, fingerprint: pin.fingerprint)])
+    let b = mesh.add(nodeB, identity: ib, peers: [LinkPeer(name: "a", endpoint: nodeA, fingerprint: ia.fingerprint)])
+    // Both dial in the same round (at once, or both after the 3 s fallback): 4 s is enough for
+    // one handshake, less than the 10 s after which a dial that got no answer times out.
+    mesh.run(rounds: 70)
+    #expect(a.counters[.notPinned] >= 1)
+    #expect(a.establishedSessions == 0 && b.establishedSessions == 0)
+    #expect(a.counters.crossedDialsKept + b.counters.crossedDialsKept >= 1)
+  }
+
+  /// Both ends of a correctly pinned pair dial at the same instant: exactly one dial wins,
+  /// the other end serves it, and one session links them.
+  @Test func crossedDialsEndInOneSession() throws {
+    let mesh = Mesh()
+    let a = mesh.add(nodeA, identity: identityA, peers: [LinkPeer(name: "b", endpoint: nodeB, fingerprint: identityB.fingerprint)])
+    let b = mesh.add(nodeB, identity: identityB, peers: [LinkPeer(name: "a", endpoint: nodeA, fingerprint: identityA.fingerprint)])
+    a.applyInlineResults(); b.applyInlineResults()
+    a.dial(0, nowNs: mesh.nowNs)
+    b.dial(0, nowNs: mesh.nowNs)
+    a.applyInlineResults(); b.applyInlineResults()
+    #expect(a.links.count == 1 && a.links[0].helloRandom != nil && b.links[0].helloRandom != nil)
+    mesh.run(rounds: 30)  // 1.8 s: before either end's own dial schedule
+    #expect(a.establishedSessions == 1 && b.establishedSessions == 1)
+    #expect((a.links[0].role == .client) != (b.links[0].role == .client))
+    // The winner ignored the loser's hello; the loser served the winner's.
+    #expect((a.counters.crossedDialsKept > 0) != (b.counters.crossedDialsKept > 0))
+    let winner = a.counters.crossedDialsKept > 0 ? a : b
+    #expect(winner.links[0].role == .client)
+  }
+
   @Test func spoofedHellosGetOneSmallAnswerAndNoState() throws {
     let mesh = Mesh()
     let a = mesh.add(nodeA, identity: identityA, peers: [])
