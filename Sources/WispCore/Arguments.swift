@@ -120,6 +120,7 @@ public enum Arguments {
                   OptionSpec("--require-payers", "yes|no", "refuse receipts of unlisted payers (default yes with --payers)"),
                   OptionSpec("--circuits-per-source", "N", "circuits one source address may hold (default 512; 0 = no limit)"),
                   OptionSpec("--pending-per-source", "N", "circuits one source may have waiting for CREATED (default 64; 0 = no limit)"),
+                  OptionSpec("--unbound-per-source", "N", "unbound allowances one source may have outstanding (default 16; 0 = no limit)"),
                   OptionSpec("--exit-sockets", "N", "exit circuits (one UDP socket each) the node holds at once (default 256)"),
                   OptionSpec("--commit-interval", "SECONDS", "group-commit the credit journal at most this often (default 30; 0 = every receipt)"),
                   OptionSpec("--name", "NAME", "name shown in logs and status"),

@@ -68,6 +68,8 @@ public struct Half {
   /// Counted in its source's share of circuits (forward half) / of pending circuits.
   public var sourceCounted = false
   public var pendingCounted = false
+  /// Took one of its source's unbound allowances (forward half): given back when it binds.
+  public var unboundCounted = false
   /// A receipt of this circuit reached the worker and did not move it (a bad signature, or
   /// another circuit's serial): the circuit lost its place in the bound-circuit reserve.
   public var receiptFailed = false

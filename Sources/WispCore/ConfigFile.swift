@@ -23,7 +23,7 @@ public enum ConfigFile {
     "receipts_per_second", "key_agreements_per_second",
     "sessions_per_source", "lab_addresses",
     "clock_sync",
-    "unbound_allowance", "bind_timeout", "payers", "settlement_keys", "settlement_threshold", "require_payers",
+    "unbound_allowance", "unbound_per_source", "bind_timeout", "payers", "settlement_keys", "settlement_threshold", "require_payers",
   ]
 
   /// Applies the file's settings over `base` (which carries board defaults).
@@ -124,6 +124,7 @@ public enum ConfigFile {
       else if k.is("exit_sockets") { c.exitSockets = Int(try number(0, 65_536)) }
       else if k.is("circuits_per_source") { c.sourceLimits.circuitsPerSource = Int(try number(0, 1 << 24)) }
       else if k.is("exits_per_source") { c.sourceLimits.exitsPerSource = Int(try number(0, 65_536)) }
+      else if k.is("unbound_per_source") { c.sourceLimits.unboundPerSource = Int(try number(0, 65_536)) }
       else if k.is("pending_per_source") { c.sourceLimits.pendingPerSource = Int(try number(0, 1 << 24)) }
       else if k.is("expensive_per_source") { c.sourceLimits.expensivePerSource = Int(try number(1, 100_000)) }
       else if k.is("receipts_per_second") { c.sourceLimits.receiptsPerSecond = Int(try number(1, 100_000)) }

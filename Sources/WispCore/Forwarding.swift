@@ -405,7 +405,7 @@ public final class Forwarder<R: RandomSource> {
     }
     let fh = circuits.half(f)
     let bh = circuits.half(b)
-    startCredit(fh, bh, nowSec: nowSec)
+    startCredit(fh, bh, from: from, exempt: exempt, nowSec: nowSec)
     fh.pointee.sourceCounted = !exempt
     fh.pointee.pendingCounted = !exempt && waits
     if !isExit {
@@ -462,12 +462,23 @@ public final class Forwarder<R: RandomSource> {
   }
 
   /// A new circuit's credit: its binding (16 bytes of kernel randomness) and the unbound
-  /// allowance as its limit, with the deadline for a binding receipt.
+  /// allowance as its limit, with the deadline for a binding receipt. Where receipts bind
+  /// circuits, the allowance is one of its source's (SourceTable.takeUnbound): without one
+  /// left the circuit carries nothing until it binds (counted: `sources.refused_unbound` in status).
   @inline(__always)
-  func startCredit(_ fh: UnsafeMutablePointer<Half>, _ bh: UnsafeMutablePointer<Half>, nowSec: UInt32) {
+  func startCredit(_ fh: UnsafeMutablePointer<Half>, _ bh: UnsafeMutablePointer<Half>, from: Endpoint, exempt: Bool,
+                   nowSec: UInt32) {
     fh.pointee.creditLimit = unboundAllowance
     bh.pointee.creditLimit = unboundAllowance
     guard creditWindow != 0 && fingerprint != nil else { return }
+    if !exempt && unboundAllowance > 0 {
+      if sources.takeUnbound(from, nowSec: nowSec) {
+        fh.pointee.unboundCounted = true
+      } else {
+        fh.pointee.creditLimit = 0
+        bh.pointee.creditLimit = 0
+      }
+    }
     fh.pointee.binding = Binding(hi: UInt64(random.next32()) << 32 | UInt64(random.next32()),
                                  lo: UInt64(random.next32()) << 32 | UInt64(random.next32()))
     if creditWindow != 0 && emit != nil { fh.pointee.bindDeadline = max(nowSec &+ bindTimeout, 1) }
@@ -654,6 +665,7 @@ public final class Forwarder<R: RandomSource> {
     if bound {
       h.pointee.bound = true
       h.pointee.bindDeadline = 0
+      if h.pointee.unboundCounted { sources.giveBackUnbound(h.pointee.inEndpoint); h.pointee.unboundCounted = false }
       h.pointee.creditLimit = limit
       circuits.half(Int(h.pointee.peer)).pointee.creditLimit = limit
     }

@@ -7,14 +7,14 @@
 // forwarder sets it); the first valid receipt binds the circuit to its payer, and from
 // then on every receipt sets limit = receipted + share, where
 //
-//   share = max(min(W / open circuits of the payer, W − granted − debt), relayed − receipted)
+//   share = max(min(max(W / open circuits of the payer, U), W − granted − debt), relayed − receipted)
 //
 // `granted` is Σ (limit − receipted) over the payer's open bound circuits and `debt` is
 // Σ (relayed − receipted) over its closed ones. The invariant, for every payer:
 //
 //   Σ over its open circuits (limit − receipted) + closed debt ≤ W
-//     (+ at most the unbound allowance per circuit: what it may carry before its first
-//      receipt, and the floor its limit keeps after it)
+//     (+ what each circuit relayed before its first receipt: at most the unbound
+//      allowance, and only while its source has unbound allowances left, SourceLimits.swift)
 //
 // holds after every grant: a grant only hands out what the sum leaves, and the
 // `relayed − receipted` term only keeps bytes already carried under an earlier, larger
@@ -22,9 +22,10 @@
 // circuit's limit never drops below what it relayed; it pauses there. A closed circuit's
 // debt stays with the payer: a later receipt on the closed binding pays it back (the entry
 // is kept, at most `maxClosed`; an evicted entry's debt stays until restart). What a payer
-// can get without paying is therefore one W, plus the unbound allowance of each circuit it
-// opens (relayed before its first receipt), and circuit opening is bounded per source by
-// the per-source circuit shares (SourceLimits.swift).
+// can get without paying is therefore one W, plus what its circuits carried before their
+// first receipts: each at most the unbound allowance, drawn from its source's unbound
+// allowances (a few at once, given back when a circuit binds, one more every few seconds:
+// SourceLimits.swift), so rotating circuits, bound or not, does not multiply it.
 //
 // Tables are bounded: at most `maxPayers` payers (a payer with no open circuit is evicted
 // to make room, its debt forgotten, counted), at most `maxClosed` closed-debt entries
@@ -107,9 +108,11 @@ public struct PayerBook {
   /// under an earlier, larger limit stay counted as its headroom, so a smaller share
   /// pauses the circuit at once instead of hiding them).
   ///
-  /// `floor`: the limit never drops below it (the unbound allowance: a circuit could carry
-  /// that much before its first receipt, so keeping it after binding adds nothing to the
-  /// bound, and a payer's new circuit keeps flowing while the window is rebalanced).
+  /// `floor`: the share is at least this much while the window has it left (the unbound
+  /// allowance: a circuit of a payer with many circuits keeps what it could carry before
+  /// its first receipt). It comes out of the window like any share: a payer whose window is
+  /// spent (granted to other circuits, or owed by closed ones) gets nothing beyond what the
+  /// circuit already relayed, so rotating circuits never adds a floor per circuit.
   public mutating func grant(_ payer: Fingerprint, headroom: UInt64, receipted: UInt64, relayed: UInt64 = 0,
                              floor: UInt64 = 0) -> UInt64 {
     let k = PayerKey(fp: payer)
@@ -117,8 +120,8 @@ public struct PayerBook {
     s.granted = s.granted > headroom ? s.granted - headroom : 0
     let used = s.granted &+ s.debt
     let left = window > used ? window - used : 0
-    let spent = max(relayed, floor) > receipted ? max(relayed, floor) - receipted : 0
-    let share = max(min(window / UInt64(s.open), left), spent)
+    let spent = relayed > receipted ? relayed - receipted : 0
+    let share = max(min(max(window / UInt64(s.open), floor), left), spent)
     s.granted &+= share
     payers[k] = s
     let (limit, over) = receipted.addingReportingOverflow(share)

@@ -197,6 +197,7 @@ public struct RunConfig {
     }
     if let n = try number("--circuits-per-source", 0, 1 << 24) { c.sourceLimits.circuitsPerSource = Int(n) }
     if let n = try number("--pending-per-source", 0, 1 << 24) { c.sourceLimits.pendingPerSource = Int(n) }
+    if let n = try number("--unbound-per-source", 0, 65_536) { c.sourceLimits.unboundPerSource = Int(n) }
     if let n = try number("--exit-sockets", 0, 65_536) { c.exitSockets = Int(n) }
     if let n = try number("--commit-interval", 0, 86_400) { c.commitIntervalSec = n }
     if let n = try number("--duration", 0, 10 * 365 * 86_400) { c.durationSec = n }

@@ -17,7 +17,15 @@
 //     before it is handed to the worker (and given back if the worker's queue refuses it).
 //     The last quarter of the node's receipt budget is a reserve for circuits that a valid
 //     receipt has bound and that sent no invalid one since, so that a flood of receipts
-//     on other circuits cannot starve paying clients.
+//     on other circuits cannot starve paying clients;
+//   - unbound allowances per source: where credit is enforced, a new circuit may carry the
+//     unbound allowance before a receipt binds it only if its source has one left: at most
+//     `unboundPerSource` outstanding, one given back when a circuit of the source binds and
+//     one every `unboundRefillSeconds`. A circuit opened without one has a limit of 0 until
+//     it binds (a paying client binds in one round trip). So a client that opens circuits and
+//     never binds them — or binds each with a 0-byte receipt only after using its
+//     allowance — gets `unboundPerSource` allowances at once and then one per refill
+//     period, however many circuits it rotates through.
 // Configured peers (node links) are exempt from the shares.
 
 public struct SourceLimitSettings: Equatable, Sendable {
@@ -33,6 +41,10 @@ public struct SourceLimitSettings: Equatable, Sendable {
   public var receiptsPerSecond: Int
   /// Sealed-exit key agreements per second, whole node.
   public var keyAgreementsPerSecond: Int
+  /// Unbound allowances one source may have outstanding (0: no limit).
+  public var unboundPerSource: Int = 16
+  /// One outstanding unbound allowance of a source lapses every this many seconds.
+  public var unboundRefillSeconds: UInt32 = 5
 
   public init(circuitsPerSource: Int = 512, pendingPerSource: Int = 64, exitsPerSource: Int = 64,
               expensivePerSource: Int = Defaults.expensivePerSourcePerSecond,
@@ -53,6 +65,7 @@ public struct SourceLimitSettings: Equatable, Sendable {
     s.receiptsPerSecond = max(receiptsPerSecond / n, 1)
     s.keyAgreementsPerSecond = max(keyAgreementsPerSecond / n, 1)
     if exitsPerSource > 0 { s.exitsPerSource = max(exitsPerSource / n, 1) }
+    if unboundPerSource > 0 { s.unboundPerSource = max(unboundPerSource / n, 1) }
     return s
   }
 }
@@ -78,6 +91,9 @@ public final class SourceTable {
   let exitCount: UnsafeMutablePointer<UInt32>
   let spent: UnsafeMutablePointer<UInt32>
   let spentSecond: UnsafeMutablePointer<UInt32>
+  /// Unbound allowances outstanding per slot, and the second the last one lapsed.
+  let unbound: UnsafeMutablePointer<UInt32>
+  let unboundStamp: UnsafeMutablePointer<UInt32>
   var receiptsSpent = 0
   var keysSpent = 0
   var second: UInt32 = 0
@@ -87,6 +103,8 @@ public final class SourceTable {
   public private(set) var refusedCircuits: UInt64 = 0
   public private(set) var refusedPending: UInt64 = 0
   public private(set) var refusedExpensive: UInt64 = 0
+  /// Circuits opened without an unbound allowance (their source had none left).
+  public private(set) var refusedUnbound: UInt64 = 0
 
   /// `key0`, `key1`: the hash key, random (the forwarder draws it from the kernel).
   public init(settings: SourceLimitSettings, key0: UInt32, key1: UInt32) {
@@ -96,12 +114,15 @@ public final class SourceTable {
     exitCount = zeroedAllocation(SourceTable.size)
     spent = zeroedAllocation(SourceTable.size)
     spentSecond = zeroedAllocation(SourceTable.size)
+    unbound = zeroedAllocation(SourceTable.size)
+    unboundStamp = zeroedAllocation(SourceTable.size)
     self.key0 = key0 | 1
     self.key1 = key1
   }
 
   deinit {
     freeZeroed(circuits); freeZeroed(pending); freeZeroed(exitCount); freeZeroed(spent); freeZeroed(spentSecond)
+    freeZeroed(unbound); freeZeroed(unboundStamp)
   }
 
   @inline(__always)
@@ -160,6 +181,35 @@ public final class SourceTable {
   public func releasePending(_ e: Endpoint) {
     let i = slot(e)
     if pending[i] > 0 { pending[i] -= 1 }
+  }
+
+  /// An unbound allowance for a new circuit from `e` at monotonic second `now`: false
+  /// (counted) when the source has `unboundPerSource` outstanding.
+  public func takeUnbound(_ e: Endpoint, nowSec now: UInt32) -> Bool {
+    guard settings.unboundPerSource > 0 else { return true }
+    let i = slot(e)
+    let period = max(settings.unboundRefillSeconds, 1)
+    if unbound[i] == 0 {
+      unboundStamp[i] = now
+    } else {
+      let lapsed = (now &- unboundStamp[i]) / period
+      if lapsed > 0 {
+        unbound[i] = unbound[i] > lapsed ? unbound[i] - lapsed : 0
+        unboundStamp[i] = unboundStamp[i] &+ lapsed &* period
+      }
+    }
+    if Int(unbound[i]) >= settings.unboundPerSource {
+      refusedUnbound &+= 1
+      return false
+    }
+    unbound[i] &+= 1
+    return true
+  }
+
+  /// A circuit of `e` that took an unbound allowance was bound by a receipt: it comes back.
+  public func giveBackUnbound(_ e: Endpoint) {
+    let i = slot(e)
+    if unbound[i] > 0 { unbound[i] -= 1 }
   }
 
   /// One unit of expensive work for `e` at monotonic second `now`: within both the

@@ -571,6 +571,7 @@ public final class Node {
       s.sourceRefusedCircuits &+= l.sourceRefusedCircuits
       s.sourceRefusedPending &+= l.sourceRefusedPending
       s.sourceRefusedExpensive &+= l.sourceRefusedExpensive
+      s.sourceRefusedUnbound &+= l.sourceRefusedUnbound
     }
     s.keyAgreements = worker?.keyAgreements ?? 0
     s.keyAgreementsFailed = worker?.keyAgreementsFailed ?? 0

@@ -86,6 +86,7 @@ public struct ShardSnapshot {
   public var sourceRefusedCircuits: UInt64 = 0
   public var sourceRefusedPending: UInt64 = 0
   public var sourceRefusedExpensive: UInt64 = 0
+  public var sourceRefusedUnbound: UInt64 = 0
   public init() {}
 }
 
@@ -228,6 +229,7 @@ public final class NodeShard<IO: DatagramIO> {
     s.sourceRefusedCircuits = f.sources.refusedCircuits
     s.sourceRefusedPending = f.sources.refusedPending
     s.sourceRefusedExpensive = f.sources.refusedExpensive
+    s.sourceRefusedUnbound = f.sources.refusedUnbound
     if let t = sessions {
       s.hasSessionTable = true
       s.links.add(t.counters)  // a copy of its own

@@ -96,6 +96,7 @@ public struct StatusSnapshot {
   public var sourceRefusedCircuits: UInt64 = 0
   public var sourceRefusedPending: UInt64 = 0
   public var sourceRefusedExpensive: UInt64 = 0
+  public var sourceRefusedUnbound: UInt64 = 0
   /// Sealed exits' key agreements done on the worker, and refused points.
   public var keyAgreements: UInt64 = 0
   public var keyAgreementsFailed: UInt64 = 0
@@ -148,7 +149,7 @@ public struct StatusSnapshot {
     for (i, r) in exitPolicy.enumerated() { s += (i == 0 ? "" : ", ") + r }
     s += exitPolicy.isEmpty ? "none (no exit)" : " (first match wins; no match: reject)"
     s += "; \(drops[.exitPolicy]) CREATE(s) refused by it, \(drops[.forbiddenAddress]) to forbidden addresses\n"
-    s += "sources:   refused \(sourceRefusedCircuits) circuit(s) and \(sourceRefusedPending) pending over a source's share, \(sourceRefusedExpensive) signature/key operation(s) over budget\n"
+    s += "sources:   refused \(sourceRefusedCircuits) circuit(s) and \(sourceRefusedPending) pending over a source's share, \(sourceRefusedExpensive) signature/key operation(s) over budget, \(sourceRefusedUnbound) circuit(s) opened without an unbound allowance\n"
     s += "traffic:   \(packets) packets, \(bytes) bytes relayed; now \(pps) packets/s, \(formatFixed(kbitPerSec, decimals: 3)) Mbit/s\n"
     if creditKnown {
       s += "credit:    \(creditReceipted) bytes receipted in \(creditReceipts) receipt(s), \(creditCommitted) committed to disk;"
@@ -224,7 +225,7 @@ public struct StatusSnapshot {
     s += ",\"policy\":["
     for (i, r) in exitPolicy.enumerated() { s += (i == 0 ? "" : ",") + "\"\(Log.quote(r))\"" }
     s += "],\"policy_refused\":\(drops[.exitPolicy])}"
-    s += ",\"sources\":{\"refused_circuits\":\(sourceRefusedCircuits),\"refused_pending\":\(sourceRefusedPending),\"refused_expensive\":\(sourceRefusedExpensive)}"
+    s += ",\"sources\":{\"refused_circuits\":\(sourceRefusedCircuits),\"refused_pending\":\(sourceRefusedPending),\"refused_expensive\":\(sourceRefusedExpensive),\"refused_unbound\":\(sourceRefusedUnbound)}"
     s += ",\"traffic\":{\"packets\":\(packets),\"bytes\":\(bytes),\"packets_per_s\":\(pps),\"kbit_per_s\":\(kbitPerSec)}"
     if creditKnown {
       s += ",\"credit\":{\"receipted_bytes\":\(creditReceipted),\"receipts\":\(creditReceipts),\"committed_bytes\":\(creditCommitted)"
@@ -283,6 +284,7 @@ public struct StatusSnapshot {
     metric("source_refused_circuits_total", "counter", "Circuits refused over a source's share.", sourceRefusedCircuits)
     metric("source_refused_pending_total", "counter", "Pending circuits refused over a source's share.", sourceRefusedPending)
     metric("source_refused_expensive_total", "counter", "Signature checks and key agreements refused over budget.", sourceRefusedExpensive)
+    metric("source_refused_unbound_total", "counter", "Circuits opened without an unbound allowance (their source had none left): nothing carried until a receipt binds them.", sourceRefusedUnbound)
     metric("forwarded_packets_total", "counter", "Packets relayed.", packets)
     metric("forwarded_bytes_total", "counter", "Payload bytes relayed.", bytes)
     metric("quota_used_bytes", "gauge", "Bytes counted against this period's quota.", quotaUsed)

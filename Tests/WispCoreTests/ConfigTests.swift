@@ -40,7 +40,7 @@ import Testing
   }
 
   @Test func everyDocumentedKeyIsKnown() {
-    #expect(ConfigFile.keys.count == 50)
+    #expect(ConfigFile.keys.count == 51)
   }
 
   @Test func exitsList() throws {

@@ -427,6 +427,51 @@ func node(_ local: Endpoint, exits: [Endpoint] = [], limits: Limits = labLimits,
     #expect(emitted.count == 1 && emitted[0].1 == client && emitted[0].0[1] == FrameType.destroy.rawValue)
     #expect(u32(emitted[0].0, 4) == 0xC1 && emitted[0].0[8] == DestroyReason.unbound.rawValue)
   }
+
+  /// A source that opens circuits and never binds them gets `unbound_per_source` unbound
+  /// allowances at once, then one per refill period: rotating circuits does not multiply
+  /// the free bytes. A circuit that binds gives its allowance back.
+  @Test func aSourceHoldsFewUnboundAllowances() {
+    var settings = SourceLimitSettings()
+    settings.unboundPerSource = 3
+    settings.unboundRefillSeconds = 5
+    let a = node(nodeA, exits: [service], circuits: 64, sources: settings)
+    a.fingerprint = fp(1)
+    a.creditWindow = 1 << 20
+    a.bindTimeout = 5
+    var emitted: [([UInt8], Endpoint)] = []
+    a.emit = { f, to in emitted.append((Array(f), to)) }
+    a.onReceipt = { _, _, _, _, _ in true }
+    let other = Endpoint(ip: 0x7f00_0063, port: 4000)
+    func open(_ id: UInt32, from: Endpoint = client, at s: UInt64) -> UInt64 {
+      emitted.removeAll()
+      let (_, _) = Datagram(bytes(2, id, hopBytes(2, service))).handle(a, from: from, nowNs: s * 1_000_000_000)
+      var limit: UInt64 = .max
+      let local = u32(emitted[0].0, 8)
+      a.circuits.forEachInUse { _, h in if h.isForward && h.localId == local { limit = h.creditLimit } }
+      return limit
+    }
+    let u = a.unboundAllowance
+    #expect(open(1, at: 10) == u && open(2, at: 10) == u && open(3, at: 10) == u)
+    #expect(open(4, at: 10) == 0 && open(5, at: 11) == 0)  // none left: nothing until bound
+    #expect(a.sources.refusedUnbound == 2)
+    #expect(open(6, from: other, at: 11) == u)  // another source has its own
+    #expect(open(7, at: 15) == u)  // one came back after 5 s
+    #expect(open(8, at: 15) == 0)
+    // A circuit that binds gives its allowance back.
+    var bound = false
+    a.circuits.forEachInUse { i, h in
+      if !bound && h.isForward && h.inEndpoint == client && h.unboundCounted {
+        bound = true
+        a.credited(half: Int32(i), localId: h.localId, bound: true, receipted: 0, limit: 1000)
+      }
+    }
+    #expect(bound && open(9, at: 15) == u)
+    #expect(open(10, at: 15) == 0 && a.sources.refusedUnbound == 4)
+    // Without a limit (0) every circuit gets the allowance.
+    a.sources.settings.unboundPerSource = 0
+    #expect(open(11, at: 15) == u)
+  }
 }
 
 /// A stand-in cipher: "seals" by XOR with 0x5A, counter and tag as markers; keys are

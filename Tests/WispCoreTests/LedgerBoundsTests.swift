@@ -27,7 +27,8 @@ func opened(_ b: inout PayerBook, _ p: Fingerprint) -> Bool { b.open(p) }
   }
 
   @Test func invariantHoldsUnderRandomOperations() {
-    let w: UInt64 = 10_000
+    // `floor` (the unbound allowance a share keeps) comes out of the window like any share.
+    let w: UInt64 = 10_000, floor: UInt64 = 700
     var b = PayerBook(window: w, maxPayers: 4, maxClosed: 8)
     var rng = SplitMix(7)
     struct C { var payer: UInt8; var binding: Binding; var receipted: UInt64; var limit: UInt64; var relayed: UInt64 }
@@ -38,7 +39,7 @@ func opened(_ b: inout PayerBook, _ p: Fingerprint) -> Bool { b.open(p) }
       case 0:
         let payer = UInt8(rng.next() % 3)
         if opened(&b, clientFP(payer)) {
-          let limit = b.grant(clientFP(payer), headroom: 0, receipted: 0)
+          let limit = b.grant(clientFP(payer), headroom: 0, receipted: 0, floor: floor)
           open.append(C(payer: payer, binding: Binding(hi: 0, lo: next), receipted: 0, limit: limit, relayed: 0))
           next += 1
         }
@@ -48,7 +49,7 @@ func opened(_ b: inout PayerBook, _ p: Fingerprint) -> Bool { b.open(p) }
         c.relayed = max(c.relayed, min(c.limit, c.relayed + rng.next() % 3000))
         let paid = c.receipted + rng.next() % 2000
         if paid > c.receipted && paid <= Receipt.acceptable(relayed: c.relayed) {
-          c.limit = b.grant(clientFP(c.payer), headroom: c.limit - c.receipted, receipted: paid, relayed: c.relayed)
+          c.limit = b.grant(clientFP(c.payer), headroom: c.limit - c.receipted, receipted: paid, relayed: c.relayed, floor: floor)
           c.receipted = paid
         }
         open[i] = c
@@ -65,7 +66,8 @@ func opened(_ b: inout PayerBook, _ p: Fingerprint) -> Bool { b.open(p) }
         let headroom = mine.reduce(UInt64(0)) { $0 + ($1.limit - $1.receipted) }
         let debt = b.state(clientFP(UInt8(payer)))?.debt ?? 0
         if let s = b.state(clientFP(UInt8(payer))) { #expect(s.granted == headroom && s.open == mine.count) }
-        // Circuits carry at most their limits here (no unbound allowance): the invariant exactly.
+        // Circuits carry at most their limits here (nothing before binding): the invariant exactly,
+        // floors included.
         #expect(headroom + debt <= w, "payer \(payer): \(headroom) granted, \(debt) owed")
       }
       #expect(b.payerCount <= 4 && b.closedCount <= 8)

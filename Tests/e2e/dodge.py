@@ -11,6 +11,8 @@ echo has come back for 0.6 s the node has paused the circuit: DESTROY it and rot
 loop is bounded (at most 3,000 messages and 8 s per circuit); it sends only to 127/8.
 
 Prints `circuit I echoed N` per circuit, then `circuits N` and `echoed_total BYTES`.
+With an eighth argument `nobind` it never sends a receipt: every circuit lives on the
+unbound allowance its source has left (and is closed unbound).
 
 `receipts`: one circuit through the node (on 127.0.0.1) extended to the next node and its
 echo exit; bound at the node with a 0-byte receipt, it then sends COUNT RECEIPT frames that
@@ -46,6 +48,7 @@ echo_ip, echo_port = sys.argv[3], int(sys.argv[4])
 node_fp = bytes.fromhex(sys.argv[5])
 key = serialization.load_pem_private_key(open(sys.argv[6], 'rb').read(), password=None)
 circuits = int(sys.argv[7])
+nobind = len(sys.argv) > 8 and sys.argv[8] == 'nobind'
 point = key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
 payer_fp = hashlib.sha256(SPKI_PREFIX + point).digest()
 
@@ -92,7 +95,7 @@ for c in range(circuits):
     built += 1
     if mode_reuse and c == 1:
         s.sendto(frame(RECEIPT, fwd, paid), loopback_only(node))   # circuit 1's receipt, on circuit 2
-    else:
+    elif not nobind:
         s.sendto(frame(RECEIPT, fwd, receipt(binding, 0)), loopback_only(node))
     time.sleep(0.05)  # the node's worker verifies the bind receipt
     if mode_receipts:
@@ -147,6 +150,7 @@ for c in range(circuits):
         print(f'second_echoed {echoed}')
     s.sendto(frame(DESTROY, fwd, b'\x00'), loopback_only(node))
     print(f'circuit {c} echoed {echoed} of {sent * len(payload)} sent')
+    sys.stdout.flush()
     total += echoed
     time.sleep(0.1)
 print(f'circuits {built}')

@@ -33,7 +33,8 @@ node() {  # NAME PORT EXTRA...
   pids+=($!)
 }
 node A $pa; apid=${pids[-1]}
-node B $pb --exit 127.0.0.1:$echo_port; bpid=${pids[-1]}
+UPS=4   # B's unbound allowances per source (the default is 16): part 5b shows the cap
+node B $pb --exit 127.0.0.1:$echo_port --unbound-per-source $UPS; bpid=${pids[-1]}
 for s in A B; do for _ in $(seq 100); do [ -S "$d/$s.sock" ] && break; sleep 0.1; done; done
 
 # 1. An honest client through A and B.
@@ -98,14 +99,29 @@ python3 Tests/e2e/dodge.py 127.0.0.1 $pb 127.0.0.1 $echo_port "$FB" "$d/payer/no
 cat "$d/dodge.out" | sed 's/^/  /'
 echoed=$(sed -n 's/^echoed_total \([0-9]*\)$/\1/p' "$d/dodge.out")
 circuits=$(sed -n 's/^circuits \([0-9]*\)$/\1/p' "$d/dodge.out")
-# The node counts DATA both ways; echoed bytes are half of what it relayed. Bound: W for the
-# payer (all its circuits together, debts of closed ones included) + U per circuit.
-bound=$(( (W + circuits * U) / 2 ))
+# The node counts DATA both ways; echoed bytes are half of what it relayed. Bound: one W for
+# the payer (all its circuits together, debts of closed ones included; the client binds
+# before it sends, so nothing rides on unbound allowances), + one 500-byte frame per circuit.
+bound=$(( W / 2 + circuits * 500 ))
 [ -n "$echoed" ] && [ "$echoed" -le "$bound" ] \
-  || fail "a payer that never pays got $echoed bytes echoed over $circuits circuits (bound $bound: (W $W + $circuits x U $U) / 2)"
+  || fail "a payer that never pays got $echoed bytes echoed over $circuits circuits (bound $bound: W $W / 2 + $circuits x 500)"
 json=$(st B)
 debt=$(python3 -c 'import json,sys; c=json.loads(sys.argv[1])["credit"]; print(c.get("debts",{}).get("owed_bytes",0))' "$json")
-check "dishonest payer, $circuits circuits bound with 0-byte receipts and never paid: $echoed bytes echoed in all (bound $bound = (W + ${circuits}U)/2), closed-circuit debt $debt bytes at B (the exit)"
+check "dishonest payer, $circuits circuits bound with 0-byte receipts and never paid: $echoed bytes echoed in all (bound $bound = W/2 + ${circuits} x 500: one window, not one per circuit), closed-circuit debt $debt bytes at B (the exit)"
+
+# 5b. The same client never binding at all: each circuit lives on an unbound allowance of
+# its source (127.0.0.1), of which B gives $UPS at once and one more every 5 s.
+refu() { st B | python3 -c 'import json,sys; print(json.load(sys.stdin)["sources"]["refused_unbound"])'; }
+r0=$(refu) t0=$(date +%s)
+python3 Tests/e2e/dodge.py 127.0.0.1 $pb 127.0.0.1 $echo_port "$FB" "$d/payer/node.key" 12 nobind >"$d/nobind.out" 2>&1 \
+  || { cat "$d/nobind.out"; fail "never-binding client"; }
+secs=$(( $(date +%s) - t0 + 1 )) r1=$(refu)
+echoed=$(sed -n 's/^echoed_total \([0-9]*\)$/\1/p' "$d/nobind.out")
+carried=$(grep -c 'echoed [1-9]' "$d/nobind.out")
+allow=$(( UPS + secs / 5 + 1 ))
+[ -n "$echoed" ] && [ "$carried" -le "$allow" ] && [ "$echoed" -le $(( allow * U / 2 )) ] && [ $((r1 - r0)) -ge $((12 - allow)) ] \
+  || { cat "$d/nobind.out"; fail "a client that never binds: $carried of 12 circuits carried traffic, $echoed bytes echoed in ${secs} s (at most $allow allowances: $UPS + one per 5 s), refused_unbound +$((r1 - r0))"; }
+check "a client that never binds: 12 circuits in ${secs} s, $carried carried traffic ($echoed bytes echoed; at most $allow unbound allowances of $U bytes: $UPS at once + one per 5 s), $((r1 - r0)) opened without one"
 
 # 6. RECEIPT frames for another node as free carriage: a circuit A -> B bound at A with a
 # 0-byte receipt, then 3,000 RECEIPT frames naming B (235 bytes each, 705,000 bytes): A
