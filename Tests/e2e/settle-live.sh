@@ -6,7 +6,8 @@
 # spending cap stops under it and says so; a receipt for one circuit cannot pay for another. Then a dishonest client (Python, real P-256 signatures with the same listed
 # payer key) tries to ride for free: it binds each new circuit with a 0-byte receipt and
 # never pays, rotating circuits; the bytes echoed back in total stay within one credit
-# window W for the payer plus one unbound allowance per circuit. Last, RECEIPT frames for
+# window W for the payer. The same client never binding gets only its source's few unbound
+# allowances, however many circuits it opens. Last, RECEIPT frames for
 # the next node carry nothing for free: the first node charges them like DATA.
 source "$(dirname "$0")/lib.bash"
 wisp=${WISP_BIN:-.build-firmware/x86_64/wisp}
