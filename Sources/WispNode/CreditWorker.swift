@@ -167,6 +167,11 @@ public final class CreditWorker {
         // Short of its fair share (the payer's other circuits hold the window, some maybe on
         // a dead path): ask the shards to lower the circuits above their share.
         if s.limit &- max(s.receipted, relayed) < credit.fairShare(s.payer) { lowerOthers(of: s.payer, except: ref) }
+        // A receipt of a busy circuit shrinks its share to what is fair now, or pays a closed
+        // circuit's debt: what it frees goes at once to the payer's circuits short of their
+        // share (this one too). Nobody else would ask: a paused circuit carries nothing that
+        // makes its client send a new receipt. (O(the payer's circuits) per receipt, here.)
+        raiseStarved(of: s.payer)
       }
     case .exitKeys(let shard, let half, let localId, let point):
       let made = keyAgreement.flatMap { k in point.withUnsafeBytes { k.agree(clientPoint: $0) } }
@@ -189,10 +194,14 @@ public final class CreditWorker {
     case .limitApplied(let shard, let half, let localId, let limit):
       guard shard < slots.count, half >= 0, Int(half) < slotCount else { return }
       var s = slots[shard][Int(half)]
-      // Counted only if no receipt changed the circuit's limit since it was asked for.
-      guard s.localId == localId, s.bound, s.lowering != 0, s.lowering == s.limit else { return }
-      credit.adjust(s.payer, from: s.limit &- s.receipted, to: limit &- s.receipted)
-      s.limit = limit
+      guard s.localId == localId, s.bound, s.lowering != 0 else { return }
+      // Counted only if no receipt changed the circuit's limit since it was asked for (the
+      // shard applied that receipt's limit after this one: it stands). Either way the
+      // lowering is over, so the circuit can be lowered again later.
+      if s.lowering == s.limit {
+        credit.adjust(s.payer, from: s.limit &- s.receipted, to: limit &- s.receipted)
+        s.limit = limit
+      }
       s.lowering = 0
       slots[shard][Int(half)] = s
       raiseStarved(of: s.payer)

@@ -156,6 +156,37 @@ import WispTLS
     #expect(f.credit.book.state(f.payerFP)?.granted == w && f.shardInbox.take() == nil)
   }
 
+  /// A busy circuit holds the window; a new circuit of the payer binds with nothing left and
+  /// asks for it to be lowered, but a receipt of the busy circuit overtakes the lowering. The
+  /// receipt's smaller share frees the window for the waiting circuit at once, and the stale
+  /// lowering does not keep the busy circuit from being lowered again.
+  @Test func aReceiptOfABusyCircuitFeedsItsWaitingSiblings() throws {
+    let w: UInt64 = 100_000
+    let f = try Fixture(window: w)
+    f.post(f.receipt(binding(1), bytes: 0), half: 0, localId: 1, relayed: 0, circuit: binding(1))
+    #expect(try #require(f.answer()).limit == w)
+    f.post(f.receipt(binding(2), bytes: 0), half: 2, localId: 2, relayed: 0, circuit: binding(2))
+    #expect(try #require(f.answer()).limit == 0)
+    guard case .limit(0, 1, w / 2) = try #require(f.shardInbox.take()) else { Issue.record("no lowering"); return }
+    // Circuit 1's receipt arrives before the shard says it applied the lowering.
+    f.post(f.receipt(binding(1), bytes: 10_000), half: 0, localId: 1, relayed: 10_000, circuit: binding(1))
+    var raised: UInt64? = nil, credited: UInt64? = nil
+    while let m = f.shardInbox.take() {
+      if case .credited(0, 1, true, 10_000, let l) = m { credited = l }
+      if case .limit(2, 2, let l) = m { raised = l }
+    }
+    #expect(credited == 10_000 + w / 2)
+    #expect(raised == w / 2)  // circuit 2 flows without waiting for anything else
+    // The stale answer: ignored, and the lowering is over.
+    f.worker.handle(.limitApplied(shard: 0, half: 0, localId: 1, limit: w / 2))
+    #expect(f.credit.book.state(f.payerFP)?.granted == w)
+    // A third circuit: both others are above its fair share and are asked to come down.
+    f.post(f.receipt(binding(3), bytes: 0), half: 4, localId: 3, relayed: 0, circuit: binding(3))
+    var lowered: [Int32] = []
+    while let m = f.shardInbox.take() { if case .limit(let h, _, let l) = m, l < w / 2 + 10_000 { lowered.append(h) } }
+    #expect(lowered.sorted() == [0, 2])
+  }
+
   @Test func closedDebtIsPaidOnlyByItsOwnBinding() throws {
     let w: UInt64 = 100_000
     let f = try Fixture(window: w)
@@ -168,13 +199,13 @@ import WispTLS
     f.post(f.receipt(binding(2), bytes: 0), half: 2, localId: 2, relayed: 0, circuit: binding(2))
     #expect(try #require(f.answer()).limit == 0)
     // ...a receipt for the closed binding, sent on it, pays the debt (and is recorded)
-    // without moving the circuit it came on...
+    // without moving the circuit's receipted amount; the window it frees raises the circuit...
     f.post(f.receipt(binding(1), bytes: w), half: 2, localId: 2, relayed: 0, circuit: binding(2))
-    let a = try #require(f.answer())
-    #expect(a.bound && a.receipted == 0 && a.limit == 0)
+    guard case .credited(2, 2, true, 0, 0) = try #require(f.shardInbox.take()) else { Issue.record("no answer"); return }
+    guard case .limit(2, 2, w) = try #require(f.shardInbox.take()) else { Issue.record("not raised"); return }
     #expect(f.credit.tables().debtBytes == 0 && f.credit.tables().debtPaid == w)
     #expect(f.credit.report().totals.receipted == w)
-    // ...and the circuit's next receipt gets the window back.
+    // ...and its next receipt keeps the window.
     f.post(f.receipt(binding(2), bytes: 10), half: 2, localId: 2, relayed: 10, circuit: binding(2))
     #expect(try #require(f.answer()).limit == 10 + w)
   }
