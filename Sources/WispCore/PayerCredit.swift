@@ -108,11 +108,14 @@ public struct PayerBook {
   /// under an earlier, larger limit stay counted as its headroom, so a smaller share
   /// pauses the circuit at once instead of hiding them).
   ///
-  /// `floor`: the share is at least this much while the window has it left (the unbound
-  /// allowance: a circuit of a payer with many circuits keeps what it could carry before
-  /// its first receipt). It comes out of the window like any share: a payer whose window is
-  /// spent (granted to other circuits, or owed by closed ones) gets nothing beyond what the
-  /// circuit already relayed, so rotating circuits never adds a floor per circuit.
+  /// `floor`: the share is at least this much while granted + debt leave it room within
+  /// W + floor (the unbound allowance: a circuit keeps what it could carry before its first
+  /// receipt). The one floor beyond W lets a payer's new circuit carry at once while its
+  /// other circuits, which hold the window, are lowered to their fair share (CreditWorker);
+  /// without it the circuit is paused from its bind until then, and the first datagram of a
+  /// DNS query on it is lost. It is one floor per payer, not one per circuit: a payer whose
+  /// window is spent (granted to other circuits, or owed by closed ones) gets nothing beyond
+  /// what the circuit already relayed, so rotating circuits never adds a floor per circuit.
   public mutating func grant(_ payer: Fingerprint, headroom: UInt64, receipted: UInt64, relayed: UInt64 = 0,
                              floor: UInt64 = 0) -> UInt64 {
     let k = PayerKey(fp: payer)
@@ -120,8 +123,9 @@ public struct PayerBook {
     s.granted = s.granted > headroom ? s.granted - headroom : 0
     let used = s.granted &+ s.debt
     let left = window > used ? window - used : 0
+    let room = window &+ floor > used ? window &+ floor - used : 0
     let spent = relayed > receipted ? relayed - receipted : 0
-    let share = max(min(max(window / UInt64(s.open), floor), left), spent)
+    let share = max(min(max(window / UInt64(s.open), floor), left), min(floor, room), spent)
     s.granted &+= share
     payers[k] = s
     let (limit, over) = receipted.addingReportingOverflow(share)

@@ -1,5 +1,5 @@
 // Credit per payer (PayerCredit.swift) and the bounds of its tables (issue 15): the
-// invariant Σ (limit − receipted) + closed debt ≤ W per payer after any sequence of
+// invariant Σ (limit − receipted) + closed debt ≤ W (+ one unbound-allowance floor) per payer after any sequence of
 // binds, grants, closes and payments; the payer table and the closed-debt entries are
 // bounded and counted; the ledger index agrees with a plain scan.
 import Testing
@@ -26,8 +26,28 @@ func opened(_ b: inout PayerBook, _ p: Fingerprint) -> Bool { b.open(p) }
     #expect(opened(&b, clientFP(2)) && b.grant(clientFP(2), headroom: 0, receipted: 7) == 1007)
   }
 
+  @Test func aNewCircuitGetsOneFloorBeyondAHeldWindowNotOnePerCircuit() {
+    let w: UInt64 = 1000, floor: UInt64 = 100
+    var b = PayerBook(window: w)
+    let p = clientFP(1)
+    #expect(opened(&b, p) && b.grant(p, headroom: 0, receipted: 0, floor: floor) == 1000)
+    // The first circuit holds the window: the second carries the floor at once (its first
+    // datagram is not lost while the first is lowered), a third nothing.
+    #expect(opened(&b, p) && b.grant(p, headroom: 0, receipted: 0, floor: floor) == 100)
+    #expect(opened(&b, p) && b.grant(p, headroom: 0, receipted: 0, floor: floor) == 0)
+    #expect(b.state(p)?.granted == w + floor)
+    // A payer whose closed circuits owe the window gets that one floor, then nothing.
+    var c = PayerBook(window: w)
+    let q = clientFP(2)
+    #expect(opened(&c, q))
+    c.close(q, binding: Binding(hi: 1, lo: 1), headroom: 0, receipted: 0, relayed: w)
+    #expect(opened(&c, q) && c.grant(q, headroom: 0, receipted: 0, floor: floor) == floor)
+    c.close(q, binding: Binding(hi: 1, lo: 2), headroom: floor, receipted: 0, relayed: floor)
+    #expect(opened(&c, q) && c.grant(q, headroom: 0, receipted: 0, floor: floor) == 0)
+  }
+
   @Test func invariantHoldsUnderRandomOperations() {
-    // `floor` (the unbound allowance a share keeps) comes out of the window like any share.
+    // `floor` (the unbound allowance a share keeps): at most one beyond the window per payer.
     let w: UInt64 = 10_000, floor: UInt64 = 700
     var b = PayerBook(window: w, maxPayers: 4, maxClosed: 8)
     var rng = SplitMix(7)
@@ -67,8 +87,8 @@ func opened(_ b: inout PayerBook, _ p: Fingerprint) -> Bool { b.open(p) }
         let debt = b.state(clientFP(UInt8(payer)))?.debt ?? 0
         if let s = b.state(clientFP(UInt8(payer))) { #expect(s.granted == headroom && s.open == mine.count) }
         // Circuits carry at most their limits here (nothing before binding): the invariant exactly,
-        // floors included.
-        #expect(headroom + debt <= w, "payer \(payer): \(headroom) granted, \(debt) owed")
+        // however many floors were granted.
+        #expect(headroom + debt <= w + floor, "payer \(payer): \(headroom) granted, \(debt) owed")
       }
       #expect(b.payerCount <= 4 && b.closedCount <= 8)
     }

@@ -102,13 +102,14 @@ echoed=$(sed -n 's/^echoed_total \([0-9]*\)$/\1/p' "$d/dodge.out")
 circuits=$(sed -n 's/^circuits \([0-9]*\)$/\1/p' "$d/dodge.out")
 # The node counts DATA both ways; echoed bytes are half of what it relayed. Bound: one W for
 # the payer (all its circuits together, debts of closed ones included; the client binds
-# before it sends, so nothing rides on unbound allowances), + one 500-byte frame per circuit.
-bound=$(( W / 2 + circuits * 500 ))
+# before it sends, so nothing rides on unbound allowances) + the one floor U a payer may hold
+# beyond it (PayerBook.grant), + one 500-byte frame per circuit.
+bound=$(( (W + U) / 2 + circuits * 500 ))
 [ -n "$echoed" ] && [ "$echoed" -le "$bound" ] \
-  || fail "a payer that never pays got $echoed bytes echoed over $circuits circuits (bound $bound: W $W / 2 + $circuits x 500)"
+  || fail "a payer that never pays got $echoed bytes echoed over $circuits circuits (bound $bound: (W $W + U $U) / 2 + $circuits x 500)"
 json=$(st B)
 debt=$(python3 -c 'import json,sys; c=json.loads(sys.argv[1])["credit"]; print(c.get("debts",{}).get("owed_bytes",0))' "$json")
-check "dishonest payer, $circuits circuits bound with 0-byte receipts and never paid: $echoed bytes echoed in all (bound $bound = W/2 + ${circuits} x 500: one window, not one per circuit), closed-circuit debt $debt bytes at B (the exit)"
+check "dishonest payer, $circuits circuits bound with 0-byte receipts and never paid: $echoed bytes echoed in all (bound $bound = (W + U)/2 + ${circuits} x 500: one window, not one per circuit), closed-circuit debt $debt bytes at B (the exit)"
 
 # 5b. The same client never binding at all: each circuit lives on an unbound allowance of
 # its source (127.0.0.1), of which B gives $UPS at once and one more every 5 s.
