@@ -24,8 +24,12 @@ step() {  # step NAME COMMAND...
 
 step import-boundaries Tests/check-imports.sh
 step host-unit-tests swift test
+# The host build's developer tools the end-to-end scripts use (tls-probe, credits
+# selftest-fill, the settlement and payer-list tools; Toolchain/host-build.sh): the debug
+# build `swift test` just made, the same code, rather than another full (release) compile.
+[ -x .build/debug/wisp ] && export WISP_DEV_BIN=${WISP_DEV_BIN:-$PWD/.build/debug/wisp}
 step host-unit-tests-asan Tests/unit-tests-asan.sh
-step fuzz-short Tests/Fuzz/fuzz.sh 12
+step fuzz-short Tests/Fuzz/fuzz.sh 8
 step firmware-build Toolchain/build.sh  # every target, bookworm and trixie
 for t in Tests/e2e/*.sh; do
   step "$(basename "$t" .sh)" "$t"

@@ -45,15 +45,39 @@ module WispOS
 module WispTLS
 
 libs=(-L "$out" -lWispTLS -lWispOS -lWispCore -lCPosix -lmbedtls -lmbedx509 -lmbedcrypto)
+# One target (its own module, so two can compile at once).
+target() {  # target SRC BIN
+  local src=$1 bin=$2 t
+  t=$(basename "$src" .swift); t=${t#fuzz-}
+  echo "fuzz build: fuzz-$t" >&2
+  # Several files: the driver leaves per-file module pieces in its working directory,
+  # so it runs in a directory of its own under the build directory (never the checkout's top level).
+  mkdir -p "$out/work-$t"
+  (root=$PWD; cd "$out/work-$t" && swiftc "${swiftflags[@]}" -module-name "Fuzz_${t//-/_}" "$root/$src" "$root/Tests/Fuzz/FuzzSupport.swift" \
+    "$root/Tests/WispCoreTests/ReceiptTestSupport.swift" "${libs[@]}" -o "$bin")
+}
+todo=() bins=()
 for src in Tests/Fuzz/fuzz-*.swift; do
   t=$(basename "$src" .swift); t=${t#fuzz-}
   bin=$out/fuzz-$t
+  bins+=("$bin")
   if newer "$bin" "$src" Tests/Fuzz/FuzzSupport.swift Tests/WispCoreTests/ReceiptTestSupport.swift "$out/libWispTLS.a" "$out/libWispOS.a" "$out/libWispCore.a"; then
-    echo "fuzz build: fuzz-$t" >&2
-    # Several files: the driver leaves per-file module pieces in its working directory,
-    # so it runs in the build directory (never the checkout's top level).
-    (root=$PWD; cd "$out" && swiftc "${swiftflags[@]}" -module-name "Fuzz_${t//-/_}" "$root/$src" "$root/Tests/Fuzz/FuzzSupport.swift" \
-      "$root/Tests/WispCoreTests/ReceiptTestSupport.swift" "${libs[@]}" -o "$bin")
+    todo+=("$src")
   fi
-  echo "$bin"
 done
+# The targets' compilations are one process each: FUZZ_JOBS (default: the cores, at most 4) at a time.
+jobs=${FUZZ_JOBS:-$(nproc)}
+[ "$jobs" -ge 1 ] 2>/dev/null || jobs=1
+[ "$jobs" -le 4 ] || jobs=4
+failed=0
+for ((i = 0; i < ${#todo[@]}; i += jobs)); do
+  pids=()
+  for ((j = i; j < i + jobs && j < ${#todo[@]}; j++)); do
+    t=$(basename "${todo[$j]}" .swift)
+    target "${todo[$j]}" "$out/$t" &
+    pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p" || failed=1; done
+  [ $failed = 0 ] || { echo "fuzz build: a target failed to compile" >&2; exit 1; }
+done
+for bin in "${bins[@]}"; do echo "$bin"; done

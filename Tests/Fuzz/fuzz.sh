@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Tests/Fuzz/fuzz.sh [SECONDS [TARGET...]] — builds every fuzz target once (Tests/Fuzz/build.sh)
 # and runs each for SECONDS (default: $FUZZ_SECONDS, else 60) with AddressSanitizer and leak
-# detection. `make fuzz` runs it; Tests/run-all.sh runs it for 12 s per target.
+# detection. `make fuzz` runs it; Tests/run-all.sh runs it for 8 s per target.
 #
 # Corpus per target: .build-fuzz/corpus/TARGET (what this machine's runs found; kept
 # between runs), Tests/Fuzz/corpus/TARGET (the seeds in the repository) and
@@ -29,10 +29,10 @@ fi
 # The Swift runtime's own crash handler would race AddressSanitizer's report: off.
 export SWIFT_BACKTRACE=enable=no
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
-failed=()
-for t in "$@"; do
-  bin=$out/fuzz-$t
-  [ -x "$bin" ] || { echo "fuzz $t: no such target ($bin)"; failed+=("$t"); continue; }
+# One target: its output in $log/$t.out, exit 1 when it failed.
+fuzz_one() {
+  local t=$1 bin=$out/fuzz-$1 start rc execs cov
+  [ -x "$bin" ] || { echo "fuzz $t: no such target ($bin)"; return 1; }
   mkdir -p "$out/corpus/$t" "$out/seeds/$t" Tests/Fuzz/corpus/"$t"
   rm -f "$out/seeds/$t"/*
   WISP_FUZZ_SEEDS="$out/seeds/$t" "$bin" >/dev/null 2>&1 || true
@@ -45,11 +45,32 @@ for t in "$@"; do
   echo "fuzz $t execs ${execs:-0}"
   echo "fuzz $t coverage ${cov:-0} edges, $((SECONDS - start)) s, corpus $(ls "$out/corpus/$t" | wc -l) inputs"
   if [ $rc -ne 0 ]; then
-    failed+=("$t")
     echo "FAIL fuzz $t (exit $rc): the report, then the input:"
     grep -v '^ *0x[0-9a-f]*:' "$log/$t.log" | grep -A 40 -E 'ERROR|Fatal error|deadly signal|timeout|out-of-memory' | head -n 60
     ls "$out/crash-$t-"* 2>/dev/null
+    return 1
   fi
+}
+
+# libFuzzer runs one thread: FUZZ_JOBS targets at a time (default: the cores, at most 4),
+# their output printed in the order of the targets.
+jobs=${FUZZ_JOBS:-$(nproc)}
+[ "$jobs" -ge 1 ] 2>/dev/null || jobs=1
+[ "$jobs" -le 4 ] || jobs=4
+failed=()
+targets=("$@")
+for ((i = 0; i < ${#targets[@]}; i += jobs)); do
+  pids=()
+  for ((j = i; j < i + jobs && j < ${#targets[@]}; j++)); do
+    fuzz_one "${targets[$j]}" >"$log/${targets[$j]}.out" 2>&1 &
+    pids+=($!)
+  done
+  j=$i
+  for p in "${pids[@]}"; do
+    wait "$p" || failed+=("${targets[$j]}")
+    cat "$log/${targets[$j]}.out"
+    j=$((j + 1))
+  done
 done
 echo "fuzz logs in $log"
 [ ${#failed[@]} -eq 0 ] || { echo "fuzz failed: ${failed[*]}"; exit 1; }

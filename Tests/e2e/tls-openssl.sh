@@ -157,8 +157,10 @@ for t in "${targets[@]}"; do
   check "$t (qemu) node <- openssl s_client: $(grep -o 'msg="session up".*' "$work/node-$t.log" | grep -o 'suite=[^ ]*' | head -1), client key learned"
   # The node as client -> openssl s_server -Verify 1, AES-GCM only: a pinned node link.
   next_port; srv=$p
-  (sleep 40) | timeout 45 openssl s_server -dtls1_2 -accept 127.0.0.1:$srv -cert "$work/ossl.crt" -key "$work/ossl.key" \
-    -Verify 1 -naccept 1 -cipher ECDHE-ECDSA-AES128-GCM-SHA256 >"$work/ss-$t.out" 2>&1 & spid=$!; pids+=($spid)
+  # stdin held open by a process substitution, not a pipeline: `wait` on a pipeline's last
+  # process waits for the whole pipeline (its `sleep 40` too, 40 s per target).
+  timeout 45 openssl s_server -dtls1_2 -accept 127.0.0.1:$srv -cert "$work/ossl.crt" -key "$work/ossl.key" \
+    -Verify 1 -naccept 1 -cipher ECDHE-ECDSA-AES128-GCM-SHA256 < <(sleep 40) >"$work/ss-$t.out" 2>&1 & spid=$!; pids+=($spid)
   sleep 0.5
   next_port
   timeout 60 Toolchain/run.sh $t run --lab-addresses yes --listen 127.0.0.1:$p --state-dir "$work/node-$t" --name $t --credit-window 0 \
