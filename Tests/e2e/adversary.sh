@@ -92,6 +92,7 @@ t_F3() {
 t_F4() {
   local r=$1 c=$(($1 + 1)) d=$(($1 + 2)) dst=$(($1 + 3)) figs=() ok=1 f est cap
   python3 Tests/e2e/wisppeer.py echo $dst 30 >/dev/null & pids+=($!)
+  wait_udp $dst
   node R $r "links = optional" "$lab" "shards = 1" "exits = 127.0.0.1:$dst" "commit_interval = 30"
   node C $c "links = optional" "$lab" "shards = 1" "exits = 127.0.0.1:$dst"
   # sessions = 12: a per-source session limit must keep one address below the node's
@@ -190,6 +191,7 @@ t_F7() {
 t_F8() {
   local n=$1 r=$(($1 + 1)) l=$(($1 + 2)) dst=$(($1 + 3)) figs=() ok=1 f rc fr
   python3 Tests/e2e/wisppeer.py echo $dst 20 >/dev/null & pids+=($!)
+  wait_udp $dst
   node N $n "$lab" "exits = 127.0.0.1:$dst"           # no links key: the default
   node R $r "$lab" "links = required" "exits = 127.0.0.1:$dst"
   fr=$(fp R)

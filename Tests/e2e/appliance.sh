@@ -31,6 +31,7 @@ rc=0; $bin config check "$dir/public.conf" >/dev/null 2>"$dir/check.err" || rc=$
   || { cat "$dir/check.err"; fail "config check accepted a loopback exit without lab_addresses (rc $rc)"; }
 check "config check: $(cat "$dir/check.err")"
 python3 Tests/e2e/wisppeer.py echo $echo_port 20 >/dev/null & pids+=($!)
+wait_udp $echo_port
 # A second node, the first one's configured peer: it answers the PINGs.
 $bin run --listen 127.0.0.1:$peer_port --state-dir "$dir/peer" --links optional --duration 25 2>/dev/null & pids+=($!)
 python3 - "$dir" "$bin" "$port" "$echo_port" "$metrics" <<'PY'

@@ -10,6 +10,7 @@ log=$(mktemp /tmp/wisp-bad.XXXXXX)
 Toolchain/run.sh x86_64 run --listen 127.0.0.1:$port --state-dir "$state" --exit 127.0.0.1:$echo_port --links optional --lab-addresses yes --credit-window 0 --duration 30 2>"$log" & node=$!
 pids+=($node)
 python3 Tests/e2e/wisppeer.py echo $echo_port 25 >/dev/null & pids+=($!)
+wait_udp $echo_port
 sleep 0.5
 python3 - "$port" "$echo_port" <<'PY'
 import os, random, socket, sys, threading, time

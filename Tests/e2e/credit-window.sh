@@ -7,6 +7,7 @@
 source "$(dirname "$0")/lib.bash"
 port=$((20000 + RANDOM % 20000)) echo_port=$((port + 1))
 python3 Tests/e2e/wisppeer.py echo $echo_port 130 >/dev/null & pids+=($!)
+wait_udp $echo_port
 for window in 200000 0; do
   log=$(mktemp /tmp/wisp-window.XXXXXX)
   .build-firmware/x86_64/wisp run --clock-sync assume --listen 127.0.0.1:$port --state-dir "$state/w$window" --exit 127.0.0.1:$echo_port --links optional --lab-addresses yes \

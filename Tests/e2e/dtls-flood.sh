@@ -30,6 +30,7 @@ $W run --listen 127.0.0.1:$a --state-dir "$state/A" --name A --peer B=127.0.0.1:
 $W run --listen 127.0.0.1:$b --state-dir "$state/B" --name B --peer A=127.0.0.1:$a=$fa --exit 127.0.0.1:$e \
   --credit-window 0 --lab-addresses yes --duration 90 2>"$log/b.log" & pids+=($!)
 python3 Tests/e2e/wisppeer.py echo $e 80 >/dev/null & pids+=($!)
+wait_udp $e
 for _ in $(seq 100); do grep -q 'msg="session up"' "$log/a.log" && break; sleep 0.1; done
 grep -q 'msg="session up"' "$log/a.log" || { cat "$log/a.log"; fail "node link did not come up"; }
 

@@ -77,6 +77,7 @@ run_client() {  # run_client BUILD SECONDS OUT: every message back exactly once
   echo "$back/$sent"
 }
 python3 Tests/e2e/wisppeer.py echo $e 120 >/dev/null & pids+=($!)
+wait_udp $e
 
 # 1. Mixed link: A bookworm, B trixie; rekeyed every MiB.
 start $old $bnew 1 1

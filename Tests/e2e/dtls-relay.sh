@@ -30,6 +30,7 @@ Toolchain/run.sh x86_64 run --listen 127.0.0.1:$a --state-dir "$state/A" --name 
   --links required --rekey-mib 1 --credit-window 0 --status-socket "$log/a.sock" --duration 60 2>"$log/a.log" & apid=$!; pids+=($apid)
 start_b
 python3 Tests/e2e/wisppeer.py echo $e 50 >/dev/null & pids+=($!)
+wait_udp $e
 
 # The node link comes up by itself (the lower fingerprint dials; qemu is slow: up to 20 s).
 up=0

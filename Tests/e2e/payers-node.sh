@@ -25,6 +25,7 @@ sed 's/100000000/100000001/' "$d/list6" >"$d/damaged"
 
 port=$((20000 + RANDOM % 20000)) echo_port=$((port + 1))
 python3 Tests/e2e/wisppeer.py echo $echo_port 60 >/dev/null & pids+=($!)
+wait_udp $echo_port
 # A list no pinned key signed: the node refuses to start, saying why.
 set +e
 "$wisp" run --clock-sync assume --listen 127.0.0.1:$port --state-dir "$d/node" --payers "$d/list9" --settlement-keys "$S" --duration 5 2>"$d/bad.log"

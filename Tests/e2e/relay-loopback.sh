@@ -9,6 +9,7 @@ for arm in aarch64 armv7; do
   Toolchain/run.sh x86_64 run --listen 127.0.0.1:$a --state-dir "$state/A-$arm" --name A --links optional --lab-addresses yes --credit-window 0 --duration 30 2>"/tmp/wisp-e2e-A.$$" & pids+=($!)
   Toolchain/run.sh $arm run --listen 127.0.0.1:$b --state-dir "$state/B-$arm" --name B --exit 127.0.0.1:$e --links optional --lab-addresses yes --credit-window 0 --duration 30 2>"/tmp/wisp-e2e-B.$$" & pids+=($!)
   python3 Tests/e2e/wisppeer.py echo $e 25 >/dev/null & pids+=($!)
+  wait_udp $e
   sleep 1
   python3 - "$a" "$b" "$e" "$arm" <<'PY'
 import sys; sys.path.insert(0, 'Tests/e2e')

@@ -20,6 +20,7 @@ fp=$($W id --state-dir "$state/N" | sed -n 's/^fingerprint //p')
 fpp=$($W id --state-dir "$state/P" | sed -n 's/^fingerprint //p')
 [ ${#fp} = 64 ] && [ ${#fpp} = 64 ] || fail "no fingerprints"
 python3 Tests/e2e/wisppeer.py echo $echo_port 40 >/dev/null & pids+=($!)
+wait_udp $echo_port
 # N: the defaults, but lab mode (its exit is on loopback).
 $W run --listen 127.0.0.1:$port --state-dir "$state/N" --name N --exit 127.0.0.1:$echo_port --lab-addresses yes \
   --status-socket "$log/n.sock" --duration 40 2>"$log/n.log" & pids+=($!)

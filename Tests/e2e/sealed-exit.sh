@@ -9,6 +9,7 @@ bin=.build-firmware/x86_64/wisp
 Toolchain/run.sh x86_64 run --listen 127.0.0.1:$a --state-dir "$state/A" --lab-addresses yes --links optional --duration 60 2>"$state/A.log" & pids+=($!)
 Toolchain/run.sh aarch64 run --listen 127.0.0.1:$b --state-dir "$state/B" --exit 127.0.0.1:$echo_port --lab-addresses yes --links optional --duration 60 2>"$state/B.log" & pids+=($!)
 python3 Tests/e2e/wisppeer.py echo $echo_port 55 >/dev/null & pids+=($!)
+wait_udp $echo_port
 python3 - "$proxy" "$b" "$state/proxy.txt" <<'PY' &
 # A UDP proxy between node A and node B that reports how many DATA frames look like plaintext.
 import socket, sys, time

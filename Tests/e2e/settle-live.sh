@@ -25,6 +25,7 @@ printf 'payer %s %d %d 1000000000000 86400\n' "$P" $((now - 86400)) $((now + 864
 
 port=$((20000 + RANDOM % 20000)) pa=$port pb=$((port + 1)) echo_port=$((port + 2))
 python3 Tests/e2e/wisppeer.py echo $echo_port 90 >/dev/null & pids+=($!)
+wait_udp $echo_port
 W=262144 U=32768
 node() {  # NAME PORT EXTRA...
   local n=$1 p=$2; shift 2

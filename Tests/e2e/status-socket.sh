@@ -9,6 +9,7 @@ source "$(dirname "$0")/lib.bash"
 bin=${WISP_BIN:-.build-firmware/x86_64/wisp}
 port=$((20000 + RANDOM % 20000)) echo_port=$((port + 1)) metrics_port=$((port + 2))
 python3 Tests/e2e/wisppeer.py echo $echo_port 25 >/dev/null & pids+=($!)
+wait_udp $echo_port
 log=$(mktemp /tmp/wisp-status.XXXXXX)
 "$bin" run --listen 127.0.0.1:$port --state-dir "$state/node" --exit 127.0.0.1:$echo_port --links optional --lab-addresses yes --credit-window 0 \
   --status-socket "$state/status.sock" --metrics 127.0.0.1:$metrics_port --duration 25 2>"$log" & node=$!
