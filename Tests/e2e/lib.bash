@@ -5,14 +5,15 @@ source "$(dirname "${BASH_SOURCE[0]}")/err-trap.bash"
 cd "${WISP_ROOT:-$(dirname "${BASH_SOURCE[0]}")/../..}"
 fail() { echo "FAILED: $*" >&2; err_trap_done=1; exit 1; }
 check() { echo "check $*"; }
-# wait_udp PORT: returns once a socket of this network namespace is bound to UDP PORT (at
-# most 5 s). A service started in the background (Python takes 0.1-0.5 s to start) must
-# listen before traffic goes to it: datagrams to a closed port come back as ICMP
-# port-unreachable, and the sender's next send fails (ECONNREFUSED).
+# wait_udp PORT [NETNS]: returns once a socket of this network namespace (or of NETNS) is
+# bound to UDP PORT (at most 5 s). A service started in the background (Python takes
+# 0.1-0.5 s to start) must listen before traffic goes to it: datagrams to a closed port
+# come back as ICMP port-unreachable, and the sender's next send fails (ECONNREFUSED).
 wait_udp() {
-  local hex; hex=$(printf ':%04X ' "$1")
-  for _ in $(seq 100); do grep -q "$hex" /proc/net/udp && return 0; sleep 0.05; done
-  fail "nothing listens on UDP port $1 after 5 s"
+  local hex in=(); hex=$(printf ':%04X ' "$1")
+  [ -z "${2:-}" ] || in=(ip netns exec "$2")
+  for _ in $(seq 100); do "${in[@]}" grep -q "$hex" /proc/net/udp && return 0; sleep 0.05; done
+  fail "nothing listens on UDP port $1${2:+ in $2} after 5 s"
 }
 # need_tools COMMAND:PACKAGE...: installs the packages of the missing commands (apt-get,
 # retried: mirrors may be mid-sync; without recommends, which can pull in a kernel; dpkg

@@ -92,7 +92,7 @@ stop_relay() {
   echo "e2e credits $n: relayed $fwd bytes, receipted $rec, committed $com, unreceipted $((fwd - rec))$([ "$base" -gt 0 ] && echo " (beyond $base in its journal before)")"
   eval "fwd_$n=$fwd rec_$n=$rec"
 }
-start_echo() { ip netns exec "${p}e" python3 Tests/e2e/impair.py echo "$svc" 60 >"$logs/echo.out" & echo_pid=$!; pids+=($echo_pid); sleep 0.3; }
+start_echo() { ip netns exec "${p}e" python3 Tests/e2e/impair.py echo "$svc" 60 >"$logs/echo.out" & echo_pid=$!; pids+=($echo_pid); wait_udp "${svc##*:}" "${p}e"; }
 stop_echo() { kill -TERM "$echo_pid" 2>/dev/null || true; wait "$echo_pid" || true; cat "$logs/echo.out"; }
 # client_field OUT FIELD: numbers from the client's summary line.
 summary() { grep '^client: sent' "$1"; }

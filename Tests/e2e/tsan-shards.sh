@@ -44,6 +44,7 @@ Toolchain/run.sh x86_64 run --listen 127.0.0.1:$b --state-dir "$state/B" --name 
   --exit 127.0.0.1:$((e + 11)) --exit 127.0.0.1:$((e + 12)) --exit 127.0.0.1:$((e + 13)) \
   --credit-window 0 --lab-addresses yes --links optional --duration 60 2>"$log/b.log" & pids+=($!)
 for i in 0 1 2 3; do python3 Tests/e2e/wisppeer.py echo $((e + 10 + i)) 60 >/dev/null & pids+=($!); done
+for i in 0 1 2 3; do wait_udp $((e + 10 + i)); done
 for _ in $(seq 100); do [ -S "$log/a.sock" ] && break; sleep 0.1; done
 [ -S "$log/a.sock" ] || { cat "$log/a.log"; fail "node A (TSan build) did not come up"; }
 
